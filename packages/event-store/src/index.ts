@@ -1,0 +1,8 @@
+export * from './command-handler.ts';
+export * from './errors.ts';
+export * from './group-commit.ts';
+export * from './port.ts';
+export { assertSchemaName, MIGRATIONS, migrate } from './postgres/migrations.ts';
+export { PostgresEventStore, type PostgresEventStoreOptions, toRecordedEvent } from './postgres/store.ts';
+export * from './relay.ts';
+export * from './retry.ts';

@@ -1,0 +1,43 @@
+import type { DomainEvent, EventMetadata, RecordedEvent } from '@grantline/events';
+
+/**
+ * What the caller expects the stream's current version to be:
+ * a number (the version of its last event), `no_stream` (it must not exist yet),
+ * `stream_exists`, or `any` (no check).
+ */
+export type ExpectedVersion = number | 'no_stream' | 'stream_exists' | 'any';
+
+export interface AppendOptions {
+  /** Merged into every event's metadata; trace context is taken from the active span when absent. */
+  metadata?: EventMetadata;
+}
+
+export interface AppendResult {
+  /** the stream's version after the append */
+  nextExpectedVersion: number;
+  /** global position of the last event appended, as a decimal string */
+  lastPosition: string;
+  events: RecordedEvent[];
+}
+
+export interface ReadStreamResult<E extends DomainEvent = DomainEvent> {
+  /** 0 when the stream has no events */
+  currentVersion: number;
+  events: RecordedEvent<E>[];
+}
+
+/** The event store port. One contract test suite runs against every adapter. */
+export interface EventStore {
+  append<E extends DomainEvent>(
+    streamId: string,
+    expected: ExpectedVersion,
+    events: readonly E[],
+    options?: AppendOptions,
+  ): Promise<AppendResult>;
+  readStream<E extends DomainEvent = DomainEvent>(
+    streamId: string,
+    options?: { fromVersion?: number },
+  ): Promise<ReadStreamResult<E>>;
+  /** Runs `work` in one transaction: every append through the store it is given commits, or none does. */
+  transaction<T>(work: (store: EventStore) => Promise<T>): Promise<T>;
+}

@@ -1,0 +1,285 @@
+import { randomUUID } from 'node:crypto';
+import { type DomainEvent, type EventMetadata, type RecordedEvent, validateEvent } from '@grantline/events';
+import { ATTRS, METRICS, SPANS } from '@grantline/telemetry';
+import { context, metrics, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
+import type pg from 'pg';
+import { ConcurrencyError } from '../errors.ts';
+import type { AppendOptions, AppendResult, EventStore, ExpectedVersion, ReadStreamResult } from '../port.ts';
+import { withRetry } from '../retry.ts';
+import { assertSchemaName } from './migrations.ts';
+
+export interface EventRow {
+  position: string;
+  event_id: string;
+  stream_id: string;
+  stream_version: number;
+  type: string;
+  data: unknown;
+  metadata: EventMetadata;
+  source: string;
+  recorded_at: Date;
+}
+
+export const EVENT_COLUMNS =
+  'position, event_id, stream_id, stream_version, type, data, metadata, source, recorded_at';
+
+export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
+  id: row.event_id,
+  type: row.type,
+  data: row.data,
+  streamId: row.stream_id,
+  streamVersion: row.stream_version,
+  position: row.position,
+  time: row.recorded_at,
+  source: row.source,
+  metadata: row.metadata,
+});
+
+type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
+
+/**
+ * Wakes the relay (LISTEN `<schema>_events`) after commits. Coalesced: one NOTIFY in flight at a
+ * time, and one more after it when commits happened meanwhile, so every commit is followed by a
+ * notification without one per commit.
+ */
+class RelayWakeUp {
+  private sending = false;
+  private again = false;
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly channel: string,
+  ) {}
+
+  poke(): void {
+    if (this.sending) {
+      this.again = true;
+      return;
+    }
+    this.sending = true;
+    this.pool
+      .query('SELECT pg_notify($1, $2)', [this.channel, ''])
+      .catch(() => {}) // the relay's poll is the safety net
+      .finally(() => {
+        this.sending = false;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        }
+      });
+  }
+}
+
+export interface PostgresEventStoreOptions {
+  pool: pg.Pool;
+  /** the service's own Postgres schema (migrated with `migrate`) */
+  schema: string;
+  /** CloudEvents `source` of the events this store records, e.g. `/grantline/consent` */
+  source: string;
+}
+
+const tracer = trace.getTracer('@grantline/event-store');
+const meter = metrics.getMeter('@grantline/event-store');
+const appended = meter.createCounter(METRICS.eventsAppended, { description: 'events appended' });
+const appendDuration = meter.createHistogram(METRICS.appendDuration, { unit: 's' });
+
+const UNIQUE_VIOLATION = '23505';
+
+/** Trace context of the active span, so consumers continue the trace of the command that caused an event. */
+export const activeTraceContext = (): EventMetadata => {
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  return {
+    ...(carrier.traceparent && { traceparent: carrier.traceparent }),
+    ...(carrier.tracestate && { tracestate: carrier.tracestate }),
+  };
+};
+
+/**
+ * Event store on Postgres. One statement appends a batch to a stream: it reads the stream's last
+ * version and the transaction that wrote it, and inserts only if the expected version matches and that
+ * transaction is not newer than the current one. The second check keeps transaction ids increasing
+ * along every stream, so publishing in (transaction id, position) order keeps per-stream order.
+ */
+export class PostgresEventStore implements EventStore {
+  readonly schema: string;
+  private readonly db: Queryable;
+  private readonly appendSql: string;
+  private readonly readSql: string;
+
+  private readonly wake: RelayWakeUp;
+  /** inside `transaction`: the relay is woken after the commit, not after each append */
+  private readonly inTransaction: boolean;
+
+  constructor(
+    private readonly options: PostgresEventStoreOptions,
+    db?: pg.PoolClient,
+    wake?: RelayWakeUp,
+  ) {
+    this.db = db ?? options.pool;
+    this.inTransaction = db !== undefined;
+    this.schema = assertSchemaName(options.schema);
+    this.wake = wake ?? new RelayWakeUp(options.pool, `${this.schema}_events`);
+    const s = this.schema;
+    this.appendSql = `
+      WITH last AS (
+        SELECT stream_version, transaction_id FROM ${s}.events WHERE stream_id = $1
+        ORDER BY stream_version DESC LIMIT 1
+      ), cur AS (
+        SELECT coalesce((SELECT stream_version FROM last), 0) AS version, (SELECT transaction_id FROM last) AS last_xid
+      ), ins AS (
+        INSERT INTO ${s}.events (event_id, stream_id, stream_version, type, data, metadata, source)
+        SELECT e.id, $1, cur.version + e.ord, e.type, e.data, e.metadata, $8
+        FROM cur, unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(id, type, data, metadata, ord)
+        WHERE CASE $6::text
+                WHEN 'any' THEN true
+                WHEN 'no_stream' THEN cur.version = 0
+                WHEN 'stream_exists' THEN cur.version > 0
+                ELSE cur.version = $7::integer END
+          AND (cur.last_xid IS NULL OR cur.last_xid <= pg_current_xact_id())
+        RETURNING ${EVENT_COLUMNS}
+      )
+      SELECT cur.version AS current_version, ins.* FROM cur LEFT JOIN ins ON true ORDER BY ins.stream_version`;
+    this.readSql = `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version`;
+  }
+
+  /** Runs `work` in one transaction; every append through the given store commits or rolls back together. */
+  async transaction<T>(work: (store: PostgresEventStore, client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.options.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(new PostgresEventStore(this.options, client, this.wake), client);
+      await client.query('COMMIT');
+      this.wake.poke();
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async append<E extends DomainEvent>(
+    streamId: string,
+    expected: ExpectedVersion,
+    events: readonly E[],
+    options: AppendOptions = {},
+  ): Promise<AppendResult> {
+    if (events.length === 0) throw new Error('append needs at least one event');
+    const valid = events.map(validateEvent);
+    const metadata = JSON.stringify({ ...activeTraceContext(), ...options.metadata });
+    const mode = typeof expected === 'number' ? 'exact' : expected;
+    const params = [
+      streamId,
+      valid.map(() => randomUUID()),
+      valid.map((e) => e.type),
+      valid.map((e) => JSON.stringify(e.data)),
+      valid.map(() => metadata),
+      mode,
+      typeof expected === 'number' ? expected : null,
+      this.options.source,
+    ];
+    const started = performance.now();
+    return tracer.startActiveSpan(
+      SPANS.append,
+      { attributes: { [ATTRS.stream]: streamId } },
+      async (span) => {
+        try {
+          // `any` cannot conflict on the version it expects, only lose a race for the next one: try again.
+          const run = () => this.insert(streamId, expected, params);
+          const result = expected === 'any' ? await withRetry(run, { attempts: 20 }) : await run();
+          if (!this.inTransaction) this.wake.poke();
+          appended.add(result.events.length);
+          appendDuration.record((performance.now() - started) / 1000);
+          return result;
+        } catch (error) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  /**
+   * Appends each event as version 1 of a new stream, all in one statement: the write path of
+   * `GroupCommit`. Fails as a whole with a ConcurrencyError if any stream already exists.
+   */
+  async appendToNewStreams(
+    items: readonly { streamId: string; event: DomainEvent; metadata?: EventMetadata }[],
+  ): Promise<void> {
+    if (items.length === 0) return;
+    const valid = items.map((i) => validateEvent(i.event));
+    try {
+      await this.db.query(
+        `INSERT INTO ${this.schema}.events (event_id, stream_id, stream_version, type, data, metadata, source)
+         SELECT e.id, e.stream, 1, e.type, e.data, e.metadata, $6
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e(id, stream, type, data, metadata)`,
+        [
+          valid.map(() => randomUUID()),
+          items.map((i) => i.streamId),
+          valid.map((e) => e.type),
+          valid.map((e) => JSON.stringify(e.data)),
+          // each caller's own trace context: one statement writes many callers' events
+          items.map((i) => JSON.stringify(i.metadata ?? activeTraceContext())),
+          this.options.source,
+        ],
+      );
+    } catch (error) {
+      if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
+        throw new ConcurrencyError(items.map((i) => i.streamId).join(','), 'no_stream', undefined);
+      }
+      throw error;
+    }
+    if (!this.inTransaction) this.wake.poke();
+    appended.add(items.length);
+  }
+
+  private async insert(
+    streamId: string,
+    expected: ExpectedVersion,
+    params: unknown[],
+  ): Promise<AppendResult> {
+    let rows: (EventRow & { current_version: number })[];
+    // Inside a caller's transaction a savepoint keeps a lost race from aborting the whole transaction,
+    // so the conflict can be read and retried there too.
+    if (this.inTransaction) await this.db.query('SAVEPOINT grantline_append');
+    try {
+      ({ rows } = await this.db.query<EventRow & { current_version: number }>(this.appendSql, params));
+      if (this.inTransaction) await this.db.query('RELEASE SAVEPOINT grantline_append');
+    } catch (error) {
+      if (this.inTransaction) await this.db.query('ROLLBACK TO SAVEPOINT grantline_append');
+      if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
+      // another writer took the next version between our read and our insert
+      throw new ConcurrencyError(streamId, expected, await this.currentVersion(streamId));
+    }
+    const first = rows[0];
+    if (!first || first.position === null) {
+      throw new ConcurrencyError(streamId, expected, first?.current_version ?? 0);
+    }
+    const recorded = rows.map(toRecordedEvent);
+    const last = recorded[recorded.length - 1]!;
+    return { nextExpectedVersion: last.streamVersion, lastPosition: last.position, events: recorded };
+  }
+
+  private async currentVersion(streamId: string): Promise<number> {
+    const { rows } = await this.db.query<{ v: number }>(
+      `SELECT coalesce(max(stream_version), 0) AS v FROM ${this.schema}.events WHERE stream_id = $1`,
+      [streamId],
+    );
+    return rows[0]?.v ?? 0;
+  }
+
+  async readStream<E extends DomainEvent = DomainEvent>(
+    streamId: string,
+    options: { fromVersion?: number } = {},
+  ): Promise<ReadStreamResult<E>> {
+    const from = options.fromVersion ?? 1;
+    const { rows } = await this.db.query<EventRow>(this.readSql, [streamId, from]);
+    const events = rows.map(toRecordedEvent) as RecordedEvent<E>[];
+    const last = events[events.length - 1];
+    const currentVersion = last ? last.streamVersion : from <= 1 ? 0 : await this.currentVersion(streamId);
+    return { currentVersion, events };
+  }
+}

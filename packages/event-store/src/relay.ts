@@ -1,0 +1,243 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RecordedEvent } from '@grantline/events';
+import { ATTRS, type Logger, METRICS } from '@grantline/telemetry';
+import { metrics } from '@opentelemetry/api';
+import type pg from 'pg';
+import { assertSchemaName } from './postgres/migrations.ts';
+import { EVENT_COLUMNS, type EventRow, toRecordedEvent } from './postgres/store.ts';
+
+/** Where the relay sends committed events (the Kafka adapter in production). Resolves once durable. */
+export interface EventPublisher {
+  publish(events: readonly RecordedEvent[]): Promise<void>;
+}
+
+export interface RelayOptions {
+  pool: pg.Pool;
+  schema: string;
+  publisher: EventPublisher;
+  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** checkpoint name; two relays with the same name elect one leader (default `kafka`) */
+  name?: string;
+  batchSize?: number;
+  /** safety-net poll when no notification arrives, e.g. after a transaction that held xmin back ends */
+  pollIntervalMs?: number;
+  /** fault injection for tests: runs after a batch is published and before its checkpoint is written */
+  beforeCheckpoint?: (events: readonly RecordedEvent[]) => Promise<void> | void;
+}
+
+const meter = metrics.getMeter('@grantline/event-store');
+const published = meter.createCounter(METRICS.relayPublished, {
+  description: 'events published by the relay',
+});
+const batchDuration = meter.createHistogram(METRICS.relayBatchDuration, { unit: 's' });
+
+interface Checkpoint {
+  transactionId: string;
+  position: string;
+}
+
+/**
+ * Publishes committed events from one service's event store, at least once, in (transaction id,
+ * position) order, reading only below the oldest transaction still running
+ * (`pg_snapshot_xmin(pg_current_snapshot())`): an event whose transaction commits after later ones
+ * is waited for, never skipped. The checkpoint lives in Postgres and moves only after the publisher
+ * confirms. A session advisory lock elects one active relay per schema and name; others stand by.
+ */
+export class Relay {
+  private readonly schema: string;
+  private readonly name: string;
+  private client: pg.PoolClient | undefined;
+  private checkpoint: Checkpoint | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private woken = false;
+
+  constructor(private readonly options: RelayOptions) {
+    this.schema = assertSchemaName(options.schema);
+    this.name = options.name ?? 'kafka';
+  }
+
+  get isLeader(): boolean {
+    return this.client !== undefined;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.running ??= this.loop().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Stops the loop; with `flush`, publishes what is committed first (graceful shutdown). */
+  async stop(options: { flush?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    this.notify();
+    await this.running;
+    if (options.flush && this.client)
+      await this.drain().catch((e) => this.options.logger.warn({ err: e }, 'relay flush failed'));
+    await this.releaseLeadership();
+  }
+
+  private notify = (): void => {
+    this.woken = true;
+    this.wake?.();
+  };
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    let heldBackChecks = 0;
+    const pollMs = this.options.pollIntervalMs ?? 1_000;
+    while (!this.stopped) {
+      try {
+        if (!this.client && !(await this.acquireLeadership())) {
+          await this.idle(pollMs);
+          continue;
+        }
+        await this.drain();
+        failures = 0;
+        // Committed events held back by the xmin gate are waiting for some other transaction, maybe in
+        // another database, whose commit sends this relay no notification: look again soon.
+        if (await this.heldBack()) {
+          heldBackChecks++;
+          await this.idle(Math.min(pollMs, 5 * 2 ** Math.min(heldBackChecks, 8)));
+        } else {
+          heldBackChecks = 0;
+          await this.idle(pollMs);
+        }
+      } catch (error) {
+        failures++;
+        const delay = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
+        this.options.logger.warn(
+          { err: error, relay: this.name, retryInMs: delay },
+          'relay batch failed; retrying',
+        );
+        if (isConnectionError(error)) await this.releaseLeadership(true);
+        await sleep(delay);
+      }
+    }
+  }
+
+  private async idle(ms: number): Promise<void> {
+    if (this.woken || this.stopped) {
+      this.woken = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+    this.woken = false;
+  }
+
+  private async acquireLeadership(): Promise<boolean> {
+    const client = await this.options.pool.connect();
+    const lockKey = `grantline.relay.${this.schema}.${this.name}`;
+    const { rows } = await client.query<{ locked: boolean }>(
+      'SELECT pg_try_advisory_lock(hashtext($1)) AS locked',
+      [lockKey],
+    );
+    if (!rows[0]?.locked) {
+      client.release();
+      return false;
+    }
+    client.on('notification', this.notify);
+    client.on('error', (e) => this.options.logger.warn({ err: e }, 'relay connection error'));
+    await client.query(`LISTEN ${this.schema}_events`);
+    // A checkpoint lost in a database crash only means republishing (at-least-once), so its commit
+    // need not wait for the WAL flush: that wait would sit on every event's path to Kafka.
+    await client.query('SET synchronous_commit TO off');
+    await client.query(
+      `INSERT INTO ${this.schema}.relay_checkpoints (relay, transaction_id, position) VALUES ($1, '0', 0)
+       ON CONFLICT (relay) DO NOTHING`,
+      [this.name],
+    );
+    const { rows: cp } = await client.query<{ transaction_id: string; position: string }>(
+      `SELECT transaction_id::text, position::text FROM ${this.schema}.relay_checkpoints WHERE relay = $1`,
+      [this.name],
+    );
+    this.checkpoint = { transactionId: cp[0]!.transaction_id, position: cp[0]!.position };
+    this.client = client;
+    this.options.logger.info(
+      { relay: this.name, schema: this.schema, checkpoint: this.checkpoint },
+      'relay is leader',
+    );
+    return true;
+  }
+
+  private async releaseLeadership(destroy = false): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    client.off('notification', this.notify);
+    if (!destroy) {
+      await client.query('UNLISTEN *; SELECT pg_advisory_unlock_all()').catch(() => {
+        destroy = true;
+      });
+    }
+    client.release(destroy);
+  }
+
+  /** Whether events exist beyond the checkpoint that the xmin gate does not let through yet. */
+  private async heldBack(): Promise<boolean> {
+    const client = this.client;
+    const checkpoint = this.checkpoint;
+    if (!client || !checkpoint) return false;
+    const { rows } = await client.query<{ held: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM ${this.schema}.events WHERE (transaction_id, position) > ($1::xid8, $2::bigint)) AS held`,
+      [checkpoint.transactionId, checkpoint.position],
+    );
+    return rows[0]?.held === true;
+  }
+
+  /** Publishes every committed event beyond the checkpoint, batch by batch. Returns how many. */
+  private async drain(): Promise<number> {
+    const client = this.client;
+    let checkpoint = this.checkpoint;
+    if (!client || !checkpoint) return 0;
+    const batchSize = this.options.batchSize ?? 500;
+    let total = 0;
+    for (;;) {
+      const started = performance.now();
+      const { rows }: { rows: (EventRow & { transaction_id: string })[] } = await client.query(
+        `SELECT ${EVENT_COLUMNS}, transaction_id::text FROM ${this.schema}.events
+         WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
+           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY transaction_id, position LIMIT $3`,
+        [checkpoint.transactionId, checkpoint.position, batchSize],
+      );
+      const last = rows[rows.length - 1];
+      if (!last) return total;
+      const events = rows.map(toRecordedEvent);
+      await this.options.publisher.publish(events);
+      await this.options.beforeCheckpoint?.(events);
+      const next: Checkpoint = { transactionId: last.transaction_id, position: last.position };
+      await client.query(
+        `UPDATE ${this.schema}.relay_checkpoints SET transaction_id = $2::xid8, position = $3, updated_at = now()
+         WHERE relay = $1`,
+        [this.name, next.transactionId, next.position],
+      );
+      checkpoint = this.checkpoint = next;
+      total += rows.length;
+      published.add(rows.length, { [ATTRS.relay]: this.name });
+      batchDuration.record((performance.now() - started) / 1000, { [ATTRS.relay]: this.name });
+      if (rows.length < batchSize) return total;
+    }
+  }
+}
+
+const isConnectionError = (error: unknown): boolean => {
+  const code = (error as { code?: string }).code ?? '';
+  const message = (error as Error).message ?? '';
+  return (
+    code.startsWith('08') ||
+    code === '57P01' ||
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    /Connection terminated|not queryable|Client has encountered a connection error/.test(message)
+  );
+};

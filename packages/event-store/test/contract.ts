@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import { type GrantEvent, InvalidEventError } from '@grantline/events';
+import { describe, expect, it } from 'vitest';
+import { handleCommand } from '../src/command-handler.ts';
+import { ConcurrencyError } from '../src/errors.ts';
+import type { EventStore } from '../src/port.ts';
+
+export const grantCreated = (grantId: string, organisations = ['org-1']): GrantEvent => ({
+  type: 'GrantCreated',
+  data: { grantId, subject: 'user-1', clientId: 'client-1', organisations, scopes: ['accounting.read'] },
+});
+export const orgConnected = (grantId: string, organisationId: string): GrantEvent => ({
+  type: 'OrganisationConnected',
+  data: { grantId, organisationId },
+});
+
+/** The event store port's contract. Every adapter runs it (Postgres now, PGlite in embedded mode). */
+export const eventStoreContract = (adapter: string, store: () => EventStore) =>
+  describe(`EventStore contract: ${adapter}`, () => {
+    const stream = () => `grant-${randomUUID()}`;
+
+    it('appends to a new stream and reads the events back in order with versions and positions', async () => {
+      const id = stream();
+      const result = await store().append(id, 'no_stream', [grantCreated(id), orgConnected(id, 'org-2')]);
+      expect(result.nextExpectedVersion).toBe(2);
+      const read = await store().readStream(id);
+      expect(read.currentVersion).toBe(2);
+      expect(read.events.map((e) => [e.type, e.streamVersion])).toEqual([
+        ['GrantCreated', 1],
+        ['OrganisationConnected', 2],
+      ]);
+      expect(BigInt(read.events[1]!.position)).toBeGreaterThan(BigInt(read.events[0]!.position));
+      expect(read.events[0]!.id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(read.events[0]!.data).toEqual(grantCreated(id).data);
+    });
+
+    it('reads an unknown stream as version 0 with no events', async () => {
+      expect(await store().readStream(stream())).toEqual({ currentVersion: 0, events: [] });
+    });
+
+    it('reads from a version onwards', async () => {
+      const id = stream();
+      await store().append(id, 'no_stream', [grantCreated(id), orgConnected(id, 'a'), orgConnected(id, 'b')]);
+      const read = await store().readStream(id, { fromVersion: 3 });
+      expect(read.events.map((e) => e.streamVersion)).toEqual([3]);
+      expect(read.currentVersion).toBe(3);
+    });
+
+    it('refuses an append at the wrong expected version with a typed conflict naming the actual one', async () => {
+      const id = stream();
+      await store().append(id, 'no_stream', [grantCreated(id)]);
+      const error = await store()
+        .append(id, 5, [orgConnected(id, 'x')])
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConcurrencyError);
+      expect(error).toMatchObject({ streamId: id, expected: 5, actual: 1, retriable: true });
+      await expect(store().append(id, 'no_stream', [orgConnected(id, 'x')])).rejects.toBeInstanceOf(
+        ConcurrencyError,
+      );
+      await expect(store().append(stream(), 'stream_exists', [orgConnected(id, 'x')])).rejects.toBeInstanceOf(
+        ConcurrencyError,
+      );
+      expect((await store().readStream(id)).currentVersion).toBe(1);
+    });
+
+    it('lets exactly one of two appends with the same expected version win', async () => {
+      const id = stream();
+      await store().append(id, 'no_stream', [grantCreated(id)]);
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => store().append(id, 1, [orgConnected(id, `org-${i}`)])),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of results.filter((r) => r.status === 'rejected')) {
+        expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ConcurrencyError);
+      }
+      expect((await store().readStream(id)).currentVersion).toBe(2);
+    });
+
+    it('appends with `any` from many writers without losing one', async () => {
+      const id = stream();
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => store().append(id, 'any', [orgConnected(id, `o${i}`)])),
+      );
+      const read = await store().readStream(id);
+      expect(read.events.map((e) => e.streamVersion)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    });
+
+    it('refuses an event that fails its schema, naming the field, and stores nothing', async () => {
+      const id = stream();
+      const bad = {
+        type: 'GrantCreated',
+        data: { grantId: id, subject: '', clientId: 'c', organisations: [], scopes: ['a b'] },
+      };
+      const error = await store()
+        .append(id, 'no_stream', [bad as GrantEvent])
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidEventError);
+      expect((error as Error).message).toContain('subject');
+      expect((error as Error).message).toContain('scopes.0');
+      await expect(store().append(id, 'no_stream', [{ type: 'Nope', data: {} } as never])).rejects.toThrow(
+        /unknown event type/,
+      );
+      expect((await store().readStream(id)).currentVersion).toBe(0);
+    });
+
+    it('commits or rolls back every append of a transaction together', async () => {
+      const a = `grant-${randomUUID()}`;
+      const b = `grant-${randomUUID()}`;
+      await expect(
+        store().transaction(async (tx) => {
+          await tx.append(a, 'no_stream', [grantCreated(a)]);
+          await tx.append(b, 'no_stream', [grantCreated(b)]);
+          throw new Error('abort');
+        }),
+      ).rejects.toThrow('abort');
+      expect((await store().readStream(a)).currentVersion).toBe(0);
+      await store().transaction(async (tx) => {
+        await tx.append(a, 'no_stream', [grantCreated(a)]);
+        await tx.append(b, 'no_stream', [grantCreated(b)]);
+      });
+      expect((await store().readStream(b)).currentVersion).toBe(1);
+    });
+
+    it('runs read, decide, append and retries a conflicting command until it lands', async () => {
+      const id = stream();
+      await store().append(id, 'no_stream', [grantCreated(id)]);
+      type State = { orgs: Set<string> };
+      const decider = {
+        initialState: (): State => ({ orgs: new Set() }),
+        evolve: (s: State, e: GrantEvent): State => {
+          if (e.type === 'GrantCreated') return { orgs: new Set(e.data.organisations) };
+          if (e.type === 'OrganisationConnected')
+            return { orgs: new Set([...s.orgs, e.data.organisationId]) };
+          return s;
+        },
+        decide: (org: string, s: State): GrantEvent[] => (s.orgs.has(org) ? [] : [orgConnected(id, org)]),
+      };
+      await Promise.all(
+        ['a', 'b', 'c', 'd', 'a', 'b'].map((org) => handleCommand(store(), id, org, decider)),
+      );
+      const read = await store().readStream(id);
+      const connected = read.events
+        .filter((e) => e.type === 'OrganisationConnected')
+        .map((e) => (e.data as { organisationId: string }).organisationId);
+      expect(connected.sort()).toEqual(['a', 'b', 'c', 'd']);
+    });
+  });

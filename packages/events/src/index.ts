@@ -1,0 +1,8 @@
+export * from './catalogue.ts';
+export * from './envelope.ts';
+export { grantEventSchemas } from './grants.ts';
+export * from './json-schema.ts';
+export { ClientMetadata, type ClientMetadataRecord, registryEventSchemas } from './registry.ts';
+export { tokenEventSchemas } from './tokens.ts';
+export * from './topics.ts';
+export * from './validation.ts';

@@ -1,0 +1,2 @@
+export * from './kek.ts';
+export * from './key-manager.ts';

@@ -1,0 +1,152 @@
+import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
+import type { Logger } from '@grantline/telemetry';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import type pg from 'pg';
+import { signEs256 } from './jws.ts';
+import type { KeyEncryptionKey } from './kek.ts';
+
+export interface SigningKey {
+  kid: string;
+  alg: 'ES256';
+  /** signs a JWT with this key; `kid` and `alg` are set in the header */
+  sign(header: { typ?: string }, payload: object): string;
+}
+
+interface KeyRow {
+  kid: string;
+  alg: 'ES256';
+  public_jwk: JWK;
+  private_jwe: string;
+  activates_at: Date;
+  retires_at: Date | null;
+}
+
+export interface KeyManagerOptions {
+  pool: pg.Pool;
+  schema: string;
+  kek: KeyEncryptionKey;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  /** how long a new key is published in the JWKS before it signs (resource servers' JWKS caches) */
+  rotationLeadSeconds: number;
+  /** how long a retired key stays published: at least the longest token lifetime */
+  retainSeconds: number;
+  /** how often each instance reloads keys (another instance may have rotated) */
+  refreshIntervalMs?: number;
+}
+
+/**
+ * Signing keys of the token service. Private keys never leave it: stored encrypted with the
+ * key-encryption key, decrypted only in memory, never in events, logs or responses. Rotation
+ * publishes the new key first and signs with it after the lead time; the old key stays in the JWKS
+ * until its tokens have expired.
+ */
+export class KeyManager {
+  private rows: KeyRow[] = [];
+  private readonly privateKeys = new Map<string, KeyObject>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: KeyManagerOptions) {}
+
+  private get table() {
+    return `${this.options.schema}.signing_keys`;
+  }
+
+  async start(): Promise<void> {
+    const { pool } = this.options;
+    await pool.query(`CREATE TABLE IF NOT EXISTS ${this.table} (
+      kid text PRIMARY KEY, alg text NOT NULL, public_jwk jsonb NOT NULL, private_jwe text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(), activates_at timestamptz NOT NULL, retires_at timestamptz)`);
+    const client = await pool.connect();
+    try {
+      // one instance creates the first key; the others wait and load it
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [this.table]);
+      const { rows } = await client.query(`SELECT 1 FROM ${this.table} LIMIT 1`);
+      if (rows.length === 0) await this.insertKey(client, 0);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [this.table]).catch(() => {});
+      client.release();
+    }
+    await this.refresh();
+    this.timer = setInterval(() => {
+      this.refresh().catch((e) => this.options.logger.warn({ err: e }, 'signing key refresh failed'));
+    }, this.options.refreshIntervalMs ?? 5_000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async insertKey(db: Pick<pg.PoolClient, 'query'>, activatesInSeconds: number): Promise<string> {
+    const kid = randomBytes(12).toString('base64url');
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
+    const privateJwe = await this.options.kek.encrypt(JSON.stringify(await exportJWK(privateKey)), kid);
+    await db.query(
+      `INSERT INTO ${this.table} (kid, alg, public_jwk, private_jwe, activates_at)
+       VALUES ($1, 'ES256', $2, $3, now() + make_interval(secs => $4))`,
+      [kid, JSON.stringify(publicJwk), privateJwe, activatesInSeconds],
+    );
+    return kid;
+  }
+
+  /** Publishes a new key now, signing with it after the lead time; retires the current one then. */
+  async rotate(): Promise<{ kid: string; activatesAt: Date }> {
+    const client = await this.options.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const kid = await this.insertKey(client, this.options.rotationLeadSeconds);
+      const { rows } = await client.query<{ activates_at: Date }>(
+        `SELECT activates_at FROM ${this.table} WHERE kid = $1`,
+        [kid],
+      );
+      const activatesAt = rows[0]!.activates_at;
+      await client.query(`UPDATE ${this.table} SET retires_at = $2 WHERE kid <> $1 AND retires_at IS NULL`, [
+        kid,
+        activatesAt,
+      ]);
+      await client.query('COMMIT');
+      this.options.logger.info({ kid, activatesAt }, 'signing key rotation scheduled');
+      await this.refresh();
+      return { kid, activatesAt };
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async refresh(): Promise<void> {
+    const { rows } = await this.options.pool.query<KeyRow>(
+      `SELECT kid, alg, public_jwk, private_jwe, activates_at, retires_at FROM ${this.table}
+       WHERE retires_at IS NULL OR retires_at > now() - make_interval(secs => $1)
+       ORDER BY activates_at DESC`,
+      [this.options.retainSeconds],
+    );
+    for (const row of rows) {
+      if (!this.privateKeys.has(row.kid)) {
+        const jwk = JSON.parse(await this.options.kek.decrypt(row.private_jwe)) as JWK;
+        this.privateKeys.set(row.kid, createPrivateKey({ key: jwk as never, format: 'jwk' }));
+      }
+    }
+    this.rows = rows;
+  }
+
+  /** The key to sign with now: the newest one whose activation time has come. */
+  signingKey(now = Date.now()): SigningKey {
+    const row = this.rows.find((r) => r.activates_at.getTime() <= now);
+    if (!row) throw new Error('no active signing key');
+    const key = this.privateKeys.get(row.kid)!;
+    return {
+      kid: row.kid,
+      alg: row.alg,
+      sign: (header, payload) => signEs256(key, { ...header, kid: row.kid }, payload),
+    };
+  }
+
+  /** The published key set: upcoming, current and recently retired public keys. */
+  jwks(): { keys: JWK[] } {
+    return { keys: this.rows.map((r) => r.public_jwk) };
+  }
+}

@@ -1,0 +1,4 @@
+export * from './codec.ts';
+export * from './idempotent.ts';
+export * from './kafka.ts';
+export * from './port.ts';

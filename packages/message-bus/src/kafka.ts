@@ -1,0 +1,300 @@
+import { isRetriable, withRetry } from '@grantline/event-store';
+import type { RecordedEvent } from '@grantline/events';
+import { deadLetterTopic } from '@grantline/events';
+import { ATTRS, type Logger, METRICS, SPANS } from '@grantline/telemetry';
+import { context, metrics, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import {
+  type Consumer,
+  type EachBatchPayload,
+  type IHeaders,
+  Kafka,
+  type KafkaMessage,
+  logLevel,
+  Partitioners,
+  type Producer,
+} from 'kafkajs';
+import { decodeEvent, encodeEvent } from './codec.ts';
+import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
+
+export interface KafkaBusOptions {
+  brokers: readonly string[];
+  clientId: string;
+  logger: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
+  /** how long one publish may retry before it fails back to the caller (the relay retries on its own) */
+  publishTimeoutMs?: number;
+  /** prepended to every topic name: isolates deployments sharing a cluster (and parallel tests) */
+  topicPrefix?: string;
+}
+
+const tracer = trace.getTracer('@grantline/message-bus');
+const meter = metrics.getMeter('@grantline/message-bus');
+const processed = meter.createCounter(METRICS.consumerProcessed, { description: 'messages handled' });
+const deadLettered = meter.createCounter(METRICS.consumerDeadLettered, { description: 'messages parked' });
+const lagGauge = meter.createObservableGauge(METRICS.consumerLag, {
+  description: 'messages behind the partition high watermark, per consumer group and partition',
+});
+const lag = new Map<string, { value: number; attributes: Record<string, string | number> }>();
+lagGauge.addCallback((result) => {
+  for (const { value, attributes } of lag.values()) result.observe(value, attributes);
+});
+
+/** Current consumer lag, per `groupId/topic/partition` (also exported as the metric above). */
+export const consumerLag = (): ReadonlyMap<string, number> =>
+  new Map([...lag].map(([key, { value }]) => [key, value]));
+
+// kafkajs logs every retried request failure as an error; what matters surfaces as a thrown error
+// (handled by the relay and the consumer runtime), so its own errors are warnings here.
+const kafkaLogLevel = (level: logLevel) =>
+  level === logLevel.ERROR || level === logLevel.WARN ? 'warn' : level === logLevel.INFO ? 'info' : 'debug';
+
+/** The message bus on Apache Kafka (kafkajs). */
+export class KafkaMessageBus implements MessageBus {
+  readonly kafka: Kafka;
+  private producer: Producer | undefined;
+  private connecting: Promise<Producer> | undefined;
+  private readonly consumers = new Set<Consumer>();
+  private readonly prefix: string;
+
+  constructor(private readonly options: KafkaBusOptions) {
+    if (options.brokers.length === 0) throw new Error('KafkaMessageBus needs at least one broker');
+    this.prefix = options.topicPrefix ?? '';
+    this.kafka = new Kafka({
+      clientId: options.clientId,
+      brokers: [...options.brokers],
+      logLevel: logLevel.WARN,
+      logCreator:
+        () =>
+        ({ level, log }) => {
+          const { message, ...extra } = log;
+          options.logger[kafkaLogLevel(level)]({ kafka: extra }, `kafka: ${message}`);
+        },
+      retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2_000 },
+    });
+  }
+
+  private async connectedProducer(): Promise<Producer> {
+    if (this.producer) return this.producer;
+    this.connecting ??= (async () => {
+      const producer = this.kafka.producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+        allowAutoTopicCreation: true,
+        // One request in flight keeps per-partition order across retries. Not kafkajs's idempotent
+        // mode: delivery is at-least-once by design and consumers deduplicate by event id.
+        maxInFlightRequests: 1,
+        retry: { retries: 3, maxRetryTime: this.options.publishTimeoutMs ?? 5_000 },
+      });
+      await producer.connect();
+      producer.on(producer.events.DISCONNECT, () => {
+        if (this.producer === producer) this.producer = undefined;
+      });
+      this.producer = producer;
+      return producer;
+    })().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  /** Creates topics that do not exist yet; `compacted` ones keep the latest message per key forever. */
+  async ensureTopics(
+    topics: readonly { topic: string; partitions?: number; compacted?: boolean }[],
+  ): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    const wanted = topics.map((t) => ({ ...t, topic: this.topic(t.topic) }));
+    try {
+      // Creation under load can answer UNKNOWN_TOPIC_OR_PARTITION or race with another creator:
+      // retry until every topic is there and has metadata.
+      await withRetry(
+        async () => {
+          const existing = new Set(await admin.listTopics());
+          const missing = wanted.filter((t) => !existing.has(t.topic));
+          if (missing.length > 0) {
+            await admin.createTopics({
+              topics: missing.map((t) => ({
+                topic: t.topic,
+                numPartitions: t.partitions ?? 1,
+                configEntries: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+              })),
+            });
+          }
+          await admin.fetchTopicMetadata({ topics: wanted.map((t) => t.topic) });
+        },
+        {
+          attempts: 20,
+          initialDelayMs: 100,
+          retryOn: (e) => isRetriable(e) || (e as { type?: string }).type === 'TOPIC_ALREADY_EXISTS',
+        },
+      );
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** Publishes with acks from all in-sync replicas; resolves only when Kafka has them. Key = stream id. */
+  async publish(events: readonly RecordedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const byTopic = new Map<string, ReturnType<typeof encodeEvent>['message'][]>();
+    for (const event of events) {
+      const { topic, message } = encodeEvent(event);
+      const list = byTopic.get(this.topic(topic)) ?? [];
+      list.push(message);
+      byTopic.set(this.topic(topic), list);
+    }
+    const producer = await this.connectedProducer();
+    await tracer.startActiveSpan(SPANS.relayPublish, { kind: SpanKind.PRODUCER }, async (span) => {
+      try {
+        await producer.sendBatch({
+          acks: -1,
+          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+        });
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  async subscribe(options: SubscriptionOptions): Promise<Subscription> {
+    const consumer = this.kafka.consumer({
+      // namespaced like topics, so deployments (and parallel tests) sharing a cluster never share a group
+      groupId: this.prefix + options.groupId,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 100,
+      // After these restarts the consumer crashes for good and `onCrash` decides (exit, by default).
+      // Transient broker states (a coordinator loading after a restart) get ~1 min of retries first.
+      retry: {
+        retries: 10,
+        initialRetryTime: 300,
+        maxRetryTime: 10_000,
+        restartOnFailure: async () => false,
+      },
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) options.onCrash(payload.error);
+    });
+    await consumer.connect();
+    // A topic created moments ago may not be in the broker's metadata yet (UNKNOWN_TOPIC_OR_PARTITION).
+    await withRetry(
+      () =>
+        consumer.subscribe({
+          topics: options.topics.map(this.topic),
+          fromBeginning: options.fromBeginning ?? true,
+        }),
+      { attempts: 10, initialDelayMs: 100 },
+    );
+    await consumer.run({
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.handleBatch(options, payload),
+    });
+    this.consumers.add(consumer);
+    return {
+      stop: async () => {
+        this.consumers.delete(consumer);
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  private async handleBatch(options: SubscriptionOptions, payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
+    const lagKey = `${options.groupId}/${batch.topic}/${batch.partition}`;
+    const attributes = {
+      [ATTRS.consumer]: options.groupId,
+      [ATTRS.topic]: batch.topic,
+      [ATTRS.partition]: batch.partition,
+    };
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale()) break;
+      await this.handleMessage(options, batch.topic, batch.partition, message);
+      resolveOffset(message.offset);
+      lag.set(lagKey, {
+        value: Math.max(0, Number(batch.highWatermark) - Number(message.offset) - 1),
+        attributes,
+      });
+      await heartbeat();
+    }
+    await commitOffsetsIfNecessary();
+  }
+
+  private async handleMessage(
+    options: SubscriptionOptions,
+    topic: string,
+    partition: number,
+    message: KafkaMessage,
+  ): Promise<void> {
+    const parent = propagation.extract(context.active(), headersAsStrings(message.headers));
+    const span = tracer.startSpan(SPANS.consume(topic), { kind: SpanKind.CONSUMER }, parent);
+    try {
+      await context.with(trace.setSpan(parent, span), async () => {
+        const event = decodeEvent(topic, partition, message);
+        span.setAttribute(ATTRS.eventType, event.type);
+        // Transient failures get a few quick retries here; a retriable one that persists propagates
+        // (kafkajs restarts, then crashes: `onCrash`), anything else is dead-lettered below.
+        await withRetry(() => options.handle(event), {
+          attempts: options.handlerAttempts ?? 3,
+          retryOn: () => true,
+        });
+      });
+      processed.add(1, { [ATTRS.consumer]: options.groupId, [ATTRS.topic]: topic });
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      if (isRetriable(error)) throw error;
+      await this.deadLetter(options.groupId, topic, partition, message, error as Error);
+    } finally {
+      span.end();
+    }
+  }
+
+  private async deadLetter(
+    groupId: string,
+    topic: string,
+    partition: number,
+    message: KafkaMessage,
+    error: Error,
+  ) {
+    this.options.logger.warn(
+      { topic, partition, offset: message.offset, consumer: groupId, reason: error.message },
+      'message dead-lettered',
+    );
+    const producer = await this.connectedProducer();
+    await producer.send({
+      topic: deadLetterTopic(topic),
+      acks: -1,
+      messages: [
+        {
+          key: message.key,
+          value: message.value,
+          headers: {
+            ...message.headers,
+            'x-grantline-dlq-reason': `${error.name}: ${error.message}`.slice(0, 1_000),
+            'x-grantline-dlq-consumer': groupId,
+            'x-grantline-dlq-origin': `${topic}/${partition}/${message.offset}`,
+          },
+        },
+      ],
+    });
+    deadLettered.add(1, { [ATTRS.consumer]: groupId, [ATTRS.topic]: topic });
+  }
+
+  /** The physical topic of a logical one. */
+  readonly topic = (logical: string): string => this.prefix + logical;
+
+  async close(): Promise<void> {
+    await Promise.all([...this.consumers].map((c) => c.disconnect()));
+    this.consumers.clear();
+    await this.producer?.disconnect();
+    this.producer = undefined;
+  }
+}
+
+const headersAsStrings = (headers: IHeaders | undefined): Record<string, string> => {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers ?? {})) {
+    const first = Array.isArray(value) ? value[0] : value;
+    if (first !== undefined) out[key] = first.toString();
+  }
+  return out;
+};

@@ -1,0 +1,51 @@
+import type { EventPublisher } from '@grantline/event-store';
+
+/** An event as a consumer receives it: CloudEvents attributes, validated data, and where it came from. */
+export interface ConsumedEvent {
+  readonly id: string;
+  /** domain type, e.g. `GrantCreated` */
+  readonly type: string;
+  /** CloudEvents `type`, e.g. `dev.grantline.GrantCreated.v1` */
+  readonly ceType: string;
+  readonly source: string;
+  /** CloudEvents `subject`: the stream (aggregate) id, also the Kafka key */
+  readonly subject: string;
+  /** the event's version within its stream (CloudEvents extension `streamversion`) */
+  readonly streamVersion: number;
+  readonly time: string;
+  readonly data: unknown;
+  readonly traceparent?: string;
+  readonly tracestate?: string;
+  readonly causationId?: string;
+  readonly correlationId?: string;
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+export type EventHandler = (event: ConsumedEvent) => Promise<void>;
+
+export interface SubscriptionOptions {
+  /** consumer group, also the name under which processed events are recorded */
+  groupId: string;
+  topics: readonly string[];
+  handle: EventHandler;
+  fromBeginning?: boolean;
+  /**
+   * Called when the consumer gives up (a retriable failure outlived every retry). The service's
+   * default ends the process with a non-zero code so the orchestrator restarts it, instead of hanging.
+   */
+  onCrash: (error: Error) => void;
+  /** attempts for a failing handler before a non-retriable failure is dead-lettered (default 3) */
+  handlerAttempts?: number;
+}
+
+export interface Subscription {
+  stop(): Promise<void>;
+}
+
+/** The message bus port. One contract test suite runs against every adapter. */
+export interface MessageBus extends EventPublisher {
+  subscribe(options: SubscriptionOptions): Promise<Subscription>;
+  close(): Promise<void>;
+}

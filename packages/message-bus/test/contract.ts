@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { type RecordedEvent, TOPICS } from '@grantline/events';
+import { eventually, uniqueName } from '@grantline/testing';
+import { describe, expect, it } from 'vitest';
+import type { ConsumedEvent, MessageBus } from '../src/port.ts';
+
+const recorded = (streamId: string, version: number): RecordedEvent => ({
+  id: randomUUID(),
+  type: 'OrganisationConnected',
+  data: { grantId: streamId, organisationId: `org-${version}` },
+  streamId,
+  streamVersion: version,
+  position: String(version),
+  time: new Date(),
+  source: '/grantline/contract',
+  metadata: { correlationId: 'corr-1' },
+});
+
+const noCrash = (e: Error) => {
+  throw e;
+};
+
+/** The message bus port's contract. Every adapter runs it (Kafka now, in-process in embedded mode). */
+export const messageBusContract = (adapter: string, bus: () => MessageBus) =>
+  describe(`MessageBus contract: ${adapter}`, () => {
+    it('delivers published events with their CloudEvents attributes, each stream in order', async () => {
+      const streams = [`grant-${randomUUID()}`, `grant-${randomUUID()}`];
+      const events = [1, 2, 3].flatMap((v) => streams.map((s) => recorded(s, v)));
+      const seen: ConsumedEvent[] = [];
+      const sub = await bus().subscribe({
+        groupId: uniqueName('contract'),
+        topics: [TOPICS.grants],
+        onCrash: noCrash,
+        handle: async (e) => {
+          if (streams.includes(e.subject)) seen.push(e);
+        },
+      });
+      try {
+        await bus().publish(events);
+        await eventually(() => (seen.length >= events.length ? true : undefined), { what: 'all events' });
+        for (const s of streams)
+          expect(seen.filter((e) => e.subject === s).map((e) => e.streamVersion)).toEqual([1, 2, 3]);
+        expect(seen[0]).toMatchObject({
+          type: 'OrganisationConnected',
+          ceType: 'dev.grantline.OrganisationConnected.v1',
+          source: '/grantline/contract',
+          correlationId: 'corr-1',
+          data: { grantId: seen[0]!.subject },
+        });
+        expect(new Set(seen.map((e) => e.id))).toEqual(new Set(events.map((e) => e.id)));
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it('resumes a consumer group after the last handled event, not from the start', async () => {
+      const stream = `grant-${randomUUID()}`;
+      const groupId = uniqueName('contract-resume');
+      const first: number[] = [];
+      const sub1 = await bus().subscribe({
+        groupId,
+        topics: [TOPICS.grants],
+        onCrash: noCrash,
+        handle: async (e) => {
+          if (e.subject === stream) first.push(e.streamVersion);
+        },
+      });
+      await bus().publish([recorded(stream, 1), recorded(stream, 2)]);
+      await eventually(() => (first.length === 2 ? true : undefined), { what: 'the first two events' });
+      await sub1.stop();
+      const second: number[] = [];
+      const sub2 = await bus().subscribe({
+        groupId,
+        topics: [TOPICS.grants],
+        onCrash: noCrash,
+        handle: async (e) => {
+          if (e.subject === stream) second.push(e.streamVersion);
+        },
+      });
+      try {
+        await bus().publish([recorded(stream, 3)]);
+        await eventually(() => (second.includes(3) ? true : undefined), { what: 'the third event' });
+        expect(second).toEqual([3]);
+      } finally {
+        await sub2.stop();
+      }
+    });
+
+    it('skips an event its handler rejects for good, and goes on with the next', async () => {
+      const stream = `grant-${randomUUID()}`;
+      const handled: number[] = [];
+      const sub = await bus().subscribe({
+        groupId: uniqueName('contract-poison'),
+        topics: [TOPICS.grants],
+        onCrash: noCrash,
+        handle: async (e) => {
+          if (e.subject !== stream) return;
+          if (e.streamVersion === 2) throw new TypeError('cannot handle this one');
+          handled.push(e.streamVersion);
+        },
+      });
+      try {
+        await bus().publish([1, 2, 3].map((v) => recorded(stream, v)));
+        await eventually(() => (handled.length === 2 ? true : undefined), { what: 'events 1 and 3' });
+        expect(handled).toEqual([1, 3]);
+      } finally {
+        await sub.stop();
+      }
+    });
+  });

@@ -1,0 +1,171 @@
+import type { Request } from 'express';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeJwt,
+  type JWK,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from 'jose';
+import { InvalidClient, InvalidRequest, OAuthError } from './errors.ts';
+import { digestsEqual, sha256Digest } from './secrets.ts';
+
+export type AuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
+
+/** What the token-side services know of a client (their projection of the registry). */
+export interface ClientRecord {
+  clientId: string;
+  status: 'active' | 'disabled' | 'deleted';
+  tokenEndpointAuthMethod: AuthMethod;
+  secretDigest?: string | undefined;
+  grantTypes: readonly string[];
+  scopes: readonly string[];
+  resources: readonly string[];
+  redirectUris: readonly string[];
+  jwks?: { keys: JWK[] } | undefined;
+  jwksUri?: string | undefined;
+}
+
+export interface ClientAuthDeps {
+  lookup: (clientId: string) => Promise<ClientRecord | undefined>;
+  /** records a `jti` until it expires; false when it was already used (RFC 7523 §3 item 7) */
+  claimJti: (key: string, ttlSeconds: number) => Promise<boolean>;
+  /** seconds a client id is locked out for after too many failures; 0 when it is not */
+  lockedOutFor: (clientId: string) => number;
+  /** counts a failed authentication; returns the lock-out in seconds when this failure started one */
+  recordFailure: (clientId: string) => Promise<number>;
+  /** audiences a client assertion may name: the token endpoint URL and the issuer */
+  assertionAudiences: readonly string[];
+}
+
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const ASSERTION_ALGS = ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'];
+const MAX_ASSERTION_LIFETIME_S = 300;
+/** Compared against when the client is unknown, so both failures cost the same. */
+const DUMMY_DIGEST = sha256Digest('grantline: no such client');
+
+/** RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64. */
+const parseBasic = (header: string): { clientId: string; secret: string } => {
+  const match = /^Basic ([A-Za-z0-9+/]+={0,2})$/.exec(header);
+  const decoded = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
+  const colon = decoded.indexOf(':');
+  if (!match || colon <= 0) throw new InvalidRequest('malformed Basic authorization header');
+  const formDecode = (s: string) => {
+    try {
+      return decodeURIComponent(s.replace(/\+/g, ' '));
+    } catch {
+      throw new InvalidRequest('malformed Basic authorization header');
+    }
+  };
+  return { clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
+};
+
+const remoteKeySets = new Map<string, JWTVerifyGetKey>();
+
+const failed = (basic: boolean, description = 'client authentication failed') => {
+  const error = new InvalidClient(description);
+  if (basic) error.headers['WWW-Authenticate'] = 'Basic realm="grantline"';
+  return error;
+};
+
+/**
+ * Authenticates the client of a token-endpoint-style request by exactly one method: Basic, secret in
+ * the body, or a private_key_jwt assertion (RFC 7523). An unknown client and a wrong credential fail
+ * alike (same status, body and timing); failures count towards a lock-out of that client id.
+ */
+export const authenticateClient = async (
+  deps: ClientAuthDeps,
+  req: Request,
+  form: Record<string, string>,
+): Promise<ClientRecord> => {
+  const authorization = req.get('authorization');
+  const basic = authorization !== undefined;
+  const methods = [basic, form.client_secret !== undefined, form.client_assertion !== undefined].filter(
+    Boolean,
+  ).length;
+  if (methods > 1) throw new InvalidRequest('use exactly one client authentication method');
+  if (basic && !authorization.startsWith('Basic '))
+    throw new InvalidRequest('unsupported authorization scheme');
+
+  let clientId: string | undefined;
+  let verify: (client: ClientRecord | undefined) => Promise<boolean>;
+  if (basic || form.client_secret !== undefined) {
+    const credentials = basic
+      ? parseBasic(authorization)
+      : { clientId: form.client_id, secret: form.client_secret! };
+    if (!credentials.clientId) throw new InvalidRequest('client_id is required');
+    if (basic && form.client_id !== undefined && form.client_id !== credentials.clientId) {
+      throw new InvalidRequest('client_id does not match the authorization header');
+    }
+    clientId = credentials.clientId;
+    const method = basic ? 'client_secret_basic' : 'client_secret_post';
+    verify = async (client) => {
+      const ok = digestsEqual(sha256Digest(credentials.secret), client?.secretDigest ?? DUMMY_DIGEST);
+      return ok && client?.tokenEndpointAuthMethod === method;
+    };
+  } else if (form.client_assertion !== undefined) {
+    if (form.client_assertion_type !== JWT_BEARER)
+      throw new InvalidRequest(`client_assertion_type must be ${JWT_BEARER}`);
+    let claims: ReturnType<typeof decodeJwt>;
+    try {
+      claims = decodeJwt(form.client_assertion);
+    } catch {
+      throw new InvalidRequest('client_assertion is not a JWT');
+    }
+    clientId = typeof claims.sub === 'string' ? claims.sub : undefined;
+    if (!clientId) throw new InvalidRequest('client_assertion has no sub');
+    if (form.client_id !== undefined && form.client_id !== clientId)
+      throw new InvalidRequest('client_id does not match the assertion');
+    const assertion = form.client_assertion;
+    verify = async (client) => (client ? verifyAssertion(deps, client, assertion) : false);
+  } else {
+    throw failed(false, form.client_id ? 'client authentication is required' : 'no client authentication');
+  }
+
+  const locked = deps.lockedOutFor(clientId);
+  if (locked > 0) throw tooManyFailures(locked);
+  const client = await deps.lookup(clientId);
+  const ok = await verify(client).catch((error: unknown) => {
+    if (error instanceof OAuthError && !(error instanceof InvalidClient)) throw error;
+    return false;
+  });
+  if (ok && client?.status === 'active') return client;
+  const lockout = await deps.recordFailure(clientId);
+  if (lockout > 0) throw tooManyFailures(lockout);
+  throw failed(basic);
+};
+
+const tooManyFailures = (seconds: number) => {
+  const error = new InvalidClient('too many failed authentication attempts; try again later');
+  error.status = 429;
+  error.headers['Retry-After'] = String(Math.ceil(seconds));
+  return error;
+};
+
+const verifyAssertion = async (
+  deps: ClientAuthDeps,
+  client: ClientRecord,
+  assertion: string,
+): Promise<boolean> => {
+  if (client.tokenEndpointAuthMethod !== 'private_key_jwt') return false;
+  let keys: JWTVerifyGetKey;
+  if (client.jwks) keys = createLocalJWKSet(client.jwks);
+  else if (client.jwksUri) {
+    keys =
+      remoteKeySets.get(client.jwksUri) ??
+      createRemoteJWKSet(new URL(client.jwksUri), { timeoutDuration: 2_000 });
+    remoteKeySets.set(client.jwksUri, keys);
+  } else return false;
+  const { payload } = await jwtVerify(assertion, keys, {
+    issuer: client.clientId,
+    subject: client.clientId,
+    audience: [...deps.assertionAudiences],
+    algorithms: ASSERTION_ALGS,
+    requiredClaims: ['exp', 'jti'],
+    clockTolerance: 30,
+  });
+  const now = Math.floor(Date.now() / 1000);
+  const exp = payload.exp!;
+  if (exp - now > MAX_ASSERTION_LIFETIME_S) return false; // bounded, so the jti record can expire with it
+  return deps.claimJti(`${client.clientId}:${payload.jti}`, exp - now + 60);
+};

@@ -1,0 +1,54 @@
+/**
+ * OAuth errors: a closed set, one class per RFC error code (RFC 6749 §5.2, RFC 7591 §3.2.2,
+ * RFC 8707 §2, RFC 6750 §3.1). One boundary renders them; anything else is a `server_error`.
+ */
+export abstract class OAuthError extends Error {
+  abstract readonly error: string;
+  status: number = 400;
+  /** extra response headers, e.g. WWW-Authenticate or Retry-After */
+  headers: Record<string, string> = {};
+  constructor(readonly description: string) {
+    // RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E: no CR, LF, TAB, quote or backslash
+    super(description.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, ' '));
+  }
+  toJSON(): { error: string; error_description: string } {
+    return { error: this.error, error_description: this.message };
+  }
+}
+
+export class InvalidRequest extends OAuthError {
+  readonly error = 'invalid_request';
+}
+export class InvalidClient extends OAuthError {
+  readonly error = 'invalid_client';
+  override status = 401;
+}
+export class InvalidGrant extends OAuthError {
+  readonly error = 'invalid_grant';
+}
+export class UnauthorizedClient extends OAuthError {
+  readonly error = 'unauthorized_client';
+}
+export class UnsupportedGrantType extends OAuthError {
+  readonly error = 'unsupported_grant_type';
+}
+export class InvalidScope extends OAuthError {
+  readonly error = 'invalid_scope';
+}
+export class InvalidTarget extends OAuthError {
+  readonly error = 'invalid_target';
+}
+export class InvalidToken extends OAuthError {
+  readonly error = 'invalid_token';
+  override readonly status = 401;
+}
+export class InvalidRedirectUri extends OAuthError {
+  readonly error = 'invalid_redirect_uri';
+}
+export class InvalidClientMetadata extends OAuthError {
+  readonly error = 'invalid_client_metadata';
+}
+export class ServerError extends OAuthError {
+  readonly error = 'server_error';
+  override readonly status = 500;
+}

@@ -1,0 +1,5 @@
+export * from './client-auth.ts';
+export * from './errors.ts';
+export * from './http.ts';
+export * from './scopes.ts';
+export * from './secrets.ts';

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+
+/** A configuration that cannot start a service: every bad or missing variable, by name. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Settings every service shares. Each key: what it is for, and a default or a clear error. */
+export const baseConfigSchema = z.object({
+  /** HTTP port of the service (0 picks a free one) */
+  PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+  /** address to listen on */
+  HOST: z.string().default('127.0.0.1'),
+  /** pino level: fatal, error, warn, info, debug, trace */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Postgres connection string of the service's event store */
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }),
+  /** comma-separated Kafka bootstrap brokers, host:port */
+  KAFKA_BROKERS: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((b) => b.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1, 'at least one broker')),
+  /** Redis connection string (revocation cache, shared rate limits); required by the services that use it */
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
+  /** OTLP/HTTP endpoint for traces and metrics; unset means no export (Prometheus /metrics still works) */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  /** prefix of every Kafka topic, to share a cluster between deployments */
+  KAFKA_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]*$/)
+    .default(''),
+  /** how long a graceful shutdown may take before the process exits anyway */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+});
+
+/** Parses the environment once, at boot. Throws a ConfigError naming each bad variable. */
+export const loadConfig = <S extends z.ZodType>(
+  schema: S,
+  env: Record<string, string | undefined> = process.env,
+): z.infer<S> => {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    result.error.issues.map((issue) => {
+      const [variable, ...within] = issue.path.map(String);
+      const name = variable ?? '(environment)';
+      const value = env[name];
+      if (value === undefined || value === '') return `${name} is required (${issue.message})`;
+      return `${name}: ${within.length > 0 ? `item ${within.join('.')}: ` : ''}${issue.message}`;
+    }),
+  );
+};

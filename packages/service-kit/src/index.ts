@@ -1,0 +1,5 @@
+export * from './config.ts';
+export * from './health.ts';
+export * from './main.ts';
+export * from './runtime.ts';
+export * from './service.ts';

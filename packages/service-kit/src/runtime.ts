@@ -1,0 +1,83 @@
+import { migrate, PostgresEventStore, Relay } from '@grantline/event-store';
+import { deadLetterTopic, TOPICS } from '@grantline/events';
+import { type ConsumedEvent, idempotentProjection, KafkaMessageBus } from '@grantline/message-bus';
+import type { Logger } from '@grantline/telemetry';
+import pg from 'pg';
+import type { ReadinessCheck } from './health.ts';
+
+export interface RuntimeOptions {
+  /** the service name: its CloudEvents source `/grantline/<name>`, and its Postgres schema by default */
+  service: string;
+  /** the Postgres schema, when the service name is an SQL keyword (`authorization` is) */
+  schema?: string;
+  databaseUrl: string;
+  kafkaBrokers: readonly string[];
+  topicPrefix?: string;
+  logger: Logger;
+  poolSize?: number;
+}
+
+/**
+ * What every event-sourced service stands on: a pool, its migrated schema, the event store, the Kafka
+ * bus with the contract's topics, and the relay between them; plus readiness checks and shutdown
+ * steps in the right order (relay flushed before the bus closes, the pool last).
+ */
+export const createRuntime = async (options: RuntimeOptions) => {
+  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 20 });
+  pool.on('error', (error) => options.logger.warn({ err: error }, 'idle Postgres connection failed'));
+  const schema = options.schema ?? options.service;
+  await migrate(pool, schema);
+  const store = new PostgresEventStore({ pool, schema, source: `/grantline/${options.service}` });
+  const bus = new KafkaMessageBus({
+    brokers: options.kafkaBrokers,
+    clientId: `grantline-${options.service}`,
+    logger: options.logger,
+    ...(options.topicPrefix && { topicPrefix: options.topicPrefix }),
+  });
+  await bus.ensureTopics(
+    Object.values(TOPICS).flatMap((topic) => [
+      { topic, compacted: topic === TOPICS.revocations },
+      { topic: deadLetterTopic(topic) },
+    ]),
+  );
+  const relay = new Relay({ pool, schema, publisher: bus, logger: options.logger });
+  relay.start();
+  const admin = bus.kafka.admin();
+  await admin.connect();
+  const readiness: Record<string, ReadinessCheck> = {
+    postgres: () => pool.query('SELECT 1'),
+    kafka: () => admin.describeCluster(),
+  };
+  const subscriptions: { stop(): Promise<void> }[] = [];
+  const shutdown = [
+    async () => {
+      await Promise.all(subscriptions.map((sub) => sub.stop()));
+    },
+    () => relay.stop({ flush: true }),
+    () => admin.disconnect(),
+    () => bus.close(),
+    () => pool.end(),
+  ];
+  /**
+   * Keeps a read model of this service up to date from topics: each event applied once, in the
+   * transaction that records it (consumer group = `name`); stopped before the bus closes.
+   */
+  const project = async (
+    name: string,
+    topics: readonly string[],
+    apply: (event: ConsumedEvent, tx: pg.PoolClient) => Promise<void>,
+    onCrash: (error: Error) => void,
+  ) => {
+    subscriptions.push(
+      await bus.subscribe({
+        groupId: name,
+        topics,
+        onCrash,
+        handle: idempotentProjection({ pool, schema, consumer: name, project: apply }),
+      }),
+    );
+  };
+  return { pool, schema, store, bus, relay, readiness, shutdown, project };
+};
+
+export type Runtime = Awaited<ReturnType<typeof createRuntime>>;

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { baseConfigSchema, ConfigError, loadConfig } from '../src/config.ts';
+
+const valid = {
+  DATABASE_URL: 'postgres://u@db:5432/x',
+  KAFKA_BROKERS: 'k1:9092, k2:9092',
+  REDIS_URL: 'redis://r:6379',
+};
+
+describe('loadConfig', () => {
+  it('parses the environment with defaults', () => {
+    const config = loadConfig(baseConfigSchema, valid);
+    expect(config).toMatchObject({
+      PORT: 8080,
+      LOG_LEVEL: 'info',
+      KAFKA_BROKERS: ['k1:9092', 'k2:9092'],
+      KAFKA_TOPIC_PREFIX: '',
+    });
+  });
+
+  it('names every missing or bad variable in one error', () => {
+    const error = (() => {
+      try {
+        loadConfig(baseConfigSchema, { PORT: 'eighty', KAFKA_BROKERS: 'nope', REDIS_URL: 'http://x' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/^PORT: /m);
+    expect(problems).toMatch(/^DATABASE_URL is required/m);
+    expect(problems).toMatch(/^KAFKA_BROKERS: item 0: host:port/m);
+    expect(problems).toMatch(/^REDIS_URL: must be a redis:\/\/ URL/m);
+  });
+
+  it('extends with service settings', () => {
+    const schema = baseConfigSchema.extend({ ISSUER: z.url() });
+    expect(() => loadConfig(schema, valid)).toThrow(/ISSUER is required/);
+  });
+});

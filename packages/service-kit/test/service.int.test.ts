@@ -1,0 +1,133 @@
+import { startTelemetry } from '@grantline/telemetry';
+import { metrics } from '@opentelemetry/api';
+import express from 'express';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startService } from '../src/service.ts';
+
+const telemetry = startTelemetry({ serviceName: 'test' });
+afterAll(() => telemetry.shutdown());
+
+const start = (
+  readiness: Record<string, () => Promise<unknown>>,
+  onShutdown: (() => Promise<unknown>)[] = [],
+) =>
+  startService({
+    name: 'svc',
+    port: 0,
+    logLevel: 'silent',
+    telemetry,
+    readiness,
+    onShutdown,
+    routes: (app) => {
+      app.post('/echo', express.json({ limit: '1kb' }), (req, res) => {
+        res.json(req.body);
+      });
+      app.get('/slow', async (_req, res) => {
+        await new Promise((r) => setTimeout(r, 300));
+        res.json({ done: true });
+      });
+      app.get('/boom', () => {
+        throw new Error('secret internals');
+      });
+    },
+  });
+
+describe('service bootstrap', () => {
+  it('reports liveness, and readiness per dependency', async () => {
+    let redisUp = false;
+    const svc = await start({
+      postgres: async () => {},
+      redis: async () => (redisUp ? 'PONG' : Promise.reject(new Error('ECONNREFUSED'))),
+    });
+    try {
+      expect(await (await fetch(`${svc.url}/healthz`)).json()).toEqual({ status: 'ok' });
+      const notReady = await fetch(`${svc.url}/readyz`);
+      expect(notReady.status).toBe(503);
+      expect(await notReady.json()).toEqual({
+        status: 'not ready',
+        checks: { postgres: 'ok', redis: 'unavailable: ECONNREFUSED' },
+      });
+      redisUp = true;
+      expect((await fetch(`${svc.url}/readyz`)).status).toBe(200);
+    } finally {
+      await svc.stop();
+    }
+  });
+
+  it('fails to start, rather than hang, when its port is taken', async () => {
+    const svc = await start({});
+    try {
+      const port = Number(new URL(svc.url).port);
+      await expect(
+        startService({ name: 'dup', port, logLevel: 'silent', telemetry, readiness: {}, routes: () => {} }),
+      ).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      await svc.stop();
+    }
+  });
+
+  it('answers a hanging dependency check within bounded time', async () => {
+    const svc = await start({ kafka: () => new Promise(() => {}) });
+    try {
+      const started = Date.now();
+      const res = await fetch(`${svc.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      await svc.stop();
+    }
+  });
+
+  it('serves Prometheus metrics', async () => {
+    metrics.getMeter('t').createCounter('grantline.test.counter').add(3);
+    const svc = await start({});
+    try {
+      const text = await (await fetch(`${svc.url}/metrics`)).text();
+      expect(text).toMatch(/grantline_test_counter(_total)?(\{[^}]*\})? 3/);
+    } finally {
+      await svc.stop();
+    }
+  });
+
+  it('answers errors as RFC 7807 problems without internals: 404, 413, malformed JSON, 500', async () => {
+    const svc = await start({});
+    try {
+      const notFound = await fetch(`${svc.url}/nope`);
+      expect(notFound.status).toBe(404);
+      expect(notFound.headers.get('content-type')).toContain('application/problem+json');
+      const big = await fetch(`${svc.url}/echo`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ x: 'y'.repeat(5_000) }),
+      });
+      expect(big.status).toBe(413);
+      const bad = await fetch(`${svc.url}/echo`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{',
+      });
+      expect(bad.status).toBe(400);
+      const boom = await fetch(`${svc.url}/boom`);
+      expect(boom.status).toBe(500);
+      const body = await boom.text();
+      expect(JSON.parse(body)).toEqual({ type: 'about:blank', title: 'Internal Server Error', status: 500 });
+      expect(body).not.toContain('secret internals');
+    } finally {
+      await svc.stop();
+    }
+  });
+
+  it('shuts down gracefully: finishes in-flight requests, then runs the hooks in order', async () => {
+    const order: string[] = [];
+    const svc = await start({}, [
+      async () => order.push('flush relay'),
+      async () => order.push('disconnect'),
+    ]);
+    const inFlight = fetch(`${svc.url}/slow`).then((r) => r.json());
+    await new Promise((r) => setTimeout(r, 50));
+    await svc.stop();
+    expect(await inFlight).toEqual({ done: true });
+    expect(order).toEqual(['flush relay', 'disconnect']);
+    await expect(fetch(`${svc.url}/healthz`)).rejects.toThrow();
+  });
+});

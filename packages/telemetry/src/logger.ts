@@ -1,0 +1,41 @@
+import { type Logger, pino } from 'pino';
+
+export type { Logger } from 'pino';
+
+/**
+ * Structured JSON logs. Anything that could carry a credential is redacted at the source, so a careless
+ * `log.info({ req })` cannot leak a token, a secret or a password.
+ */
+export const REDACTED_PATHS = [
+  'password',
+  'client_secret',
+  'secret',
+  'token',
+  'access_token',
+  'refresh_token',
+  'code',
+  'code_verifier',
+  'assertion',
+  'client_assertion',
+  'privateKey',
+  '*.password',
+  '*.client_secret',
+  '*.secret',
+  '*.token',
+  '*.access_token',
+  '*.refresh_token',
+  '*.code',
+  '*.code_verifier',
+  '*.client_assertion',
+  '*.privateKey',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+];
+
+export const createLogger = (options: { name: string; level?: string }): Logger =>
+  pino({
+    name: options.name,
+    level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+  });

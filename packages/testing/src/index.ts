@@ -1,0 +1,11 @@
+export * from './fixtures.ts';
+export * from './infra.ts';
+export {
+  freePort,
+  freePorts,
+  portOpen,
+  repoRoot,
+  type ScriptProcess,
+  spawnScript,
+  waitForPort,
+} from './processes.ts';

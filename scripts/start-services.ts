@@ -1,0 +1,126 @@
+// pnpm start:services — every service built so far, each as its own process, against the Postgres,
+// Kafka and Redis named by DATABASE_URL / KAFKA_BROKERS / REDIS_URL, or found/started like the tests'
+// (running local servers, Docker, or local processes with Kafka from Maven Central jars).
+// Prints the issuer URL once every service is ready. Ctrl-C stops what it started.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { databaseUrlFor, repoRoot, resolveInfrastructure } from '@grantline/testing';
+import pg from 'pg';
+
+const basePort = Number(process.env.GRANTLINE_BASE_PORT ?? 8080);
+const host = process.env.GRANTLINE_PUBLIC_HOST ?? '127.0.0.1';
+const url = (offset: number) => `http://${host}:${basePort + offset}`;
+
+/** Development secrets, generated once and kept in .grantline/ (git-ignored); the environment wins. */
+const devSecrets = (): { adminToken: string; kek: string } => {
+  const dir = join(repoRoot, '.grantline');
+  const file = join(dir, 'dev-secrets.json');
+  if (!existsSync(file)) {
+    mkdirSync(dir, { recursive: true });
+    const generated = {
+      adminToken: randomBytes(32).toString('base64url'),
+      kek: randomBytes(32).toString('base64url'),
+    };
+    writeFileSync(file, JSON.stringify(generated, null, 2), { mode: 0o600 });
+  }
+  return JSON.parse(readFileSync(file, 'utf8'));
+};
+
+const { infra, stop: stopInfra } = await resolveInfrastructure();
+console.log(
+  `infrastructure: postgres (${infra.origin.postgres}), redis (${infra.origin.redis}), kafka (${infra.origin.kafka})`,
+);
+
+// one database for all services (each has its own schema), created on first start
+const database = process.env.GRANTLINE_DATABASE ?? 'grantline';
+const admin = new pg.Client({ connectionString: infra.databaseUrl });
+await admin.connect();
+const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${database.replace(/[^a-z0-9_]/g, '')}`);
+await admin.end();
+
+const secrets = devSecrets();
+if (!process.env.GRANTLINE_ADMIN_TOKEN || !process.env.GRANTLINE_KEY_ENCRYPTION_KEY) {
+  console.warn(
+    'warning: using development secrets from .grantline/dev-secrets.json; set GRANTLINE_ADMIN_TOKEN and GRANTLINE_KEY_ENCRYPTION_KEY in production',
+  );
+}
+const issuer = process.env.GRANTLINE_ISSUER ?? url(0);
+const common = {
+  ...process.env,
+  DATABASE_URL: databaseUrlFor(infra.databaseUrl, database),
+  KAFKA_BROKERS: infra.kafkaBrokers.join(','),
+  REDIS_URL: infra.redisUrl,
+  HOST: process.env.HOST ?? '127.0.0.1',
+  GRANTLINE_ADMIN_TOKEN: process.env.GRANTLINE_ADMIN_TOKEN ?? secrets.adminToken,
+  GRANTLINE_KEY_ENCRYPTION_KEY: process.env.GRANTLINE_KEY_ENCRYPTION_KEY ?? secrets.kek,
+  GRANTLINE_ISSUER: issuer,
+  GRANTLINE_TOKEN_ENDPOINT: `${url(2)}/oauth2/token`,
+  GRANTLINE_JWKS_URI: `${url(2)}/oauth2/jwks`,
+  GRANTLINE_REGISTRATION_ENDPOINT: `${url(1)}/oauth2/register`,
+};
+const services = [
+  { name: 'authorization', port: basePort },
+  { name: 'registry', port: basePort + 1, env: { PUBLIC_URL: url(1) } },
+  { name: 'token', port: basePort + 2 },
+];
+
+const children: ChildProcess[] = [];
+let stopping = false;
+const stopAll = async (code: number) => {
+  if (stopping) return;
+  stopping = true;
+  for (const child of children) child.kill('SIGTERM');
+  await Promise.all(
+    children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)),
+  );
+  await stopInfra();
+  process.exit(code);
+};
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+for (const service of services) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'services', service.name, 'src', 'main.ts')],
+    {
+      cwd: repoRoot,
+      env: { ...common, ...service.env, PORT: String(service.port) },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  child.once('exit', (code) => {
+    if (!stopping) {
+      console.error(`${service.name} exited with code ${code}; stopping the others`);
+      void stopAll(1);
+    }
+  });
+  children.push(child);
+}
+
+const deadline = Date.now() + 120_000;
+for (const service of services) {
+  for (;;) {
+    const ready = await fetch(`http://127.0.0.1:${service.port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ready) break;
+    if (Date.now() > deadline) {
+      console.error(`${service.name} did not become ready`);
+      await stopAll(1);
+    }
+    await sleep(200);
+  }
+}
+console.log(`\nGrantline is running. Issuer: ${issuer}`);
+console.log(`  metadata:      ${issuer}/.well-known/oauth-authorization-server`);
+console.log(`  registration:  ${url(1)}/oauth2/register   (initial access token = GRANTLINE_ADMIN_TOKEN)`);
+console.log(`  token:         ${url(2)}/oauth2/token`);
+console.log(
+  `  admin API:     ${url(1)}/admin   (Bearer GRANTLINE_ADMIN_TOKEN; development value in .grantline/dev-secrets.json)`,
+);

@@ -1,0 +1,64 @@
+import { handle, oauthErrorBoundary } from '@grantline/oauth';
+import { createRuntime, startService } from '@grantline/service-kit';
+import { createLogger } from '@grantline/telemetry';
+import express from 'express';
+import type { RegistryConfig } from './config.ts';
+import { streams } from './domain/directory.ts';
+import { adminRouter } from './endpoints/admin.ts';
+import { sha256 } from './endpoints/auth.ts';
+import {
+  deleteClientEndpoint,
+  readClientEndpoint,
+  updateClientEndpoint,
+} from './endpoints/client-configuration.ts';
+import type { RegistryDeps } from './endpoints/deps.ts';
+import { registerEndpoint } from './endpoints/register.ts';
+
+/** The registry service: clients (RFC 7591/7592), users, organisations, the scope catalogue. */
+export const startRegistry = async (config: RegistryConfig) => {
+  const logger = createLogger({ name: 'registry', level: config.LOG_LEVEL });
+  const runtime = await createRuntime({
+    service: 'registry',
+    databaseUrl: config.DATABASE_URL,
+    kafkaBrokers: config.KAFKA_BROKERS,
+    topicPrefix: config.KAFKA_TOPIC_PREFIX,
+    logger,
+  });
+  let publicUrl = config.PUBLIC_URL ?? '';
+  const deps: RegistryDeps = {
+    store: runtime.store,
+    adminTokenDigest: sha256(config.GRANTLINE_ADMIN_TOKEN),
+    get publicUrl() {
+      return publicUrl;
+    },
+    definedScopes: async (names) => {
+      const found = await Promise.all(
+        names.map(async (n) =>
+          (await runtime.store.readStream(streams.scope(n))).currentVersion > 0 ? n : undefined,
+        ),
+      );
+      return found.filter((n): n is string => n !== undefined);
+    },
+  };
+  const json = express.json({ limit: '64kb' });
+  const service = await startService({
+    name: 'registry',
+    port: config.PORT,
+    host: config.HOST,
+    logLevel: config.LOG_LEVEL,
+    otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    readiness: runtime.readiness,
+    onShutdown: runtime.shutdown,
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    routes: (app, log) => {
+      app.post('/oauth2/register', json, handle(registerEndpoint(deps)));
+      app.get('/oauth2/register/:client_id', handle(readClientEndpoint(deps)));
+      app.put('/oauth2/register/:client_id', json, handle(updateClientEndpoint(deps)));
+      app.delete('/oauth2/register/:client_id', handle(deleteClientEndpoint(deps)));
+      app.use('/oauth2', oauthErrorBoundary(log));
+      app.use('/admin', adminRouter(deps));
+    },
+  });
+  publicUrl ||= service.url;
+  return { ...service, runtime };
+};

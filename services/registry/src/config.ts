@@ -1,0 +1,11 @@
+import { baseConfigSchema } from '@grantline/service-kit';
+import { z } from 'zod';
+
+export const registryConfigSchema = baseConfigSchema.extend({
+  /** bearer token of the admin API, also the RFC 7591 initial access token */
+  GRANTLINE_ADMIN_TOKEN: z.string().min(32, 'at least 32 characters'),
+  /** public base URL of this service, for `registration_client_uri` (default: its own address) */
+  PUBLIC_URL: z.url().optional(),
+});
+
+export type RegistryConfig = z.infer<typeof registryConfigSchema>;

@@ -1,0 +1,205 @@
+import { ConcurrencyError, handleCommand } from '@grantline/event-store';
+import { hashPassword, randomToken } from '@grantline/oauth';
+import { problem } from '@grantline/service-kit';
+import express, { type NextFunction, type Request, type Response, Router } from 'express';
+import { z } from 'zod';
+import { ClientRuleViolation, clientDecider } from '../domain/client.ts';
+import {
+  DirectoryRuleViolation,
+  organisationDecider,
+  scopeDecider,
+  streams,
+  userDecider,
+} from '../domain/directory.ts';
+import { bearerMatches, sha256 } from './auth.ts';
+import type { RegistryDeps } from './deps.ts';
+
+/** Admin API input: bad input is a 400 problem naming the field. */
+class BadInput extends Error {}
+const parse = <S extends z.ZodType>(schema: S, body: unknown): z.infer<S> => {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  throw new BadInput(
+    result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+  );
+};
+
+const Name = z.string().trim().min(1).max(200);
+const ScopeName = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/, 'a scope-token (RFC 6749 §3.3)');
+const Username = z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'letters, digits and . _ @ -');
+
+const wrap =
+  (fn: (req: Request, res: Response) => Promise<unknown>) =>
+  (req: Request, res: Response, next: NextFunction) =>
+    fn(req, res).catch(next);
+
+/** `/admin`: organisations, users, the scope catalogue and client administration, with RFC 7807 errors. */
+export const adminRouter = (deps: RegistryDeps): Router => {
+  const router = Router();
+  router.use((req, res, next) => {
+    if (bearerMatches(req, deps.adminTokenDigest)) return next();
+    res.set('WWW-Authenticate', 'Bearer realm="grantline-admin"');
+    problem(res, 401, 'Unauthorized', 'a valid admin bearer token is required');
+  });
+  router.use(express.json({ limit: '64kb' }));
+
+  const exists = async (stream: string) => (await deps.store.readStream(stream)).currentVersion > 0;
+
+  router.post(
+    '/organisations',
+    wrap(async (req, res) => {
+      const { name } = parse(z.object({ name: Name }), req.body);
+      const organisationId = `org_${randomToken(12)}`;
+      await handleCommand(
+        deps.store,
+        streams.organisation(organisationId),
+        { organisationId, name },
+        organisationDecider,
+      );
+      res.status(201).json({ id: organisationId, name });
+    }),
+  );
+
+  router.post(
+    '/users',
+    wrap(async (req, res) => {
+      const input = parse(
+        z.object({
+          username: Username,
+          password: z.string().min(8).max(1_000),
+          organisations: z.array(z.string()).max(100).default([]),
+        }),
+        req.body,
+      );
+      for (const org of input.organisations) {
+        if (!(await exists(streams.organisation(org))))
+          throw new BadInput(`organisations: unknown organisation ${org}`);
+      }
+      const userId = `usr_${randomToken(12)}`;
+      const passwordHash = await hashPassword(input.password);
+      try {
+        // the username claim and the user commit together: a taken username creates nothing
+        await deps.store.transaction(async (tx) => {
+          await tx.append(streams.username(input.username), 'no_stream', [
+            { type: 'UsernameClaimed', data: { username: input.username.toLowerCase(), userId } },
+          ]);
+          await handleCommand(
+            tx,
+            streams.user(userId),
+            {
+              type: 'Create',
+              userId,
+              username: input.username,
+              passwordHash,
+              organisations: input.organisations,
+            },
+            userDecider,
+            { attempts: 1 },
+          );
+        });
+      } catch (error) {
+        if (error instanceof ConcurrencyError) return problem(res, 409, 'Conflict', 'username is taken');
+        throw error;
+      }
+      res.status(201).json({ id: userId, username: input.username, organisations: input.organisations });
+    }),
+  );
+
+  router.post(
+    '/users/:id/organisations',
+    wrap(async (req, res) => {
+      const { organisation_id } = parse(z.object({ organisation_id: z.string().min(1) }), req.body);
+      if (!(await exists(streams.organisation(organisation_id))))
+        throw new BadInput(`organisation_id: unknown organisation`);
+      await handleCommand(
+        deps.store,
+        streams.user(String(req.params.id)),
+        { type: 'AddToOrganisation', organisationId: organisation_id },
+        userDecider,
+      );
+      res.status(204).end();
+    }),
+  );
+
+  router.delete(
+    '/users/:id/organisations/:organisationId',
+    wrap(async (req, res) => {
+      const organisationId = String(req.params.organisationId);
+      await handleCommand(
+        deps.store,
+        streams.user(String(req.params.id)),
+        { type: 'RemoveFromOrganisation', organisationId },
+        userDecider,
+      );
+      res.status(204).end();
+    }),
+  );
+
+  router.post(
+    '/users/:id/disable',
+    wrap(async (req, res) => {
+      await handleCommand(deps.store, streams.user(String(req.params.id)), { type: 'Disable' }, userDecider);
+      res.status(204).end();
+    }),
+  );
+
+  router.post(
+    '/scopes',
+    wrap(async (req, res) => {
+      const input = parse(
+        z.object({ name: ScopeName, description: z.string().trim().min(1).max(500) }),
+        req.body,
+      );
+      await handleCommand(deps.store, streams.scope(input.name), input, scopeDecider);
+      res.status(201).json(input);
+    }),
+  );
+
+  router.post(
+    '/clients/:id/secret',
+    wrap(async (req, res) => {
+      const secret = randomToken(32);
+      await handleCommand(
+        deps.store,
+        streams.client(String(req.params.id)),
+        { type: 'RotateSecret', secretDigest: sha256(secret) },
+        clientDecider,
+      );
+      res
+        .set('Cache-Control', 'no-store')
+        .json({ client_id: req.params.id, client_secret: secret, client_secret_expires_at: 0 });
+    }),
+  );
+
+  router.post(
+    '/clients/:id/disable',
+    wrap(async (req, res) => {
+      await handleCommand(
+        deps.store,
+        streams.client(String(req.params.id)),
+        { type: 'Disable' },
+        clientDecider,
+      );
+      res.status(204).end();
+    }),
+  );
+
+  router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (error instanceof BadInput) return problem(res, 400, 'Bad Request', error.message);
+    if (error instanceof ConcurrencyError)
+      return problem(res, 409, 'Conflict', 'the resource changed concurrently; retry');
+    if (error instanceof DirectoryRuleViolation || error instanceof ClientRuleViolation) {
+      const status = { exists: 409, not_found: 404, gone: 404, disabled: 409, no_secret: 409, widening: 400 }[
+        error.kind
+      ];
+      return problem(
+        res,
+        status,
+        status === 404 ? 'Not Found' : status === 409 ? 'Conflict' : 'Bad Request',
+        error.message,
+      );
+    }
+    next(error);
+  });
+  return router;
+};

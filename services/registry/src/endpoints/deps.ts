@@ -1,0 +1,19 @@
+import type { EventStore } from '@grantline/event-store';
+import type { Response } from 'express';
+
+export interface RegistryDeps {
+  store: EventStore;
+  adminTokenDigest: string;
+  publicUrl: string;
+  /** which of these scopes the catalogue defines */
+  definedScopes: (names: string[]) => Promise<string[]>;
+}
+
+/** RFC 6750 §3: a missing or wrong bearer token. */
+export const invalidToken = (res: Response, description: string) => {
+  res
+    .status(401)
+    .set('WWW-Authenticate', `Bearer error="invalid_token", error_description="${description}"`)
+    .set('Cache-Control', 'no-store')
+    .json({ error: 'invalid_token', error_description: description });
+};

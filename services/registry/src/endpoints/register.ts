@@ -1,0 +1,46 @@
+import { handleCommand } from '@grantline/event-store';
+import { formatScope, randomToken } from '@grantline/oauth';
+import type { Request, Response } from 'express';
+import { clientDecider } from '../domain/client.ts';
+import { streams } from '../domain/directory.ts';
+import { parseClientMetadata, renderClientMetadata } from '../domain/metadata.ts';
+import { bearerMatches, sha256 } from './auth.ts';
+import type { RegistryDeps } from './deps.ts';
+import { invalidToken } from './deps.ts';
+
+const usesSecret = (method: string) => method === 'client_secret_basic' || method === 'client_secret_post';
+
+/** RFC 7591 §3: dynamic client registration, guarded by the initial access token. */
+export const registerEndpoint = (deps: RegistryDeps) => async (req: Request, res: Response) => {
+  if (!bearerMatches(req, deps.adminTokenDigest)) return invalidToken(res, 'initial access token required');
+  const metadata = await parseClientMetadata(req.body, deps.definedScopes).check();
+  const clientId = `cl_${randomToken(16)}`;
+  const secret = usesSecret(metadata.tokenEndpointAuthMethod) ? randomToken(32) : undefined;
+  const registrationToken = randomToken(32);
+  const now = Math.floor(Date.now() / 1000);
+  await handleCommand(
+    deps.store,
+    streams.client(clientId),
+    {
+      type: 'Register',
+      clientId,
+      metadata,
+      ...(secret && { secretDigest: sha256(secret) }),
+      registrationTokenDigest: sha256(registrationToken),
+      now,
+    },
+    clientDecider,
+  );
+  res
+    .status(201)
+    .set('Cache-Control', 'no-store')
+    .json({
+      client_id: clientId,
+      ...(secret && { client_secret: secret, client_secret_expires_at: 0 }),
+      client_id_issued_at: now,
+      registration_access_token: registrationToken,
+      registration_client_uri: `${deps.publicUrl}/oauth2/register/${clientId}`,
+      ...renderClientMetadata(metadata),
+      scope: formatScope(metadata.scopes),
+    });
+};

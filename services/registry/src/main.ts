@@ -1,0 +1,5 @@
+import { runServiceMain } from '@grantline/service-kit';
+import { startRegistry } from './app.ts';
+import { registryConfigSchema } from './config.ts';
+
+await runServiceMain('registry', registryConfigSchema, (config) => startRegistry(config));

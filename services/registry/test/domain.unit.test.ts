@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { ClientRuleViolation, type ClientState, clientDecider, type Metadata } from '../src/domain/client.ts';
+import { userDecider } from '../src/domain/directory.ts';
+import { parseClientMetadata } from '../src/domain/metadata.ts';
+
+const metadata: Metadata = {
+  redirectUris: [],
+  grantTypes: ['client_credentials'],
+  responseTypes: [],
+  tokenEndpointAuthMethod: 'client_secret_basic',
+  scopes: ['a', 'b'],
+  resources: ['https://api.example.com/'],
+};
+const D = 'x'.repeat(43);
+const given = (events: Parameters<typeof clientDecider.evolve>[1][]): ClientState =>
+  events.reduce(clientDecider.evolve, clientDecider.initialState());
+const registered = {
+  type: 'ClientRegistered' as const,
+  data: { clientId: 'c1', metadata, registrationTokenDigest: D, issuedAt: 1 },
+};
+
+describe('client decider (given events, when command, then events)', () => {
+  it('registers a new client once', () => {
+    expect(
+      clientDecider.decide(
+        { type: 'Register', clientId: 'c1', metadata, registrationTokenDigest: D, now: 1 },
+        given([]),
+      ),
+    ).toEqual([registered]);
+    expect(() =>
+      clientDecider.decide(
+        { type: 'Register', clientId: 'c1', metadata, registrationTokenDigest: D, now: 2 },
+        given([registered]),
+      ),
+    ).toThrow(ClientRuleViolation);
+  });
+
+  it('lets an update narrow scopes and resources but never widen them', () => {
+    const narrowed = { ...metadata, scopes: ['a'] };
+    expect(clientDecider.decide({ type: 'UpdateMetadata', metadata: narrowed }, given([registered]))).toEqual(
+      [{ type: 'ClientMetadataUpdated', data: { clientId: 'c1', metadata: narrowed } }],
+    );
+    for (const wider of [
+      { ...metadata, scopes: ['a', 'c'] },
+      { ...metadata, resources: ['https://other.example/'] },
+    ]) {
+      expect(() =>
+        clientDecider.decide({ type: 'UpdateMetadata', metadata: wider }, given([registered])),
+      ).toThrow(/only be narrowed/);
+    }
+  });
+
+  it('rotates secrets only for secret-based clients, disables once, and refuses everything after deletion', () => {
+    expect(clientDecider.decide({ type: 'RotateSecret', secretDigest: D }, given([registered]))).toHaveLength(
+      1,
+    );
+    const jwtClient = {
+      ...registered,
+      data: {
+        ...registered.data,
+        metadata: { ...metadata, tokenEndpointAuthMethod: 'private_key_jwt' as const },
+      },
+    };
+    expect(() => clientDecider.decide({ type: 'RotateSecret', secretDigest: D }, given([jwtClient]))).toThrow(
+      /secret/,
+    );
+    const disabled = given([registered, { type: 'ClientDisabled', data: { clientId: 'c1' } }]);
+    expect(clientDecider.decide({ type: 'Disable' }, disabled)).toEqual([]);
+    const deleted = given([registered, { type: 'ClientDeleted', data: { clientId: 'c1' } }]);
+    expect(() => clientDecider.decide({ type: 'Disable' }, deleted)).toThrow(/deleted/);
+    expect(() => clientDecider.decide({ type: 'Disable' }, given([]))).toThrow(/unknown client/);
+  });
+});
+
+describe('user decider', () => {
+  it('adds and removes memberships idempotently', () => {
+    const created = userDecider.evolve(userDecider.initialState(), {
+      type: 'UserCreated',
+      data: { userId: 'u1', username: 'alice', passwordHash: 'scrypt$1$1$1$a$b', organisations: ['o1'] },
+    });
+    expect(userDecider.decide({ type: 'AddToOrganisation', organisationId: 'o1' }, created)).toEqual([]);
+    expect(userDecider.decide({ type: 'RemoveFromOrganisation', organisationId: 'o2' }, created)).toEqual([]);
+    expect(userDecider.decide({ type: 'AddToOrganisation', organisationId: 'o2' }, created)).toEqual([
+      { type: 'UserAddedToOrganisation', data: { userId: 'u1', organisationId: 'o2' } },
+    ]);
+  });
+});
+
+describe('RFC 7591 metadata', () => {
+  const parse = async (m: unknown) => parseClientMetadata(m, async (names) => names).check();
+  it('accepts loopback http redirect URIs with any port for native clients, and https elsewhere', async () => {
+    for (const uri of [
+      'http://127.0.0.1/cb',
+      'http://[::1]:8123/cb',
+      'http://localhost:9000/cb',
+      'https://app.example/cb',
+    ]) {
+      await expect(
+        parse({ redirect_uris: [uri], token_endpoint_auth_method: 'none' }),
+      ).resolves.toMatchObject({ redirectUris: [uri] });
+    }
+  });
+  it('refuses custom schemes, fragments and insecure hosts with invalid_redirect_uri', async () => {
+    for (const uri of [
+      'http://app.example/cb',
+      'ftp://app.example/cb',
+      'https://app.example/cb#x',
+      'javascript:alert(1)',
+    ]) {
+      await expect(parse({ redirect_uris: [uri] })).rejects.toMatchObject({ error: 'invalid_redirect_uri' });
+    }
+  });
+  it('requires refresh_token to come with authorization_code and keeps grant and response types consistent', async () => {
+    await expect(parse({ grant_types: ['client_credentials', 'refresh_token'] })).rejects.toMatchObject({
+      error: 'invalid_client_metadata',
+    });
+    await expect(
+      parse({ grant_types: ['client_credentials'], response_types: ['code'] }),
+    ).rejects.toMatchObject({ error: 'invalid_client_metadata' });
+  });
+});

@@ -1,0 +1,53 @@
+import type { Logger } from '@grantline/telemetry';
+import type { Redis } from 'ioredis';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+
+/** RFC 7523 §3: each client assertion `jti` is accepted once, across every instance (Redis SET NX). */
+export const jtiGuard = (redis: Redis, prefix: string) => async (key: string, ttlSeconds: number) =>
+  (await redis.set(`${prefix}jti:${key}`, '1', 'EX', Math.max(1, Math.ceil(ttlSeconds)), 'NX')) === 'OK';
+
+/**
+ * Brute-force protection for client authentication (RFC 6749 §2.3.1): failures per client id are
+ * counted in Redis, shared by all instances; past the limit the client id is locked out for a minute.
+ * The success path costs nothing: a lock-out learnt from a failure is remembered in-process.
+ */
+export const failureLimiter = (
+  redis: Redis,
+  prefix: string,
+  failuresPerMinute: number,
+  logger: Pick<Logger, 'warn'>,
+) => {
+  const limiter = new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix: `${prefix}authfail`,
+    points: failuresPerMinute,
+    duration: 60,
+    blockDuration: 60,
+  });
+  const lockedUntil = new Map<string, number>();
+  return {
+    lockedOutFor: (clientId: string) => {
+      const until = lockedUntil.get(clientId);
+      if (until === undefined) return 0;
+      if (until <= Date.now()) {
+        lockedUntil.delete(clientId);
+        return 0;
+      }
+      return (until - Date.now()) / 1000;
+    },
+    recordFailure: async (clientId: string) => {
+      try {
+        await limiter.consume(clientId);
+        return 0;
+      } catch (result) {
+        // Redis unreachable: the failure is still refused (401); only its counting is lost, and said.
+        if (!(result instanceof RateLimiterRes)) {
+          logger.warn({ err: result }, 'could not count a failed client authentication');
+          return 0;
+        }
+        lockedUntil.set(clientId, Date.now() + result.msBeforeNext);
+        return result.msBeforeNext / 1000;
+      }
+    },
+  };
+};

@@ -1,0 +1,101 @@
+import { GroupCommit } from '@grantline/event-store';
+import { TOPICS } from '@grantline/events';
+import { KeyEncryptionKey, KeyManager } from '@grantline/keys';
+import { oauthErrorBoundary } from '@grantline/oauth';
+import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
+import { createLogger } from '@grantline/telemetry';
+import { Redis } from 'ioredis';
+import { failureLimiter, jtiGuard } from './adapters/guards.ts';
+import type { TokenConfig } from './config.ts';
+import { rotateKeysEndpoint } from './endpoints/admin-keys.ts';
+import { jwksEndpoint } from './endpoints/jwks.ts';
+import { tokenEndpoint } from './endpoints/token.ts';
+import { clientCredentialsGrant } from './grants/client-credentials.ts';
+import { accessTokenIssuer } from './issuer.ts';
+import { ClientDirectory, clientsProjection, clientsTable } from './projections/clients.ts';
+
+/** The token service: the token endpoint, signing keys and the JWKS; it projects registry clients. */
+export const startToken = async (config: TokenConfig, options: { onCrash?: (e: Error) => void } = {}) => {
+  const logger = createLogger({ name: 'token', level: config.LOG_LEVEL });
+  const kek = KeyEncryptionKey.from({
+    value: config.GRANTLINE_KEY_ENCRYPTION_KEY,
+    file: config.GRANTLINE_KEY_ENCRYPTION_KEY_FILE,
+  });
+  const runtime = await createRuntime({
+    service: 'token',
+    databaseUrl: config.DATABASE_URL,
+    kafkaBrokers: config.KAFKA_BROKERS,
+    topicPrefix: config.KAFKA_TOPIC_PREFIX,
+    logger,
+  });
+  const { pool, schema } = runtime;
+  await pool.query(clientsTable(schema));
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, commandTimeout: 1_000 });
+  redis.on('error', (e) => logger.warn({ err: e }, 'redis error'));
+  const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}token:`;
+
+  const keys = new KeyManager({
+    pool,
+    schema,
+    kek,
+    logger,
+    rotationLeadSeconds: config.KEY_ROTATION_LEAD_SECONDS,
+    retainSeconds: config.ACCESS_TOKEN_TTL_SECONDS + 300,
+  });
+  await keys.start();
+
+  const clients = new ClientDirectory(pool, schema);
+  await runtime.project(
+    'token-clients',
+    [TOPICS.registry],
+    clientsProjection(schema),
+    options.onCrash ?? exitOnCrash(logger),
+  );
+
+  const issue = accessTokenIssuer({
+    keys,
+    events: new GroupCommit(runtime.store),
+    issuer: config.GRANTLINE_ISSUER,
+    ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+  });
+  let tokenEndpointUrl = config.GRANTLINE_TOKEN_ENDPOINT ?? '';
+  const limiter = failureLimiter(redis, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger);
+  const auth = {
+    lookup: (id: string) => clients.get(id),
+    claimJti: jtiGuard(redis, redisPrefix),
+    ...limiter,
+    get assertionAudiences() {
+      return [tokenEndpointUrl, config.GRANTLINE_ISSUER];
+    },
+  };
+
+  const service = await startService({
+    name: 'token',
+    port: config.PORT,
+    host: config.HOST,
+    logLevel: config.LOG_LEVEL,
+    otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    readiness: { ...runtime.readiness, redis: () => redis.ping() },
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    onShutdown: [async () => keys.stop(), ...runtime.shutdown, () => redis.quit()],
+    routes: (app, log) => {
+      app.post(
+        '/oauth2/token',
+        tokenEndpoint({
+          auth,
+          grants: [
+            clientCredentialsGrant({
+              issue,
+              defaultAudience: config.DEFAULT_AUDIENCE ?? config.GRANTLINE_ISSUER,
+            }),
+          ],
+        }),
+      );
+      app.get('/oauth2/jwks', jwksEndpoint(keys));
+      app.post('/admin/keys/rotate', rotateKeysEndpoint(keys, config.GRANTLINE_ADMIN_TOKEN));
+      app.use('/oauth2', oauthErrorBoundary(log));
+    },
+  });
+  tokenEndpointUrl ||= `${service.url}/oauth2/token`;
+  return { ...service, runtime, keys };
+};

@@ -1,0 +1,35 @@
+import { baseConfigSchema } from '@grantline/service-kit';
+import { z } from 'zod';
+
+const KEK = z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32 bytes, base64url-encoded (43 characters)');
+
+export const tokenConfigSchema = baseConfigSchema
+  .extend({
+    REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }),
+    /** the issuer (`iss`): the public origin of the authorization server */
+    GRANTLINE_ISSUER: z.url(),
+    /** public URL of this service's token endpoint, an accepted `aud` of client assertions (default: own address) */
+    GRANTLINE_TOKEN_ENDPOINT: z.url().optional(),
+    /** bearer token of this service's admin API (key rotation) */
+    GRANTLINE_ADMIN_TOKEN: z.string().min(32, 'at least 32 characters'),
+    /** 32 bytes, base64url: encrypts signing keys at rest; or give a file with GRANTLINE_KEY_ENCRYPTION_KEY_FILE */
+    GRANTLINE_KEY_ENCRYPTION_KEY: KEK.optional(),
+    GRANTLINE_KEY_ENCRYPTION_KEY_FILE: z.string().optional(),
+    /** access token lifetime */
+    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(600),
+    /** audience of a token whose client asked for no resource and has none registered */
+    DEFAULT_AUDIENCE: z.string().optional(),
+    /** how long a new signing key is published before it signs */
+    KEY_ROTATION_LEAD_SECONDS: z.coerce.number().int().min(0).default(300),
+    /** failed client authentications per client id per minute before a lock-out */
+    CLIENT_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(10),
+  })
+  .refine(
+    (c) => c.GRANTLINE_KEY_ENCRYPTION_KEY !== undefined || c.GRANTLINE_KEY_ENCRYPTION_KEY_FILE !== undefined,
+    {
+      path: ['GRANTLINE_KEY_ENCRYPTION_KEY'],
+      message: 'set it, or GRANTLINE_KEY_ENCRYPTION_KEY_FILE',
+    },
+  );
+
+export type TokenConfig = z.infer<typeof tokenConfigSchema>;

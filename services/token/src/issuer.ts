@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import type { GroupCommit } from '@grantline/event-store';
+import type { KeyManager } from '@grantline/keys';
+import { accessTokenClaims } from './domain/access-token.ts';
+
+export interface IssueRequest {
+  subject: string;
+  clientId: string;
+  scopes: readonly string[];
+  audience: readonly string[];
+  grantType: 'client_credentials' | 'authorization_code' | 'refresh_token';
+}
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope?: string;
+}
+
+/**
+ * Issues RFC 9068 JWT access tokens and records each issuance as an `AccessTokenIssued` event
+ * (claims and jti, never the token) before the token is handed out: no token exists that the log
+ * does not know. Events of concurrent requests share one commit.
+ */
+export const accessTokenIssuer =
+  (deps: { keys: KeyManager; events: GroupCommit; issuer: string; ttlSeconds: number }) =>
+  async (request: IssueRequest): Promise<TokenResponse> => {
+    const now = Math.floor(Date.now() / 1000);
+    const jti = randomBytes(18).toString('base64url');
+    const claims = accessTokenClaims({
+      ...request,
+      issuer: deps.issuer,
+      jti,
+      now,
+      ttlSeconds: deps.ttlSeconds,
+    });
+    const token = deps.keys.signingKey().sign({ typ: 'at+jwt' }, claims);
+    await deps.events.append(`access-token-${jti}`, {
+      type: 'AccessTokenIssued',
+      data: {
+        jti,
+        clientId: request.clientId,
+        subject: request.subject,
+        grantType: request.grantType,
+        scopes: [...request.scopes],
+        audience: [...request.audience],
+        expiresAt: new Date(claims.exp * 1000).toISOString(),
+      },
+    });
+    return {
+      access_token: token,
+      token_type: 'Bearer',
+      expires_in: deps.ttlSeconds,
+      ...(claims.scope && { scope: claims.scope }),
+    };
+  };
+
+export type AccessTokenIssuer = ReturnType<typeof accessTokenIssuer>;

@@ -1,0 +1,5 @@
+import { runServiceMain } from '@grantline/service-kit';
+import { startToken } from './app.ts';
+import { tokenConfigSchema } from './config.ts';
+
+await runServiceMain('token', tokenConfigSchema, (config) => startToken(config));

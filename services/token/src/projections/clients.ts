@@ -1,0 +1,89 @@
+import type { ClientMetadataRecord as Metadata } from '@grantline/events';
+import type { ConsumedEvent } from '@grantline/message-bus';
+import type { ClientRecord } from '@grantline/oauth';
+import type pg from 'pg';
+
+type M = { clientId: string; metadata?: Metadata; secretDigest?: string };
+
+/** The token service's read model of registry clients: one row per client. Rebuildable from the topic. */
+export const clientsTable = (schema: string) => `
+  CREATE TABLE IF NOT EXISTS ${schema}.clients (
+    client_id text PRIMARY KEY,
+    status text NOT NULL,
+    metadata jsonb NOT NULL,
+    secret_digest text,
+    updated_at timestamptz NOT NULL DEFAULT now()
+  )`;
+
+/** eventType -> reducer, applied inside the consumer's transaction. */
+export const clientsProjection = (schema: string) => {
+  const t = `${schema}.clients`;
+  const reducers: Record<string, (d: M, tx: pg.PoolClient) => Promise<unknown>> = {
+    ClientRegistered: (d, tx) =>
+      tx.query(
+        `INSERT INTO ${t} (client_id, status, metadata, secret_digest) VALUES ($1, 'active', $2, $3)
+         ON CONFLICT (client_id) DO NOTHING`,
+        [d.clientId, JSON.stringify(d.metadata), d.secretDigest ?? null],
+      ),
+    ClientMetadataUpdated: (d, tx) =>
+      tx.query(`UPDATE ${t} SET metadata = $2, updated_at = now() WHERE client_id = $1`, [
+        d.clientId,
+        JSON.stringify(d.metadata),
+      ]),
+    ClientSecretRotated: (d, tx) =>
+      tx.query(`UPDATE ${t} SET secret_digest = $2, updated_at = now() WHERE client_id = $1`, [
+        d.clientId,
+        d.secretDigest,
+      ]),
+    ClientDisabled: (d, tx) =>
+      tx.query(`UPDATE ${t} SET status = 'disabled', updated_at = now() WHERE client_id = $1`, [d.clientId]),
+    ClientDeleted: (d, tx) =>
+      tx.query(`UPDATE ${t} SET status = 'deleted', updated_at = now() WHERE client_id = $1`, [d.clientId]),
+  };
+  return async (event: ConsumedEvent, tx: pg.PoolClient) => {
+    await reducers[event.type]?.(event.data as M, tx);
+  };
+};
+
+/**
+ * Client lookups on the hot path: a short-lived per-instance cache in front of the projection table.
+ * Only found clients are cached (a client registered a moment ago is found on its first request), and
+ * only briefly, so a disabled client or a rotated secret takes effect within `ttlMs`.
+ */
+export class ClientDirectory {
+  private readonly cache = new Map<string, { record: ClientRecord; until: number }>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly schema: string,
+    private readonly ttlMs = 1_000,
+  ) {}
+
+  async get(clientId: string): Promise<ClientRecord | undefined> {
+    const hit = this.cache.get(clientId);
+    if (hit && hit.until > Date.now()) return hit.record;
+    const { rows } = await this.pool.query<{
+      status: ClientRecord['status'];
+      metadata: Metadata;
+      secret_digest: string | null;
+    }>(`SELECT status, metadata, secret_digest FROM ${this.schema}.clients WHERE client_id = $1`, [clientId]);
+    const row = rows[0];
+    if (!row) return undefined;
+    const m = row.metadata;
+    const record: ClientRecord = {
+      clientId,
+      status: row.status,
+      tokenEndpointAuthMethod: m.tokenEndpointAuthMethod,
+      secretDigest: row.secret_digest ?? undefined,
+      grantTypes: m.grantTypes,
+      scopes: m.scopes,
+      resources: m.resources,
+      redirectUris: m.redirectUris,
+      jwks: m.jwks as ClientRecord['jwks'],
+      jwksUri: m.jwksUri,
+    };
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(clientId, { record, until: Date.now() + this.ttlMs });
+    return record;
+  }
+}

@@ -1,0 +1,42 @@
+import { uniqueName } from '@grantline/testing';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { failureLimiter, jtiGuard } from '../src/adapters/guards.ts';
+
+describe('Redis guards of client authentication', () => {
+  const redis = new Redis(inject('infra').redisUrl);
+  const down = new Redis('redis://127.0.0.1:1', {
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    lazyConnect: true,
+  });
+  down.on('error', () => {});
+  afterAll(() => {
+    redis.disconnect();
+    down.disconnect();
+  });
+  const warnings: unknown[] = [];
+  const logger = { warn: (o: unknown) => void warnings.push(o) };
+
+  it('accepts a jti once across callers, and refuses assertions when Redis cannot answer (fail closed)', async () => {
+    const claim = jtiGuard(redis, `${uniqueName('g')}:`);
+    expect(await claim('c1:j1', 60)).toBe(true);
+    expect(await claim('c1:j1', 60)).toBe(false);
+    expect(await claim('c2:j1', 60)).toBe(true);
+    await expect(jtiGuard(down, 'x:')('c:j', 60)).rejects.toThrow();
+  });
+
+  it('locks a client id out after the limit, shared through Redis, and only warns when Redis is down', async () => {
+    const prefix = `${uniqueName('g')}:`;
+    const [a, b] = [failureLimiter(redis, prefix, 3, logger), failureLimiter(redis, prefix, 3, logger)];
+    expect(await a.recordFailure('c1')).toBe(0);
+    expect(await b.recordFailure('c1')).toBe(0);
+    expect(await a.recordFailure('c1')).toBe(0);
+    expect(await b.recordFailure('c1')).toBeGreaterThan(50); // the 4th failure, counted across instances
+    expect(b.lockedOutFor('c1')).toBeGreaterThan(50);
+    expect(a.lockedOutFor('c2')).toBe(0);
+    const offline = failureLimiter(down, prefix, 3, logger);
+    expect(await offline.recordFailure('c1')).toBe(0);
+    expect(warnings).toHaveLength(1);
+  });
+});

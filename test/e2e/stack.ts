@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import { startAuthorization } from '@grantline/authorization';
+import { startRegistry } from '@grantline/registry';
+import { loadConfig } from '@grantline/service-kit';
+import {
+  createTestDatabase,
+  eventually,
+  freePort,
+  type Infrastructure,
+  uniqueName,
+} from '@grantline/testing';
+import { startToken } from '@grantline/token';
+import { authorizationConfigSchema } from '../../services/authorization/src/config.ts';
+import { registryConfigSchema } from '../../services/registry/src/config.ts';
+import { tokenConfigSchema } from '../../services/token/src/config.ts';
+
+export const ADMIN_TOKEN = randomBytes(32).toString('base64url');
+
+/**
+ * Every service built so far, each with its own port, schema and consumers, sharing one test
+ * database, a unique Kafka topic prefix and Redis. A black box from here on: tests speak HTTP.
+ */
+export const startStack = async (infra: Infrastructure, env: Record<string, string> = {}) => {
+  const db = await createTestDatabase(infra);
+  const [authorizationPort, registryPort, tokenPort] = [await freePort(), await freePort(), await freePort()];
+  const issuer = `http://127.0.0.1:${authorizationPort}`;
+  const registryUrl = `http://127.0.0.1:${registryPort}`;
+  const tokenUrl = `http://127.0.0.1:${tokenPort}`;
+  const common = {
+    DATABASE_URL: db.url,
+    KAFKA_BROKERS: infra.kafkaBrokers.join(','),
+    REDIS_URL: infra.redisUrl,
+    KAFKA_TOPIC_PREFIX: `${uniqueName('e2e')}.`,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    GRANTLINE_ADMIN_TOKEN: ADMIN_TOKEN,
+    GRANTLINE_ISSUER: issuer,
+    ...env,
+  };
+  const onCrash = (e: Error) => {
+    throw e;
+  };
+  const registry = await startRegistry(
+    loadConfig(registryConfigSchema, { ...common, PORT: String(registryPort) }),
+  );
+  const token = await startToken(
+    loadConfig(tokenConfigSchema, {
+      ...common,
+      PORT: String(tokenPort),
+      GRANTLINE_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
+      KEY_ROTATION_LEAD_SECONDS: '1',
+      ...env,
+    }),
+    { onCrash },
+  );
+  const authorization = await startAuthorization(
+    loadConfig(authorizationConfigSchema, {
+      ...common,
+      PORT: String(authorizationPort),
+      GRANTLINE_TOKEN_ENDPOINT: `${tokenUrl}/oauth2/token`,
+      GRANTLINE_JWKS_URI: `${tokenUrl}/oauth2/jwks`,
+      GRANTLINE_REGISTRATION_ENDPOINT: `${registryUrl}/oauth2/register`,
+    }),
+    { onCrash },
+  );
+  const admin = (path: string, body: unknown, method = 'POST') =>
+    fetch(`${registryUrl}/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  return {
+    db,
+    issuer,
+    registryUrl,
+    tokenUrl,
+    token,
+    admin,
+    /** defines scopes and waits until the token and authorization services have seen them */
+    defineScopes: async (scopes: Record<string, string>) => {
+      for (const [name, description] of Object.entries(scopes)) {
+        const res = await admin('/scopes', { name, description });
+        if (res.status !== 201) throw new Error(`scope ${name}: ${res.status} ${await res.text()}`);
+      }
+      await eventually(
+        async () => {
+          const meta = (await (await fetch(`${issuer}/.well-known/oauth-authorization-server`)).json()) as {
+            scopes_supported: string[];
+          };
+          return Object.keys(scopes).every((s) => meta.scopes_supported.includes(s)) ? true : undefined;
+        },
+        { what: 'scopes in metadata' },
+      );
+    },
+    /** RFC 7591 registration; resolves once the token service can authenticate the client */
+    register: async (metadata: Record<string, unknown>) => {
+      const res = await fetch(`${registryUrl}/oauth2/register`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(metadata),
+      });
+      const body = (await res.json()) as Record<string, string>;
+      if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(body)}`);
+      await eventually(
+        async () =>
+          (await db.pool.query('SELECT 1 FROM token.clients WHERE client_id = $1', [body.client_id])).rowCount
+            ? true
+            : undefined,
+        { what: 'the token service to know the client' },
+      );
+      return body as Record<string, string> & { client_id: string };
+    },
+    stop: async () => {
+      await authorization.stop();
+      await token.stop();
+      await registry.stop();
+      await db.drop();
+    },
+  };
+};
+
+export type Stack = Awaited<ReturnType<typeof startStack>>;
+
+export const basic = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+/** A form POST to the token endpoint; returns status, headers and parsed JSON body. */
+export const tokenRequest = async (
+  stack: Stack,
+  form: Record<string, string> | string,
+  headers: Record<string, string> = {},
+) => {
+  const res = await fetch(`${stack.tokenUrl}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: typeof form === 'string' ? form : new URLSearchParams(form).toString(),
+  });
+  const text = await res.text();
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = { raw: text };
+  }
+  return { status: res.status, headers: res.headers, body };
+};
