@@ -15,7 +15,7 @@ const host = process.env.GRANTLINE_PUBLIC_HOST ?? '127.0.0.1';
 const url = (offset: number) => `http://${host}:${basePort + offset}`;
 
 /** Development secrets, generated once and kept in .grantline/ (git-ignored); the environment wins. */
-const devSecrets = (): { adminToken: string; kek: string } => {
+const devSecrets = (): { adminToken: string; kek: string; flowSecret: string } => {
   const dir = join(repoRoot, '.grantline');
   const file = join(dir, 'dev-secrets.json');
   if (!existsSync(file)) {
@@ -26,7 +26,13 @@ const devSecrets = (): { adminToken: string; kek: string } => {
     };
     writeFileSync(file, JSON.stringify(generated, null, 2), { mode: 0o600 });
   }
-  return JSON.parse(readFileSync(file, 'utf8'));
+  const secrets = JSON.parse(readFileSync(file, 'utf8'));
+  if (!secrets.flowSecret) {
+    // added by a later version: extend an existing file rather than replace its keys
+    secrets.flowSecret = randomBytes(32).toString('base64url');
+    writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  }
+  return secrets;
 };
 
 const { infra, stop: stopInfra } = await resolveInfrastructure();
@@ -43,9 +49,13 @@ if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${database.replace
 await admin.end();
 
 const secrets = devSecrets();
-if (!process.env.GRANTLINE_ADMIN_TOKEN || !process.env.GRANTLINE_KEY_ENCRYPTION_KEY) {
+if (
+  !process.env.GRANTLINE_ADMIN_TOKEN ||
+  !process.env.GRANTLINE_KEY_ENCRYPTION_KEY ||
+  !process.env.GRANTLINE_FLOW_SECRET
+) {
   console.warn(
-    'warning: using development secrets from .grantline/dev-secrets.json; set GRANTLINE_ADMIN_TOKEN and GRANTLINE_KEY_ENCRYPTION_KEY in production',
+    'warning: using development secrets from .grantline/dev-secrets.json; set GRANTLINE_ADMIN_TOKEN, GRANTLINE_KEY_ENCRYPTION_KEY and GRANTLINE_FLOW_SECRET in production',
   );
 }
 const issuer = process.env.GRANTLINE_ISSUER ?? url(0);
@@ -57,7 +67,11 @@ const common = {
   HOST: process.env.HOST ?? '127.0.0.1',
   GRANTLINE_ADMIN_TOKEN: process.env.GRANTLINE_ADMIN_TOKEN ?? secrets.adminToken,
   GRANTLINE_KEY_ENCRYPTION_KEY: process.env.GRANTLINE_KEY_ENCRYPTION_KEY ?? secrets.kek,
+  GRANTLINE_FLOW_SECRET: process.env.GRANTLINE_FLOW_SECRET ?? secrets.flowSecret,
   GRANTLINE_ISSUER: issuer,
+  GRANTLINE_AUTHORIZATION_URL: url(0),
+  GRANTLINE_CONSENT_URL: `${url(3)}/consent`,
+  GRANTLINE_GRANTS_ENDPOINT: `${url(3)}/oauth2/grants`,
   GRANTLINE_TOKEN_ENDPOINT: `${url(2)}/oauth2/token`,
   GRANTLINE_JWKS_URI: `${url(2)}/oauth2/jwks`,
   GRANTLINE_REGISTRATION_ENDPOINT: `${url(1)}/oauth2/register`,
@@ -66,6 +80,7 @@ const services = [
   { name: 'authorization', port: basePort },
   { name: 'registry', port: basePort + 1, env: { PUBLIC_URL: url(1) } },
   { name: 'token', port: basePort + 2 },
+  { name: 'consent', port: basePort + 3 },
 ];
 
 const children: ChildProcess[] = [];
@@ -121,6 +136,7 @@ console.log(`\nGrantline is running. Issuer: ${issuer}`);
 console.log(`  metadata:      ${issuer}/.well-known/oauth-authorization-server`);
 console.log(`  registration:  ${url(1)}/oauth2/register   (initial access token = GRANTLINE_ADMIN_TOKEN)`);
 console.log(`  token:         ${url(2)}/oauth2/token`);
+console.log(`  authorize:     ${issuer}/oauth2/authorize   (sign-in at /login, consent at ${url(3)}/consent)`);
 console.log(
   `  admin API:     ${url(1)}/admin   (Bearer GRANTLINE_ADMIN_TOKEN; development value in .grantline/dev-secrets.json)`,
 );

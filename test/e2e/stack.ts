@@ -1,20 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { startAuthorization } from '@grantline/authorization';
+import { startConsent } from '@grantline/consent';
 import { startRegistry } from '@grantline/registry';
 import { loadConfig } from '@grantline/service-kit';
 import {
   createTestDatabase,
   eventually,
-  freePort,
+  freePorts,
   type Infrastructure,
   uniqueName,
 } from '@grantline/testing';
 import { startToken } from '@grantline/token';
 import { authorizationConfigSchema } from '../../services/authorization/src/config.ts';
+import { consentConfigSchema } from '../../services/consent/src/config.ts';
 import { registryConfigSchema } from '../../services/registry/src/config.ts';
 import { tokenConfigSchema } from '../../services/token/src/config.ts';
 
 export const ADMIN_TOKEN = randomBytes(32).toString('base64url');
+export const FLOW_SECRET = randomBytes(32).toString('base64url');
 
 /**
  * Every service built so far, each with its own port, schema and consumers, sharing one test
@@ -22,10 +25,12 @@ export const ADMIN_TOKEN = randomBytes(32).toString('base64url');
  */
 export const startStack = async (infra: Infrastructure, env: Record<string, string> = {}) => {
   const db = await createTestDatabase(infra);
-  const [authorizationPort, registryPort, tokenPort] = [await freePort(), await freePort(), await freePort()];
+  const base = await freePorts(4);
+  const [authorizationPort, registryPort, tokenPort, consentPort] = [base, base + 1, base + 2, base + 3];
   const issuer = `http://127.0.0.1:${authorizationPort}`;
   const registryUrl = `http://127.0.0.1:${registryPort}`;
   const tokenUrl = `http://127.0.0.1:${tokenPort}`;
+  const consentUrl = `http://127.0.0.1:${consentPort}`;
   const common = {
     DATABASE_URL: db.url,
     KAFKA_BROKERS: infra.kafkaBrokers.join(','),
@@ -34,6 +39,8 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     GRANTLINE_ADMIN_TOKEN: ADMIN_TOKEN,
     GRANTLINE_ISSUER: issuer,
+    GRANTLINE_FLOW_SECRET: FLOW_SECRET,
+    GRANTLINE_TOKEN_ENDPOINT: `${tokenUrl}/oauth2/token`,
     ...env,
   };
   const onCrash = (e: Error) => {
@@ -56,10 +63,15 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     loadConfig(authorizationConfigSchema, {
       ...common,
       PORT: String(authorizationPort),
-      GRANTLINE_TOKEN_ENDPOINT: `${tokenUrl}/oauth2/token`,
       GRANTLINE_JWKS_URI: `${tokenUrl}/oauth2/jwks`,
       GRANTLINE_REGISTRATION_ENDPOINT: `${registryUrl}/oauth2/register`,
+      GRANTLINE_CONSENT_URL: `${consentUrl}/consent`,
+      GRANTLINE_GRANTS_ENDPOINT: `${consentUrl}/oauth2/grants`,
     }),
+    { onCrash },
+  );
+  const consent = await startConsent(
+    loadConfig(consentConfigSchema, { ...common, PORT: String(consentPort), GRANTLINE_AUTHORIZATION_URL: issuer }),
     { onCrash },
   );
   const admin = (path: string, body: unknown, method = 'POST') =>
@@ -73,6 +85,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     issuer,
     registryUrl,
     tokenUrl,
+    consentUrl,
     token,
     admin,
     /** defines scopes and waits until the token and authorization services have seen them */
@@ -110,6 +123,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
       return body as Record<string, string> & { client_id: string };
     },
     stop: async () => {
+      await consent.stop();
       await authorization.stop();
       await token.stop();
       await registry.stop();

@@ -6,7 +6,7 @@ import { describe, expect, inject, it } from 'vitest';
 describe('pnpm start:services', () => {
   it('starts every service as its own process, serves discovery, and stops cleanly on SIGTERM', async () => {
     const infra = inject('infra');
-    const base = await freePorts(3);
+    const base = await freePorts(4);
     const database = uniqueName('start');
     const started = spawnScript('scripts/start-services.ts', {
       DATABASE_URL: infra.databaseUrl,
@@ -31,6 +31,8 @@ describe('pnpm start:services', () => {
       expect(meta.token_endpoint).toBe(`http://127.0.0.1:${base + 2}/oauth2/token`);
       expect((await fetch(`http://127.0.0.1:${base + 2}/oauth2/jwks`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${base + 1}/readyz`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${base + 3}/readyz`)).status).toBe(200);
+      expect(meta.grant_management_endpoint).toBe(`http://127.0.0.1:${base + 3}/oauth2/grants`);
     } finally {
       started.child.kill('SIGTERM');
     }

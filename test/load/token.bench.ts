@@ -39,7 +39,7 @@ const spawnTs = (script: string, env: Record<string, string>, ready: string) =>
 const { infra, stop } = await resolveInfrastructure();
 const database = uniqueName('bench');
 try {
-  const base = await freePorts(3);
+  const base = await freePorts(4);
   const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
   await spawnTs(
     'scripts/start-services.ts',

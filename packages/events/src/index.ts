@@ -1,6 +1,6 @@
 export * from './catalogue.ts';
 export * from './envelope.ts';
-export { grantEventSchemas } from './grants.ts';
+export { grantEventSchemas, sessionEventSchemas } from './grants.ts';
 export * from './json-schema.ts';
 export { ClientMetadata, type ClientMetadataRecord, registryEventSchemas } from './registry.ts';
 export { tokenEventSchemas } from './tokens.ts';

@@ -52,6 +52,11 @@ export const registryEventSchemas = {
   UserAddedToOrganisation: z.strictObject({ userId: Id, organisationId: Id }),
   UserRemovedFromOrganisation: z.strictObject({ userId: Id, organisationId: Id }),
   UserDisabled: z.strictObject({ userId: Id }),
+  /** a new password: every refresh token issued to the user before this dies */
+  UserPasswordChanged: z.strictObject({
+    userId: Id,
+    passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/),
+  }),
   ScopeDefined: z.strictObject({
     name: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/),
     description: z.string().min(1).max(500),

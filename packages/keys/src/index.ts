@@ -1,2 +1,3 @@
 export * from './kek.ts';
 export * from './key-manager.ts';
+export * from './flow.ts';

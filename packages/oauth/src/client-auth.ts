@@ -15,6 +15,8 @@ export type AuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private
 /** What the token-side services know of a client (their projection of the registry). */
 export interface ClientRecord {
   clientId: string;
+  clientName?: string | undefined;
+  logoUri?: string | undefined;
   status: 'active' | 'disabled' | 'deleted';
   tokenEndpointAuthMethod: AuthMethod;
   secretDigest?: string | undefined;
@@ -119,6 +121,9 @@ export const authenticateClient = async (
     const assertion = form.client_assertion;
     verify = async (client) => (client ? verifyAssertion(deps, client, assertion) : false);
   } else {
+    // a public client (RFC 6749 §2.1) identifies itself with client_id alone; a confidential one may not
+    const client = form.client_id ? await deps.lookup(form.client_id) : undefined;
+    if (client?.tokenEndpointAuthMethod === 'none' && client.status === 'active') return client;
     throw failed(false, form.client_id ? 'client authentication is required' : 'no client authentication');
   }
 

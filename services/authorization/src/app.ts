@@ -1,10 +1,25 @@
+import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
 import { TOPICS } from '@grantline/events';
+import { FlowKeys } from '@grantline/keys';
+import { hashPassword, pageHeaders, sendErrorPage } from '@grantline/oauth';
 import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { Redis } from 'ioredis';
+import { loginLimiter } from './adapters/login-limiter.ts';
 import type { AuthorizationConfig } from './config.ts';
+import { authorizeEndpoint } from './endpoints/authorize.ts';
+import { completeEndpoint } from './endpoints/complete.ts';
+import { loginPage, loginSubmit } from './endpoints/login.ts';
+import { logoutPage, logoutSubmit } from './endpoints/logout.ts';
 import { metadataEndpoint, type ServerUrls } from './endpoints/metadata.ts';
+import type { FlowDeps } from './flow.ts';
 
-/** The authorization service. So far: the issuer's RFC 8414 metadata, with the scope catalogue. */
+/**
+ * The authorization service: the authorization endpoint, sign-in and sessions, and the issuer's
+ * RFC 8414 metadata. It projects the registry (clients, users, scopes) and hands the browser to the
+ * consent service and back with signed challenges.
+ */
 export const startAuthorization = async (
   config: AuthorizationConfig,
   options: { onCrash?: (e: Error) => void } = {},
@@ -19,51 +34,83 @@ export const startAuthorization = async (
     logger,
   });
   const { pool, schema } = runtime;
-  await pool.query(
-    `CREATE TABLE IF NOT EXISTS ${schema}.scopes (name text PRIMARY KEY, description text NOT NULL)`,
-  );
+  await pool.query(directoryTables(schema));
   await runtime.project(
-    'authorization-scopes',
+    'authorization-directory',
     [TOPICS.registry],
-    async (event, tx) => {
-      if (event.type !== 'ScopeDefined') return;
-      const { name, description } = event.data as { name: string; description: string };
-      await tx.query(
-        `INSERT INTO ${schema}.scopes (name, description) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET description = $2`,
-        [name, description],
-      );
-    },
+    directoryProjection(schema),
     options.onCrash ?? exitOnCrash(logger),
   );
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, commandTimeout: 1_000 });
+  redis.on('error', (e) => logger.warn({ err: e }, 'redis error'));
+  const people = new People(pool, schema);
+  const dummyHash = await hashPassword('grantline: no such user');
+
   let urls: ServerUrls | undefined;
+  let deps: FlowDeps | undefined;
+  const pageErrors = (error: Error & { status?: number }, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(error);
+    if (error.status && error.status < 500)
+      return sendErrorPage(res, error.status, 'invalid_request', 'the request could not be read');
+    req.log?.error({ err: error }, 'unexpected error on a page');
+    sendErrorPage(res, 500, 'server_error', 'something went wrong; try again');
+  };
+  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 100 });
+
   const service = await startService({
     name: 'authorization',
     port: config.PORT,
     host: config.HOST,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-    readiness: runtime.readiness,
+    readiness: { ...runtime.readiness, redis: () => redis.ping() },
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    onShutdown: runtime.shutdown,
+    onShutdown: [...runtime.shutdown, () => redis.quit()],
     routes: (app) => {
-      app.get(
-        '/.well-known/oauth-authorization-server',
-        metadataEndpoint(
-          () => urls!,
-          async () =>
-            (await pool.query<{ name: string }>(`SELECT name FROM ${schema}.scopes ORDER BY name`)).rows.map(
-              (r) => r.name,
-            ),
-        ),
-      );
+      const flow = () => deps!;
+      const lazy =
+        (make: (d: FlowDeps) => express.RequestHandler): express.RequestHandler =>
+        (req, res, next) =>
+          make(flow())(req, res, next);
+      app.get('/.well-known/oauth-authorization-server', metadataEndpoint(() => urls!, () => people.scopeNames()));
+      app.get('/oauth2/authorize', pageHeaders, lazy(authorizeEndpoint));
+      app.post('/oauth2/authorize', pageHeaders, form, lazy(authorizeEndpoint));
+      app.get('/oauth2/authorize/complete', pageHeaders, lazy(completeEndpoint));
+      app.get('/login', pageHeaders, lazy(loginPage));
+      app.post('/login', pageHeaders, form, lazy((d) => loginSubmit(d, dummyHash)));
+      app.get('/logout', pageHeaders, lazy(logoutPage));
+      app.post('/logout', pageHeaders, form, lazy(logoutSubmit));
+      app.use(['/oauth2/authorize', '/login', '/logout'], pageErrors);
     },
   });
   const issuer = config.GRANTLINE_ISSUER ?? service.url;
   urls = {
     issuer,
+    authorizationEndpoint: `${issuer}/oauth2/authorize`,
     tokenEndpoint: config.GRANTLINE_TOKEN_ENDPOINT ?? `${issuer}/oauth2/token`,
     jwksUri: config.GRANTLINE_JWKS_URI ?? `${issuer}/oauth2/jwks`,
     registrationEndpoint: config.GRANTLINE_REGISTRATION_ENDPOINT ?? `${issuer}/oauth2/register`,
+    grantManagementEndpoint: config.GRANTLINE_GRANTS_ENDPOINT ?? `${issuer}/oauth2/grants`,
+  };
+  deps = {
+    issuer,
+    consentUrl: config.GRANTLINE_CONSENT_URL ?? `${issuer}/consent`,
+    keys: FlowKeys.from(config.GRANTLINE_FLOW_SECRET),
+    clients: new ClientDirectory(pool, schema),
+    people,
+    store: runtime.store,
+    limiter: loginLimiter(
+      redis,
+      `grantline:${config.KAFKA_TOPIC_PREFIX}authz:`,
+      {
+        perUsername: config.LOGIN_FAILURES_PER_USERNAME,
+        perAddress: config.LOGIN_FAILURES_PER_ADDRESS,
+        windowSeconds: config.LOGIN_LOCKOUT_SECONDS,
+      },
+      logger,
+    ),
+    sessionTtlSeconds: config.SESSION_TTL_SECONDS,
+    secureCookies: issuer.startsWith('https:'),
   };
   return { ...service, runtime, issuer };
 };

@@ -1,18 +1,28 @@
 import { GroupCommit } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
-import { KeyEncryptionKey, KeyManager } from '@grantline/keys';
-import { oauthErrorBoundary } from '@grantline/oauth';
+import { FlowKeys, KeyEncryptionKey, KeyManager } from '@grantline/keys';
+import { failureLimiter, jtiGuard, oauthErrorBoundary } from '@grantline/oauth';
 import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import { Redis } from 'ioredis';
-import { failureLimiter, jtiGuard } from './adapters/guards.ts';
+
 import type { TokenConfig } from './config.ts';
 import { rotateKeysEndpoint } from './endpoints/admin-keys.ts';
 import { jwksEndpoint } from './endpoints/jwks.ts';
 import { tokenEndpoint } from './endpoints/token.ts';
+import { authorizationCodeGrant } from './grants/authorization-code.ts';
 import { clientCredentialsGrant } from './grants/client-credentials.ts';
+import { refreshTokenGrant } from './grants/refresh-token.ts';
 import { accessTokenIssuer } from './issuer.ts';
-import { ClientDirectory, clientsProjection, clientsTable } from './projections/clients.ts';
+import {
+  ClientDirectory,
+  directoryProjection,
+  directoryTables,
+  GrantQueries,
+  grantsProjection,
+  grantsTable,
+  People,
+} from '@grantline/directory';
 
 /** The token service: the token endpoint, signing keys and the JWKS; it projects registry clients. */
 export const startToken = async (config: TokenConfig, options: { onCrash?: (e: Error) => void } = {}) => {
@@ -29,7 +39,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
     logger,
   });
   const { pool, schema } = runtime;
-  await pool.query(clientsTable(schema));
+  await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}`);
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, commandTimeout: 1_000 });
   redis.on('error', (e) => logger.warn({ err: e }, 'redis error'));
   const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}token:`;
@@ -45,12 +55,12 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
   await keys.start();
 
   const clients = new ClientDirectory(pool, schema);
-  await runtime.project(
-    'token-clients',
-    [TOPICS.registry],
-    clientsProjection(schema),
-    options.onCrash ?? exitOnCrash(logger),
-  );
+  const onCrash = options.onCrash ?? exitOnCrash(logger);
+  await runtime.project('token-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
+  await runtime.project('token-grants', [TOPICS.grants], grantsProjection(schema), onCrash);
+  const grants = new GrantQueries(pool, schema);
+  const people = new People(pool, schema);
+  const flowKeys = FlowKeys.from(config.GRANTLINE_FLOW_SECRET);
 
   const issue = accessTokenIssuer({
     keys,
@@ -58,6 +68,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
     issuer: config.GRANTLINE_ISSUER,
     ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
   });
+  const defaultAudience = config.DEFAULT_AUDIENCE ?? config.GRANTLINE_ISSUER;
   let tokenEndpointUrl = config.GRANTLINE_TOKEN_ENDPOINT ?? '';
   const limiter = failureLimiter(redis, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger);
   const auth = {
@@ -84,9 +95,19 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
         tokenEndpoint({
           auth,
           grants: [
-            clientCredentialsGrant({
+            clientCredentialsGrant({ issue, defaultAudience }),
+            authorizationCodeGrant({ keys: flowKeys, store: runtime.store, grants, issue, defaultAudience }),
+            refreshTokenGrant({
+              store: runtime.store,
+              grants,
+              people,
               issue,
-              defaultAudience: config.DEFAULT_AUDIENCE ?? config.GRANTLINE_ISSUER,
+              defaultAudience,
+              policy: {
+                graceSeconds: config.REFRESH_TOKEN_GRACE_SECONDS,
+                idleSeconds: config.REFRESH_TOKEN_IDLE_SECONDS,
+                maxLifetimeSeconds: config.REFRESH_TOKEN_MAX_LIFETIME_SECONDS,
+              },
             }),
           ],
         }),

@@ -9,6 +9,10 @@ export interface IssueRequest {
   scopes: readonly string[];
   audience: readonly string[];
   grantType: 'client_credentials' | 'authorization_code' | 'refresh_token';
+  /** chosen by the caller when it must record the id elsewhere first (a code redemption) */
+  jti?: string;
+  grantId?: string;
+  organisations?: readonly string[];
 }
 
 export interface TokenResponse {
@@ -16,6 +20,8 @@ export interface TokenResponse {
   token_type: 'Bearer';
   expires_in: number;
   scope?: string;
+  refresh_token?: string;
+  grant_id?: string;
 }
 
 /**
@@ -27,7 +33,7 @@ export const accessTokenIssuer =
   (deps: { keys: KeyManager; events: GroupCommit; issuer: string; ttlSeconds: number }) =>
   async (request: IssueRequest): Promise<TokenResponse> => {
     const now = Math.floor(Date.now() / 1000);
-    const jti = randomBytes(18).toString('base64url');
+    const jti = request.jti ?? newTokenId();
     const claims = accessTokenClaims({
       ...request,
       issuer: deps.issuer,
@@ -46,6 +52,8 @@ export const accessTokenIssuer =
         scopes: [...request.scopes],
         audience: [...request.audience],
         expiresAt: new Date(claims.exp * 1000).toISOString(),
+        ...(request.grantId !== undefined && { grantId: request.grantId }),
+        ...(request.organisations !== undefined && { organisations: [...request.organisations] }),
       },
     });
     return {
@@ -55,5 +63,8 @@ export const accessTokenIssuer =
       ...(claims.scope && { scope: claims.scope }),
     };
   };
+
+/** 144 bits from the CSPRNG: access token ids. */
+export const newTokenId = () => randomBytes(18).toString('base64url');
 
 export type AccessTokenIssuer = ReturnType<typeof accessTokenIssuer>;

@@ -2,14 +2,16 @@ import type { RequestHandler } from 'express';
 
 export interface ServerUrls {
   issuer: string;
+  authorizationEndpoint: string;
   tokenEndpoint: string;
   jwksUri: string;
   registrationEndpoint: string;
+  grantManagementEndpoint: string;
 }
 
 /**
- * RFC 8414 authorization server metadata, listing only what exists. It grows as endpoints and grant
- * types are added; `scopes_supported` is the live scope catalogue.
+ * RFC 8414 authorization server metadata, listing only what exists; `scopes_supported` is the live
+ * scope catalogue.
  */
 export const metadataEndpoint =
   (urls: () => ServerUrls, scopes: () => Promise<string[]>): RequestHandler =>
@@ -18,22 +20,32 @@ export const metadataEndpoint =
       const u = urls();
       res.set('Cache-Control', 'public, max-age=60').json({
         issuer: u.issuer,
+        authorization_endpoint: u.authorizationEndpoint,
         token_endpoint: u.tokenEndpoint,
         jwks_uri: u.jwksUri,
         registration_endpoint: u.registrationEndpoint,
         scopes_supported: await scopes(),
-        response_types_supported: [],
-        grant_types_supported: ['client_credentials'],
+        response_types_supported: ['code'],
+        response_modes_supported: ['query'],
+        grant_types_supported: ['authorization_code', 'client_credentials', 'refresh_token'],
         token_endpoint_auth_methods_supported: [
           'client_secret_basic',
           'client_secret_post',
           'private_key_jwt',
+          'none',
         ],
         token_endpoint_auth_signing_alg_values_supported: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
         code_challenge_methods_supported: ['S256'],
+        prompt_values_supported: ['none', 'login', 'consent'],
+        // RFC 9207
+        authorization_response_iss_parameter_supported: true,
         // RFC 8707 resource indicators; RFC 9068 access tokens are ES256-signed JWTs
         resource_indicators_supported: true,
         access_token_signing_alg_values_supported: ['ES256'],
+        // Grant Management for OAuth 2.0 (FAPI WG draft)
+        grant_management_actions_supported: ['create', 'merge', 'replace'],
+        grant_management_action_required: false,
+        grant_management_endpoint: u.grantManagementEndpoint,
       });
     } catch (error) {
       next(error);

@@ -33,7 +33,7 @@ export const organisationDecider = {
 
 // User (`user-<id>`)
 type UserEvent = Of<
-  'UserCreated' | 'UserAddedToOrganisation' | 'UserRemovedFromOrganisation' | 'UserDisabled'
+  'UserCreated' | 'UserAddedToOrganisation' | 'UserRemovedFromOrganisation' | 'UserDisabled' | 'UserPasswordChanged'
 >;
 export type UserState =
   | { status: 'none' }
@@ -42,7 +42,8 @@ export type UserCommand =
   | { type: 'Create'; userId: string; username: string; passwordHash: string; organisations: string[] }
   | { type: 'AddToOrganisation'; organisationId: string }
   | { type: 'RemoveFromOrganisation'; organisationId: string }
-  | { type: 'Disable' };
+  | { type: 'Disable' }
+  | { type: 'ChangePassword'; passwordHash: string };
 
 export const userDecider = {
   initialState: (): UserState => ({ status: 'none' }),
@@ -63,6 +64,8 @@ export const userDecider = {
           : { ...s, organisations: s.organisations.filter((o) => o !== e.data.organisationId) };
       case 'UserDisabled':
         return s.status === 'none' ? s : { ...s, status: 'disabled' };
+      case 'UserPasswordChanged':
+        return s;
       default: {
         const exhaustive: never = e;
         return exhaustive;
@@ -88,6 +91,8 @@ export const userDecider = {
           : [];
       case 'Disable':
         return s.status === 'disabled' ? [] : [{ type: 'UserDisabled', data: { userId } }];
+      case 'ChangePassword':
+        return [{ type: 'UserPasswordChanged', data: { userId, passwordHash: c.passwordHash } }];
       default: {
         const exhaustive: never = c;
         return exhaustive;

@@ -27,6 +27,7 @@ const parse = <S extends z.ZodType>(schema: S, body: unknown): z.infer<S> => {
 const Name = z.string().trim().min(1).max(200);
 const ScopeName = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/, 'a scope-token (RFC 6749 §3.3)');
 const Username = z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'letters, digits and . _ @ -');
+const Password = z.string().min(8).max(1_000);
 
 const wrap =
   (fn: (req: Request, res: Response) => Promise<unknown>) =>
@@ -66,7 +67,7 @@ export const adminRouter = (deps: RegistryDeps): Router => {
       const input = parse(
         z.object({
           username: Username,
-          password: z.string().min(8).max(1_000),
+          password: Password,
           organisations: z.array(z.string()).max(100).default([]),
         }),
         req.body,
@@ -139,6 +140,20 @@ export const adminRouter = (deps: RegistryDeps): Router => {
     '/users/:id/disable',
     wrap(async (req, res) => {
       await handleCommand(deps.store, streams.user(String(req.params.id)), { type: 'Disable' }, userDecider);
+      res.status(204).end();
+    }),
+  );
+
+  router.post(
+    '/users/:id/password',
+    wrap(async (req, res) => {
+      const { password } = parse(z.object({ password: Password }), req.body);
+      await handleCommand(
+        deps.store,
+        streams.user(String(req.params.id)),
+        { type: 'ChangePassword', passwordHash: await hashPassword(password) },
+        userDecider,
+      );
       res.status(204).end();
     }),
   );

@@ -8,6 +8,10 @@ export interface AccessTokenClaims {
   jti: string;
   client_id: string;
   scope?: string;
+  /** Grant Management: the grant this token was issued under */
+  grant_id?: string;
+  /** Grantline: the organisations the user connected to this grant */
+  organisations?: string[];
 }
 
 export const accessTokenClaims = (input: {
@@ -19,6 +23,8 @@ export const accessTokenClaims = (input: {
   jti: string;
   now: number;
   ttlSeconds: number;
+  grantId?: string | undefined;
+  organisations?: readonly string[] | undefined;
 }): AccessTokenClaims => ({
   iss: input.issuer,
   sub: input.subject,
@@ -28,4 +34,6 @@ export const accessTokenClaims = (input: {
   jti: input.jti,
   client_id: input.clientId,
   ...(input.scopes.length > 0 && { scope: input.scopes.join(' ') }),
+  ...(input.grantId !== undefined && { grant_id: input.grantId }),
+  ...(input.organisations !== undefined && { organisations: [...input.organisations] }),
 });

@@ -72,6 +72,8 @@ export class ClientDirectory {
     const m = row.metadata;
     const record: ClientRecord = {
       clientId,
+      clientName: m.clientName,
+      logoUri: m.logoUri,
       status: row.status,
       tokenEndpointAuthMethod: m.tokenEndpointAuthMethod,
       secretDigest: row.secret_digest ?? undefined,

@@ -1,0 +1,67 @@
+import { randomToken, sendErrorPage, withParameters } from '@grantline/oauth';
+import type { RequestHandler } from 'express';
+import type { AuthorizationRequest } from '../domain/authorization-request.ts';
+import { type FlowDeps, readSession, STATEMENT } from '../flow.ts';
+import { redirectError } from './authorize.ts';
+
+/** What the consent service decided, signed; bound to the browser session it was made in. */
+interface Verdict {
+  req: AuthorizationRequest;
+  sid: string;
+  sub: string;
+  auth_time: number;
+  /** an error for the client: access_denied, consent_required, invalid_grant_id */
+  error?: string;
+  error_description?: string;
+  grant_id?: string;
+  scopes?: string[];
+  organisations?: string[];
+}
+
+/** Lifetime of an authorization code (FAPI 2.0: at most 60 s). */
+export const CODE_TTL_SECONDS = 60;
+
+/**
+ * GET /oauth2/authorize/complete: the consent service's verdict comes back here. Allowed: an
+ * authorization code (a JWE only the token service can open) goes to the client with `state` and
+ * `iss`. Denied: `error=access_denied`. A verdict from another browser session is refused.
+ */
+export const completeEndpoint =
+  (deps: FlowDeps): RequestHandler =>
+  async (req, res, next) => {
+    try {
+      const raw = typeof req.query.consent_verdict === 'string' ? req.query.consent_verdict : undefined;
+      const verdict = await deps.keys.verify<Verdict>(STATEMENT.verdict, raw);
+      if (!verdict) return sendErrorPage(res, 400, 'invalid_request', 'the consent result is invalid or expired');
+      const session = await readSession(deps, req);
+      if (session?.sid !== verdict.sid)
+        return sendErrorPage(res, 400, 'invalid_request', 'the consent result belongs to another sign-in');
+      const { req: request } = verdict;
+      if (verdict.error || !verdict.grant_id) {
+        return redirectError(
+          res,
+          deps.issuer,
+          request,
+          verdict.error ?? 'access_denied',
+          verdict.error_description ?? 'the user denied the request',
+        );
+      }
+      const code = await deps.keys.encrypt({
+        typ: 'code',
+        jti: randomToken(24),
+        cid: request.clientId,
+        ruri: request.redirectUri,
+        cc: request.codeChallenge,
+        sub: verdict.sub,
+        gid: verdict.grant_id,
+        scp: verdict.scopes,
+        orgs: verdict.organisations,
+        res: request.resources,
+        auth_time: verdict.auth_time,
+        exp: Math.floor(Date.now() / 1000) + CODE_TTL_SECONDS,
+      });
+      res.redirect(303, withParameters(request.redirectUri, { code, state: request.state, iss: deps.issuer }));
+    } catch (error) {
+      next(error);
+    }
+  };

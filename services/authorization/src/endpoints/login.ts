@@ -1,0 +1,117 @@
+import {
+  cookieOptions,
+  cookiesOf,
+  escapeHtml,
+  randomToken,
+  renderPage,
+  sendErrorPage,
+  sha256Digest,
+  verifyPassword,
+} from '@grantline/oauth';
+import type { Request, RequestHandler, Response } from 'express';
+import type { AuthorizationRequest } from '../domain/authorization-request.ts';
+import { consentLocation, type FlowDeps, LOGIN_CSRF_COOKIE, STATEMENT, startSession } from '../flow.ts';
+
+interface LoginChallenge {
+  req: AuthorizationRequest;
+  jti: string;
+}
+
+const loginForm = (challenge: string, csrf: string, error?: string) =>
+  renderPage(
+    'Sign in',
+    `<h1>Sign in</h1>${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
+<form method="post" action="/login">
+<input type="hidden" name="login_challenge" value="${escapeHtml(challenge)}">
+<input type="hidden" name="csrf_token" value="${escapeHtml(csrf)}">
+<label for="username">Username<input type="text" id="username" name="username" autocomplete="username" required></label>
+<label for="password">Password<input type="password" id="password" name="password" autocomplete="current-password" required></label>
+<button type="submit">Sign in</button>
+</form>`,
+  );
+
+/** The CSRF binding of the login form: the browser's pre-session cookie and this flow's challenge. */
+const csrfBinding = (cookie: string, challenge: LoginChallenge) => `login:${cookie}:${challenge.jti}`;
+
+const challengeOf = async (deps: FlowDeps, value: unknown) =>
+  typeof value === 'string' ? deps.keys.verify<LoginChallenge>(STATEMENT.login, value) : undefined;
+
+/**
+ * GET /login: the sign-in form of one authorization flow. It only exists within a flow (a signed
+ * `login_challenge`); there is no `next`/`return_to` parameter, so it cannot redirect off the issuer.
+ */
+export const loginPage =
+  (deps: FlowDeps): RequestHandler =>
+  async (req, res, next) => {
+    try {
+      const raw = req.query.login_challenge;
+      const challenge = await challengeOf(deps, raw);
+      if (!challenge)
+        return sendErrorPage(res, 400, 'invalid_request', 'sign-in starts from an application: the link is invalid or expired');
+      let cookie = cookiesOf(req)[LOGIN_CSRF_COOKIE];
+      if (!cookie || !/^[A-Za-z0-9_-]{22,64}$/.test(cookie)) {
+        cookie = randomToken(16);
+        res.cookie(LOGIN_CSRF_COOKIE, cookie, cookieOptions(deps.secureCookies));
+      }
+      res.type('html').send(loginForm(raw as string, deps.keys.csrfToken(csrfBinding(cookie, challenge))));
+    } catch (error) {
+      next(error);
+    }
+  };
+
+const field = (req: Request, name: string): string | undefined => {
+  const v = (req.body as Record<string, unknown> | undefined)?.[name];
+  return typeof v === 'string' ? v : undefined;
+};
+
+/**
+ * POST /login: checks the CSRF token, the shared lock-out, then the password (scrypt, also for an
+ * unknown user, so both cost the same). Success starts a session and answers 303 to consent; every
+ * outcome is an event for auditors.
+ */
+export const loginSubmit = (deps: FlowDeps, dummyHash: string): RequestHandler => async (req, res, next) => {
+  try {
+    const raw = field(req, 'login_challenge');
+    const challenge = await challengeOf(deps, raw);
+    if (!challenge) return sendErrorPage(res, 400, 'invalid_request', 'the sign-in link is invalid or expired');
+    const cookie = cookiesOf(req)[LOGIN_CSRF_COOKIE];
+    if (!cookie || !deps.keys.csrfValid(csrfBinding(cookie, challenge), field(req, 'csrf_token')))
+      return sendErrorPage(res, 403, 'invalid_request', 'the form has expired; go back to the application and try again');
+
+    const username = (field(req, 'username') ?? '').trim().slice(0, 200);
+    const password = (field(req, 'password') ?? '').slice(0, 1_000);
+    const address = req.ip ?? 'unknown';
+    const usernameDigest = sha256Digest(username.toLowerCase());
+    const retry = (status: number, message: string) =>
+      res.status(status).type('html').send(loginForm(raw!, field(req, 'csrf_token')!, message));
+    const failed = (reason: 'unknown_user' | 'wrong_password' | 'disabled' | 'locked_out') =>
+      deps.store.append(`login-${usernameDigest}`, 'any', [
+        { type: 'LoginFailed', data: { usernameDigest, reason, address: address.slice(0, 100) } },
+      ]);
+
+    const locked = await deps.limiter.lockedFor(username, address);
+    if (locked > 0) {
+      await failed('locked_out');
+      res.set('Retry-After', String(locked));
+      return retry(429, `Too many failed attempts. Try again in ${Math.ceil(locked / 60)} minutes.`);
+    }
+    const user = username ? await deps.people.userByName(username) : undefined;
+    const ok = await verifyPassword(password, user?.passwordHash ?? dummyHash);
+    if (!user || !ok || user.status !== 'active') {
+      await deps.limiter.recordFailure(username, address);
+      await failed(!user ? 'unknown_user' : !ok ? 'wrong_password' : 'disabled');
+      return retry(401, 'Invalid username or password.');
+    }
+    await deps.limiter.recordSuccess(username);
+    const session = await startSession(deps, res, user.userId);
+    await deps.store.append(`session-${session.sid}`, 'no_stream', [
+      {
+        type: 'UserAuthenticated',
+        data: { userId: user.userId, sessionId: session.sid, method: 'password', address: address.slice(0, 100) },
+      },
+    ]);
+    res.redirect(303, await consentLocation(deps, challenge.req, session));
+  } catch (error) {
+    next(error);
+  }
+};

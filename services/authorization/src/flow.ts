@@ -1,0 +1,70 @@
+import type { EventStore } from '@grantline/event-store';
+import type { ClientDirectory, People } from '@grantline/directory';
+import type { FlowKeys } from '@grantline/keys';
+import { cookieOptions, cookiesOf, randomToken } from '@grantline/oauth';
+import type { Request, Response } from 'express';
+import type { LoginLimiter } from './adapters/login-limiter.ts';
+import type { AuthorizationRequest } from './domain/authorization-request.ts';
+
+/** Types (JWS `typ`) of the signed statements that carry a flow between services and the browser. */
+export const STATEMENT = {
+  login: 'grantline-login+jwt',
+  consent: 'grantline-consent+jwt',
+  verdict: 'grantline-verdict+jwt',
+  session: 'grantline-session+jwt',
+} as const;
+
+export const SESSION_COOKIE = 'grantline_session';
+export const LOGIN_CSRF_COOKIE = 'grantline_login_csrf';
+
+export interface Session {
+  sid: string;
+  sub: string;
+  auth_time: number;
+}
+
+export interface FlowDeps {
+  issuer: string;
+  consentUrl: string;
+  keys: FlowKeys;
+  clients: ClientDirectory;
+  people: People;
+  store: EventStore;
+  limiter: LoginLimiter;
+  sessionTtlSeconds: number;
+  secureCookies: boolean;
+}
+
+/** The signed-in user of this browser, if the session is valid and the user may still sign in. */
+export const readSession = async (deps: FlowDeps, req: Request): Promise<Session | undefined> => {
+  const session = await deps.keys.verify<Session & { iat: number }>(STATEMENT.session, cookiesOf(req)[SESSION_COOKIE]);
+  if (!session) return undefined;
+  const user = await deps.people.user(session.sub);
+  if (!user || user.status !== 'active') return undefined;
+  // a password change ends every session that started before it
+  if (user.credentialsChangedAt && user.credentialsChangedAt.getTime() > session.auth_time * 1000) return undefined;
+  return { sid: session.sid, sub: session.sub, auth_time: session.auth_time };
+};
+
+export const startSession = async (deps: FlowDeps, res: Response, userId: string): Promise<Session> => {
+  const session = { sid: randomToken(16), sub: userId, auth_time: Math.floor(Date.now() / 1000) };
+  const cookie = await deps.keys.sign(STATEMENT.session, session, deps.sessionTtlSeconds);
+  res.cookie(SESSION_COOKIE, cookie, cookieOptions(deps.secureCookies, deps.sessionTtlSeconds * 1000));
+  return session;
+};
+
+/** Where the browser goes once the user is known: the consent service, with a signed challenge. */
+export const consentLocation = async (
+  deps: FlowDeps,
+  request: AuthorizationRequest,
+  session: Session,
+): Promise<string> => {
+  const challenge = await deps.keys.sign(
+    STATEMENT.consent,
+    { req: request, sub: session.sub, sid: session.sid, auth_time: session.auth_time, jti: randomToken(16) },
+    600,
+  );
+  const url = new URL(deps.consentUrl);
+  url.searchParams.set('consent_challenge', challenge);
+  return url.href;
+};

@@ -1,0 +1,100 @@
+import { handleCommand } from '@grantline/event-store';
+import { ClientDirectory, directoryProjection, directoryTables, GrantQueries, grantsProjection, grantsTable, People } from '@grantline/directory';
+import { TOPICS } from '@grantline/events';
+import { FlowKeys } from '@grantline/keys';
+import { failureLimiter, jtiGuard, oauthErrorBoundary, pageHeaders, sendErrorPage } from '@grantline/oauth';
+import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
+import { createLogger } from '@grantline/telemetry';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { Redis } from 'ioredis';
+import type { ConsentConfig } from './config.ts';
+import { grantDecider } from './domain/grant.ts';
+import { consentPage, consentSubmit } from './endpoints/consent.ts';
+import { grantManagement } from './endpoints/grants.ts';
+import type { ConsentDeps } from './flow.ts';
+
+
+/**
+ * The consent service: owns grants (subject x client x organisations x scopes). It serves the
+ * consent page and the Grant Management API, projects the registry, and revokes a grant when the
+ * token service reports refresh-token reuse in it.
+ */
+export const startConsent = async (config: ConsentConfig, options: { onCrash?: (e: Error) => void } = {}) => {
+  const logger = createLogger({ name: 'consent', level: config.LOG_LEVEL });
+  const runtime = await createRuntime({
+    service: 'consent',
+    databaseUrl: config.DATABASE_URL,
+    kafkaBrokers: config.KAFKA_BROKERS,
+    topicPrefix: config.KAFKA_TOPIC_PREFIX,
+    logger,
+  });
+  const { pool, schema, store } = runtime;
+  await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}`);
+  const onCrash = options.onCrash ?? exitOnCrash(logger);
+  await runtime.project('consent-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
+  await runtime.project('consent-grants', [TOPICS.grants], grantsProjection(schema), onCrash);
+  // RFC 9700 §4.14.2: a refresh token used twice means it leaked; the whole grant ends
+  await runtime.project(
+    'consent-token-reuse',
+    [TOPICS.tokens],
+    async (event) => {
+      if (event.type !== 'RefreshTokenReuseDetected') return;
+      const { grantId } = event.data as { grantId: string };
+      await handleCommand(store, `grant-${grantId}`, { type: 'Revoke', reason: 'refresh_reuse' }, grantDecider);
+    },
+    onCrash,
+  );
+
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, commandTimeout: 1_000 });
+  redis.on('error', (e) => logger.warn({ err: e }, 'redis error'));
+  const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}consent:`;
+  const people = new People(pool, schema);
+  const clients = new ClientDirectory(pool, schema);
+  const authorizationUrl = config.GRANTLINE_AUTHORIZATION_URL ?? config.GRANTLINE_ISSUER;
+  const deps: ConsentDeps = {
+    keys: FlowKeys.from(config.GRANTLINE_FLOW_SECRET),
+    clients,
+    people,
+    grants: new GrantQueries(pool, schema),
+    store,
+    completeUrl: `${authorizationUrl.replace(/\/$/, '')}/oauth2/authorize/complete`,
+  };
+  const auth = {
+    lookup: (id: string) => clients.get(id),
+    claimJti: jtiGuard(redis, redisPrefix),
+    ...failureLimiter(redis, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger),
+    assertionAudiences: [
+      config.GRANTLINE_TOKEN_ENDPOINT ?? `${config.GRANTLINE_ISSUER}/oauth2/token`,
+      config.GRANTLINE_ISSUER,
+    ],
+  };
+  const grants = grantManagement(deps, auth, people);
+  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 200 });
+  const pageErrors = (error: Error & { status?: number }, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(error);
+    if (error.status && error.status < 500)
+      return sendErrorPage(res, error.status, 'invalid_request', 'the request could not be read');
+    req.log?.error({ err: error }, 'unexpected error on the consent page');
+    sendErrorPage(res, 500, 'server_error', 'something went wrong; try again');
+  };
+
+  const service = await startService({
+    name: 'consent',
+    port: config.PORT,
+    host: config.HOST,
+    logLevel: config.LOG_LEVEL,
+    otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    readiness: { ...runtime.readiness, redis: () => redis.ping() },
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    onShutdown: [...runtime.shutdown, () => redis.quit()],
+    routes: (app, log) => {
+      app.get('/consent', pageHeaders, consentPage(deps));
+      app.post('/consent', pageHeaders, form, consentSubmit(deps));
+      app.use('/consent', pageErrors);
+      app.get('/oauth2/grants/:grant_id', grants.query);
+      app.delete('/oauth2/grants/:grant_id', grants.revoke);
+      app.use('/oauth2', oauthErrorBoundary(log));
+    },
+  });
+  return { ...service, runtime };
+};

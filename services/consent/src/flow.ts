@@ -1,0 +1,86 @@
+import type { ClientDirectory, People } from '@grantline/directory';
+import type { EventStore } from '@grantline/event-store';
+import type { FlowKeys } from '@grantline/keys';
+import { cookiesOf } from '@grantline/oauth';
+import type { Request } from 'express';
+import type { GrantQueries } from '@grantline/directory';
+
+/** JWS `typ`s shared with the authorization service (its `flow.ts` is the other half of the contract). */
+export const STATEMENT = {
+  consent: 'grantline-consent+jwt',
+  verdict: 'grantline-verdict+jwt',
+  session: 'grantline-session+jwt',
+} as const;
+export const SESSION_COOKIE = 'grantline_session';
+
+/** The validated authorization request, as the authorization service signed it. */
+export interface AuthorizationRequest {
+  clientId: string;
+  redirectUri: string;
+  scopes: string[];
+  state?: string;
+  codeChallenge: string;
+  resources: string[];
+  prompt: ('none' | 'login' | 'consent')[];
+  grantManagementAction?: 'create' | 'merge' | 'replace';
+  grantId?: string;
+}
+
+export interface ConsentChallenge {
+  req: AuthorizationRequest;
+  sub: string;
+  sid: string;
+  auth_time: number;
+  jti: string;
+}
+
+export interface ConsentDeps {
+  keys: FlowKeys;
+  clients: ClientDirectory;
+  people: People;
+  grants: GrantQueries;
+  store: EventStore;
+  /** `<authorization service>/oauth2/authorize/complete` */
+  completeUrl: string;
+}
+
+/**
+ * The challenge, if it is valid and was issued to the session of this browser: the consent service
+ * trusts nothing in the query string that the authorization service did not sign.
+ */
+export const challengeFor = async (
+  deps: ConsentDeps,
+  req: Request,
+  raw: unknown,
+): Promise<ConsentChallenge | undefined> => {
+  if (typeof raw !== 'string') return undefined;
+  const challenge = await deps.keys.verify<ConsentChallenge>(STATEMENT.consent, raw);
+  if (!challenge) return undefined;
+  const session = await deps.keys.verify<{ sid: string }>(STATEMENT.session, cookiesOf(req)[SESSION_COOKIE]);
+  return session?.sid === challenge.sid ? challenge : undefined;
+};
+
+/** The way back to the authorization service, with the decision signed. */
+export const verdictLocation = async (
+  deps: ConsentDeps,
+  challenge: ConsentChallenge,
+  outcome:
+    | { grantId: string; scopes: string[]; organisations: string[] }
+    | { error: string; description: string },
+): Promise<string> => {
+  const body =
+    'error' in outcome
+      ? { error: outcome.error, error_description: outcome.description }
+      : { grant_id: outcome.grantId, scopes: outcome.scopes, organisations: outcome.organisations };
+  const verdict = await deps.keys.sign(
+    STATEMENT.verdict,
+    { req: challenge.req, sid: challenge.sid, sub: challenge.sub, auth_time: challenge.auth_time, ...body },
+    60,
+  );
+  const url = new URL(deps.completeUrl);
+  url.searchParams.set('consent_verdict', verdict);
+  return url.href;
+};
+
+/** CSRF binding of the consent form: the session and this one flow. */
+export const csrfBinding = (c: ConsentChallenge) => `consent:${c.sid}:${c.jti}`;

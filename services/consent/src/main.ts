@@ -1,0 +1,5 @@
+import { runServiceMain } from '@grantline/service-kit';
+import { startConsent } from './app.ts';
+import { consentConfigSchema } from './config.ts';
+
+await runServiceMain('consent', consentConfigSchema, (config) => startConsent(config));

@@ -1,0 +1,129 @@
+import type { TokenEvent } from '@grantline/events';
+
+/**
+ * A refresh token family (stream `refresh-<family id>`): the chain of refresh tokens rotated from
+ * one authorization code. A token reads `<family id>.<generation>.<secret>`; the family keeps each
+ * generation's secret digest, so a presented token is either the current one, a rotated (reused)
+ * one, or not ours. Pure: time, ids and digests come in.
+ */
+export type FamilyState =
+  | { status: 'none' }
+  | {
+      status: 'active' | 'revoked';
+      familyId: string;
+      clientId: string;
+      grantId: string;
+      subject: string;
+      scopes: string[];
+      organisations: string[];
+      resources: string[];
+      generation: number;
+      digests: string[];
+      /** when each generation was issued (ms) */
+      issuedAt: number[];
+      accessTokenIds: string[];
+    };
+
+type Event = Extract<
+  TokenEvent,
+  { type: 'RefreshTokenIssued' | 'RefreshTokenRotated' | 'RefreshTokenReuseDetected' | 'RefreshFamilyRevoked' }
+>;
+type Recorded = Event & { time: Date };
+
+export const tokenIdOf = (familyId: string, generation: number) => `${familyId}.${generation}`;
+
+export const evolveFamily = (s: FamilyState, e: Recorded): FamilyState => {
+  switch (e.type) {
+    case 'RefreshTokenIssued':
+      return {
+        status: 'active',
+        familyId: e.data.familyId,
+        clientId: e.data.clientId,
+        grantId: e.data.grantId,
+        subject: e.data.subject,
+        scopes: e.data.scopes,
+        organisations: e.data.organisations,
+        resources: e.data.resources,
+        generation: 0,
+        digests: [e.data.secretDigest],
+        issuedAt: [e.time.getTime()],
+        accessTokenIds: [e.data.accessTokenId],
+      };
+    case 'RefreshTokenRotated':
+      return s.status === 'none'
+        ? s
+        : {
+            ...s,
+            generation: s.generation + 1,
+            digests: [...s.digests, e.data.secretDigest],
+            issuedAt: [...s.issuedAt, e.time.getTime()],
+            accessTokenIds: [...s.accessTokenIds, e.data.accessTokenId],
+          };
+    case 'RefreshTokenReuseDetected':
+      return s;
+    case 'RefreshFamilyRevoked':
+      return s.status === 'none' ? s : { ...s, status: 'revoked' };
+    default:
+      return s;
+  }
+};
+
+export interface RefreshAttempt {
+  generation: number;
+  secretDigest: string;
+  clientId: string;
+  now: number;
+  /** a retry of the previous token within this window is answered, not treated as reuse (0: off) */
+  graceSeconds: number;
+  idleSeconds: number;
+  maxLifetimeSeconds: number;
+  /** refresh tokens issued before this instant are dead (password change, user disabled) */
+  notBefore?: number | undefined;
+  /** digests are compared by the caller-supplied constant-time function */
+  equal: (a: string, b: string) => boolean;
+  next: { secretDigest: string; accessTokenId: string };
+}
+
+export type RefreshDecision =
+  | { outcome: 'rotate'; events: Event[] }
+  | { outcome: 'reuse'; events: Event[] }
+  | { outcome: 'refused'; reason: string };
+
+/** RFC 9700 §4.14.2: rotate on every use; a rotated token used again revokes the whole family. */
+export const decideRefresh = (s: FamilyState, a: RefreshAttempt): RefreshDecision => {
+  if (s.status === 'none') return { outcome: 'refused', reason: 'refresh token is invalid' };
+  const known = a.generation >= 0 && a.generation <= s.generation && a.equal(s.digests[a.generation]!, a.secretDigest);
+  if (!known || s.clientId !== a.clientId) return { outcome: 'refused', reason: 'refresh token is invalid' };
+  if (s.status === 'revoked') return { outcome: 'refused', reason: 'refresh token is revoked' };
+  const lastUse = s.issuedAt[s.generation]!;
+  if (a.now - s.issuedAt[0]! > a.maxLifetimeSeconds * 1000 || a.now - lastUse > a.idleSeconds * 1000)
+    return { outcome: 'refused', reason: 'refresh token has expired' };
+  if (a.notBefore !== undefined && s.issuedAt[0]! < a.notBefore)
+    return { outcome: 'refused', reason: 'refresh token was revoked by a security event' };
+  const ids = { familyId: s.familyId, clientId: s.clientId, grantId: s.grantId };
+  const inGrace = a.generation === s.generation - 1 && a.now - lastUse <= a.graceSeconds * 1000;
+  if (a.generation < s.generation && !inGrace) {
+    return {
+      outcome: 'reuse',
+      events: [
+        { type: 'RefreshTokenReuseDetected', data: { ...ids, tokenId: tokenIdOf(s.familyId, a.generation) } },
+        { type: 'RefreshFamilyRevoked', data: { ...ids, reason: 'reuse', accessTokenIds: s.accessTokenIds } },
+      ],
+    };
+  }
+  return {
+    outcome: 'rotate',
+    events: [
+      {
+        type: 'RefreshTokenRotated',
+        data: {
+          ...ids,
+          previousTokenId: tokenIdOf(s.familyId, s.generation),
+          nextTokenId: tokenIdOf(s.familyId, s.generation + 1),
+          secretDigest: a.next.secretDigest,
+          accessTokenId: a.next.accessTokenId,
+        },
+      },
+    ],
+  };
+};

@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto';
+import { ConcurrencyError, type EventStore } from '@grantline/event-store';
+import type { TokenEvent } from '@grantline/events';
+import type { FlowKeys } from '@grantline/keys';
+import { InvalidGrant, InvalidRequest, UnauthorizedClient } from '@grantline/oauth';
+import type { GrantQueries } from '@grantline/directory';
+import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
+import { familyStream, newFamilyId, newRefreshToken, revokeFamily } from './refresh-tokens.ts';
+import { audienceFor } from './audience.ts';
+import type { Grant } from './grant.ts';
+
+/** What the authorization service sealed into the code (JWE, `dir` + A256GCM). */
+interface CodePayload {
+  typ: 'code';
+  jti: string;
+  cid: string;
+  ruri: string;
+  cc: string;
+  sub: string;
+  gid: string;
+  scp: string[];
+  orgs: string[];
+  res: string[];
+  exp: number;
+}
+
+/** RFC 7636 §4.1: 43 to 128 characters of [A-Za-z0-9-._~]. */
+const VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
+
+const s256 = (verifier: string) => createHash('sha256').update(verifier).digest('base64url');
+
+/**
+ * RFC 6749 §4.1.3 with PKCE (RFC 7636) and OAuth 2.1 §4.1.3. Every check runs before the code is
+ * spent, so a replay with bad parameters revokes nothing. The code is single-use: its redemption is
+ * the first event of the code's own stream (expected version "no stream"), so of concurrent
+ * redemptions on any number of instances exactly one wins. A second valid redemption revokes the
+ * refresh tokens issued from the code and reports the access token for the deny-list.
+ */
+export const authorizationCodeGrant = (deps: {
+  keys: FlowKeys;
+  store: EventStore;
+  grants: GrantQueries;
+  issue: AccessTokenIssuer;
+  defaultAudience: string;
+}): Grant => ({
+  grantType: 'authorization_code',
+  async handle({ client, form }) {
+    if (!client.grantTypes.includes('authorization_code'))
+      throw new UnauthorizedClient('client is not allowed the authorization_code grant');
+    if (!form.code) throw new InvalidRequest('code is required');
+    if (!form.redirect_uri) throw new InvalidRequest('redirect_uri is required');
+    const code = await deps.keys.decrypt<CodePayload>(form.code);
+    if (!code || code.typ !== 'code') throw new InvalidGrant('authorization code is invalid');
+    if (code.exp < Date.now() / 1000) throw new InvalidGrant('authorization code has expired');
+    if (code.cid !== client.clientId) throw new InvalidGrant('authorization code was issued to another client');
+    if (code.ruri !== form.redirect_uri) throw new InvalidGrant('redirect_uri does not match the authorization request');
+    if (!form.code_verifier) throw new InvalidGrant('code_verifier is required');
+    if (!VERIFIER.test(form.code_verifier) || s256(form.code_verifier) !== code.cc)
+      throw new InvalidGrant('code_verifier does not match the code_challenge');
+    const grant = await deps.grants.get(code.gid);
+    if (grant?.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
+
+    const accessTokenId = newTokenId();
+    const withRefresh = client.grantTypes.includes('refresh_token');
+    const familyId = withRefresh ? newFamilyId() : undefined;
+    const refresh = familyId ? newRefreshToken(familyId, 0) : undefined;
+    const ids = { clientId: client.clientId, grantId: code.gid };
+    try {
+      await deps.store.transaction(async (tx) => {
+        await tx.append(`code-${code.jti}`, 'no_stream', [
+          {
+            type: 'CodeRedeemed',
+            data: { codeId: code.jti, ...ids, subject: code.sub, accessTokenId, ...(familyId && { familyId }) },
+          },
+        ]);
+        if (familyId && refresh)
+          await tx.append(familyStream(familyId), 'no_stream', [
+            {
+              type: 'RefreshTokenIssued',
+              data: {
+                familyId,
+                tokenId: `${familyId}.0`,
+                secretDigest: refresh.secretDigest,
+                ...ids,
+                subject: code.sub,
+                scopes: code.scp,
+                organisations: code.orgs,
+                resources: code.res,
+                accessTokenId,
+                codeId: code.jti,
+              },
+            },
+          ]);
+      });
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError)) throw error;
+      await revokeRedemption(deps.store, code.jti, ids);
+      throw new InvalidGrant('authorization code has already been used');
+    }
+    const response = await deps.issue({
+      jti: accessTokenId,
+      subject: code.sub,
+      clientId: client.clientId,
+      scopes: code.scp,
+      audience: audienceFor(code.res, client.resources, deps.defaultAudience),
+      grantType: 'authorization_code',
+      grantId: code.gid,
+      organisations: code.orgs,
+    });
+    return { ...response, grant_id: code.gid, ...(refresh && { refresh_token: refresh.token }) };
+  },
+});
+
+/** A spent code presented again: record it, and revoke the refresh token family it started. */
+const revokeRedemption = async (store: EventStore, codeId: string, ids: { clientId: string; grantId: string }) => {
+  const { events } = await store.readStream<TokenEvent>(`code-${codeId}`);
+  const redeemed = events.find((e) => e.type === 'CodeRedeemed')?.data as
+    | Extract<TokenEvent, { type: 'CodeRedeemed' }>['data']
+    | undefined;
+  await store.append(`code-${codeId}`, 'any', [
+    {
+      type: 'CodeReplayDetected',
+      data: { codeId, ...ids, accessTokenIds: redeemed ? [redeemed.accessTokenId] : [] },
+    },
+  ]);
+  if (redeemed?.familyId) await revokeFamily(store, redeemed.familyId, 'code_replay');
+};

@@ -1,0 +1,100 @@
+import { ConcurrencyError, type EventStore } from '@grantline/event-store';
+import type { GrantQueries, People } from '@grantline/directory';
+import { digestsEqual, InvalidGrant, InvalidRequest, InvalidScope, parseScope, UnauthorizedClient } from '@grantline/oauth';
+import { decideRefresh } from '../domain/refresh-family.ts';
+import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
+import { audienceFor } from './audience.ts';
+import type { Grant } from './grant.ts';
+import { familyStream, loadFamily, newRefreshToken, REFRESH_TOKEN, secretDigestOf } from './refresh-tokens.ts';
+
+export interface RefreshPolicy {
+  /** a retry with the previous token within this many seconds is answered (0: off, the default) */
+  graceSeconds: number;
+  /** a family unused this long dies */
+  idleSeconds: number;
+  /** a family dies this long after its code was redeemed, used or not */
+  maxLifetimeSeconds: number;
+}
+
+/**
+ * RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every use returns a new refresh token; the scope
+ * may only narrow; a rotated token presented again revokes the family and, through the consent
+ * service, the grant. Refused once the grant is revoked, its organisations are all disconnected,
+ * or the user's password changed or the user was disabled after the family began. Concurrent
+ * refreshes with one token race on the family stream's version: one rotates, the other is reuse.
+ */
+export const refreshTokenGrant = (deps: {
+  store: EventStore;
+  grants: GrantQueries;
+  people: People;
+  issue: AccessTokenIssuer;
+  policy: RefreshPolicy;
+  defaultAudience: string;
+}): Grant => ({
+  grantType: 'refresh_token',
+  async handle({ client, form }) {
+    if (!client.grantTypes.includes('refresh_token'))
+      throw new UnauthorizedClient('client is not allowed the refresh_token grant');
+    if (!form.refresh_token) throw new InvalidRequest('refresh_token is required');
+    const match = REFRESH_TOKEN.exec(form.refresh_token);
+    if (!match) throw new InvalidGrant('refresh token is invalid');
+    const [, familyId, generation, secret] = match as unknown as [string, string, string, string];
+    const requested = parseScope(form.scope);
+    if (!requested) throw new InvalidScope('scope is malformed');
+
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const { state, version } = await loadFamily(deps.store, familyId);
+      if (state.status === 'none') throw new InvalidGrant('refresh token is invalid');
+      const [grant, user] = await Promise.all([deps.grants.get(state.grantId), deps.people.user(state.subject)]);
+      if (grant?.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
+      if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
+      const next = newRefreshToken(familyId, state.generation + 1);
+      const accessTokenId = newTokenId();
+      const decision = decideRefresh(state, {
+        generation: Number(generation),
+        secretDigest: secretDigestOf(secret),
+        clientId: client.clientId,
+        now: Date.now(),
+        ...deps.policy,
+        notBefore: user?.credentialsChangedAt?.getTime(),
+        equal: digestsEqual,
+        next: { secretDigest: next.secretDigest, accessTokenId },
+      });
+      if (decision.outcome === 'refused') throw new InvalidGrant(decision.reason);
+      if (decision.outcome === 'rotate' && state.status === 'active') {
+        // the grant is the authority: its current scopes and organisations bound the family's
+        const scopes = grant ? state.scopes.filter((s) => grant.scopes.includes(s)) : state.scopes;
+        const organisations = grant ? grant.organisations : state.organisations;
+        if (organisations.length === 0) throw new InvalidGrant('no organisation is connected to the grant');
+        const narrowed = requested.length > 0 ? requested : scopes;
+        const wider = narrowed.filter((s) => !scopes.includes(s));
+        if (wider.length > 0) throw new InvalidScope(`scope exceeds the grant: ${wider.join(' ')}`);
+        try {
+          await deps.store.append(familyStream(familyId), version, decision.events);
+        } catch (error) {
+          if (error instanceof ConcurrencyError) continue;
+          throw error;
+        }
+        const response = await deps.issue({
+          jti: accessTokenId,
+          subject: state.subject,
+          clientId: client.clientId,
+          scopes: narrowed,
+          audience: audienceFor(state.resources, client.resources, deps.defaultAudience),
+          grantType: 'refresh_token',
+          grantId: state.grantId,
+          organisations,
+        });
+        return { ...response, refresh_token: next.token, grant_id: state.grantId };
+      }
+      try {
+        await deps.store.append(familyStream(familyId), version, decision.events);
+      } catch (error) {
+        if (error instanceof ConcurrencyError) continue;
+        throw error;
+      }
+      throw new InvalidGrant('refresh token was already used; the grant is revoked');
+    }
+    throw new InvalidGrant('refresh token is busy; try again');
+  },
+});

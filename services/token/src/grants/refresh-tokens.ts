@@ -1,0 +1,58 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { ConcurrencyError, type EventStore } from '@grantline/event-store';
+import type { TokenEvent } from '@grantline/events';
+import { type FamilyState, evolveFamily, tokenIdOf } from '../domain/refresh-family.ts';
+
+/** `<family id>.<generation>.<secret>`: the family and generation locate it; the secret proves it. */
+export const REFRESH_TOKEN = /^([A-Za-z0-9_-]{22})\.(\d{1,6})\.([A-Za-z0-9_-]{43})$/;
+
+export const familyStream = (familyId: string) => `refresh-${familyId}`;
+
+export const secretDigestOf = (secret: string) => createHash('sha256').update(secret).digest('base64url');
+
+/** A new refresh token: 256-bit secret; only its digest is stored. */
+export const newRefreshToken = (familyId: string, generation: number) => {
+  const secret = randomBytes(32).toString('base64url');
+  return { token: `${tokenIdOf(familyId, generation)}.${secret}`, secretDigest: secretDigestOf(secret) };
+};
+
+export const newFamilyId = () => randomBytes(16).toString('base64url');
+
+export const loadFamily = async (store: EventStore, familyId: string) => {
+  const { currentVersion, events } = await store.readStream<TokenEvent>(familyStream(familyId));
+  const state = events.reduce(
+    (s, e) => evolveFamily(s, { type: e.type, data: e.data, time: e.time } as Parameters<typeof evolveFamily>[1]),
+    { status: 'none' } as FamilyState,
+  );
+  return { state, version: currentVersion };
+};
+
+/** Ends a family (idempotent): its refresh tokens stop working; its access tokens are listed for the deny-list. */
+export const revokeFamily = async (
+  store: EventStore,
+  familyId: string,
+  reason: 'reuse' | 'code_replay' | 'grant_revoked' | 'client',
+): Promise<void> => {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const { state, version } = await loadFamily(store, familyId);
+    if (state.status !== 'active') return;
+    try {
+      await store.append(familyStream(familyId), version, [
+        {
+          type: 'RefreshFamilyRevoked',
+          data: {
+            familyId,
+            clientId: state.clientId,
+            grantId: state.grantId,
+            reason,
+            accessTokenIds: state.accessTokenIds,
+          },
+        },
+      ]);
+      return;
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError)) throw error;
+    }
+  }
+  throw new Error(`could not revoke refresh token family ${familyId}`);
+};
