@@ -136,7 +136,9 @@ console.log(`\nGrantline is running. Issuer: ${issuer}`);
 console.log(`  metadata:      ${issuer}/.well-known/oauth-authorization-server`);
 console.log(`  registration:  ${url(1)}/oauth2/register   (initial access token = GRANTLINE_ADMIN_TOKEN)`);
 console.log(`  token:         ${url(2)}/oauth2/token`);
-console.log(`  authorize:     ${issuer}/oauth2/authorize   (sign-in at /login, consent at ${url(3)}/consent)`);
+console.log(
+  `  authorize:     ${issuer}/oauth2/authorize   (sign-in at /login, consent at ${url(3)}/consent)`,
+);
 console.log(
   `  admin API:     ${url(1)}/admin   (Bearer GRANTLINE_ADMIN_TOKEN; development value in .grantline/dev-secrets.json)`,
 );

@@ -26,7 +26,9 @@ describe('authorization code flow with PKCE, consent per organisation, refresh t
     expect(claims.grant_id).toBe(tokens.body.grant_id);
     expect(claims.organisations).toEqual(tenant.organisations.slice(0, 2).map((o) => o.id));
     expect(claims.scope).toBe('invoices.read invoices.write');
-    const refreshed = await refresh(stack, tenant, tokens.body.refresh_token as string, { scope: 'invoices.read' });
+    const refreshed = await refresh(stack, tenant, tokens.body.refresh_token as string, {
+      scope: 'invoices.read',
+    });
     expect(refreshed.status).toBe(200);
     expect(decodeJwt(refreshed.body.access_token as string).scope).toBe('invoices.read');
     expect(refreshed.body.refresh_token).not.toBe(tokens.body.refresh_token);
@@ -65,12 +67,19 @@ describe('authorization code flow with PKCE, consent per organisation, refresh t
       scopes: [{ scope: 'invoices.read' }],
       organisations: [tenant.organisations[2]],
     });
-    const del = await fetch(`${stack.consentUrl}/oauth2/grants/${ta.body.grant_id}`, { method: 'DELETE', headers: auth });
+    const del = await fetch(`${stack.consentUrl}/oauth2/grants/${ta.body.grant_id}`, {
+      method: 'DELETE',
+      headers: auth,
+    });
     expect(del.status).toBe(204);
     await expect
-      .poll(async () => (await refresh(stack, tenant, ta.body.refresh_token as string)).body.error, { timeout: 5_000 })
+      .poll(async () => (await refresh(stack, tenant, ta.body.refresh_token as string)).body.error, {
+        timeout: 5_000,
+      })
       .toBe('invalid_grant');
     expect((await refresh(stack, tenant, tb.body.refresh_token as string)).status).toBe(200);
-    expect((await fetch(`${stack.consentUrl}/oauth2/grants/${ta.body.grant_id}`, { headers: auth })).status).toBe(404);
+    expect(
+      (await fetch(`${stack.consentUrl}/oauth2/grants/${ta.body.grant_id}`, { headers: auth })).status,
+    ).toBe(404);
   });
 });

@@ -20,7 +20,12 @@ export class Agent {
       body = params.toString();
       headers['content-type'] = 'application/x-www-form-urlencoded';
     }
-    const res = await fetch(url, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
+    const res = await fetch(url, {
+      method: init.method ?? (body ? 'POST' : 'GET'),
+      headers,
+      body,
+      redirect: 'manual',
+    });
     for (const c of res.headers.getSetCookie()) {
       const [pair] = c.split(';');
       const eq = pair!.indexOf('=');
@@ -31,14 +36,24 @@ export class Agent {
     }
     const text = await res.text();
     const location = res.headers.get('location');
-    return { status: res.status, headers: res.headers, text, location: location ? new URL(location, url).href : undefined };
+    return {
+      status: res.status,
+      headers: res.headers,
+      text,
+      location: location ? new URL(location, url).href : undefined,
+    };
   }
 }
 
 export const hidden = (html: string, name: string): string => {
   const m = new RegExp(`name="${name}" value="([^"]*)"`).exec(html);
   if (!m) throw new Error(`no ${name} in page: ${html.slice(0, 300)}`);
-  return m[1]!.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
+  return m[1]!
+    .replace(/&amp;/g, '&')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>');
 };
 
 export const pkce = () => {
@@ -57,10 +72,7 @@ export interface Tenant {
  * Three organisations, a user in all of them, two scopes, and a client; resolves when every
  * service has projected them.
  */
-export const createTenant = async (
-  stack: Stack,
-  client: Record<string, unknown> = {},
-): Promise<Tenant> => {
+export const createTenant = async (stack: Stack, client: Record<string, unknown> = {}): Promise<Tenant> => {
   const tag = randomBytes(4).toString('hex');
   const organisations = [];
   for (const name of [`Acme ${tag}`, `Globex ${tag}`, `Initech ${tag}`]) {
@@ -71,7 +83,10 @@ export const createTenant = async (
   const created = await stack.admin('/users', { ...user, organisations: organisations.map((o) => o.id) });
   const { id } = (await created.json()) as { id: string };
   const scopes = ['invoices.read', 'invoices.write'];
-  await stack.defineScopes({ 'invoices.read': 'Read your invoices', 'invoices.write': 'Create and edit invoices' });
+  await stack.defineScopes({
+    'invoices.read': 'Read your invoices',
+    'invoices.write': 'Create and edit invoices',
+  });
   const redirectUri = 'https://app.example/cb';
   const registered = await stack.register({
     client_name: `Ledger App ${tag}`,
@@ -97,7 +112,10 @@ export const createTenant = async (
   return {
     organisations,
     user: { id, ...user },
-    client: { ...registered, redirect_uri: (client.redirect_uris as string[] | undefined)?.[0] ?? redirectUri },
+    client: {
+      ...registered,
+      redirect_uri: (client.redirect_uris as string[] | undefined)?.[0] ?? redirectUri,
+    },
     scopes,
   };
 };
@@ -155,25 +173,58 @@ export const runFlow = async (stack: Stack, tenant: Tenant, options: FlowOptions
           decision: options.decision ?? 'allow',
         },
       });
-    } else if (step.status === 303 && step.location && !step.location.startsWith(tenant.client.redirect_uri)) {
+    } else if (
+      step.status === 303 &&
+      step.location &&
+      !step.location.startsWith(tenant.client.redirect_uri)
+    ) {
       step = await agent.request(step.location);
     } else break;
   }
   const location = step.location ? new URL(step.location) : undefined;
-  return { agent, step, location, verifier, state, consentShown, code: location?.searchParams.get('code') ?? undefined };
+  return {
+    agent,
+    step,
+    location,
+    verifier,
+    state,
+    consentShown,
+    code: location?.searchParams.get('code') ?? undefined,
+  };
 };
 
 /** The client's side: redeem a code at the token endpoint (client_secret_basic). */
-export const redeem = (stack: Stack, tenant: Tenant, code: string, verifier: string, extra: Record<string, string> = {}) =>
+export const redeem = (
+  stack: Stack,
+  tenant: Tenant,
+  code: string,
+  verifier: string,
+  extra: Record<string, string> = {},
+) =>
   tokenRequest(
     stack,
-    { grant_type: 'authorization_code', code, redirect_uri: tenant.client.redirect_uri, code_verifier: verifier, ...extra },
-    tenant.client.client_secret ? { authorization: basic(tenant.client.client_id, tenant.client.client_secret) } : {},
+    {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: tenant.client.redirect_uri,
+      code_verifier: verifier,
+      ...extra,
+    },
+    tenant.client.client_secret
+      ? { authorization: basic(tenant.client.client_id, tenant.client.client_secret) }
+      : {},
   );
 
-export const refresh = (stack: Stack, tenant: Tenant, refreshToken: string, extra: Record<string, string> = {}) =>
+export const refresh = (
+  stack: Stack,
+  tenant: Tenant,
+  refreshToken: string,
+  extra: Record<string, string> = {},
+) =>
   tokenRequest(
     stack,
     { grant_type: 'refresh_token', refresh_token: refreshToken, ...extra },
-    tenant.client.client_secret ? { authorization: basic(tenant.client.client_id, tenant.client.client_secret) } : {},
+    tenant.client.client_secret
+      ? { authorization: basic(tenant.client.client_id, tenant.client.client_secret) }
+      : {},
   );

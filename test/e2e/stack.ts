@@ -71,7 +71,11 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     { onCrash },
   );
   const consent = await startConsent(
-    loadConfig(consentConfigSchema, { ...common, PORT: String(consentPort), GRANTLINE_AUTHORIZATION_URL: issuer }),
+    loadConfig(consentConfigSchema, {
+      ...common,
+      PORT: String(consentPort),
+      GRANTLINE_AUTHORIZATION_URL: issuer,
+    }),
     { onCrash },
   );
   const admin = (path: string, body: unknown, method = 'POST') =>

@@ -16,7 +16,14 @@ export const grantsTable = (schema: string) => `
   );
   CREATE INDEX IF NOT EXISTS grants_by_subject_client ON ${schema}.grants (subject, client_id, created_at)`;
 
-type D = { grantId: string; subject: string; clientId: string; scopes: string[]; organisations: string[]; organisationId: string };
+type D = {
+  grantId: string;
+  subject: string;
+  clientId: string;
+  scopes: string[];
+  organisations: string[];
+  organisationId: string;
+};
 
 /**
  * Applies grant events in stream order; an event older than the row (a redelivery after a newer
@@ -33,18 +40,29 @@ export const grantsProjection = (schema: string) => {
          VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7) ON CONFLICT (grant_id) DO NOTHING`,
         [d.grantId, d.subject, d.clientId, d.scopes, d.organisations, v, at],
       ),
-    GrantMerged: (d, v, at, tx) => tx.query(guarded('scopes = $4, organisations = $5'), [d.grantId, v, at, d.scopes, d.organisations]),
-    GrantReplaced: (d, v, at, tx) => tx.query(guarded('scopes = $4, organisations = $5'), [d.grantId, v, at, d.scopes, d.organisations]),
+    GrantMerged: (d, v, at, tx) =>
+      tx.query(guarded('scopes = $4, organisations = $5'), [d.grantId, v, at, d.scopes, d.organisations]),
+    GrantReplaced: (d, v, at, tx) =>
+      tx.query(guarded('scopes = $4, organisations = $5'), [d.grantId, v, at, d.scopes, d.organisations]),
     OrganisationConnected: (d, v, at, tx) =>
-      tx.query(guarded('organisations = array_append(array_remove(organisations, $4), $4)'), [d.grantId, v, at, d.organisationId]),
-    OrganisationDisconnected: (d, v, at, tx) =>
-      tx.query(guarded('organisations = array_remove(organisations, $4)'), [d.grantId, v, at, d.organisationId]),
-    GrantRevoked: (d, v, at, tx) =>
-      tx.query(`UPDATE ${t} SET status = 'revoked', version = GREATEST(version, $2), updated_at = $3 WHERE grant_id = $1`, [
+      tx.query(guarded('organisations = array_append(array_remove(organisations, $4), $4)'), [
         d.grantId,
         v,
         at,
+        d.organisationId,
       ]),
+    OrganisationDisconnected: (d, v, at, tx) =>
+      tx.query(guarded('organisations = array_remove(organisations, $4)'), [
+        d.grantId,
+        v,
+        at,
+        d.organisationId,
+      ]),
+    GrantRevoked: (d, v, at, tx) =>
+      tx.query(
+        `UPDATE ${t} SET status = 'revoked', version = GREATEST(version, $2), updated_at = $3 WHERE grant_id = $1`,
+        [d.grantId, v, at],
+      ),
   };
   return async (event: ConsumedEvent, tx: pg.PoolClient) => {
     await reducers[event.type]?.(event.data as D, event.streamVersion, new Date(event.time), tx);

@@ -31,10 +31,10 @@ export const peopleProjection = (schema: string) => {
         [d.userId, d.organisationId],
       ),
     UserRemovedFromOrganisation: (d, tx) =>
-      tx.query(`UPDATE ${schema}.users SET organisations = array_remove(organisations, $2) WHERE user_id = $1`, [
-        d.userId,
-        d.organisationId,
-      ]),
+      tx.query(
+        `UPDATE ${schema}.users SET organisations = array_remove(organisations, $2) WHERE user_id = $1`,
+        [d.userId, d.organisationId],
+      ),
     UserDisabled: (d, tx, time) =>
       tx.query(
         `UPDATE ${schema}.users SET status = 'disabled', credentials_changed_at = $2 WHERE user_id = $1`,
@@ -99,9 +99,10 @@ export class People {
   ) {}
 
   async userByName(username: string): Promise<UserRecord | undefined> {
-    const { rows } = await this.pool.query<UserRow>(`SELECT * FROM ${this.schema}.users WHERE username = $1`, [
-      username,
-    ]);
+    const { rows } = await this.pool.query<UserRow>(
+      `SELECT * FROM ${this.schema}.users WHERE username = $1`,
+      [username],
+    );
     return rows[0] && toUser(rows[0]);
   }
 
@@ -131,7 +132,9 @@ export class People {
   }
 
   async scopeNames(): Promise<string[]> {
-    const { rows } = await this.pool.query<{ name: string }>(`SELECT name FROM ${this.schema}.scopes ORDER BY name`);
+    const { rows } = await this.pool.query<{ name: string }>(
+      `SELECT name FROM ${this.schema}.scopes ORDER BY name`,
+    );
     return rows.map((r) => r.name);
   }
 }

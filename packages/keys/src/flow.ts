@@ -1,5 +1,5 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { CompactEncrypt, compactDecrypt, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { CompactEncrypt, compactDecrypt, type JWTPayload, jwtVerify, SignJWT } from 'jose';
 
 /**
  * The keys of the browser hand-offs between services (authorization -> consent -> authorization ->
@@ -31,7 +31,9 @@ export class FlowKeys {
   static from(value: string): FlowKeys {
     const secrets = value.split(',').map((s) => Buffer.from(s.trim(), 'base64url'));
     if (secrets.length === 0 || secrets.some((s) => s.length !== 32))
-      throw new Error('GRANTLINE_FLOW_SECRET must be 32 bytes, base64url-encoded (comma-separated to rotate)');
+      throw new Error(
+        'GRANTLINE_FLOW_SECRET must be 32 bytes, base64url-encoded (comma-separated to rotate)',
+      );
     return new FlowKeys(secrets);
   }
 

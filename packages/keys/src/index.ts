@@ -1,3 +1,3 @@
+export * from './flow.ts';
 export * from './kek.ts';
 export * from './key-manager.ts';
-export * from './flow.ts';

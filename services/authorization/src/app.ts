@@ -48,7 +48,12 @@ export const startAuthorization = async (
 
   let urls: ServerUrls | undefined;
   let deps: FlowDeps | undefined;
-  const pageErrors = (error: Error & { status?: number }, req: Request, res: Response, next: NextFunction) => {
+  const pageErrors = (
+    error: Error & { status?: number },
+    req: Request,
+    res: Response,
+    next: NextFunction,
+  ) => {
     if (res.headersSent) return next(error);
     if (error.status && error.status < 500)
       return sendErrorPage(res, error.status, 'invalid_request', 'the request could not be read');
@@ -72,12 +77,23 @@ export const startAuthorization = async (
         (make: (d: FlowDeps) => express.RequestHandler): express.RequestHandler =>
         (req, res, next) =>
           make(flow())(req, res, next);
-      app.get('/.well-known/oauth-authorization-server', metadataEndpoint(() => urls!, () => people.scopeNames()));
+      app.get(
+        '/.well-known/oauth-authorization-server',
+        metadataEndpoint(
+          () => urls!,
+          () => people.scopeNames(),
+        ),
+      );
       app.get('/oauth2/authorize', pageHeaders, lazy(authorizeEndpoint));
       app.post('/oauth2/authorize', pageHeaders, form, lazy(authorizeEndpoint));
       app.get('/oauth2/authorize/complete', pageHeaders, lazy(completeEndpoint));
       app.get('/login', pageHeaders, lazy(loginPage));
-      app.post('/login', pageHeaders, form, lazy((d) => loginSubmit(d, dummyHash)));
+      app.post(
+        '/login',
+        pageHeaders,
+        form,
+        lazy((d) => loginSubmit(d, dummyHash)),
+      );
       app.get('/logout', pageHeaders, lazy(logoutPage));
       app.post('/logout', pageHeaders, form, lazy(logoutSubmit));
       app.use(['/oauth2/authorize', '/login', '/logout'], pageErrors);

@@ -3,7 +3,10 @@ import { z } from 'zod';
 
 export const FlowSecret = z
   .string()
-  .regex(/^[A-Za-z0-9_-]{43}(,[A-Za-z0-9_-]{43})*$/, '32 bytes, base64url (43 characters); comma-separated to rotate');
+  .regex(
+    /^[A-Za-z0-9_-]{43}(,[A-Za-z0-9_-]{43})*$/,
+    '32 bytes, base64url (43 characters); comma-separated to rotate',
+  );
 
 export const authorizationConfigSchema = baseConfigSchema.extend({
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }),

@@ -1,5 +1,5 @@
-import type { EventStore } from '@grantline/event-store';
 import type { ClientDirectory, People } from '@grantline/directory';
+import type { EventStore } from '@grantline/event-store';
 import type { FlowKeys } from '@grantline/keys';
 import { cookieOptions, cookiesOf, randomToken } from '@grantline/oauth';
 import type { Request, Response } from 'express';
@@ -37,12 +37,16 @@ export interface FlowDeps {
 
 /** The signed-in user of this browser, if the session is valid and the user may still sign in. */
 export const readSession = async (deps: FlowDeps, req: Request): Promise<Session | undefined> => {
-  const session = await deps.keys.verify<Session & { iat: number }>(STATEMENT.session, cookiesOf(req)[SESSION_COOKIE]);
+  const session = await deps.keys.verify<Session & { iat: number }>(
+    STATEMENT.session,
+    cookiesOf(req)[SESSION_COOKIE],
+  );
   if (!session) return undefined;
   const user = await deps.people.user(session.sub);
-  if (!user || user.status !== 'active') return undefined;
+  if (user?.status !== 'active') return undefined;
   // a password change ends every session that started before it
-  if (user.credentialsChangedAt && user.credentialsChangedAt.getTime() > session.auth_time * 1000) return undefined;
+  if (user.credentialsChangedAt && user.credentialsChangedAt.getTime() > session.auth_time * 1000)
+    return undefined;
   return { sid: session.sid, sub: session.sub, auth_time: session.auth_time };
 };
 

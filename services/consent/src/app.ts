@@ -1,5 +1,13 @@
+import {
+  ClientDirectory,
+  directoryProjection,
+  directoryTables,
+  GrantQueries,
+  grantsProjection,
+  grantsTable,
+  People,
+} from '@grantline/directory';
 import { handleCommand } from '@grantline/event-store';
-import { ClientDirectory, directoryProjection, directoryTables, GrantQueries, grantsProjection, grantsTable, People } from '@grantline/directory';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/keys';
 import { failureLimiter, jtiGuard, oauthErrorBoundary, pageHeaders, sendErrorPage } from '@grantline/oauth';
@@ -12,7 +20,6 @@ import { grantDecider } from './domain/grant.ts';
 import { consentPage, consentSubmit } from './endpoints/consent.ts';
 import { grantManagement } from './endpoints/grants.ts';
 import type { ConsentDeps } from './flow.ts';
-
 
 /**
  * The consent service: owns grants (subject x client x organisations x scopes). It serves the
@@ -40,7 +47,12 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     async (event) => {
       if (event.type !== 'RefreshTokenReuseDetected') return;
       const { grantId } = event.data as { grantId: string };
-      await handleCommand(store, `grant-${grantId}`, { type: 'Revoke', reason: 'refresh_reuse' }, grantDecider);
+      await handleCommand(
+        store,
+        `grant-${grantId}`,
+        { type: 'Revoke', reason: 'refresh_reuse' },
+        grantDecider,
+      );
     },
     onCrash,
   );
@@ -70,7 +82,12 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
   };
   const grants = grantManagement(deps, auth, people);
   const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 200 });
-  const pageErrors = (error: Error & { status?: number }, req: Request, res: Response, next: NextFunction) => {
+  const pageErrors = (
+    error: Error & { status?: number },
+    req: Request,
+    res: Response,
+    next: NextFunction,
+  ) => {
     if (res.headersSent) return next(error);
     if (error.status && error.status < 500)
       return sendErrorPage(res, error.status, 'invalid_request', 'the request could not be read');

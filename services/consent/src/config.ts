@@ -12,7 +12,10 @@ export const consentConfigSchema = baseConfigSchema.extend({
   /** shared with authorization and token: verifies challenges and sessions, signs verdicts */
   GRANTLINE_FLOW_SECRET: z
     .string()
-    .regex(/^[A-Za-z0-9_-]{43}(,[A-Za-z0-9_-]{43})*$/, '32 bytes, base64url (43 characters); comma-separated to rotate'),
+    .regex(
+      /^[A-Za-z0-9_-]{43}(,[A-Za-z0-9_-]{43})*$/,
+      '32 bytes, base64url (43 characters); comma-separated to rotate',
+    ),
   /** failed client authentications per client id per minute before a lock-out (Grant Management API) */
   CLIENT_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(10),
 });

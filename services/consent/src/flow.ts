@@ -1,9 +1,8 @@
-import type { ClientDirectory, People } from '@grantline/directory';
+import type { ClientDirectory, GrantQueries, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
 import type { FlowKeys } from '@grantline/keys';
 import { cookiesOf } from '@grantline/oauth';
 import type { Request } from 'express';
-import type { GrantQueries } from '@grantline/directory';
 
 /** JWS `typ`s shared with the authorization service (its `flow.ts` is the other half of the contract). */
 export const STATEMENT = {

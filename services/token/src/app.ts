@@ -1,19 +1,3 @@
-import { GroupCommit } from '@grantline/event-store';
-import { TOPICS } from '@grantline/events';
-import { FlowKeys, KeyEncryptionKey, KeyManager } from '@grantline/keys';
-import { failureLimiter, jtiGuard, oauthErrorBoundary } from '@grantline/oauth';
-import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
-import { createLogger } from '@grantline/telemetry';
-import { Redis } from 'ioredis';
-
-import type { TokenConfig } from './config.ts';
-import { rotateKeysEndpoint } from './endpoints/admin-keys.ts';
-import { jwksEndpoint } from './endpoints/jwks.ts';
-import { tokenEndpoint } from './endpoints/token.ts';
-import { authorizationCodeGrant } from './grants/authorization-code.ts';
-import { clientCredentialsGrant } from './grants/client-credentials.ts';
-import { refreshTokenGrant } from './grants/refresh-token.ts';
-import { accessTokenIssuer } from './issuer.ts';
 import {
   ClientDirectory,
   directoryProjection,
@@ -23,6 +7,21 @@ import {
   grantsTable,
   People,
 } from '@grantline/directory';
+import { GroupCommit } from '@grantline/event-store';
+import { TOPICS } from '@grantline/events';
+import { FlowKeys, KeyEncryptionKey, KeyManager } from '@grantline/keys';
+import { failureLimiter, jtiGuard, oauthErrorBoundary } from '@grantline/oauth';
+import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
+import { createLogger } from '@grantline/telemetry';
+import { Redis } from 'ioredis';
+import type { TokenConfig } from './config.ts';
+import { rotateKeysEndpoint } from './endpoints/admin-keys.ts';
+import { jwksEndpoint } from './endpoints/jwks.ts';
+import { tokenEndpoint } from './endpoints/token.ts';
+import { authorizationCodeGrant } from './grants/authorization-code.ts';
+import { clientCredentialsGrant } from './grants/client-credentials.ts';
+import { refreshTokenGrant } from './grants/refresh-token.ts';
+import { accessTokenIssuer } from './issuer.ts';
 
 /** The token service: the token endpoint, signing keys and the JWKS; it projects registry clients. */
 export const startToken = async (config: TokenConfig, options: { onCrash?: (e: Error) => void } = {}) => {

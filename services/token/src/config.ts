@@ -24,13 +24,24 @@ export const tokenConfigSchema = baseConfigSchema
     /** shared with authorization and consent: decrypts authorization codes */
     GRANTLINE_FLOW_SECRET: z
       .string()
-      .regex(/^[A-Za-z0-9_-]{43}(,[A-Za-z0-9_-]{43})*$/, '32 bytes, base64url (43 characters); comma-separated to rotate'),
+      .regex(
+        /^[A-Za-z0-9_-]{43}(,[A-Za-z0-9_-]{43})*$/,
+        '32 bytes, base64url (43 characters); comma-separated to rotate',
+      ),
     /** a retry with the previous refresh token within this window is answered, not treated as reuse (0: off) */
     REFRESH_TOKEN_GRACE_SECONDS: z.coerce.number().int().min(0).max(300).default(0),
     /** a refresh token family unused this long dies */
-    REFRESH_TOKEN_IDLE_SECONDS: z.coerce.number().int().min(60).default(30 * 86_400),
+    REFRESH_TOKEN_IDLE_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .default(30 * 86_400),
     /** a refresh token family dies this long after the code was redeemed */
-    REFRESH_TOKEN_MAX_LIFETIME_SECONDS: z.coerce.number().int().min(60).default(365 * 86_400),
+    REFRESH_TOKEN_MAX_LIFETIME_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .default(365 * 86_400),
     /** failed client authentications per client id per minute before a lock-out */
     CLIENT_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(10),
   })

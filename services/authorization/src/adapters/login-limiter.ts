@@ -1,7 +1,7 @@
 import { sha256Digest } from '@grantline/oauth';
 import type { Logger } from '@grantline/telemetry';
 import type { Redis } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRedis, type RateLimiterRes } from 'rate-limiter-flexible';
 
 export interface LoginLimits {
   /** failed sign-ins per username before it is locked */
@@ -48,10 +48,9 @@ export const loginLimiter = (redis: Redis, prefix: string, limits: LoginLimits, 
       }
     },
     async recordFailure(username: string, address: string): Promise<void> {
-      await Promise.all([
-        byUsername.penalty(userKey(username), 1),
-        byAddress.penalty(address, 1),
-      ]).catch((error: unknown) => logger.warn({ err: error }, 'login limiter unavailable; not counting'));
+      await Promise.all([byUsername.penalty(userKey(username), 1), byAddress.penalty(address, 1)]).catch(
+        (error: unknown) => logger.warn({ err: error }, 'login limiter unavailable; not counting'),
+      );
     },
     async recordSuccess(username: string): Promise<void> {
       await byUsername.delete(userKey(username)).catch(() => undefined);

@@ -54,7 +54,9 @@ const single = (params: Params, name: string, trusted: boolean): string | undefi
   const value = params[name];
   if (Array.isArray(value)) {
     const message = `parameter ${name} is repeated`;
-    throw trusted ? new AuthorizationError('invalid_request', message) : new UntrustedRequest('invalid_request', message);
+    throw trusted
+      ? new AuthorizationError('invalid_request', message)
+      : new UntrustedRequest('invalid_request', message);
   }
   return value === '' ? undefined : value;
 };
@@ -73,7 +75,7 @@ export const resolveRedirect = (
   params: Params,
   client: ClientRecord | undefined,
 ): { client: ClientRecord; redirectUri: string } => {
-  if (!client || client.status !== 'active')
+  if (client?.status !== 'active')
     throw new UntrustedRequest('invalid_client', 'the client is unknown or disabled');
   if (!client.grantTypes.includes('authorization_code'))
     throw new UntrustedRequest('unauthorized_client', 'the client may not use the authorization code grant');
@@ -115,7 +117,10 @@ export const validateRequest = (
   if (get('code_challenge_method') !== 'S256')
     throw new AuthorizationError('invalid_request', 'code_challenge_method must be S256');
   if (!CODE_CHALLENGE.test(codeChallenge))
-    throw new AuthorizationError('invalid_request', 'code_challenge must be a base64url SHA-256 (43 characters)');
+    throw new AuthorizationError(
+      'invalid_request',
+      'code_challenge must be a base64url SHA-256 (43 characters)',
+    );
 
   const scope = get('scope');
   const scopes = scope === undefined ? [...client.scopes] : [...new Set(scope.split(' ').filter(Boolean))];
@@ -123,13 +128,18 @@ export const validateRequest = (
     throw new AuthorizationError('invalid_scope', 'scope is malformed');
   const refused = scopes.filter((s) => !client.scopes.includes(s));
   if (refused.length > 0)
-    throw new AuthorizationError('invalid_scope', `scope not allowed for this client: ${refused.join(' ')}`.slice(0, 300));
-  if (scopes.length === 0) throw new AuthorizationError('invalid_scope', 'no scope requested and none registered');
+    throw new AuthorizationError(
+      'invalid_scope',
+      `scope not allowed for this client: ${refused.join(' ')}`.slice(0, 300),
+    );
+  if (scopes.length === 0)
+    throw new AuthorizationError('invalid_scope', 'no scope requested and none registered');
 
   const raw = params.resource;
   const resources = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
-  for (const r of resources) if (!client.resources.includes(r))
-    throw new AuthorizationError('invalid_target', 'resource is not allowed for this client');
+  for (const r of resources)
+    if (!client.resources.includes(r))
+      throw new AuthorizationError('invalid_target', 'resource is not allowed for this client');
 
   const prompt = (get('prompt') ?? '').split(' ').filter(Boolean) as Prompt[];
   if (!prompt.every((p) => p === 'none' || p === 'login' || p === 'consent'))
@@ -140,11 +150,17 @@ export const validateRequest = (
   const action = get('grant_management_action');
   const grantId = get('grant_id');
   if (action !== undefined && action !== 'create' && action !== 'merge' && action !== 'replace')
-    throw new AuthorizationError('invalid_request', 'grant_management_action must be create, merge or replace');
+    throw new AuthorizationError(
+      'invalid_request',
+      'grant_management_action must be create, merge or replace',
+    );
   if ((action === 'merge' || action === 'replace') && !grantId)
     throw new AuthorizationError('invalid_request', `grant_management_action=${action} requires grant_id`);
   if (grantId !== undefined && (action === undefined || action === 'create'))
-    throw new AuthorizationError('invalid_request', 'grant_id requires grant_management_action merge or replace');
+    throw new AuthorizationError(
+      'invalid_request',
+      'grant_id requires grant_management_action merge or replace',
+    );
   if (grantId !== undefined && !GRANT_ID.test(grantId))
     throw new AuthorizationError('invalid_grant_id', 'grant_id is malformed');
 

@@ -21,7 +21,12 @@ export const redirectError = (
 ): void => {
   res.redirect(
     303,
-    withParameters(target.redirectUri, { error, error_description: description, state: target.state, iss: issuer }),
+    withParameters(target.redirectUri, {
+      error,
+      error_description: description,
+      state: target.state,
+      iss: issuer,
+    }),
   );
 };
 

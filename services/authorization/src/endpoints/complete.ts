@@ -32,7 +32,8 @@ export const completeEndpoint =
     try {
       const raw = typeof req.query.consent_verdict === 'string' ? req.query.consent_verdict : undefined;
       const verdict = await deps.keys.verify<Verdict>(STATEMENT.verdict, raw);
-      if (!verdict) return sendErrorPage(res, 400, 'invalid_request', 'the consent result is invalid or expired');
+      if (!verdict)
+        return sendErrorPage(res, 400, 'invalid_request', 'the consent result is invalid or expired');
       const session = await readSession(deps, req);
       if (session?.sid !== verdict.sid)
         return sendErrorPage(res, 400, 'invalid_request', 'the consent result belongs to another sign-in');
@@ -60,7 +61,10 @@ export const completeEndpoint =
         auth_time: verdict.auth_time,
         exp: Math.floor(Date.now() / 1000) + CODE_TTL_SECONDS,
       });
-      res.redirect(303, withParameters(request.redirectUri, { code, state: request.state, iss: deps.issuer }));
+      res.redirect(
+        303,
+        withParameters(request.redirectUri, { code, state: request.state, iss: deps.issuer }),
+      );
     } catch (error) {
       next(error);
     }

@@ -8,7 +8,7 @@ import {
   sha256Digest,
   verifyPassword,
 } from '@grantline/oauth';
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { AuthorizationRequest } from '../domain/authorization-request.ts';
 import { consentLocation, type FlowDeps, LOGIN_CSRF_COOKIE, STATEMENT, startSession } from '../flow.ts';
 
@@ -47,7 +47,12 @@ export const loginPage =
       const raw = req.query.login_challenge;
       const challenge = await challengeOf(deps, raw);
       if (!challenge)
-        return sendErrorPage(res, 400, 'invalid_request', 'sign-in starts from an application: the link is invalid or expired');
+        return sendErrorPage(
+          res,
+          400,
+          'invalid_request',
+          'sign-in starts from an application: the link is invalid or expired',
+        );
       let cookie = cookiesOf(req)[LOGIN_CSRF_COOKIE];
       if (!cookie || !/^[A-Za-z0-9_-]{22,64}$/.test(cookie)) {
         cookie = randomToken(16);
@@ -69,49 +74,65 @@ const field = (req: Request, name: string): string | undefined => {
  * unknown user, so both cost the same). Success starts a session and answers 303 to consent; every
  * outcome is an event for auditors.
  */
-export const loginSubmit = (deps: FlowDeps, dummyHash: string): RequestHandler => async (req, res, next) => {
-  try {
-    const raw = field(req, 'login_challenge');
-    const challenge = await challengeOf(deps, raw);
-    if (!challenge) return sendErrorPage(res, 400, 'invalid_request', 'the sign-in link is invalid or expired');
-    const cookie = cookiesOf(req)[LOGIN_CSRF_COOKIE];
-    if (!cookie || !deps.keys.csrfValid(csrfBinding(cookie, challenge), field(req, 'csrf_token')))
-      return sendErrorPage(res, 403, 'invalid_request', 'the form has expired; go back to the application and try again');
+export const loginSubmit =
+  (deps: FlowDeps, dummyHash: string): RequestHandler =>
+  async (req, res, next) => {
+    try {
+      const raw = field(req, 'login_challenge');
+      const challenge = await challengeOf(deps, raw);
+      if (!challenge)
+        return sendErrorPage(res, 400, 'invalid_request', 'the sign-in link is invalid or expired');
+      const cookie = cookiesOf(req)[LOGIN_CSRF_COOKIE];
+      if (!cookie || !deps.keys.csrfValid(csrfBinding(cookie, challenge), field(req, 'csrf_token')))
+        return sendErrorPage(
+          res,
+          403,
+          'invalid_request',
+          'the form has expired; go back to the application and try again',
+        );
 
-    const username = (field(req, 'username') ?? '').trim().slice(0, 200);
-    const password = (field(req, 'password') ?? '').slice(0, 1_000);
-    const address = req.ip ?? 'unknown';
-    const usernameDigest = sha256Digest(username.toLowerCase());
-    const retry = (status: number, message: string) =>
-      res.status(status).type('html').send(loginForm(raw!, field(req, 'csrf_token')!, message));
-    const failed = (reason: 'unknown_user' | 'wrong_password' | 'disabled' | 'locked_out') =>
-      deps.store.append(`login-${usernameDigest}`, 'any', [
-        { type: 'LoginFailed', data: { usernameDigest, reason, address: address.slice(0, 100) } },
+      const username = (field(req, 'username') ?? '').trim().slice(0, 200);
+      const password = (field(req, 'password') ?? '').slice(0, 1_000);
+      const address = req.ip ?? 'unknown';
+      const usernameDigest = sha256Digest(username.toLowerCase());
+      const retry = (status: number, message: string) =>
+        res
+          .status(status)
+          .type('html')
+          .send(loginForm(raw!, field(req, 'csrf_token')!, message));
+      const failed = (reason: 'unknown_user' | 'wrong_password' | 'disabled' | 'locked_out') =>
+        deps.store.append(`login-${usernameDigest}`, 'any', [
+          { type: 'LoginFailed', data: { usernameDigest, reason, address: address.slice(0, 100) } },
+        ]);
+
+      const locked = await deps.limiter.lockedFor(username, address);
+      if (locked > 0) {
+        await failed('locked_out');
+        res.set('Retry-After', String(locked));
+        return retry(429, `Too many failed attempts. Try again in ${Math.ceil(locked / 60)} minutes.`);
+      }
+      const user = username ? await deps.people.userByName(username) : undefined;
+      const ok = await verifyPassword(password, user?.passwordHash ?? dummyHash);
+      if (!user || !ok || user.status !== 'active') {
+        await deps.limiter.recordFailure(username, address);
+        await failed(!user ? 'unknown_user' : !ok ? 'wrong_password' : 'disabled');
+        return retry(401, 'Invalid username or password.');
+      }
+      await deps.limiter.recordSuccess(username);
+      const session = await startSession(deps, res, user.userId);
+      await deps.store.append(`session-${session.sid}`, 'no_stream', [
+        {
+          type: 'UserAuthenticated',
+          data: {
+            userId: user.userId,
+            sessionId: session.sid,
+            method: 'password',
+            address: address.slice(0, 100),
+          },
+        },
       ]);
-
-    const locked = await deps.limiter.lockedFor(username, address);
-    if (locked > 0) {
-      await failed('locked_out');
-      res.set('Retry-After', String(locked));
-      return retry(429, `Too many failed attempts. Try again in ${Math.ceil(locked / 60)} minutes.`);
+      res.redirect(303, await consentLocation(deps, challenge.req, session));
+    } catch (error) {
+      next(error);
     }
-    const user = username ? await deps.people.userByName(username) : undefined;
-    const ok = await verifyPassword(password, user?.passwordHash ?? dummyHash);
-    if (!user || !ok || user.status !== 'active') {
-      await deps.limiter.recordFailure(username, address);
-      await failed(!user ? 'unknown_user' : !ok ? 'wrong_password' : 'disabled');
-      return retry(401, 'Invalid username or password.');
-    }
-    await deps.limiter.recordSuccess(username);
-    const session = await startSession(deps, res, user.userId);
-    await deps.store.append(`session-${session.sid}`, 'no_stream', [
-      {
-        type: 'UserAuthenticated',
-        data: { userId: user.userId, sessionId: session.sid, method: 'password', address: address.slice(0, 100) },
-      },
-    ]);
-    res.redirect(303, await consentLocation(deps, challenge.req, session));
-  } catch (error) {
-    next(error);
-  }
-};
+  };

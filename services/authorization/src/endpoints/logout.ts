@@ -10,13 +10,16 @@ export const logoutPage =
   async (req, res, next) => {
     try {
       const session = await readSession(deps, req);
-      if (!session) return void res.type('html').send(renderPage('Signed out', '<h1>You are signed out</h1>'));
-      res.type('html').send(
-        renderPage(
-          'Sign out',
-          `<h1>Sign out</h1><form method="post" action="/logout"><input type="hidden" name="csrf_token" value="${escapeHtml(deps.keys.csrfToken(binding(session.sid)))}"><button type="submit">Sign out</button></form>`,
-        ),
-      );
+      if (!session)
+        return void res.type('html').send(renderPage('Signed out', '<h1>You are signed out</h1>'));
+      res
+        .type('html')
+        .send(
+          renderPage(
+            'Sign out',
+            `<h1>Sign out</h1><form method="post" action="/logout"><input type="hidden" name="csrf_token" value="${escapeHtml(deps.keys.csrfToken(binding(session.sid)))}"><button type="submit">Sign out</button></form>`,
+          ),
+        );
     } catch (error) {
       next(error);
     }
@@ -29,7 +32,10 @@ export const logoutSubmit =
     try {
       const session = await readSession(deps, req);
       const token = (req.body as Record<string, unknown> | undefined)?.csrf_token;
-      if (session && !deps.keys.csrfValid(binding(session.sid), typeof token === 'string' ? token : undefined))
+      if (
+        session &&
+        !deps.keys.csrfValid(binding(session.sid), typeof token === 'string' ? token : undefined)
+      )
         return sendErrorPage(res, 403, 'invalid_request', 'the form has expired');
       res.clearCookie(SESSION_COOKIE, cookieOptions(deps.secureCookies));
       if (session)

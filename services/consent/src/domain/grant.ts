@@ -26,7 +26,13 @@ export type GrantCommand =
       organisations: string[];
       resources: string[];
     }
-  | { type: 'Merge' | 'Replace'; subject: string; clientId: string; scopes: string[]; organisations: string[] }
+  | {
+      type: 'Merge' | 'Replace';
+      subject: string;
+      clientId: string;
+      scopes: string[];
+      organisations: string[];
+    }
   | { type: 'DisconnectOrganisation'; organisationId: string }
   | { type: 'Revoke'; reason: 'user' | 'client' | 'admin' | 'code_replay' | 'refresh_reuse' };
 
@@ -54,7 +60,9 @@ export const grantDecider = {
       case 'GrantReplaced':
         return s.status === 'none' ? s : { ...s, scopes: e.data.scopes, organisations: e.data.organisations };
       case 'OrganisationConnected':
-        return s.status === 'none' ? s : { ...s, organisations: union(s.organisations, [e.data.organisationId]) };
+        return s.status === 'none'
+          ? s
+          : { ...s, organisations: union(s.organisations, [e.data.organisationId]) };
       case 'OrganisationDisconnected':
         return s.status === 'none'
           ? s
@@ -75,7 +83,14 @@ export const grantDecider = {
       return [
         {
           type: 'GrantCreated',
-          data: { grantId, subject, clientId, scopes, organisations, ...(resources.length > 0 && { resources }) },
+          data: {
+            grantId,
+            subject,
+            clientId,
+            scopes,
+            organisations,
+            ...(resources.length > 0 && { resources }),
+          },
         },
       ];
     }
@@ -87,12 +102,19 @@ export const grantDecider = {
         if (s.status !== 'active' || s.subject !== c.subject || s.clientId !== c.clientId)
           throw new GrantUnavailable('the grant is not active for this user and client');
         const scopes = c.type === 'Merge' ? union(s.scopes, c.scopes) : [...new Set(c.scopes)];
-        const organisations = c.type === 'Merge' ? union(s.organisations, c.organisations) : [...new Set(c.organisations)];
+        const organisations =
+          c.type === 'Merge' ? union(s.organisations, c.organisations) : [...new Set(c.organisations)];
         const connected = organisations.filter((o) => !s.organisations.includes(o));
         const disconnected = s.organisations.filter((o) => !organisations.includes(o));
         return [
-          { type: c.type === 'Merge' ? 'GrantMerged' : 'GrantReplaced', data: { grantId, scopes, organisations } },
-          ...connected.map((organisationId) => ({ type: 'OrganisationConnected' as const, data: { grantId, organisationId } })),
+          {
+            type: c.type === 'Merge' ? 'GrantMerged' : 'GrantReplaced',
+            data: { grantId, scopes, organisations },
+          },
+          ...connected.map((organisationId) => ({
+            type: 'OrganisationConnected' as const,
+            data: { grantId, organisationId },
+          })),
           ...disconnected.map((organisationId) => ({
             type: 'OrganisationDisconnected' as const,
             data: { grantId, organisationId },
@@ -105,7 +127,8 @@ export const grantDecider = {
           { type: 'OrganisationDisconnected', data: { grantId, organisationId: c.organisationId } },
         ];
         // a grant with no organisation left reaches nothing: it ends
-        if (s.organisations.length === 1) events.push({ type: 'GrantRevoked', data: { grantId, reason: 'user' } });
+        if (s.organisations.length === 1)
+          events.push({ type: 'GrantRevoked', data: { grantId, reason: 'user' } });
         return events;
       }
       case 'Revoke':

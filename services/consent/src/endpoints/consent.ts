@@ -1,16 +1,25 @@
 import { handleCommand } from '@grantline/event-store';
 import type { GrantEvent } from '@grantline/events';
-import { escapeHtml, randomToken, renderPage, sendErrorPage } from '@grantline/oauth';
 import type { ClientRecord } from '@grantline/oauth';
+import { escapeHtml, randomToken, renderPage, sendErrorPage } from '@grantline/oauth';
 import type { Request, RequestHandler, Response } from 'express';
 import { type GrantCommand, type GrantState, GrantUnavailable, grantDecider } from '../domain/grant.ts';
-import { type ConsentChallenge, type ConsentDeps, challengeFor, csrfBinding, verdictLocation } from '../flow.ts';
+import {
+  type ConsentChallenge,
+  type ConsentDeps,
+  challengeFor,
+  csrfBinding,
+  verdictLocation,
+} from '../flow.ts';
 
 const grantStream = (grantId: string) => `grant-${grantId}`;
 
 const loadGrant = async (deps: ConsentDeps, grantId: string): Promise<GrantState> => {
   const { events } = await deps.store.readStream<GrantEvent>(grantStream(grantId));
-  return events.reduce((s, e) => grantDecider.evolve(s, { type: e.type, data: e.data } as GrantEvent), grantDecider.initialState());
+  return events.reduce(
+    (s, e) => grantDecider.evolve(s, { type: e.type, data: e.data } as GrantEvent),
+    grantDecider.initialState(),
+  );
 };
 
 interface Screen {
@@ -28,9 +37,9 @@ const prepare = async (
 ): Promise<Screen | { error: string; description: string }> => {
   const { req } = challenge;
   const client = await deps.clients.get(req.clientId);
-  if (!client || client.status !== 'active') return { error: 'access_denied', description: 'the client is disabled' };
+  if (client?.status !== 'active') return { error: 'access_denied', description: 'the client is disabled' };
   const user = await deps.people.user(challenge.sub);
-  if (!user || user.status !== 'active') return { error: 'access_denied', description: 'the user is disabled' };
+  if (user?.status !== 'active') return { error: 'access_denied', description: 'the user is disabled' };
   const organisations = await deps.people.organisations(user.organisations);
   if (organisations.length === 0)
     return { error: 'access_denied', description: 'the user belongs to no organisation' };
@@ -52,7 +61,10 @@ const consentForm = async (deps: ConsentDeps, raw: string, screen: Screen, error
   const name = screen.client.clientName ?? screen.client.clientId;
   const checked = new Set(screen.existing?.organisations ?? []);
   const scopes = req.scopes
-    .map((s) => `<li class="scope"><strong>${escapeHtml(descriptions.get(s) ?? s)}</strong><small>${escapeHtml(s)}</small></li>`)
+    .map(
+      (s) =>
+        `<li class="scope"><strong>${escapeHtml(descriptions.get(s) ?? s)}</strong><small>${escapeHtml(s)}</small></li>`,
+    )
     .join('');
   const orgs = screen.organisations
     .map(
@@ -88,7 +100,12 @@ export const consentPage =
       const raw = req.query.consent_challenge;
       const challenge = await challengeFor(deps, req, raw);
       if (!challenge)
-        return sendErrorPage(res, 400, 'invalid_request', 'the consent link is invalid, expired or from another sign-in');
+        return sendErrorPage(
+          res,
+          400,
+          'invalid_request',
+          'the consent link is invalid, expired or from another sign-in',
+        );
       const screen = await prepare(deps, challenge);
       if ('error' in screen) return res.redirect(303, await verdictLocation(deps, challenge, screen));
       const { req: request } = challenge;
@@ -106,7 +123,10 @@ export const consentPage =
       if (request.prompt.includes('none'))
         return res.redirect(
           303,
-          await verdictLocation(deps, challenge, { error: 'consent_required', description: 'the user must consent' }),
+          await verdictLocation(deps, challenge, {
+            error: 'consent_required',
+            description: 'the user must consent',
+          }),
         );
       res.type('html').send(await consentForm(deps, raw as string, screen));
     } catch (error) {
@@ -129,11 +149,19 @@ export const consentSubmit =
       const raw = text(body.consent_challenge);
       const challenge = await challengeFor(deps, req, raw);
       if (!challenge || !deps.keys.csrfValid(csrfBinding(challenge), text(body.csrf_token)))
-        return sendErrorPage(res, 403, 'invalid_request', 'the form has expired or was not sent from this sign-in');
+        return sendErrorPage(
+          res,
+          403,
+          'invalid_request',
+          'the form has expired or was not sent from this sign-in',
+        );
       if (text(body.decision) !== 'allow')
         return res.redirect(
           303,
-          await verdictLocation(deps, challenge, { error: 'access_denied', description: 'the user denied the request' }),
+          await verdictLocation(deps, challenge, {
+            error: 'access_denied',
+            description: 'the user denied the request',
+          }),
         );
       const screen = await prepare(deps, challenge);
       if ('error' in screen) return res.redirect(303, await verdictLocation(deps, challenge, screen));
@@ -146,8 +174,15 @@ export const consentSubmit =
           .send(await consentForm(deps, raw!, screen, 'Choose at least one of your organisations.'));
 
       const { req: request } = challenge;
-      const base = { subject: challenge.sub, clientId: request.clientId, scopes: request.scopes, organisations: chosen };
-      const target = request.grantId ?? (request.grantManagementAction === undefined ? screen.existing?.grantId : undefined);
+      const base = {
+        subject: challenge.sub,
+        clientId: request.clientId,
+        scopes: request.scopes,
+        organisations: chosen,
+      };
+      const target =
+        request.grantId ??
+        (request.grantManagementAction === undefined ? screen.existing?.grantId : undefined);
       const grantId = target ?? randomToken(18);
       const command: GrantCommand = target
         ? { type: request.grantManagementAction === 'replace' ? 'Replace' : 'Merge', ...base }
@@ -159,13 +194,20 @@ export const consentSubmit =
         if (!(error instanceof GrantUnavailable)) throw error;
         return res.redirect(
           303,
-          await verdictLocation(deps, challenge, { error: 'invalid_grant_id', description: 'the grant is no longer active' }),
+          await verdictLocation(deps, challenge, {
+            error: 'invalid_grant_id',
+            description: 'the grant is no longer active',
+          }),
         );
       }
       if (state.status !== 'active') throw new Error('grant not active after consent');
       res.redirect(
         303,
-        await verdictLocation(deps, challenge, { grantId, scopes: state.scopes, organisations: state.organisations }),
+        await verdictLocation(deps, challenge, {
+          grantId,
+          scopes: state.scopes,
+          organisations: state.organisations,
+        }),
       );
     } catch (error) {
       next(error);

@@ -1,7 +1,15 @@
+import type { People } from '@grantline/directory';
 import { handleCommand } from '@grantline/event-store';
 import type { GrantEvent } from '@grantline/events';
-import type { People } from '@grantline/directory';
-import { authenticateClient, type ClientAuthDeps, formOf, handle, noStore, OAuthError, parseForm } from '@grantline/oauth';
+import {
+  authenticateClient,
+  type ClientAuthDeps,
+  formOf,
+  handle,
+  noStore,
+  OAuthError,
+  parseForm,
+} from '@grantline/oauth';
 import type { Request, RequestHandler, Response } from 'express';
 import { grantDecider } from '../domain/grant.ts';
 import type { ConsentDeps } from '../flow.ts';
@@ -13,14 +21,19 @@ class InvalidGrantId extends OAuthError {
 
 const load = async (deps: ConsentDeps, grantId: string) => {
   const { events } = await deps.store.readStream<GrantEvent>(`grant-${grantId}`);
-  return events.reduce((s, e) => grantDecider.evolve(s, { type: e.type, data: e.data } as GrantEvent), grantDecider.initialState());
+  return events.reduce(
+    (s, e) => grantDecider.evolve(s, { type: e.type, data: e.data } as GrantEvent),
+    grantDecider.initialState(),
+  );
 };
 
 /** The grant, if it is active and belongs to the authenticated client; else one 404 for every case. */
 const ownedGrant = async (deps: ConsentDeps, auth: ClientAuthDeps, req: Request, res: Response) => {
   const client = await authenticateClient(auth, req, formOf(res) ?? {});
   const grantId = String(req.params.grant_id);
-  const grant = /^[A-Za-z0-9_-]{10,100}$/.test(grantId) ? await load(deps, grantId) : grantDecider.initialState();
+  const grant = /^[A-Za-z0-9_-]{10,100}$/.test(grantId)
+    ? await load(deps, grantId)
+    : grantDecider.initialState();
   if (grant.status !== 'active' || grant.clientId !== client.clientId)
     throw new InvalidGrantId('the grant is unknown, revoked or not this client’s');
   return grant as Exclude<typeof grant, { status: 'none' }>;
@@ -47,7 +60,9 @@ export const grantManagement = (deps: ConsentDeps, auth: ClientAuthDeps, people:
       const grant = await ownedGrant(deps, auth, req, res);
       res.json({
         grant_id: grant.grantId,
-        scopes: [{ scope: grant.scopes.join(' '), ...(grant.resources.length > 0 && { resource: grant.resources }) }],
+        scopes: [
+          { scope: grant.scopes.join(' '), ...(grant.resources.length > 0 && { resource: grant.resources }) },
+        ],
         organisations: await people.organisations(grant.organisations),
       });
     }),
@@ -57,7 +72,12 @@ export const grantManagement = (deps: ConsentDeps, auth: ClientAuthDeps, people:
     optionalForm,
     handle(async (req, res) => {
       const grant = await ownedGrant(deps, auth, req, res);
-      await handleCommand(deps.store, `grant-${grant.grantId}`, { type: 'Revoke', reason: 'client' }, grantDecider);
+      await handleCommand(
+        deps.store,
+        `grant-${grant.grantId}`,
+        { type: 'Revoke', reason: 'client' },
+        grantDecider,
+      );
       res.status(204).end();
     }),
   ] as RequestHandler[],

@@ -33,7 +33,11 @@ export const organisationDecider = {
 
 // User (`user-<id>`)
 type UserEvent = Of<
-  'UserCreated' | 'UserAddedToOrganisation' | 'UserRemovedFromOrganisation' | 'UserDisabled' | 'UserPasswordChanged'
+  | 'UserCreated'
+  | 'UserAddedToOrganisation'
+  | 'UserRemovedFromOrganisation'
+  | 'UserDisabled'
+  | 'UserPasswordChanged'
 >;
 export type UserState =
   | { status: 'none' }

@@ -26,7 +26,9 @@ export type FamilyState =
 
 type Event = Extract<
   TokenEvent,
-  { type: 'RefreshTokenIssued' | 'RefreshTokenRotated' | 'RefreshTokenReuseDetected' | 'RefreshFamilyRevoked' }
+  {
+    type: 'RefreshTokenIssued' | 'RefreshTokenRotated' | 'RefreshTokenReuseDetected' | 'RefreshFamilyRevoked';
+  }
 >;
 type Recorded = Event & { time: Date };
 
@@ -92,7 +94,8 @@ export type RefreshDecision =
 /** RFC 9700 §4.14.2: rotate on every use; a rotated token used again revokes the whole family. */
 export const decideRefresh = (s: FamilyState, a: RefreshAttempt): RefreshDecision => {
   if (s.status === 'none') return { outcome: 'refused', reason: 'refresh token is invalid' };
-  const known = a.generation >= 0 && a.generation <= s.generation && a.equal(s.digests[a.generation]!, a.secretDigest);
+  const known =
+    a.generation >= 0 && a.generation <= s.generation && a.equal(s.digests[a.generation]!, a.secretDigest);
   if (!known || s.clientId !== a.clientId) return { outcome: 'refused', reason: 'refresh token is invalid' };
   if (s.status === 'revoked') return { outcome: 'refused', reason: 'refresh token is revoked' };
   const lastUse = s.issuedAt[s.generation]!;

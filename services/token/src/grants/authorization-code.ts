@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
+import type { GrantQueries } from '@grantline/directory';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { TokenEvent } from '@grantline/events';
 import type { FlowKeys } from '@grantline/keys';
 import { InvalidGrant, InvalidRequest, UnauthorizedClient } from '@grantline/oauth';
-import type { GrantQueries } from '@grantline/directory';
 import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
-import { familyStream, newFamilyId, newRefreshToken, revokeFamily } from './refresh-tokens.ts';
 import { audienceFor } from './audience.ts';
 import type { Grant } from './grant.ts';
+import { familyStream, newFamilyId, newRefreshToken, revokeFamily } from './refresh-tokens.ts';
 
 /** What the authorization service sealed into the code (JWE, `dir` + A256GCM). */
 interface CodePayload {
@@ -50,10 +50,12 @@ export const authorizationCodeGrant = (deps: {
     if (!form.code) throw new InvalidRequest('code is required');
     if (!form.redirect_uri) throw new InvalidRequest('redirect_uri is required');
     const code = await deps.keys.decrypt<CodePayload>(form.code);
-    if (!code || code.typ !== 'code') throw new InvalidGrant('authorization code is invalid');
+    if (code?.typ !== 'code') throw new InvalidGrant('authorization code is invalid');
     if (code.exp < Date.now() / 1000) throw new InvalidGrant('authorization code has expired');
-    if (code.cid !== client.clientId) throw new InvalidGrant('authorization code was issued to another client');
-    if (code.ruri !== form.redirect_uri) throw new InvalidGrant('redirect_uri does not match the authorization request');
+    if (code.cid !== client.clientId)
+      throw new InvalidGrant('authorization code was issued to another client');
+    if (code.ruri !== form.redirect_uri)
+      throw new InvalidGrant('redirect_uri does not match the authorization request');
     if (!form.code_verifier) throw new InvalidGrant('code_verifier is required');
     if (!VERIFIER.test(form.code_verifier) || s256(form.code_verifier) !== code.cc)
       throw new InvalidGrant('code_verifier does not match the code_challenge');
@@ -70,7 +72,13 @@ export const authorizationCodeGrant = (deps: {
         await tx.append(`code-${code.jti}`, 'no_stream', [
           {
             type: 'CodeRedeemed',
-            data: { codeId: code.jti, ...ids, subject: code.sub, accessTokenId, ...(familyId && { familyId }) },
+            data: {
+              codeId: code.jti,
+              ...ids,
+              subject: code.sub,
+              accessTokenId,
+              ...(familyId && { familyId }),
+            },
           },
         ]);
         if (familyId && refresh)
@@ -112,7 +120,11 @@ export const authorizationCodeGrant = (deps: {
 });
 
 /** A spent code presented again: record it, and revoke the refresh token family it started. */
-const revokeRedemption = async (store: EventStore, codeId: string, ids: { clientId: string; grantId: string }) => {
+const revokeRedemption = async (
+  store: EventStore,
+  codeId: string,
+  ids: { clientId: string; grantId: string },
+) => {
   const { events } = await store.readStream<TokenEvent>(`code-${codeId}`);
   const redeemed = events.find((e) => e.type === 'CodeRedeemed')?.data as
     | Extract<TokenEvent, { type: 'CodeRedeemed' }>['data']

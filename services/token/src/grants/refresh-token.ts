@@ -1,11 +1,24 @@
-import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { GrantQueries, People } from '@grantline/directory';
-import { digestsEqual, InvalidGrant, InvalidRequest, InvalidScope, parseScope, UnauthorizedClient } from '@grantline/oauth';
+import { ConcurrencyError, type EventStore } from '@grantline/event-store';
+import {
+  digestsEqual,
+  InvalidGrant,
+  InvalidRequest,
+  InvalidScope,
+  parseScope,
+  UnauthorizedClient,
+} from '@grantline/oauth';
 import { decideRefresh } from '../domain/refresh-family.ts';
 import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
 import { audienceFor } from './audience.ts';
 import type { Grant } from './grant.ts';
-import { familyStream, loadFamily, newRefreshToken, REFRESH_TOKEN, secretDigestOf } from './refresh-tokens.ts';
+import {
+  familyStream,
+  loadFamily,
+  newRefreshToken,
+  REFRESH_TOKEN,
+  secretDigestOf,
+} from './refresh-tokens.ts';
 
 export interface RefreshPolicy {
   /** a retry with the previous token within this many seconds is answered (0: off, the default) */
@@ -45,7 +58,10 @@ export const refreshTokenGrant = (deps: {
     for (let attempt = 0; attempt < 5; attempt++) {
       const { state, version } = await loadFamily(deps.store, familyId);
       if (state.status === 'none') throw new InvalidGrant('refresh token is invalid');
-      const [grant, user] = await Promise.all([deps.grants.get(state.grantId), deps.people.user(state.subject)]);
+      const [grant, user] = await Promise.all([
+        deps.grants.get(state.grantId),
+        deps.people.user(state.subject),
+      ]);
       if (grant?.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
       if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
       const next = newRefreshToken(familyId, state.generation + 1);

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { TokenEvent } from '@grantline/events';
-import { type FamilyState, evolveFamily, tokenIdOf } from '../domain/refresh-family.ts';
+import { evolveFamily, type FamilyState, tokenIdOf } from '../domain/refresh-family.ts';
 
 /** `<family id>.<generation>.<secret>`: the family and generation locate it; the secret proves it. */
 export const REFRESH_TOKEN = /^([A-Za-z0-9_-]{22})\.(\d{1,6})\.([A-Za-z0-9_-]{43})$/;
@@ -21,7 +21,8 @@ export const newFamilyId = () => randomBytes(16).toString('base64url');
 export const loadFamily = async (store: EventStore, familyId: string) => {
   const { currentVersion, events } = await store.readStream<TokenEvent>(familyStream(familyId));
   const state = events.reduce(
-    (s, e) => evolveFamily(s, { type: e.type, data: e.data, time: e.time } as Parameters<typeof evolveFamily>[1]),
+    (s, e) =>
+      evolveFamily(s, { type: e.type, data: e.data, time: e.time } as Parameters<typeof evolveFamily>[1]),
     { status: 'none' } as FamilyState,
   );
   return { state, version: currentVersion };
