@@ -49,16 +49,16 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
   const registry = await startRegistry(
     loadConfig(registryConfigSchema, { ...common, PORT: String(registryPort) }),
   );
-  const token = await startToken(
-    loadConfig(tokenConfigSchema, {
-      ...common,
-      PORT: String(tokenPort),
-      GRANTLINE_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
-      KEY_ROTATION_LEAD_SECONDS: '1',
-      ...env,
-    }),
-    { onCrash },
-  );
+  const tokenConfig = {
+    ...common,
+    GRANTLINE_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
+    KEY_ROTATION_LEAD_SECONDS: '1',
+    ...env,
+  };
+  const token = await startToken(loadConfig(tokenConfigSchema, { ...tokenConfig, PORT: String(tokenPort) }), {
+    onCrash,
+  });
+  const extraTokens: Awaited<ReturnType<typeof startToken>>[] = [];
   const authorization = await startAuthorization(
     loadConfig(authorizationConfigSchema, {
       ...common,
@@ -126,7 +126,14 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
       );
       return body as Record<string, string> & { client_id: string };
     },
+    /** another token service instance sharing the database, Kafka topics and Redis: returns its URL */
+    addTokenInstance: async () => {
+      const another = await startToken(loadConfig(tokenConfigSchema, { ...tokenConfig, PORT: '0' }), { onCrash });
+      extraTokens.push(another);
+      return another.url;
+    },
     stop: async () => {
+      for (const t of extraTokens) await t.stop();
       await consent.stop();
       await authorization.stop();
       await token.stop();

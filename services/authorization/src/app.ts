@@ -126,6 +126,7 @@ export const startAuthorization = async (
       logger,
     ),
     sessionTtlSeconds: config.SESSION_TTL_SECONDS,
+    codeTtlSeconds: config.AUTHORIZATION_CODE_TTL_SECONDS,
     secureCookies: issuer.startsWith('https:'),
   };
   return { ...service, runtime, issuer };

@@ -22,6 +22,8 @@ export const authorizationConfigSchema = baseConfigSchema.extend({
   GRANTLINE_GRANTS_ENDPOINT: z.url().optional(),
   /** shared with consent and token: signs flow challenges and sessions, encrypts authorization codes */
   GRANTLINE_FLOW_SECRET: FlowSecret,
+  /** lifetime of an authorization code (FAPI 2.0: at most 60 s) */
+  AUTHORIZATION_CODE_TTL_SECONDS: z.coerce.number().int().min(1).max(60).default(60),
   /** how long a sign-in lasts */
   SESSION_TTL_SECONDS: z.coerce.number().int().min(60).default(28_800),
   /** failed sign-ins per username, and per client address, within the window before a lock-out */

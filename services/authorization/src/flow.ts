@@ -32,6 +32,7 @@ export interface FlowDeps {
   store: EventStore;
   limiter: LoginLimiter;
   sessionTtlSeconds: number;
+  codeTtlSeconds: number;
   secureCookies: boolean;
 }
 

@@ -18,9 +18,6 @@ interface Verdict {
   organisations?: string[];
 }
 
-/** Lifetime of an authorization code (FAPI 2.0: at most 60 s). */
-export const CODE_TTL_SECONDS = 60;
-
 /**
  * GET /oauth2/authorize/complete: the consent service's verdict comes back here. Allowed: an
  * authorization code (a JWE only the token service can open) goes to the client with `state` and
@@ -59,7 +56,7 @@ export const completeEndpoint =
         orgs: verdict.organisations,
         res: request.resources,
         auth_time: verdict.auth_time,
-        exp: Math.floor(Date.now() / 1000) + CODE_TTL_SECONDS,
+        exp: Math.floor(Date.now() / 1000) + deps.codeTtlSeconds,
       });
       res.redirect(
         303,
