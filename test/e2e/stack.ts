@@ -128,7 +128,9 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     },
     /** another token service instance sharing the database, Kafka topics and Redis: returns its URL */
     addTokenInstance: async () => {
-      const another = await startToken(loadConfig(tokenConfigSchema, { ...tokenConfig, PORT: '0' }), { onCrash });
+      const another = await startToken(loadConfig(tokenConfigSchema, { ...tokenConfig, PORT: '0' }), {
+        onCrash,
+      });
       extraTokens.push(another);
       return another.url;
     },

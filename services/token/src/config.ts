@@ -34,7 +34,7 @@ export const tokenConfigSchema = baseConfigSchema
     REFRESH_TOKEN_IDLE_SECONDS: z.coerce
       .number()
       .int()
-      .min(60)
+      .min(1)
       .default(30 * 86_400),
     /** a refresh token family dies this long after the code was redeemed */
     REFRESH_TOKEN_MAX_LIFETIME_SECONDS: z.coerce
