@@ -64,9 +64,18 @@ describe('client credentials, end to end with a certified client library', () =>
       token_endpoint: `${stack.tokenUrl}/oauth2/token`,
       jwks_uri: `${stack.tokenUrl}/oauth2/jwks`,
       registration_endpoint: `${stack.registryUrl}/oauth2/register`,
-      grant_types_supported: ['client_credentials'],
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+      authorization_endpoint: `${stack.issuer}/oauth2/authorize`,
+      grant_management_endpoint: `${stack.consentUrl}/oauth2/grants`,
+      response_types_supported: ['code'],
+      grant_types_supported: ['authorization_code', 'client_credentials', 'refresh_token'],
+      token_endpoint_auth_methods_supported: [
+        'client_secret_basic',
+        'client_secret_post',
+        'private_key_jwt',
+        'none',
+      ],
       code_challenge_methods_supported: ['S256'],
+      authorization_response_iss_parameter_supported: true,
     });
     expect(as.scopes_supported).toEqual(expect.arrayContaining(['accounting.read', 'accounting.write']));
   });

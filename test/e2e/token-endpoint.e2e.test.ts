@@ -70,7 +70,7 @@ describe('token endpoint: bad input', () => {
     });
   });
 
-  it.each(['password', 'implicit', 'urn:ietf:params:oauth:grant-type:device_code', 'authorization_code'])(
+  it.each(['password', 'implicit', 'urn:ietf:params:oauth:grant-type:device_code', 'token-exchange'])(
     'answers unsupported_grant_type for %s',
     async (grantType) => {
       const r = await request(
