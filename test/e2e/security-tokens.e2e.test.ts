@@ -199,6 +199,49 @@ describe('security checklist: authorization codes and refresh tokens', () => {
       })
       .toBe('invalid_grant');
 
+    // leaving an organisation disconnects it from the user's grants; leaving all of them ends the grant
+    const member = await createTenant(stack);
+    const connected = await tokensFor(member);
+    const [first, second] = member.organisations;
+    expect(
+      (await stack.admin(`/users/${member.user.id}/organisations/${first!.id}`, {}, 'DELETE')).status,
+    ).toBe(204);
+    let latest = connected.refresh_token;
+    await expect
+      .poll(
+        async () => {
+          const r = await refresh(stack, member, latest);
+          latest = (r.body.refresh_token as string) ?? latest;
+          return decodeJwt(r.body.access_token as string).organisations;
+        },
+        { timeout: 10_000 },
+      )
+      .toEqual([second!.id]);
+    expect(
+      (await stack.admin(`/users/${member.user.id}/organisations/${second!.id}`, {}, 'DELETE')).status,
+    ).toBe(204);
+    await expect
+      .poll(
+        async () => {
+          const r = await refresh(stack, member, latest);
+          latest = (r.body.refresh_token as string) ?? latest;
+          return r.body.error;
+        },
+        { timeout: 10_000 },
+      )
+      .toBe('invalid_grant');
+    await expect
+      .poll(
+        async () =>
+          (
+            await fetch(`${stack.consentUrl}/oauth2/grants/${connected.grant_id}`, {
+              headers: { authorization: basic(member.client.client_id, member.client.client_secret!) },
+            })
+          ).status,
+        { timeout: 10_000 },
+      )
+      .toBe(404);
+
     const own = await createTenant(stack);
     const tokens = await tokensFor(own);
     const changed = await stack.admin(`/users/${own.user.id}/password`, { password: 'a new password 123' });

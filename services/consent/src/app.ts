@@ -57,6 +57,28 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     onCrash,
   );
 
+  // an organisation the user leaves is disconnected from each of the user's grants
+  await runtime.project(
+    'consent-memberships',
+    [TOPICS.registry],
+    async (event, tx) => {
+      if (event.type !== 'UserRemovedFromOrganisation') return;
+      const { userId, organisationId } = event.data as { userId: string; organisationId: string };
+      const { rows } = await tx.query<{ grant_id: string }>(
+        `SELECT grant_id FROM ${schema}.grants WHERE subject = $1 AND status = 'active' AND $2 = ANY(organisations)`,
+        [userId, organisationId],
+      );
+      for (const { grant_id } of rows)
+        await handleCommand(
+          store,
+          `grant-${grant_id}`,
+          { type: 'DisconnectOrganisation', organisationId },
+          grantDecider,
+        );
+    },
+    onCrash,
+  );
+
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, commandTimeout: 1_000 });
   redis.on('error', (e) => logger.warn({ err: e }, 'redis error'));
   const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}consent:`;

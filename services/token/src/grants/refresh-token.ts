@@ -80,7 +80,10 @@ export const refreshTokenGrant = (deps: {
       if (decision.outcome === 'rotate' && state.status === 'active') {
         // the grant is the authority: its current scopes and organisations bound the family's
         const scopes = grant ? state.scopes.filter((s) => grant.scopes.includes(s)) : state.scopes;
-        const organisations = grant ? grant.organisations : state.organisations;
+        // ... and so do the user's current memberships
+        const organisations = (grant ? grant.organisations : state.organisations).filter(
+          (o) => !user || user.organisations.includes(o),
+        );
         if (organisations.length === 0) throw new InvalidGrant('no organisation is connected to the grant');
         const narrowed = requested.length > 0 ? requested : scopes;
         const wider = narrowed.filter((s) => !scopes.includes(s));
