@@ -25,6 +25,7 @@ export const FLOW_SECRET = randomBytes(32).toString('base64url');
  */
 export const startStack = async (infra: Infrastructure, env: Record<string, string> = {}) => {
   const db = await createTestDatabase(infra);
+  const topicPrefix = `${uniqueName('e2e')}.`;
   const base = await freePorts(4);
   const [authorizationPort, registryPort, tokenPort, consentPort] = [base, base + 1, base + 2, base + 3];
   const issuer = `http://127.0.0.1:${authorizationPort}`;
@@ -35,7 +36,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     DATABASE_URL: db.url,
     KAFKA_BROKERS: infra.kafkaBrokers.join(','),
     REDIS_URL: infra.redisUrl,
-    KAFKA_TOPIC_PREFIX: `${uniqueName('e2e')}.`,
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     GRANTLINE_ADMIN_TOKEN: ADMIN_TOKEN,
     GRANTLINE_ISSUER: issuer,
@@ -86,6 +87,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     });
   return {
     db,
+    topicPrefix,
     issuer,
     registryUrl,
     tokenUrl,
