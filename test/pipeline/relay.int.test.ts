@@ -57,7 +57,7 @@ describe('relay: Postgres event store -> Kafka', () => {
       ),
     ).toBe(true);
     await relay.stop();
-  });
+  }, 180_000);
 
   it('elects one leader among two relays and fails over when it stops', async () => {
     const stream = `grant-${randomUUID()}`;
