@@ -1,0 +1,468 @@
+// pnpm bench:flow — the user-facing side, on this machine, with scripted HTTP (no browser):
+//  1. complete authorization code flows per second against Grantline, with p50/p99 of a whole flow:
+//     authorize -> sign-in page -> POST sign-in -> consent page -> POST Allow -> complete -> code ->
+//     token exchange with PKCE. Every flow is a fresh user agent (new sign-in, new session), and asks for
+//     a new grant (grant_management_action=create) so that every flow shows the consent page and writes a
+//     grant, as a first connection of an app does; concurrency 1 and 10.
+//  2. refresh_token grants per second with rotation, Grantline and node-oidc-provider in the same run under
+//     the same driver: one sequential chain per connection (each request presents the refresh token the
+//     previous one returned; reuse would revoke the family), concurrency 10 and 50, fresh chains per run.
+// Grantline runs as `pnpm start:services` does (each service its own process) on real Postgres, Kafka and
+// Redis; the peer runs as its own process (this file, started with FLOW_BENCH_PEER_PORT) on its in-memory
+// adapter, with JWT access tokens (ES256) and refresh token rotation, as Grantline issues them.
+// BENCH_SECONDS sets the measured duration per run (default 10).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  databaseUrlFor,
+  eventually,
+  freePort,
+  freePorts,
+  repoRoot,
+  resolveInfrastructure,
+  uniqueName,
+} from '@grantline/testing';
+import { exportJWK, generateKeyPair } from 'jose';
+import Provider from 'oidc-provider';
+import pg from 'pg';
+import { Agent, createTenant, pkce, redeem, runFlow, type Tenant } from '../e2e/flow.ts';
+import type { Stack } from '../e2e/stack.ts';
+import { fmt, latencyRecorder } from './stats.ts';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const warmUpSeconds = 2;
+const redirectUri = 'https://app.example/cb';
+const scopes = ['invoices.read', 'invoices.write'];
+const audience = 'https://api.example.com';
+const basicAuth = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const isJwt = (token: unknown) => typeof token === 'string' && token.split('.').length === 3;
+
+/** The peer: node-oidc-provider v9, one confidential client, code + refresh_token, dev interactions. */
+const runPeer = async (port: number) => {
+  const issuer = `http://127.0.0.1:${port}`;
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: process.env.CLIENT_ID!,
+        client_secret: process.env.CLIENT_SECRET!,
+        grant_types: ['authorization_code', 'refresh_token'],
+        redirect_uris: [redirectUri],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        id_token_signed_response_alg: 'ES256', // its only key is ES256
+        scope: scopes.join(' '),
+      },
+    ],
+    jwks: { keys: [{ ...(await exportJWK(privateKey)), kid: 'peer-1', alg: 'ES256', use: 'sig' }] },
+    scopes,
+    ttl: {
+      AuthorizationCode: 60,
+      Interaction: 600,
+      Session: 28_800,
+      Grant: 30 * 86_400,
+      RefreshToken: 30 * 86_400,
+    },
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub }) }),
+    pkce: { required: () => true },
+    issueRefreshToken: () => true,
+    rotateRefreshToken: true, // Grantline rotates on every use
+    features: {
+      devInteractions: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => audience,
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => ({
+          scope: scopes.join(' '),
+          audience,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: 600,
+          jwt: { sign: { alg: 'ES256' } },
+        }),
+      },
+    },
+  });
+  provider.listen(port, '127.0.0.1', () => console.log('ready'));
+};
+
+const peerPortVariable = process.env.FLOW_BENCH_PEER_PORT;
+if (peerPortVariable) await runPeer(Number(peerPortVariable));
+else await main();
+
+async function main() {
+  const children: ChildProcess[] = [];
+  const spawnTs = (script: string, env: Record<string, string>, ready: string) =>
+    new Promise<ChildProcess>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, script)], {
+        cwd: repoRoot,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.push(child);
+      let out = '';
+      child.stdout!.on('data', (d) => {
+        out += d;
+        if (out.includes(ready)) resolve(child);
+      });
+      child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${out.slice(-500)}`)));
+    });
+
+  const { infra, stop } = await resolveInfrastructure();
+  const database = uniqueName('bench');
+  let db: pg.Pool | undefined;
+  try {
+    const base = await freePorts(4);
+    const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
+    await spawnTs(
+      'scripts/start-services.ts',
+      {
+        DATABASE_URL: infra.databaseUrl,
+        KAFKA_BROKERS: infra.kafkaBrokers.join(','),
+        REDIS_URL: infra.redisUrl,
+        GRANTLINE_BASE_PORT: String(base),
+        GRANTLINE_DATABASE: database,
+        KAFKA_TOPIC_PREFIX: `${database}.`,
+        GRANTLINE_ADMIN_TOKEN: adminToken,
+        GRANTLINE_KEY_ENCRYPTION_KEY: 'q'.repeat(43),
+        GRANTLINE_FLOW_SECRET: 'f'.repeat(43),
+        LOG_LEVEL: 'warn',
+      },
+      'Grantline is running',
+    );
+    const issuer = `http://127.0.0.1:${base}`;
+    const registryUrl = `http://127.0.0.1:${base + 1}`;
+    const tokenOrigin = `http://127.0.0.1:${base + 2}`;
+    const consentUrl = `http://127.0.0.1:${base + 3}`;
+    db = new pg.Pool({ connectionString: databaseUrlFor(infra.databaseUrl, database) });
+    const pool = db;
+    const adminHeaders = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
+    const admin = (path: string, body: unknown, method = 'POST') =>
+      fetch(`${registryUrl}/admin${path}`, { method, headers: adminHeaders, body: JSON.stringify(body) });
+
+    // the fields of an in-process Stack that the scripted flow in test/e2e/flow.ts uses, here for the
+    // services running as separate processes
+    const stack = {
+      issuer,
+      registryUrl,
+      tokenUrl: tokenOrigin,
+      consentUrl,
+      db: { pool },
+      admin,
+      defineScopes: async (defined: Record<string, string>) => {
+        for (const [name, description] of Object.entries(defined)) {
+          const res = await admin('/scopes', { name, description });
+          if (res.status !== 201) throw new Error(`scope ${name}: ${res.status} ${await res.text()}`);
+        }
+        await eventually(
+          async () => {
+            const meta = (await (await fetch(`${issuer}/.well-known/oauth-authorization-server`)).json()) as {
+              scopes_supported: string[];
+            };
+            return Object.keys(defined).every((s) => meta.scopes_supported.includes(s)) ? true : undefined;
+          },
+          { what: 'scopes in metadata' },
+        );
+      },
+      register: async (metadata: Record<string, unknown>) => {
+        const res = await fetch(`${registryUrl}/oauth2/register`, {
+          method: 'POST',
+          headers: adminHeaders,
+          body: JSON.stringify(metadata),
+        });
+        const body = (await res.json()) as Record<string, string>;
+        if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(body)}`);
+        await eventually(
+          async () =>
+            (await pool.query('SELECT 1 FROM token.clients WHERE client_id = $1', [body.client_id])).rowCount
+              ? true
+              : undefined,
+          { what: 'the token service to know the client' },
+        );
+        return body as Record<string, string> & { client_id: string };
+      },
+    } as unknown as Stack;
+    const tenant: Tenant = await createTenant(stack);
+    const client = tenant.client as { client_id: string; client_secret: string };
+
+    // where a flow's time goes: total time per step (service and path), while `timing` is on
+    const service = new Map([
+      [String(base), 'authorization'],
+      [String(base + 2), 'token'],
+      [String(base + 3), 'consent'],
+    ]);
+    const steps = new Map<string, number>();
+    let timing = false;
+    const timed = async <T>(key: string, run: () => Promise<T>) => {
+      const start = performance.now();
+      const result = await run();
+      if (timing) steps.set(key, (steps.get(key) ?? 0) + performance.now() - start);
+      return result;
+    };
+    const stepKey = (method: string, url: string) => {
+      const u = new URL(url);
+      return `${service.get(u.port) ?? u.host} ${method} ${u.pathname}`;
+    };
+    class TimedAgent extends Agent {
+      override request(url: string, init: Parameters<Agent['request']>[1] = {}) {
+        return timed(stepKey(init.method ?? (init.form ? 'POST' : 'GET'), url), () =>
+          super.request(url, init),
+        );
+      }
+    }
+
+    /** One complete flow with a fresh user agent; resolves with the refresh token of the new grant. */
+    const grantlineFlow = async () => {
+      const flow = await runFlow(stack, tenant, {
+        agent: new TimedAgent(),
+        params: { grant_management_action: 'create' },
+      });
+      if (!flow.code || !flow.consentShown)
+        throw new Error(
+          `flow ended at ${flow.step.status} ${flow.location?.href ?? flow.step.text.slice(0, 200)} (consent shown: ${flow.consentShown})`,
+        );
+      const tokens = await timed(stepKey('POST', `${tokenOrigin}/oauth2/token`), () =>
+        redeem(stack, tenant, flow.code!, flow.verifier),
+      );
+      if (tokens.status !== 200 || !isJwt(tokens.body.access_token) || !tokens.body.refresh_token)
+        throw new Error(`code exchange: ${tokens.status} ${JSON.stringify(tokens.body)}`);
+      return tokens.body.refresh_token as string;
+    };
+    // every service has projected the user and client (createTenant); poll until a first flow succeeds
+    await eventually(() => grantlineFlow().catch(() => undefined), { what: 'a first complete flow' });
+
+    const peerPort = await freePort();
+    await spawnTs(
+      'test/load/flow.bench.ts',
+      {
+        FLOW_BENCH_PEER_PORT: String(peerPort),
+        CLIENT_ID: client.client_id,
+        CLIENT_SECRET: client.client_secret,
+      },
+      'ready',
+    );
+    const peerUrl = `http://127.0.0.1:${peerPort}`;
+    const authorization = basicAuth(client.client_id, client.client_secret);
+
+    /** The same kind of flow against the peer, through its development sign-in and consent pages. */
+    const peerFlow = async () => {
+      const agent = new Agent();
+      const { verifier, challenge } = pkce();
+      const url = new URL(`${peerUrl}/auth`);
+      for (const [k, v] of Object.entries({
+        response_type: 'code',
+        client_id: client.client_id,
+        redirect_uri: redirectUri,
+        scope: scopes.join(' '),
+        state: randomBytes(8).toString('hex'),
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+      }))
+        url.searchParams.set(k, v);
+      let step = await agent.request(url.href);
+      const action = (html: string) => new URL(/<form[^>]* action="([^"]+)"/.exec(html)![1]!, peerUrl).href;
+      for (let hops = 0; hops < 12; hops++) {
+        if (step.status === 200 && step.text.includes('name="prompt" value="login"'))
+          step = await agent.request(action(step.text), {
+            form: { prompt: 'login', login: 'ada', password: 'any' },
+          });
+        else if (step.status === 200 && step.text.includes('name="prompt" value="consent"'))
+          step = await agent.request(action(step.text), { form: { prompt: 'consent' } });
+        else if (
+          step.status >= 301 &&
+          step.status <= 303 &&
+          step.location &&
+          !step.location.startsWith(redirectUri)
+        )
+          step = await agent.request(step.location);
+        else break;
+      }
+      const code = step.location ? new URL(step.location).searchParams.get('code') : null;
+      if (!code)
+        throw new Error(`peer flow ended at ${step.status} ${step.location ?? step.text.slice(0, 300)}`);
+      const res = await fetch(`${peerUrl}/token`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: redirectUri,
+          code_verifier: verifier,
+        }).toString(),
+      });
+      const body = (await res.json()) as Record<string, unknown>;
+      if (res.status !== 200 || !isJwt(body.access_token) || !body.refresh_token)
+        throw new Error(`peer code exchange: ${res.status} ${JSON.stringify(body)}`);
+      return body.refresh_token as string;
+    };
+
+    /**
+     * Closed-loop driver: `workers` loops, each running `op` back to back until the deadline; latency of
+     * each completed op. A worker whose op fails with `fatal` stops (a broken refresh chain).
+     */
+    const drive = async (workers: number, durationSeconds: number, op: (worker: number) => Promise<void>) => {
+      const latency = latencyRecorder();
+      let ok = 0;
+      let errors = 0;
+      let firstError: string | undefined;
+      const cpuBefore = process.cpuUsage();
+      const start = performance.now();
+      const deadline = start + durationSeconds * 1_000;
+      await Promise.all(
+        Array.from({ length: workers }, async (_, worker) => {
+          while (performance.now() < deadline) {
+            const t = performance.now();
+            try {
+              await op(worker);
+              latency.recordMs(performance.now() - t);
+              ok++;
+            } catch (error) {
+              errors++;
+              firstError ??= error instanceof Error ? error.message : String(error);
+              if ((error as { fatal?: boolean }).fatal) return;
+            }
+          }
+        }),
+      );
+      const elapsed = (performance.now() - start) / 1_000;
+      const cpu = process.cpuUsage(cpuBefore);
+      return {
+        rate: ok / elapsed,
+        ok,
+        errors,
+        firstError,
+        driverCpu: (cpu.user + cpu.system) / 1e6 / elapsed,
+        ...latency.summary(),
+      };
+    };
+    type Result = Awaited<ReturnType<typeof drive>>;
+    const line = (name: string, unit: string, r: Result) =>
+      `  ${name.padEnd(18)} ${fmt(r.rate, 1).padStart(8)} ${unit}  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  errors ${r.errors}` +
+      `  (${r.ok} done; driver CPU ${fmt(r.driverCpu * 100, 0)}%)` +
+      (r.firstError ? `\n    first error: ${r.firstError.slice(0, 300)}` : '');
+
+    /** `count` refresh tokens from complete flows, 10 flows at a time. */
+    const collect = async (count: number, flow: () => Promise<string>) => {
+      const tokens: string[] = [];
+      let started = 0;
+      await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          while (started < count) {
+            started++;
+            tokens.push(await flow());
+          }
+        }),
+      );
+      return tokens;
+    };
+
+    console.log(
+      `authorization code flows, Grantline (4 processes, Postgres, Kafka, Redis), scripted HTTP, ${seconds} s per run:\n` +
+        '  authorize -> sign-in page -> POST sign-in -> consent page -> POST Allow -> complete -> code ->\n' +
+        '  token exchange with PKCE; a fresh user agent (new sign-in) and a new grant per flow',
+    );
+    await drive(10, warmUpSeconds, () => grantlineFlow().then(() => undefined)); // warm-up
+    for (const concurrency of [1, 10]) {
+      steps.clear();
+      timing = true;
+      const r = await drive(concurrency, seconds, () => grantlineFlow().then(() => undefined));
+      timing = false;
+      console.log(`concurrency ${concurrency}:\n${line('grantline', 'flows/s', r)}`);
+      const flows = r.ok + r.errors;
+      const parts = [...steps].map(([key, total]) => `${key} ${fmt(total / flows)}`);
+      console.log(
+        `    mean ms per flow, by request:\n      ${parts.slice(0, 4).join(', ')},\n      ${parts.slice(4).join(', ')}`,
+      );
+    }
+
+    // refresh: fresh chains for every run (warm-ups included), obtained just before it: no run inherits long
+    // families, and the peer's in-memory adapter (an LRU of 1,000 entries) has not evicted them yet
+    // node:http with keep-alive rather than fetch: a third of the client CPU per request, which matters
+    // when driver and servers share the machine's cores
+    const keepAlive = new http.Agent({ keepAlive: true });
+    const post = (url: string, body: string) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = http.request(
+          url,
+          {
+            method: 'POST',
+            agent: keepAlive,
+            headers: {
+              authorization,
+              'content-type': 'application/x-www-form-urlencoded',
+              'content-length': Buffer.byteLength(body),
+            },
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => {
+              text += chunk;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+            res.on('error', reject);
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    const refreshOp = (url: string, chains: string[]) => async (worker: number) => {
+      const presented = chains[worker]!;
+      const res = await post(url, `grant_type=refresh_token&refresh_token=${encodeURIComponent(presented)}`);
+      const text = res.text;
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(text);
+      } catch {}
+      if (
+        res.status !== 200 ||
+        !isJwt(body.access_token) ||
+        typeof body.refresh_token !== 'string' ||
+        body.refresh_token === presented
+      )
+        // the chain's state is unknown now (a retry could be reuse): the worker stops
+        throw Object.assign(new Error(`${res.status} ${text.slice(0, 200)}`), { fatal: true });
+      chains[worker] = body.refresh_token;
+    };
+    const peer = { name: 'node-oidc-provider', url: `${peerUrl}/token`, flow: peerFlow };
+    const grantline = { name: 'grantline', url: `${tokenOrigin}/oauth2/token`, flow: grantlineFlow };
+    const run = async (target: typeof peer, concurrency: number, duration: number) => {
+      const chains = await collect(concurrency, target.flow);
+      await sleep(1_000); // let the flows' events and projections settle
+      return drive(concurrency, duration, refreshOp(target.url, chains));
+    };
+
+    console.log(
+      `\nrefresh_token grant with rotation, client_secret_basic, JWT access tokens (ES256), ${seconds} s per run;\n` +
+        '  one sequential chain per connection (node:http keep-alive driver, same for both); node-oidc-provider on its in-memory adapter',
+    );
+    for (const concurrency of [10, 50]) {
+      await run(peer, concurrency, warmUpSeconds);
+      await run(grantline, concurrency, warmUpSeconds);
+      const p = await run(peer, concurrency, seconds);
+      const g = await run(grantline, concurrency, seconds);
+      console.log(
+        `concurrency ${concurrency}:\n${line(peer.name, 'refreshes/s', p)}\n${line(grantline.name, 'refreshes/s', g)}\n` +
+          `  ratio grantline/peer throughput ${fmt(g.rate / p.rate, 2)}x` +
+          `  (rotations per chain: grantline ~${fmt(g.ok / concurrency, 0)}, peer ~${fmt(p.ok / concurrency, 0)})`,
+      );
+    }
+  } finally {
+    await db?.end();
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.all(
+      children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)),
+    );
+    const adminClient = new pg.Client({ connectionString: infra.databaseUrl });
+    await adminClient.connect();
+    await adminClient.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
+    await adminClient.end();
+    await stop();
+  }
+}
