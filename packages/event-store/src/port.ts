@@ -36,7 +36,8 @@ export interface EventStore {
   ): Promise<AppendResult>;
   readStream<E extends DomainEvent = DomainEvent>(
     streamId: string,
-    options?: { fromVersion?: number },
+    /** from `fromVersion` (default 1), at most `maxCount` events; `currentVersion` is always the stream's */
+    options?: { fromVersion?: number; maxCount?: number },
   ): Promise<ReadStreamResult<E>>;
   /** Runs `work` in one transaction: every append through the store it is given commits, or none does. */
   transaction<T>(work: (store: EventStore) => Promise<T>): Promise<T>;

@@ -46,6 +46,17 @@ export const eventStoreContract = (adapter: string, store: () => EventStore) =>
       expect(read.currentVersion).toBe(3);
     });
 
+    it('reads at most maxCount events, still reporting the current version', async () => {
+      const id = stream();
+      await store().append(id, 'no_stream', [grantCreated(id), orgConnected(id, 'a'), orgConnected(id, 'b')]);
+      const head = await store().readStream(id, { maxCount: 1 });
+      expect(head.events.map((e) => e.streamVersion)).toEqual([1]);
+      expect(head.currentVersion).toBe(3);
+      const all = await store().readStream(id, { fromVersion: 2, maxCount: 5 });
+      expect(all.events.map((e) => e.streamVersion)).toEqual([2, 3]);
+      expect(all.currentVersion).toBe(3);
+    });
+
     it('refuses an append at the wrong expected version with a typed conflict naming the actual one', async () => {
       const id = stream();
       await store().append(id, 'no_stream', [grantCreated(id)]);

@@ -7,37 +7,40 @@ import {
 } from '../src/domain/refresh-family.ts';
 
 const t0 = Date.parse('2026-01-01T00:00:00Z');
-const issued = evolveFamily(
-  { status: 'none' },
-  {
-    type: 'RefreshTokenIssued',
-    time: new Date(t0),
-    data: {
-      familyId: 'fam',
-      tokenId: 'fam.0',
-      secretDigest: 'd0',
-      clientId: 'client',
-      grantId: 'grant',
-      subject: 'user',
-      scopes: ['a'],
-      organisations: ['o1'],
-      resources: [],
-      accessTokenId: 'at0',
+/** a fresh family per use: a fold owns (and extends) its state's maps */
+const issued = (): FamilyState =>
+  evolveFamily(
+    { status: 'none' },
+    {
+      type: 'RefreshTokenIssued',
+      time: new Date(t0),
+      data: {
+        familyId: 'fam',
+        tokenId: 'fam.0',
+        secretDigest: 'd0',
+        clientId: 'client',
+        grantId: 'grant',
+        subject: 'user',
+        scopes: ['a'],
+        organisations: ['o1'],
+        resources: [],
+        accessTokenId: 'at0',
+      },
     },
-  },
-);
+  );
 const rotate = (s: FamilyState, at: number, digest: string): FamilyState => {
+  if (s.status === 'none') throw new Error('no family');
   const d = decideRefresh(
     s,
     attempt({
-      generation: s.status === 'none' ? 0 : s.generation,
-      secretDigest: s.status === 'none' ? '' : s.digests.at(-1)!,
+      generation: s.generation,
+      secretDigest: s.digests.get(s.generation)!,
       now: at,
       next: { secretDigest: digest, accessTokenId: `at-${digest}` },
     }),
   );
   if (d.outcome !== 'rotate') throw new Error(d.outcome);
-  return d.events.reduce(
+  return d.events.reduce<FamilyState>(
     (x, e) => evolveFamily(x, { ...e, time: new Date(at) } as Parameters<typeof evolveFamily>[1]),
     s,
   );
@@ -57,7 +60,7 @@ const attempt = (a: Partial<RefreshAttempt>): RefreshAttempt => ({
 
 describe('refresh token family', () => {
   it('rotates the current token, and treats the previous one as reuse that revokes the family with its access tokens', () => {
-    const s1 = rotate(issued, t0 + 1_000, 'd1');
+    const s1 = rotate(issued(), t0 + 1_000, 'd1');
     const reuse = decideRefresh(s1, attempt({ generation: 0, secretDigest: 'd0', now: t0 + 2_000 }));
     expect(reuse.outcome).toBe('reuse');
     expect(reuse.outcome === 'reuse' && reuse.events[1]).toMatchObject({
@@ -67,7 +70,7 @@ describe('refresh token family', () => {
   });
 
   it('answers the previous token within the grace window only', () => {
-    const s1 = rotate(issued, t0 + 1_000, 'd1');
+    const s1 = rotate(issued(), t0 + 1_000, 'd1');
     expect(decideRefresh(s1, attempt({ generation: 0, graceSeconds: 5, now: t0 + 5_000 })).outcome).toBe(
       'rotate',
     );
@@ -77,14 +80,14 @@ describe('refresh token family', () => {
   });
 
   it('refuses a wrong secret, another client, an idle or too old family, and one older than a password change', () => {
-    expect(decideRefresh(issued, attempt({ secretDigest: 'nope' })).outcome).toBe('refused');
-    expect(decideRefresh(issued, attempt({ generation: 3 })).outcome).toBe('refused');
-    expect(decideRefresh(issued, attempt({ clientId: 'other' })).outcome).toBe('refused');
-    expect(decideRefresh(issued, attempt({ now: t0 + 3_601_000 })).outcome).toBe('refused');
-    expect(decideRefresh(issued, attempt({ maxLifetimeSeconds: 1, now: t0 + 2_000 })).outcome).toBe(
+    expect(decideRefresh(issued(), attempt({ secretDigest: 'nope' })).outcome).toBe('refused');
+    expect(decideRefresh(issued(), attempt({ generation: 3 })).outcome).toBe('refused');
+    expect(decideRefresh(issued(), attempt({ clientId: 'other' })).outcome).toBe('refused');
+    expect(decideRefresh(issued(), attempt({ now: t0 + 3_601_000 })).outcome).toBe('refused');
+    expect(decideRefresh(issued(), attempt({ maxLifetimeSeconds: 1, now: t0 + 2_000 })).outcome).toBe(
       'refused',
     );
-    expect(decideRefresh(issued, attempt({ notBefore: t0 + 1 })).outcome).toBe('refused');
-    expect(decideRefresh(issued, attempt({})).outcome).toBe('rotate');
+    expect(decideRefresh(issued(), attempt({ notBefore: t0 + 1 })).outcome).toBe('refused');
+    expect(decideRefresh(issued(), attempt({})).outcome).toBe('rotate');
   });
 });

@@ -139,7 +139,7 @@ export class PostgresEventStore implements EventStore {
         RETURNING ${EVENT_COLUMNS}
       )
       SELECT cur.version AS current_version, ins.* FROM cur LEFT JOIN ins ON true ORDER BY ins.stream_version`;
-    this.readSql = `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version`;
+    this.readSql = `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`;
   }
 
   /** Runs `work` in one transaction; every append through the given store commits or rolls back together. */
@@ -273,13 +273,15 @@ export class PostgresEventStore implements EventStore {
 
   async readStream<E extends DomainEvent = DomainEvent>(
     streamId: string,
-    options: { fromVersion?: number } = {},
+    options: { fromVersion?: number; maxCount?: number } = {},
   ): Promise<ReadStreamResult<E>> {
     const from = options.fromVersion ?? 1;
-    const { rows } = await this.db.query<EventRow>(this.readSql, [streamId, from]);
+    const { rows } = await this.db.query<EventRow>(this.readSql, [streamId, from, options.maxCount ?? null]);
     const events = rows.map(toRecordedEvent) as RecordedEvent<E>[];
     const last = events[events.length - 1];
-    const currentVersion = last ? last.streamVersion : from <= 1 ? 0 : await this.currentVersion(streamId);
+    const cut = options.maxCount !== undefined && events.length === options.maxCount;
+    const currentVersion =
+      last && !cut ? last.streamVersion : !last && from <= 1 ? 0 : await this.currentVersion(streamId);
     return { currentVersion, events };
   }
 }

@@ -17,10 +17,14 @@ export type FamilyState =
       scopes: string[];
       organisations: string[];
       resources: string[];
+      /** the current generation */
       generation: number;
-      digests: string[];
-      /** when each generation was issued (ms) */
-      issuedAt: number[];
+      /** secret digest of each generation read (a partial read holds the presented one onwards) */
+      digests: Map<number, string>;
+      /** when the family began (ms) */
+      startedAt: number;
+      /** when each generation read was issued (ms) */
+      issuedAt: Map<number, number>;
       accessTokenIds: string[];
     };
 
@@ -33,6 +37,7 @@ type Event = Extract<
 type Recorded = Event & { time: Date };
 
 export const tokenIdOf = (familyId: string, generation: number) => `${familyId}.${generation}`;
+const generationOf = (tokenId: string) => Number(tokenId.slice(tokenId.lastIndexOf('.') + 1));
 
 export const evolveFamily = (s: FamilyState, e: Recorded): FamilyState => {
   switch (e.type) {
@@ -47,20 +52,20 @@ export const evolveFamily = (s: FamilyState, e: Recorded): FamilyState => {
         organisations: e.data.organisations,
         resources: e.data.resources,
         generation: 0,
-        digests: [e.data.secretDigest],
-        issuedAt: [e.time.getTime()],
+        digests: new Map([[0, e.data.secretDigest]]),
+        startedAt: e.time.getTime(),
+        issuedAt: new Map([[0, e.time.getTime()]]),
         accessTokenIds: [e.data.accessTokenId],
       };
-    case 'RefreshTokenRotated':
-      return s.status === 'none'
-        ? s
-        : {
-            ...s,
-            generation: s.generation + 1,
-            digests: [...s.digests, e.data.secretDigest],
-            issuedAt: [...s.issuedAt, e.time.getTime()],
-            accessTokenIds: [...s.accessTokenIds, e.data.accessTokenId],
-          };
+    case 'RefreshTokenRotated': {
+      if (s.status === 'none') return s;
+      const generation = generationOf(e.data.nextTokenId);
+      // the maps belong to this fold (a fresh state per load): extended in place, not copied per event
+      s.digests.set(generation, e.data.secretDigest);
+      s.issuedAt.set(generation, e.time.getTime());
+      s.accessTokenIds.push(e.data.accessTokenId);
+      return { ...s, generation };
+    }
     case 'RefreshTokenReuseDetected':
       return s;
     case 'RefreshFamilyRevoked':
@@ -94,14 +99,14 @@ export type RefreshDecision =
 /** RFC 9700 §4.14.2: rotate on every use; a rotated token used again revokes the whole family. */
 export const decideRefresh = (s: FamilyState, a: RefreshAttempt): RefreshDecision => {
   if (s.status === 'none') return { outcome: 'refused', reason: 'refresh token is invalid' };
-  const known =
-    a.generation >= 0 && a.generation <= s.generation && a.equal(s.digests[a.generation]!, a.secretDigest);
+  const digest = s.digests.get(a.generation);
+  const known = digest !== undefined && a.generation <= s.generation && a.equal(digest, a.secretDigest);
   if (!known || s.clientId !== a.clientId) return { outcome: 'refused', reason: 'refresh token is invalid' };
   if (s.status === 'revoked') return { outcome: 'refused', reason: 'refresh token is revoked' };
-  const lastUse = s.issuedAt[s.generation]!;
-  if (a.now - s.issuedAt[0]! > a.maxLifetimeSeconds * 1000 || a.now - lastUse > a.idleSeconds * 1000)
+  const lastUse = s.issuedAt.get(s.generation)!;
+  if (a.now - s.startedAt > a.maxLifetimeSeconds * 1000 || a.now - lastUse > a.idleSeconds * 1000)
     return { outcome: 'refused', reason: 'refresh token has expired' };
-  if (a.notBefore !== undefined && s.issuedAt[0]! < a.notBefore)
+  if (a.notBefore !== undefined && s.startedAt < a.notBefore)
     return { outcome: 'refused', reason: 'refresh token was revoked by a security event' };
   const ids = { familyId: s.familyId, clientId: s.clientId, grantId: s.grantId };
   const inGrace = a.generation === s.generation - 1 && a.now - lastUse <= a.graceSeconds * 1000;

@@ -56,7 +56,8 @@ export const refreshTokenGrant = (deps: {
     if (!requested) throw new InvalidScope('scope is malformed');
 
     for (let attempt = 0; attempt < 5; attempt++) {
-      const { state, version } = await loadFamily(deps.store, familyId);
+      const presented = Number(generation);
+      let { state, version } = await loadFamily(deps.store, familyId, presented);
       if (state.status === 'none') throw new InvalidGrant('refresh token is invalid');
       const [grant, user] = await Promise.all([
         deps.grants.get(state.grantId),
@@ -66,8 +67,8 @@ export const refreshTokenGrant = (deps: {
       if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
       const next = newRefreshToken(familyId, state.generation + 1);
       const accessTokenId = newTokenId();
-      const decision = decideRefresh(state, {
-        generation: Number(generation),
+      const attempt = {
+        generation: presented,
         secretDigest: secretDigestOf(secret),
         clientId: client.clientId,
         now: Date.now(),
@@ -75,7 +76,13 @@ export const refreshTokenGrant = (deps: {
         notBefore: user?.credentialsChangedAt?.getTime(),
         equal: digestsEqual,
         next: { secretDigest: next.secretDigest, accessTokenId },
-      });
+      };
+      let decision = decideRefresh(state, attempt);
+      if (decision.outcome === 'reuse') {
+        // revocation lists every access token of the family: read all of it
+        ({ state, version } = await loadFamily(deps.store, familyId));
+        decision = decideRefresh(state, attempt);
+      }
       if (decision.outcome === 'refused') throw new InvalidGrant(decision.reason);
       if (decision.outcome === 'rotate' && state.status === 'active') {
         // the grant is the authority: its current scopes and organisations bound the family's

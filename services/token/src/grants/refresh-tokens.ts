@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
-import type { TokenEvent } from '@grantline/events';
+import type { RecordedEvent, TokenEvent } from '@grantline/events';
 import { evolveFamily, type FamilyState, tokenIdOf } from '../domain/refresh-family.ts';
 
 /** `<family id>.<generation>.<secret>`: the family and generation locate it; the secret proves it. */
@@ -18,14 +18,32 @@ export const newRefreshToken = (familyId: string, generation: number) => {
 
 export const newFamilyId = () => randomBytes(16).toString('base64url');
 
-export const loadFamily = async (store: EventStore, familyId: string) => {
-  const { currentVersion, events } = await store.readStream<TokenEvent>(familyStream(familyId));
-  const state = events.reduce(
-    (s, e) =>
-      evolveFamily(s, { type: e.type, data: e.data, time: e.time } as Parameters<typeof evolveFamily>[1]),
-    { status: 'none' } as FamilyState,
-  );
-  return { state, version: currentVersion };
+/**
+ * The family's state. With `fromGeneration`, a partial read: the first event (who, what, when it
+ * began) and the events from that generation on, so a refresh costs two short reads however long
+ * the chain has grown. Without it, everything (for revocation, which lists every access token).
+ */
+export const loadFamily = async (store: EventStore, familyId: string, fromGeneration?: number) => {
+  const stream = familyStream(familyId);
+  const fold = (events: readonly RecordedEvent<TokenEvent>[], from: FamilyState = { status: 'none' }) =>
+    events.reduce(
+      (s, e) =>
+        evolveFamily(s, { type: e.type, data: e.data, time: e.time } as Parameters<typeof evolveFamily>[1]),
+      from,
+    );
+  if (!fromGeneration || fromGeneration < 1) {
+    const { currentVersion, events } = await store.readStream<TokenEvent>(stream);
+    return { state: fold(events), version: currentVersion };
+  }
+  // generation g was issued by the event at version g + 1
+  const [head, tail] = await Promise.all([
+    store.readStream<TokenEvent>(stream, { maxCount: 1 }),
+    store.readStream<TokenEvent>(stream, { fromVersion: fromGeneration + 1 }),
+  ]);
+  return {
+    state: fold(tail.events, fold(head.events)),
+    version: Math.max(head.currentVersion, tail.currentVersion),
+  };
 };
 
 /** Ends a family (idempotent): its refresh tokens stop working; its access tokens are listed for the deny-list. */
