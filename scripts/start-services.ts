@@ -98,7 +98,7 @@ const stopAll = async (code: number) => {
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
-for (const service of services) {
+const start = (service: (typeof services)[number]) => {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', join(repoRoot, 'services', service.name, 'src', 'main.ts')],
@@ -115,23 +115,31 @@ for (const service of services) {
     }
   });
   children.push(child);
-}
+};
 
 const deadline = Date.now() + 120_000;
-for (const service of services) {
+const ready = async (service: (typeof services)[number]) => {
   for (;;) {
-    const ready = await fetch(`http://127.0.0.1:${service.port}/readyz`).then(
+    const ok = await fetch(`http://127.0.0.1:${service.port}/readyz`).then(
       (r) => r.ok,
       () => false,
     );
-    if (ready) break;
+    if (ok) return;
     if (Date.now() > deadline) {
       console.error(`${service.name} did not become ready`);
       await stopAll(1);
     }
     await sleep(200);
   }
-}
+};
+
+// the registry first: it creates the topics and migrates first, so the others do not race it there
+const first = services.find((s) => s.name === 'registry')!;
+const rest = services.filter((s) => s !== first);
+start(first);
+await ready(first);
+for (const service of rest) start(service);
+for (const service of rest) await ready(service);
 console.log(`\nGrantline is running. Issuer: ${issuer}`);
 console.log(`  metadata:      ${issuer}/.well-known/oauth-authorization-server`);
 console.log(`  registration:  ${url(1)}/oauth2/register   (initial access token = GRANTLINE_ADMIN_TOKEN)`);
