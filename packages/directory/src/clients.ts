@@ -3,6 +3,8 @@ import type { ConsumedEvent } from '@grantline/message-bus';
 import type { ClientRecord } from '@grantline/oauth';
 import type pg from 'pg';
 
+const PRINTABLE = /^[\x20-\x7e]{1,200}$/;
+
 type M = { clientId: string; metadata?: Metadata; secretDigest?: string };
 
 /** The token service's read model of registry clients: one row per client. Rebuildable from the topic. */
@@ -60,6 +62,8 @@ export class ClientDirectory {
   ) {}
 
   async get(clientId: string): Promise<ClientRecord | undefined> {
+    // no registered id has control characters, and Postgres text cannot hold NUL: unknown, not an error
+    if (!PRINTABLE.test(clientId)) return undefined;
     const hit = this.cache.get(clientId);
     if (hit && hit.until > Date.now()) return hit.record;
     const { rows } = await this.pool.query<{

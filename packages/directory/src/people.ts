@@ -99,6 +99,8 @@ export class People {
   ) {}
 
   async userByName(username: string): Promise<UserRecord | undefined> {
+    // what a login form can send, not what a username can be (Postgres text cannot hold NUL)
+    if (username.length > 200 || username.includes('\u0000')) return undefined;
     const { rows } = await this.pool.query<UserRow>(
       `SELECT * FROM ${this.schema}.users WHERE username = $1`,
       [username],

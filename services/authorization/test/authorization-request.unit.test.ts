@@ -17,6 +17,7 @@ describe('redirect URI matching (RFC 9700 §4.1.3, RFC 8252 §7.3)', () => {
     expect(redirectUriMatches('http://127.0.0.1/cb', 'http://127.0.0.1:4000/cb')).toBe(true);
     expect(redirectUriMatches('http://[::1]:1/cb', 'http://[::1]:2/cb')).toBe(true);
     expect(redirectUriMatches('http://127.0.0.1/cb', 'http://127.0.0.1:4000/cb/')).toBe(false);
+    expect(redirectUriMatches('http://127.0.0.1/cb', 'http://127.0.0.1:65536/cb')).toBe(false);
     expect(redirectUriMatches('http://127.0.0.1/cb', 'http://localhost:4000/cb')).toBe(false);
     expect(redirectUriMatches('http://127.0.0.1/cb', 'http://127.0.0.1:4000/cb?x=1')).toBe(false);
     expect(redirectUriMatches('https://127.0.0.1/cb', 'https://127.0.0.1:4000/cb')).toBe(false);

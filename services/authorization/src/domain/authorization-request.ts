@@ -45,7 +45,14 @@ export const redirectUriMatches = (registered: string, requested: string): boole
   if (registered === requested) return true;
   const r = LOOPBACK.exec(registered);
   const q = LOOPBACK.exec(requested);
-  return !!r && !!q && r[1] === q[1] && (r[3] ?? '') === (q[3] ?? '') && (r[4] ?? '') === (q[4] ?? '');
+  return (
+    !!r &&
+    !!q &&
+    r[1] === q[1] &&
+    Number(q[2] ?? 80) <= 65_535 &&
+    (r[3] ?? '') === (q[3] ?? '') &&
+    (r[4] ?? '') === (q[4] ?? '')
+  );
 };
 
 type Params = Record<string, string | string[] | undefined>;
