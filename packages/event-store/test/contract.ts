@@ -46,6 +46,10 @@ export const eventStoreContract = (adapter: string, store: () => EventStore) =>
       expect(read.currentVersion).toBe(3);
     });
 
+    it('reads a stream id no stream can have (a NUL byte) as an empty stream, not an error', async () => {
+      expect(await store().readStream('client-\u0000x')).toEqual({ currentVersion: 0, events: [] });
+    });
+
     it('reads at most maxCount events, still reporting the current version', async () => {
       const id = stream();
       await store().append(id, 'no_stream', [grantCreated(id), orgConnected(id, 'a'), orgConnected(id, 'b')]);

@@ -275,6 +275,8 @@ export class PostgresEventStore implements EventStore {
     streamId: string,
     options: { fromVersion?: number; maxCount?: number } = {},
   ): Promise<ReadStreamResult<E>> {
+    // Postgres text cannot hold NUL, so no stream has one in its id: an id from hostile input is empty
+    if (streamId.includes('\u0000')) return { currentVersion: 0, events: [] };
     const from = options.fromVersion ?? 1;
     const { rows } = await this.db.query<EventRow>(this.readSql, [streamId, from, options.maxCount ?? null]);
     const events = rows.map(toRecordedEvent) as RecordedEvent<E>[];
