@@ -110,6 +110,9 @@ export const validateRequest = (
 ): AuthorizationRequest => {
   const get = (name: string) => single(params, name, true);
   const state = single(params, 'state', true);
+  // RFC 6749 Appendix A.5: state is VSCHAR; bounded so the redirects that carry it stay within header limits
+  if (state !== undefined && !/^[\x20-\x7e]{1,2048}$/.test(state))
+    throw new AuthorizationError('invalid_request', 'state must be at most 2048 printable ASCII characters');
   const responseType = get('response_type');
   if (responseType !== 'code')
     throw new AuthorizationError(

@@ -43,7 +43,12 @@ export const authorizeEndpoint =
     let target: { redirectUri: string; state?: string | undefined } | undefined;
     try {
       const { client, redirectUri } = resolveRedirect(params, await deps.clients.get(clientIdOf(params)));
-      target = { redirectUri, state: typeof params.state === 'string' ? params.state : undefined };
+      // a state that is not valid (see validateRequest) is not echoed
+      const state =
+        typeof params.state === 'string' && /^[\x20-\x7e]{1,2048}$/.test(params.state)
+          ? params.state
+          : undefined;
+      target = { redirectUri, state };
       const request = validateRequest(params, client, redirectUri);
       const session = await readSession(deps, req);
       if (!session || request.prompt.includes('login')) {
