@@ -194,6 +194,12 @@ export const runFlow = async (stack: Stack, tenant: Tenant, options: FlowOptions
 };
 
 /** The client's side: redeem a code at the token endpoint (client_secret_basic). */
+/** How the tenant's client authenticates: Basic for a confidential client, its client_id for a public one. */
+const clientAuth = (tenant: Tenant): { form: Record<string, string>; headers: Record<string, string> } =>
+  tenant.client.client_secret
+    ? { form: {}, headers: { authorization: basic(tenant.client.client_id, tenant.client.client_secret) } }
+    : { form: { client_id: tenant.client.client_id }, headers: {} };
+
 export const redeem = (
   stack: Stack,
   tenant: Tenant,
@@ -208,11 +214,10 @@ export const redeem = (
       code,
       redirect_uri: tenant.client.redirect_uri,
       code_verifier: verifier,
+      ...clientAuth(tenant).form,
       ...extra,
     },
-    tenant.client.client_secret
-      ? { authorization: basic(tenant.client.client_id, tenant.client.client_secret) }
-      : {},
+    clientAuth(tenant).headers,
   );
 
 export const refresh = (
@@ -223,8 +228,6 @@ export const refresh = (
 ) =>
   tokenRequest(
     stack,
-    { grant_type: 'refresh_token', refresh_token: refreshToken, ...extra },
-    tenant.client.client_secret
-      ? { authorization: basic(tenant.client.client_id, tenant.client.client_secret) }
-      : {},
+    { grant_type: 'refresh_token', refresh_token: refreshToken, ...clientAuth(tenant).form, ...extra },
+    clientAuth(tenant).headers,
   );

@@ -336,6 +336,44 @@ describe('security checklist: authorization endpoint, PKCE, login and consent pa
     expect(params.has('code')).toBe(false);
   });
 
+  it('item 33: signing out ends the session itself: a copy of the cookie no longer signs anyone in', async () => {
+    const flow = await runFlow(stack, tenant);
+    expect(flow.code).toBeTruthy();
+    const copied = new Map(flow.agent.cookies);
+    const logoutPage = await flow.agent.request(`${issuer}/logout`);
+    const out = await flow.agent.request(`${issuer}/logout`, {
+      form: { csrf_token: hidden(logoutPage.text, 'csrf_token') },
+    });
+    expect(out.status).toBe(200);
+    const replay = new Agent();
+    for (const [k, v] of copied) replay.cookies.set(k, v);
+    const again = await replay.request(request());
+    expect(new URL(again.location!, issuer).pathname).toBe('/login');
+  });
+
+  it('login lock-out: parallel guesses are counted before the password is checked', async () => {
+    const victim = await createTenant(stack);
+    const agent = new Agent();
+    const start = await agent.request(
+      request({ client_id: victim.client.client_id, redirect_uri: victim.client.redirect_uri }),
+    );
+    const page = await agent.request(start.location!);
+    const guesses = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        agent.request(`${issuer}/login`, {
+          form: {
+            login_challenge: hidden(page.text, 'login_challenge'),
+            csrf_token: hidden(page.text, 'csrf_token'),
+            username: victim.user.username,
+            password: `guess ${i}`,
+          },
+        }),
+      ),
+    );
+    expect(guesses.filter((g) => g.status === 401).length).toBeLessThanOrEqual(5);
+    expect(guesses.filter((g) => g.status === 429).length).toBeGreaterThanOrEqual(15);
+  });
+
   it('login lock-out: repeated wrong passwords lock the username (429, Retry-After) without affecting others', async () => {
     const victim = await createTenant(stack);
     const attempt = async (password: string, tenantFor: Tenant = victim) => {

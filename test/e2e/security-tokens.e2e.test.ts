@@ -155,6 +155,16 @@ describe('security checklist: authorization codes and refresh tokens', () => {
     expect((await refresh(stack, tenant, winner.body.refresh_token as string)).body.error).toBe(
       'invalid_grant',
     );
+
+    // the same further along a chain (a refresh reads only the family's head and the presented tail)
+    const later = await tokensFor();
+    const rotated = (await refresh(stack, tenant, later.refresh_token)).body.refresh_token as string;
+    const racing = await Promise.all(Array.from({ length: 4 }, () => refresh(stack, tenant, rotated)));
+    expect(racing.filter((r) => r.status === 200)).toHaveLength(1);
+    const survivor = racing.find((r) => r.status === 200)!;
+    expect((await refresh(stack, tenant, survivor.body.refresh_token as string)).body.error).toBe(
+      'invalid_grant',
+    );
   });
 
   it('item 31: a refresh token is bound to its client, and its scope can only narrow', async () => {
@@ -172,6 +182,41 @@ describe('security checklist: authorization codes and refresh tokens', () => {
     expect(
       (await refresh(stack, tenant, narrow.body.refresh_token as string, { scope: 'invoices.read' })).status,
     ).toBe(200);
+  });
+
+  it('item 20: redirect_uri may be left out of the token request only when the authorization request left it out', async () => {
+    const flow = await runFlow(stack, tenant, { params: { redirect_uri: undefined } });
+    expect(flow.code).toBeTruthy();
+    const res = await tokenRequest(
+      stack,
+      { grant_type: 'authorization_code', code: flow.code!, code_verifier: flow.verifier },
+      auth(),
+    );
+    expect(res.status).toBe(200);
+    const named = await runFlow(stack, tenant);
+    const missing = await tokenRequest(
+      stack,
+      { grant_type: 'authorization_code', code: named.code!, code_verifier: named.verifier },
+      auth(),
+    );
+    expect(missing.body.error).toBe('invalid_request');
+  });
+
+  it('Grant Management refuses public clients, which cannot authenticate', async () => {
+    const publicTenant = await createTenant(stack, {
+      redirect_uris: ['http://127.0.0.1/cb'],
+      token_endpoint_auth_method: 'none',
+    });
+    const flow = await runFlow(stack, publicTenant);
+    const tokens = await redeem(stack, publicTenant, flow.code!, flow.verifier);
+    expect(tokens.status).toBe(200);
+    const res = await fetch(`${stack.consentUrl}/oauth2/grants/${tokens.body.grant_id}`, {
+      method: 'DELETE',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `client_id=${publicTenant.client.client_id}`,
+    });
+    expect(res.status).toBe(401);
+    expect((await refresh(stack, publicTenant, tokens.body.refresh_token as string)).status).toBe(200);
   });
 
   it('item 32: a confidential client must authenticate to refresh', async () => {

@@ -51,3 +51,21 @@ export const failureLimiter = (
     },
   };
 };
+
+/**
+ * Sessions ended before their cookie expires (sign-out): remembered in Redis until the cookie would
+ * have expired, and checked by every service that honours the session cookie (authorization and
+ * consent). If Redis cannot answer, the session counts as ended: a signed-out cookie must not come
+ * back to life while the list is unreadable.
+ */
+export const sessionRevocations = (redis: Redis, topicPrefix: string) => {
+  const key = (sid: string) => `grantline:${topicPrefix}session-revoked:${sid}`;
+  return {
+    revoke: async (sid: string, ttlSeconds: number): Promise<void> => {
+      await redis.set(key(sid), '1', 'EX', Math.max(1, Math.ceil(ttlSeconds)));
+    },
+    isRevoked: async (sid: string): Promise<boolean> => (await redis.exists(key(sid)).catch(() => 1)) === 1,
+  };
+};
+
+export type SessionRevocations = ReturnType<typeof sessionRevocations>;

@@ -1,7 +1,7 @@
 import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/keys';
-import { hashPassword, pageHeaders, sendErrorPage } from '@grantline/oauth';
+import { hashPassword, pageHeaders, sendErrorPage, sessionRevocations } from '@grantline/oauth';
 import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -125,6 +125,7 @@ export const startAuthorization = async (
       },
       logger,
     ),
+    sessions: sessionRevocations(redis, config.KAFKA_TOPIC_PREFIX),
     sessionTtlSeconds: config.SESSION_TTL_SECONDS,
     codeTtlSeconds: config.AUTHORIZATION_CODE_TTL_SECONDS,
     secureCookies: issuer.startsWith('https:'),

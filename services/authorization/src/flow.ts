@@ -1,7 +1,7 @@
 import type { ClientDirectory, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
 import type { FlowKeys } from '@grantline/keys';
-import { cookieOptions, cookiesOf, randomToken } from '@grantline/oauth';
+import { cookieOptions, cookiesOf, randomToken, type SessionRevocations } from '@grantline/oauth';
 import type { Request, Response } from 'express';
 import type { LoginLimiter } from './adapters/login-limiter.ts';
 import type { AuthorizationRequest } from './domain/authorization-request.ts';
@@ -21,6 +21,8 @@ export interface Session {
   sid: string;
   sub: string;
   auth_time: number;
+  /** when the cookie expires (s) */
+  exp?: number;
 }
 
 export interface FlowDeps {
@@ -31,6 +33,7 @@ export interface FlowDeps {
   people: People;
   store: EventStore;
   limiter: LoginLimiter;
+  sessions: SessionRevocations;
   sessionTtlSeconds: number;
   codeTtlSeconds: number;
   secureCookies: boolean;
@@ -42,13 +45,13 @@ export const readSession = async (deps: FlowDeps, req: Request): Promise<Session
     STATEMENT.session,
     cookiesOf(req)[SESSION_COOKIE],
   );
-  if (!session) return undefined;
+  if (!session || (await deps.sessions.isRevoked(session.sid))) return undefined;
   const user = await deps.people.user(session.sub);
   if (user?.status !== 'active') return undefined;
   // a password change ends every session that started before it
   if (user.credentialsChangedAt && user.credentialsChangedAt.getTime() > session.auth_time * 1000)
     return undefined;
-  return { sid: session.sid, sub: session.sub, auth_time: session.auth_time };
+  return { sid: session.sid, sub: session.sub, auth_time: session.auth_time, exp: session.exp };
 };
 
 export const startSession = async (deps: FlowDeps, res: Response, userId: string): Promise<Session> => {

@@ -10,7 +10,14 @@ import {
 import { handleCommand } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/keys';
-import { failureLimiter, jtiGuard, oauthErrorBoundary, pageHeaders, sendErrorPage } from '@grantline/oauth';
+import {
+  failureLimiter,
+  jtiGuard,
+  oauthErrorBoundary,
+  pageHeaders,
+  sendErrorPage,
+  sessionRevocations,
+} from '@grantline/oauth';
 import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -91,6 +98,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     people,
     grants: new GrantQueries(pool, schema),
     store,
+    sessions: sessionRevocations(redis, config.KAFKA_TOPIC_PREFIX),
     completeUrl: `${authorizationUrl.replace(/\/$/, '')}/oauth2/authorize/complete`,
   };
   const auth = {

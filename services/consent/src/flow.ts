@@ -1,7 +1,7 @@
 import type { ClientDirectory, GrantQueries, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
 import type { FlowKeys } from '@grantline/keys';
-import { cookiesOf } from '@grantline/oauth';
+import { cookiesOf, type SessionRevocations } from '@grantline/oauth';
 import type { Request } from 'express';
 
 /** JWS `typ`s shared with the authorization service (its `flow.ts` is the other half of the contract). */
@@ -39,6 +39,7 @@ export interface ConsentDeps {
   people: People;
   grants: GrantQueries;
   store: EventStore;
+  sessions: SessionRevocations;
   /** `<authorization service>/oauth2/authorize/complete` */
   completeUrl: string;
 }
@@ -56,7 +57,8 @@ export const challengeFor = async (
   const challenge = await deps.keys.verify<ConsentChallenge>(STATEMENT.consent, raw);
   if (!challenge) return undefined;
   const session = await deps.keys.verify<{ sid: string }>(STATEMENT.session, cookiesOf(req)[SESSION_COOKIE]);
-  return session?.sid === challenge.sid ? challenge : undefined;
+  if (session?.sid !== challenge.sid || (await deps.sessions.isRevoked(session.sid))) return undefined;
+  return challenge;
 };
 
 /** The way back to the authorization service, with the decision signed. */

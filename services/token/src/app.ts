@@ -95,7 +95,15 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
           auth,
           grants: [
             clientCredentialsGrant({ issue, defaultAudience }),
-            authorizationCodeGrant({ keys: flowKeys, store: runtime.store, grants, issue, defaultAudience }),
+            authorizationCodeGrant({
+              keys: flowKeys,
+              store: runtime.store,
+              grants,
+              people,
+              issue,
+              defaultAudience,
+              accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+            }),
             refreshTokenGrant({
               store: runtime.store,
               grants,
@@ -106,6 +114,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
                 graceSeconds: config.REFRESH_TOKEN_GRACE_SECONDS,
                 idleSeconds: config.REFRESH_TOKEN_IDLE_SECONDS,
                 maxLifetimeSeconds: config.REFRESH_TOKEN_MAX_LIFETIME_SECONDS,
+                accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
               },
             }),
           ],

@@ -53,6 +53,7 @@ const attempt = (a: Partial<RefreshAttempt>): RefreshAttempt => ({
   graceSeconds: 0,
   idleSeconds: 3_600,
   maxLifetimeSeconds: 86_400,
+  accessTokenTtlSeconds: 600,
   equal: (x, y) => x === y,
   next: { secretDigest: 'd1', accessTokenId: 'at1' },
   ...a,

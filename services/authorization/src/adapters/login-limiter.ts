@@ -1,7 +1,7 @@
 import { sha256Digest } from '@grantline/oauth';
 import type { Logger } from '@grantline/telemetry';
 import type { Redis } from 'ioredis';
-import { RateLimiterRedis, type RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 
 export interface LoginLimits {
   /** failed sign-ins per username before it is locked */
@@ -13,9 +13,9 @@ export interface LoginLimits {
 }
 
 /**
- * Brute-force protection for the login form (RFC 6749 §10.10, RFC 9700 §4.x): failed sign-ins are
- * counted per username and per address in Redis, so every authorization instance shares one count;
- * past the limit the username or address is locked out for the window. Usernames are stored as
+ * Brute-force protection for the login form (RFC 6749 §10.10): sign-in attempts are counted per
+ * username and per address in Redis, so every authorization instance shares one count, and a
+ * success gives them back; past the limit the username or address is locked out for the window. Usernames are stored as
  * digests. If Redis is unreachable the count is skipped and logged (fail-open for availability: the
  * password check still runs, and scrypt bounds the guessing rate).
  */
@@ -33,27 +33,27 @@ export const loginLimiter = (redis: Redis, prefix: string, limits: LoginLimits, 
   const byAddress = options('login-addr', limits.perAddress);
   const userKey = (username: string) => sha256Digest(username.toLowerCase());
 
-  const retryAfter = (r: RateLimiterRes | null, points: number) =>
-    r && r.consumedPoints >= points ? Math.max(1, Math.ceil(r.msBeforeNext / 1000)) : 0;
-
   return {
-    /** seconds until this username or address may try again; 0 when it may now */
-    async lockedFor(username: string, address: string): Promise<number> {
+    /**
+     * Counts this attempt against the username and the address before the password is checked (so
+     * parallel guesses cannot all pass a check made before any of them failed). Returns 0 when the
+     * attempt may go ahead, else the seconds until one may.
+     */
+    async attempt(username: string, address: string): Promise<number> {
       try {
-        const [u, a] = await Promise.all([byUsername.get(userKey(username)), byAddress.get(address)]);
-        return Math.max(retryAfter(u, limits.perUsername), retryAfter(a, limits.perAddress));
+        await Promise.all([byUsername.consume(userKey(username)), byAddress.consume(address)]);
+        return 0;
       } catch (error) {
+        if (error instanceof RateLimiterRes) return Math.max(1, Math.ceil(error.msBeforeNext / 1000));
         logger.warn({ err: error }, 'login limiter unavailable; not counting');
         return 0;
       }
     },
-    async recordFailure(username: string, address: string): Promise<void> {
-      await Promise.all([byUsername.penalty(userKey(username), 1), byAddress.penalty(address, 1)]).catch(
-        (error: unknown) => logger.warn({ err: error }, 'login limiter unavailable; not counting'),
+    /** a successful sign-in: the username starts afresh and the address gets its attempt back */
+    async recordSuccess(username: string, address: string): Promise<void> {
+      await Promise.all([byUsername.delete(userKey(username)), byAddress.reward(address, 1)]).catch(
+        (error: unknown) => logger.warn({ err: error }, 'login limiter unavailable'),
       );
-    },
-    async recordSuccess(username: string): Promise<void> {
-      await byUsername.delete(userKey(username)).catch(() => undefined);
     },
   };
 };

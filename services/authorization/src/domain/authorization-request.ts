@@ -4,6 +4,8 @@ import type { ClientRecord } from '@grantline/oauth';
 export interface AuthorizationRequest {
   clientId: string;
   redirectUri: string;
+  /** whether the request named `redirect_uri` (then the token request must repeat it) */
+  redirectUriGiven: boolean;
   scopes: string[];
   state?: string | undefined;
   codeChallenge: string;
@@ -177,6 +179,7 @@ export const validateRequest = (
   return {
     clientId: client.clientId,
     redirectUri,
+    redirectUriGiven: single(params, 'redirect_uri', true) !== undefined,
     scopes,
     state,
     codeChallenge,

@@ -49,6 +49,7 @@ export const completeEndpoint =
         jti: randomToken(24),
         cid: request.clientId,
         ruri: request.redirectUri,
+        rs: request.redirectUriGiven,
         cc: request.codeChallenge,
         sub: verdict.sub,
         gid: verdict.grant_id,

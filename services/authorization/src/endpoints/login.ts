@@ -105,7 +105,7 @@ export const loginSubmit =
           { type: 'LoginFailed', data: { usernameDigest, reason, address: address.slice(0, 100) } },
         ]);
 
-      const locked = await deps.limiter.lockedFor(username, address);
+      const locked = await deps.limiter.attempt(username, address);
       if (locked > 0) {
         await failed('locked_out');
         res.set('Retry-After', String(locked));
@@ -114,11 +114,10 @@ export const loginSubmit =
       const user = username ? await deps.people.userByName(username) : undefined;
       const ok = await verifyPassword(password, user?.passwordHash ?? dummyHash);
       if (!user || !ok || user.status !== 'active') {
-        await deps.limiter.recordFailure(username, address);
         await failed(!user ? 'unknown_user' : !ok ? 'wrong_password' : 'disabled');
         return retry(401, 'Invalid username or password.');
       }
-      await deps.limiter.recordSuccess(username);
+      await deps.limiter.recordSuccess(username, address);
       const session = await startSession(deps, res, user.userId);
       await deps.store.append(`session-${session.sid}`, 'no_stream', [
         {

@@ -38,6 +38,8 @@ export const logoutSubmit =
       )
         return sendErrorPage(res, 403, 'invalid_request', 'the form has expired');
       res.clearCookie(SESSION_COOKIE, cookieOptions(deps.secureCookies));
+      // the cookie may have been copied: the session itself ends, on every instance
+      if (session) await deps.sessions.revoke(session.sid, (session.exp ?? 0) - Date.now() / 1000);
       if (session)
         await deps.store.append(`session-${session.sid}`, 'any', [
           { type: 'UserLoggedOut', data: { userId: session.sub, sessionId: session.sid } },

@@ -86,6 +86,10 @@ const consentForm = async (deps: ConsentDeps, raw: string, screen: Screen, error
   );
 };
 
+/** whether Allow adds to an existing grant (merge, explicit or by default) rather than replacing or creating */
+const mergesIntoGrant = (c: ConsentChallenge) =>
+  c.req.grantManagementAction === 'merge' || c.req.grantManagementAction === undefined;
+
 const covers = (have: readonly string[], want: readonly string[]) => want.every((w) => have.includes(w));
 
 /**
@@ -118,7 +122,10 @@ export const consentPage =
         covers(screen.existing.scopes, request.scopes) &&
         screen.existing.organisations.length > 0
       ) {
-        return res.redirect(303, await verdictLocation(deps, challenge, screen.existing));
+        return res.redirect(
+          303,
+          await verdictLocation(deps, challenge, { ...screen.existing, scopes: request.scopes }),
+        );
       }
       if (request.prompt.includes('none'))
         return res.redirect(
@@ -167,6 +174,15 @@ export const consentSubmit =
       if ('error' in screen) return res.redirect(303, await verdictLocation(deps, challenge, screen));
       const chosen = [...new Set([body.organisation ?? []].flat())];
       const allowed = new Set(screen.organisations.map((o) => o.id));
+      const reach = new Set([
+        ...(screen.existing && mergesIntoGrant(challenge) ? screen.existing.organisations : []),
+        ...chosen,
+      ]);
+      if (reach.size > 100)
+        return res
+          .status(400)
+          .type('html')
+          .send(await consentForm(deps, raw!, screen, 'A connection can reach at most 100 organisations.'));
       if (chosen.length === 0 || chosen.some((o) => !allowed.has(o)))
         return res
           .status(400)
@@ -203,9 +219,10 @@ export const consentSubmit =
       if (state.status !== 'active') throw new Error('grant not active after consent');
       res.redirect(
         303,
+        // tokens get what was asked (the grant holds at least that), in the organisations the grant reaches
         await verdictLocation(deps, challenge, {
           grantId,
-          scopes: state.scopes,
+          scopes: request.scopes,
           organisations: state.organisations,
         }),
       );

@@ -6,6 +6,7 @@ import {
   type ClientAuthDeps,
   formOf,
   handle,
+  InvalidClient,
   noStore,
   OAuthError,
   parseForm,
@@ -30,6 +31,9 @@ const load = async (deps: ConsentDeps, grantId: string) => {
 /** The grant, if it is active and belongs to the authenticated client; else one 404 for every case. */
 const ownedGrant = async (deps: ConsentDeps, auth: ClientAuthDeps, req: Request, res: Response) => {
   const client = await authenticateClient(auth, req, formOf(res) ?? {});
+  // a public client proves nothing with its client_id, and grant ids travel inside access tokens
+  if (client.tokenEndpointAuthMethod === 'none')
+    throw new InvalidClient('a public client cannot use the Grant Management API: it cannot authenticate');
   const grantId = String(req.params.grant_id);
   const grant = /^[A-Za-z0-9_-]{10,100}$/.test(grantId)
     ? await load(deps, grantId)

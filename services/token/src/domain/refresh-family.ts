@@ -75,6 +75,15 @@ export const evolveFamily = (s: FamilyState, e: Recorded): FamilyState => {
   }
 };
 
+/**
+ * The family's access tokens that may still be valid (issued within one access token lifetime): the
+ * ones a revocation must name. Generation g issued `accessTokenIds[g]`; needs a full read.
+ */
+export const liveAccessTokens = (s: FamilyState, now: number, accessTokenTtlSeconds: number): string[] =>
+  s.status === 'none'
+    ? []
+    : s.accessTokenIds.filter((_, g) => now - (s.issuedAt.get(g) ?? 0) < (accessTokenTtlSeconds + 60) * 1000);
+
 export interface RefreshAttempt {
   generation: number;
   secretDigest: string;
@@ -84,6 +93,8 @@ export interface RefreshAttempt {
   graceSeconds: number;
   idleSeconds: number;
   maxLifetimeSeconds: number;
+  /** access tokens older than this are expired, so a revocation need not name them */
+  accessTokenTtlSeconds: number;
   /** refresh tokens issued before this instant are dead (password change, user disabled) */
   notBefore?: number | undefined;
   /** digests are compared by the caller-supplied constant-time function */
@@ -115,7 +126,14 @@ export const decideRefresh = (s: FamilyState, a: RefreshAttempt): RefreshDecisio
       outcome: 'reuse',
       events: [
         { type: 'RefreshTokenReuseDetected', data: { ...ids, tokenId: tokenIdOf(s.familyId, a.generation) } },
-        { type: 'RefreshFamilyRevoked', data: { ...ids, reason: 'reuse', accessTokenIds: s.accessTokenIds } },
+        {
+          type: 'RefreshFamilyRevoked',
+          data: {
+            ...ids,
+            reason: 'reuse',
+            accessTokenIds: liveAccessTokens(s, a.now, a.accessTokenTtlSeconds),
+          },
+        },
       ],
     };
   }

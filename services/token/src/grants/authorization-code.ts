@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { GrantQueries } from '@grantline/directory';
+import type { GrantQueries, People } from '@grantline/directory';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { TokenEvent } from '@grantline/events';
 import type { FlowKeys } from '@grantline/keys';
@@ -21,6 +21,10 @@ interface CodePayload {
   scp: string[];
   orgs: string[];
   res: string[];
+  /** when the user signed in (s) */
+  auth_time: number;
+  /** whether the authorization request named its redirect_uri (else it must not be required here) */
+  rs: boolean;
   exp: number;
 }
 
@@ -40,27 +44,41 @@ export const authorizationCodeGrant = (deps: {
   keys: FlowKeys;
   store: EventStore;
   grants: GrantQueries;
+  people: People;
   issue: AccessTokenIssuer;
   defaultAudience: string;
+  accessTokenTtlSeconds: number;
 }): Grant => ({
   grantType: 'authorization_code',
   async handle({ client, form }) {
     if (!client.grantTypes.includes('authorization_code'))
       throw new UnauthorizedClient('client is not allowed the authorization_code grant');
     if (!form.code) throw new InvalidRequest('code is required');
-    if (!form.redirect_uri) throw new InvalidRequest('redirect_uri is required');
     const code = await deps.keys.decrypt<CodePayload>(form.code);
     if (code?.typ !== 'code') throw new InvalidGrant('authorization code is invalid');
     if (code.exp < Date.now() / 1000) throw new InvalidGrant('authorization code has expired');
     if (code.cid !== client.clientId)
       throw new InvalidGrant('authorization code was issued to another client');
-    if (code.ruri !== form.redirect_uri)
+    // RFC 6749 §4.1.3: required, and identical, if the authorization request included it
+    if (form.redirect_uri === undefined && code.rs !== false)
+      throw new InvalidRequest('redirect_uri is required');
+    if (form.redirect_uri !== undefined && code.ruri !== form.redirect_uri)
       throw new InvalidGrant('redirect_uri does not match the authorization request');
     if (!form.code_verifier) throw new InvalidGrant('code_verifier is required');
     if (!VERIFIER.test(form.code_verifier) || s256(form.code_verifier) !== code.cc)
       throw new InvalidGrant('code_verifier does not match the code_challenge');
-    const grant = await deps.grants.get(code.gid);
+    const [grant, user] = await Promise.all([deps.grants.get(code.gid), deps.people.user(code.sub)]);
     if (grant?.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
+    if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
+    if (user?.credentialsChangedAt && user.credentialsChangedAt.getTime() > code.auth_time * 1000)
+      throw new InvalidGrant('the user signed in before their password changed');
+    // what the user still belongs to and the grant still reaches; what the client may still have
+    const organisations = code.orgs.filter(
+      (o) => (!user || user.organisations.includes(o)) && (!grant || grant.organisations.includes(o)),
+    );
+    if (organisations.length === 0) throw new InvalidGrant('no organisation of the grant is connected');
+    const scopes = code.scp.filter((s) => client.scopes.includes(s));
+    const audience = audienceFor(code.res, client.resources, deps.defaultAudience);
 
     const accessTokenId = newTokenId();
     const withRefresh = client.grantTypes.includes('refresh_token');
@@ -91,8 +109,8 @@ export const authorizationCodeGrant = (deps: {
                 secretDigest: refresh.secretDigest,
                 ...ids,
                 subject: code.sub,
-                scopes: code.scp,
-                organisations: code.orgs,
+                scopes,
+                organisations,
                 resources: code.res,
                 accessTokenId,
                 codeId: code.jti,
@@ -102,18 +120,18 @@ export const authorizationCodeGrant = (deps: {
       });
     } catch (error) {
       if (!(error instanceof ConcurrencyError)) throw error;
-      await revokeRedemption(deps.store, code.jti, ids);
+      await revokeRedemption(deps.store, code.jti, ids, deps.accessTokenTtlSeconds);
       throw new InvalidGrant('authorization code has already been used');
     }
     const response = await deps.issue({
       jti: accessTokenId,
       subject: code.sub,
       clientId: client.clientId,
-      scopes: code.scp,
-      audience: audienceFor(code.res, client.resources, deps.defaultAudience),
+      scopes,
+      audience,
       grantType: 'authorization_code',
       grantId: code.gid,
-      organisations: code.orgs,
+      organisations,
     });
     return { ...response, grant_id: code.gid, ...(refresh && { refresh_token: refresh.token }) };
   },
@@ -124,6 +142,7 @@ const revokeRedemption = async (
   store: EventStore,
   codeId: string,
   ids: { clientId: string; grantId: string },
+  accessTokenTtlSeconds: number,
 ) => {
   const { events } = await store.readStream<TokenEvent>(`code-${codeId}`);
   const redeemed = events.find((e) => e.type === 'CodeRedeemed')?.data as
@@ -135,5 +154,5 @@ const revokeRedemption = async (
       data: { codeId, ...ids, accessTokenIds: redeemed ? [redeemed.accessTokenId] : [] },
     },
   ]);
-  if (redeemed?.familyId) await revokeFamily(store, redeemed.familyId, 'code_replay');
+  if (redeemed?.familyId) await revokeFamily(store, redeemed.familyId, 'code_replay', accessTokenTtlSeconds);
 };

@@ -27,6 +27,7 @@ export interface RefreshPolicy {
   idleSeconds: number;
   /** a family dies this long after its code was redeemed, used or not */
   maxLifetimeSeconds: number;
+  accessTokenTtlSeconds: number;
 }
 
 /**
@@ -86,7 +87,9 @@ export const refreshTokenGrant = (deps: {
       if (decision.outcome === 'refused') throw new InvalidGrant(decision.reason);
       if (decision.outcome === 'rotate' && state.status === 'active') {
         // the grant is the authority: its current scopes and organisations bound the family's
-        const scopes = grant ? state.scopes.filter((s) => grant.scopes.includes(s)) : state.scopes;
+        const scopes = state.scopes.filter(
+          (s) => (!grant || grant.scopes.includes(s)) && client.scopes.includes(s),
+        );
         // ... and so do the user's current memberships
         const organisations = (grant ? grant.organisations : state.organisations).filter(
           (o) => !user || user.organisations.includes(o),
@@ -95,6 +98,7 @@ export const refreshTokenGrant = (deps: {
         const narrowed = requested.length > 0 ? requested : scopes;
         const wider = narrowed.filter((s) => !scopes.includes(s));
         if (wider.length > 0) throw new InvalidScope(`scope exceeds the grant: ${wider.join(' ')}`);
+        const audience = audienceFor(state.resources, client.resources, deps.defaultAudience);
         try {
           await deps.store.append(familyStream(familyId), version, decision.events);
         } catch (error) {
@@ -106,7 +110,7 @@ export const refreshTokenGrant = (deps: {
           subject: state.subject,
           clientId: client.clientId,
           scopes: narrowed,
-          audience: audienceFor(state.resources, client.resources, deps.defaultAudience),
+          audience,
           grantType: 'refresh_token',
           grantId: state.grantId,
           organisations,

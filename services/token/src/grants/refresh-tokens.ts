@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { RecordedEvent, TokenEvent } from '@grantline/events';
-import { evolveFamily, type FamilyState, tokenIdOf } from '../domain/refresh-family.ts';
+import { evolveFamily, type FamilyState, liveAccessTokens, tokenIdOf } from '../domain/refresh-family.ts';
 
 /** `<family id>.<generation>.<secret>`: the family and generation locate it; the secret proves it. */
 export const REFRESH_TOKEN = /^([A-Za-z0-9_-]{22})\.(\d{1,6})\.([A-Za-z0-9_-]{43})$/;
@@ -40,10 +40,10 @@ export const loadFamily = async (store: EventStore, familyId: string, fromGenera
     store.readStream<TokenEvent>(stream, { maxCount: 1 }),
     store.readStream<TokenEvent>(stream, { fromVersion: fromGeneration + 1 }),
   ]);
-  return {
-    state: fold(tail.events, fold(head.events)),
-    version: Math.max(head.currentVersion, tail.currentVersion),
-  };
+  // the version of the last event folded, never one read separately (a later write would make the
+  // append expecting it pass on stale state); an empty tail means the token is refused, no append
+  const version = tail.events.at(-1)?.streamVersion ?? head.events.at(-1)?.streamVersion ?? 0;
+  return { state: fold(tail.events, fold(head.events)), version };
 };
 
 /** Ends a family (idempotent): its refresh tokens stop working; its access tokens are listed for the deny-list. */
@@ -51,6 +51,7 @@ export const revokeFamily = async (
   store: EventStore,
   familyId: string,
   reason: 'reuse' | 'code_replay' | 'grant_revoked' | 'client',
+  accessTokenTtlSeconds: number,
 ): Promise<void> => {
   for (let attempt = 0; attempt < 10; attempt++) {
     const { state, version } = await loadFamily(store, familyId);
@@ -64,7 +65,7 @@ export const revokeFamily = async (
             clientId: state.clientId,
             grantId: state.grantId,
             reason,
-            accessTokenIds: state.accessTokenIds,
+            accessTokenIds: liveAccessTokens(state, Date.now(), accessTokenTtlSeconds),
           },
         },
       ]);
