@@ -1,5 +1,5 @@
 import { parseCookie } from 'cookie';
-import type { Request, RequestHandler, Response } from 'express';
+import express, { type Request, type RequestHandler, type Response } from 'express';
 import helmet from 'helmet';
 
 /**
@@ -77,3 +77,26 @@ export const withParameters = (uri: string, params: Record<string, string | unde
   for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.append(k, v);
   return url.href;
 };
+
+/**
+ * The error boundary of the HTML pages: an unreadable request (bad encoding, too large) is a 4xx
+ * page, anything else a 500 page; never a stack trace or JSON.
+ */
+export const pageErrorBoundary = (
+  error: Error & { status?: number },
+  req: Request,
+  res: Response,
+  next: (error?: unknown) => void,
+): void => {
+  if (res.headersSent) next(error);
+  else if (error.status && error.status < 500)
+    sendErrorPage(res, error.status, 'invalid_request', 'the request could not be read');
+  else {
+    req.log?.error({ err: error }, 'unexpected error on a page');
+    sendErrorPage(res, 500, 'server_error', 'something went wrong; try again');
+  }
+};
+
+/** The form body of a page POST: urlencoded, 16 KiB, a repeated field becomes an array. */
+export const pageForm = (parameterLimit = 200) =>
+  express.urlencoded({ extended: false, limit: '16kb', parameterLimit });

@@ -1,11 +1,10 @@
 import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/keys';
-import { hashPassword, pageHeaders, sendErrorPage, sessionRevocations } from '@grantline/oauth';
-import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
+import { hashPassword, pageErrorBoundary, pageForm, pageHeaders, sessionRevocations } from '@grantline/oauth';
+import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { Redis } from 'ioredis';
+import type express from 'express';
 import { loginLimiter } from './adapters/login-limiter.ts';
 import type { AuthorizationConfig } from './config.ts';
 import { authorizeEndpoint } from './endpoints/authorize.ts';
@@ -41,26 +40,13 @@ export const startAuthorization = async (
     directoryProjection(schema),
     options.onCrash ?? exitOnCrash(logger),
   );
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, commandTimeout: 1_000 });
-  redis.on('error', (e) => logger.warn({ err: e }, 'redis error'));
+  const redis = connectRedis(config.REDIS_URL, logger);
   const people = new People(pool, schema);
   const dummyHash = await hashPassword('grantline: no such user');
 
   let urls: ServerUrls | undefined;
   let deps: FlowDeps | undefined;
-  const pageErrors = (
-    error: Error & { status?: number },
-    req: Request,
-    res: Response,
-    next: NextFunction,
-  ) => {
-    if (res.headersSent) return next(error);
-    if (error.status && error.status < 500)
-      return sendErrorPage(res, error.status, 'invalid_request', 'the request could not be read');
-    req.log?.error({ err: error }, 'unexpected error on a page');
-    sendErrorPage(res, 500, 'server_error', 'something went wrong; try again');
-  };
-  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 100 });
+  const form = pageForm(100);
 
   const service = await startService({
     name: 'authorization',
@@ -96,7 +82,7 @@ export const startAuthorization = async (
       );
       app.get('/logout', pageHeaders, lazy(logoutPage));
       app.post('/logout', pageHeaders, form, lazy(logoutSubmit));
-      app.use(['/oauth2/authorize', '/login', '/logout'], pageErrors);
+      app.use(['/oauth2/authorize', '/login', '/logout'], pageErrorBoundary);
     },
   });
   const issuer = config.GRANTLINE_ISSUER ?? service.url;

@@ -14,14 +14,13 @@ import {
   failureLimiter,
   jtiGuard,
   oauthErrorBoundary,
+  pageErrorBoundary,
+  pageForm,
   pageHeaders,
-  sendErrorPage,
   sessionRevocations,
 } from '@grantline/oauth';
-import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
+import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { Redis } from 'ioredis';
 import type { ConsentConfig } from './config.ts';
 import { grantDecider } from './domain/grant.ts';
 import { consentPage, consentSubmit } from './endpoints/consent.ts';
@@ -86,8 +85,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     onCrash,
   );
 
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, commandTimeout: 1_000 });
-  redis.on('error', (e) => logger.warn({ err: e }, 'redis error'));
+  const redis = connectRedis(config.REDIS_URL, logger);
   const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}consent:`;
   const people = new People(pool, schema);
   const clients = new ClientDirectory(pool, schema);
@@ -111,19 +109,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     ],
   };
   const grants = grantManagement(deps, auth, people);
-  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 200 });
-  const pageErrors = (
-    error: Error & { status?: number },
-    req: Request,
-    res: Response,
-    next: NextFunction,
-  ) => {
-    if (res.headersSent) return next(error);
-    if (error.status && error.status < 500)
-      return sendErrorPage(res, error.status, 'invalid_request', 'the request could not be read');
-    req.log?.error({ err: error }, 'unexpected error on the consent page');
-    sendErrorPage(res, 500, 'server_error', 'something went wrong; try again');
-  };
+  const form = pageForm(200);
 
   const service = await startService({
     name: 'consent',
@@ -137,7 +123,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     routes: (app, log) => {
       app.get('/consent', pageHeaders, consentPage(deps));
       app.post('/consent', pageHeaders, form, consentSubmit(deps));
-      app.use('/consent', pageErrors);
+      app.use('/consent', pageErrorBoundary);
       app.get('/oauth2/grants/:grant_id', grants.query);
       app.delete('/oauth2/grants/:grant_id', grants.revoke);
       app.use('/oauth2', oauthErrorBoundary(log));

@@ -11,9 +11,8 @@ import { GroupCommit } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys, KeyEncryptionKey, KeyManager } from '@grantline/keys';
 import { failureLimiter, jtiGuard, oauthErrorBoundary } from '@grantline/oauth';
-import { createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
+import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
-import { Redis } from 'ioredis';
 import type { TokenConfig } from './config.ts';
 import { rotateKeysEndpoint } from './endpoints/admin-keys.ts';
 import { jwksEndpoint } from './endpoints/jwks.ts';
@@ -39,8 +38,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
   });
   const { pool, schema } = runtime;
   await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}`);
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, commandTimeout: 1_000 });
-  redis.on('error', (e) => logger.warn({ err: e }, 'redis error'));
+  const redis = connectRedis(config.REDIS_URL, logger);
   const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}token:`;
 
   const keys = new KeyManager({
