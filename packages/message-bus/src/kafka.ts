@@ -185,6 +185,9 @@ export class KafkaMessageBus implements MessageBus {
         }),
       { attempts: 10, initialDelayMs: 100 },
     );
+    // kafkajs gives up at once (a crash) when the first join meets no group coordinator, which is
+    // what a fresh broker answers while it creates __consumer_offsets: wait for one first.
+    await withRetry(() => consumer.describeGroup(), { attempts: 30, initialDelayMs: 200, maxDelayMs: 2_000 });
     await consumer.run({
       eachBatchAutoResolve: false,
       eachBatch: (payload) => this.handleBatch(options, payload),

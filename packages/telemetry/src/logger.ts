@@ -24,7 +24,11 @@ export const REDACTED_PATHS = [
   '*.token',
   '*.access_token',
   '*.refresh_token',
-  '*.code',
+  // an authorization code under any name a request carries it by; not `*.code`, which would hide
+  // every error's code (ECONNREFUSED, Kafka protocol errors) from the logs
+  'form.code',
+  'body.code',
+  'query.code',
   '*.code_verifier',
   '*.client_assertion',
   '*.privateKey',

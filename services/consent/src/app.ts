@@ -8,7 +8,7 @@ import {
   People,
 } from '@grantline/directory';
 import { handleCommand } from '@grantline/event-store';
-import { TOPICS } from '@grantline/events';
+import { grantEventSchemas, TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/keys';
 import {
   failureLimiter,
@@ -45,7 +45,9 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
   await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}`);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
   await runtime.project('consent-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
-  await runtime.project('consent-grants', [TOPICS.grants], grantsProjection(schema), onCrash);
+  await runtime.project('consent-grants', [TOPICS.grants], grantsProjection(schema), onCrash, {
+    types: Object.keys(grantEventSchemas),
+  });
   // RFC 9700 §4.14.2: a refresh token used twice means it leaked; the whole grant ends
   await runtime.project(
     'consent-token-reuse',
@@ -61,6 +63,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
       );
     },
     onCrash,
+    { types: ['RefreshTokenReuseDetected'] },
   );
 
   // an organisation the user leaves is disconnected from each of the user's grants
@@ -83,6 +86,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
         );
     },
     onCrash,
+    { types: ['UserRemovedFromOrganisation'] },
   );
 
   const redis = connectRedis(config.REDIS_URL, logger);

@@ -8,7 +8,7 @@ import {
   People,
 } from '@grantline/directory';
 import { GroupCommit } from '@grantline/event-store';
-import { TOPICS } from '@grantline/events';
+import { grantEventSchemas, TOPICS } from '@grantline/events';
 import { FlowKeys, KeyEncryptionKey, KeyManager } from '@grantline/keys';
 import { failureLimiter, jtiGuard, oauthErrorBoundary } from '@grantline/oauth';
 import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
@@ -54,7 +54,9 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
   const clients = new ClientDirectory(pool, schema);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
   await runtime.project('token-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
-  await runtime.project('token-grants', [TOPICS.grants], grantsProjection(schema), onCrash);
+  await runtime.project('token-grants', [TOPICS.grants], grantsProjection(schema), onCrash, {
+    types: Object.keys(grantEventSchemas),
+  });
   const grants = new GrantQueries(pool, schema);
   const people = new People(pool, schema);
   const flowKeys = FlowKeys.from(config.GRANTLINE_FLOW_SECRET);

@@ -1,0 +1,38 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { REDACTED_PATHS } from '../src/logger.ts';
+
+const capture = () => {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { logger: pino({ redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, stream), lines };
+};
+
+describe('log redaction', () => {
+  it('hides credentials wherever a request or form carries them', () => {
+    const { logger, lines } = capture();
+    logger.info(
+      {
+        form: { code: 'the-code', client_secret: 's3cret', refresh_token: 'rt' },
+        query: { code: 'the-code' },
+        password: 'pw',
+        req: { headers: { authorization: 'Bearer abc', cookie: 'grantline_session=x' } },
+      },
+      'request',
+    );
+    for (const secret of ['the-code', 's3cret', '"rt"', '"pw"', 'Bearer abc', 'grantline_session=x'])
+      expect(lines.join()).not.toContain(secret);
+  });
+
+  it('keeps error codes, which say what went wrong', () => {
+    const { logger, lines } = capture();
+    logger.error({ err: Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }) }, 'failed');
+    expect(lines.join()).toContain('ECONNREFUSED');
+  });
+});
