@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTenant, pkce, redeem, refresh, runFlow, type Tenant } from './flow.ts';
+import { createTenant, hidden, pkce, redeem, refresh, runFlow, type Tenant } from './flow.ts';
 import { basic, type Stack, startStack, tokenRequest } from './stack.ts';
 
 /**
@@ -303,6 +303,7 @@ describe('security checklist: lifetimes and the refresh grace window (short sett
       AUTHORIZATION_CODE_TTL_SECONDS: '1',
       REFRESH_TOKEN_GRACE_SECONDS: '2',
       REFRESH_TOKEN_IDLE_SECONDS: '4',
+      REFRESH_TOKEN_ENDS_WITH_SESSION: 'true',
     });
     tenant = await createTenant(stack);
   }, 120_000);
@@ -328,6 +329,25 @@ describe('security checklist: lifetimes and the refresh grace window (short sett
     expect((await refresh(stack, tenant, retried.body.refresh_token as string)).body.error).toBe(
       'invalid_grant',
     );
+  });
+
+  it('item 33: with REFRESH_TOKEN_ENDS_WITH_SESSION, signing out ends the refresh tokens of that sign-in', async () => {
+    const flow = await runFlow(stack, tenant);
+    const tokens = (await redeem(stack, tenant, flow.code!, flow.verifier)).body;
+    const other = await runFlow(stack, tenant, { params: { grant_management_action: 'create' } });
+    const otherTokens = (await redeem(stack, tenant, other.code!, other.verifier)).body;
+    const page = await flow.agent.request(`${stack.issuer}/logout`);
+    const out = await flow.agent.request(`${stack.issuer}/logout`, {
+      form: { csrf_token: hidden(page.text, 'csrf_token') },
+    });
+    expect(out.status).toBe(200);
+    await expect
+      .poll(async () => (await refresh(stack, tenant, tokens.refresh_token as string)).body.error, {
+        timeout: 10_000,
+      })
+      .toBe('invalid_grant');
+    // another sign-in's tokens live on
+    expect((await refresh(stack, tenant, otherTokens.refresh_token as string)).status).toBe(200);
   });
 
   it('item 33: a refresh token family unused for longer than the idle limit dies', async () => {

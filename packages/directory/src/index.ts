@@ -21,3 +21,4 @@ export const directoryProjection = (schema: string) => {
   };
 };
 export * from './grants.ts';
+export * from './sessions.ts';

@@ -51,6 +51,8 @@ export const tokenEventSchemas = {
     /** the access token issued with it */
     accessTokenId: Id,
     codeId: Id.optional(),
+    /** the sign-in the code came from (refresh may be configured to end with it) */
+    sessionId: Id.optional(),
   }),
   RefreshTokenRotated: z.strictObject({
     familyId: Id,

@@ -2,6 +2,9 @@ import {
   ClientDirectory,
   directoryProjection,
   directoryTables,
+  EndedSessions,
+  endedSessionsProjection,
+  endedSessionsTable,
   GrantQueries,
   grantsProjection,
   grantsTable,
@@ -37,7 +40,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
     logger,
   });
   const { pool, schema } = runtime;
-  await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}`);
+  await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}`);
   const redis = connectRedis(config.REDIS_URL, logger);
   const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}token:`;
 
@@ -57,6 +60,10 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
   await runtime.project('token-grants', [TOPICS.grants], grantsProjection(schema), onCrash, {
     types: Object.keys(grantEventSchemas),
   });
+  if (config.REFRESH_TOKEN_ENDS_WITH_SESSION)
+    await runtime.project('token-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash, {
+      types: ['UserLoggedOut'],
+    });
   const grants = new GrantQueries(pool, schema);
   const people = new People(pool, schema);
   const flowKeys = FlowKeys.from(config.GRANTLINE_FLOW_SECRET);
@@ -116,6 +123,9 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
                 maxLifetimeSeconds: config.REFRESH_TOKEN_MAX_LIFETIME_SECONDS,
                 accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
               },
+              endedSessions: config.REFRESH_TOKEN_ENDS_WITH_SESSION
+                ? new EndedSessions(pool, schema)
+                : undefined,
             }),
           ],
         }),

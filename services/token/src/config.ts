@@ -30,6 +30,11 @@ export const tokenConfigSchema = baseConfigSchema
       ),
     /** a retry with the previous refresh token within this window is answered, not treated as reuse (0: off) */
     REFRESH_TOKEN_GRACE_SECONDS: z.coerce.number().int().min(0).max(300).default(0),
+    /** refresh tokens die when the user signs out of the sign-in that authorized them (off: they outlive it, as an integration's offline access) */
+    REFRESH_TOKEN_ENDS_WITH_SESSION: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
     /** a refresh token family unused this long dies */
     REFRESH_TOKEN_IDLE_SECONDS: z.coerce
       .number()

@@ -57,6 +57,7 @@ export const completeEndpoint =
         orgs: verdict.organisations,
         res: request.resources,
         auth_time: verdict.auth_time,
+        sid: verdict.sid,
         exp: Math.floor(Date.now() / 1000) + deps.codeTtlSeconds,
       });
       res.redirect(

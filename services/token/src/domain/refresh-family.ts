@@ -17,6 +17,8 @@ export type FamilyState =
       scopes: string[];
       organisations: string[];
       resources: string[];
+      /** the sign-in the family came from, if known */
+      sessionId?: string | undefined;
       /** the current generation */
       generation: number;
       /** secret digest of each generation read (a partial read holds the presented one onwards) */
@@ -51,6 +53,7 @@ export const evolveFamily = (s: FamilyState, e: Recorded): FamilyState => {
         scopes: e.data.scopes,
         organisations: e.data.organisations,
         resources: e.data.resources,
+        sessionId: e.data.sessionId,
         generation: 0,
         digests: new Map([[0, e.data.secretDigest]]),
         startedAt: e.time.getTime(),

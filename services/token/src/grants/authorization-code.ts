@@ -21,8 +21,9 @@ interface CodePayload {
   scp: string[];
   orgs: string[];
   res: string[];
-  /** when the user signed in (s) */
+  /** when the user signed in (s), and that sign-in's session id */
   auth_time: number;
+  sid?: string;
   /** whether the authorization request named its redirect_uri (else it must not be required here) */
   rs: boolean;
   exp: number;
@@ -114,6 +115,7 @@ export const authorizationCodeGrant = (deps: {
                 resources: code.res,
                 accessTokenId,
                 codeId: code.jti,
+                ...(code.sid && { sessionId: code.sid }),
               },
             },
           ]);

@@ -1,4 +1,4 @@
-import type { GrantQueries, People } from '@grantline/directory';
+import type { EndedSessions, GrantQueries, People } from '@grantline/directory';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import {
   digestsEqual,
@@ -44,6 +44,8 @@ export const refreshTokenGrant = (deps: {
   issue: AccessTokenIssuer;
   policy: RefreshPolicy;
   defaultAudience: string;
+  /** when set, a family dies with the sign-in it came from */
+  endedSessions?: EndedSessions | undefined;
 }): Grant => ({
   grantType: 'refresh_token',
   async handle({ client, form }) {
@@ -66,6 +68,8 @@ export const refreshTokenGrant = (deps: {
       ]);
       if (grant?.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
       if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
+      if (deps.endedSessions && state.sessionId && (await deps.endedSessions.has(state.sessionId)))
+        throw new InvalidGrant('the user signed out of the session that authorized this token');
       const next = newRefreshToken(familyId, state.generation + 1);
       const accessTokenId = newTokenId();
       const attempt = {
