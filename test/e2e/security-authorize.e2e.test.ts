@@ -1,6 +1,9 @@
+import type { Server } from 'node:http';
+import { invoicesApi } from '@grantline/example-resource-server';
+import { freePort } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Agent, authorizeUrl, createTenant, hidden, pkce, runFlow, type Tenant } from './flow.ts';
-import { type Stack, startStack } from './stack.ts';
+import { Agent, authorizeUrl, createTenant, hidden, pkce, redeem, runFlow, type Tenant } from './flow.ts';
+import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
 
 /**
  * ../shared/research/security.md items 1 to 16 and 42 to 44 (authorization endpoint, redirects,
@@ -135,6 +138,25 @@ describe('security checklist: authorization endpoint, PKCE, login and consent pa
     }
   });
 
+  it('item 7: the resource server takes the token from the Authorization header only, never the query', async () => {
+    const port = await freePort();
+    const api = invoicesApi({ issuer, jwksUri: `${stack.tokenUrl}/oauth2/jwks`, audience: issuer });
+    const server = await new Promise<Server>((ok) => {
+      const s = api.listen(port, '127.0.0.1', () => ok(s));
+    });
+    try {
+      const flow = await runFlow(stack, tenant);
+      const token = (await redeem(stack, tenant, flow.code!, flow.verifier)).body.access_token as string;
+      const url = `http://127.0.0.1:${port}/organisations/${tenant.organisations[0]!.id}/invoices`;
+      const inQuery = await fetch(`${url}?access_token=${token}`);
+      expect(inQuery.status).toBe(401);
+      expect(inQuery.headers.get('www-authenticate')).toMatch(/^Bearer /);
+      expect((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    } finally {
+      await new Promise((ok) => server.close(ok));
+    }
+  });
+
   it('item 8: duplicate parameters are refused; unknown ones are ignored', async () => {
     await expectPageWithoutRedirect(await get(`${request()}&client_id=${tenant.client.client_id}`));
     expect(redirectParams(await get(`${request()}&scope=invoices.read`)).get('error')).toBe(
@@ -149,7 +171,7 @@ describe('security checklist: authorization endpoint, PKCE, login and consent pa
     const res = await fetch(`${stack.registryUrl}/oauth2/register`, {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${(await import('./stack.ts')).ADMIN_TOKEN}`,
+        authorization: `Bearer ${ADMIN_TOKEN}`,
         'content-type': 'application/json',
       },
       body: JSON.stringify({ redirect_uris: ['http://app.example/cb'], token_endpoint_auth_method: 'none' }),
@@ -225,7 +247,6 @@ describe('security checklist: authorization endpoint, PKCE, login and consent pa
   });
 
   it('items 15 and 16: a missing, wrong or malformed code_verifier is invalid_grant; no verifier-less code exists', async () => {
-    const { redeem } = await import('./flow.ts');
     const flow = await runFlow(stack, tenant);
     const code = flow.code!;
     expect((await redeem(stack, tenant, code, '')).body.error).toBe('invalid_grant');
