@@ -1,7 +1,7 @@
-import { failureLimiter, jtiGuard } from '@grantline/oauth';
 import { uniqueName } from '@grantline/testing';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { failureLimiter, jtiGuard } from '../src/guards.ts';
 
 describe('Redis guards of client authentication', () => {
   const redis = new Redis(inject('infra').redisUrl);
