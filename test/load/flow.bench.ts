@@ -1,20 +1,5 @@
-// pnpm bench:flow — the user-facing side, on this machine, with scripted HTTP (no browser):
-//  1. complete authorization code flows per second against Grantline, with p50/p99 of a whole flow:
-//     authorize -> sign-in page -> POST sign-in -> consent page -> POST Allow -> complete -> code ->
-//     token exchange with PKCE. Every flow is a fresh user agent (new sign-in, new session), and asks for
-//     a new grant (grant_management_action=create) so that every flow shows the consent page and writes a
-//     grant, as a first connection of an app does; concurrency 1 and 10.
-//  2. refresh_token grants per second with rotation, Grantline and node-oidc-provider in the same run under
-//     the same driver: one sequential chain per connection (each request presents the refresh token the
-//     previous one returned; reuse would revoke the family), concurrency 10 and 50, fresh chains per run.
-// Grantline runs as `pnpm start:services` does (each service its own process) on real Postgres, Kafka and
-// Redis; the peer runs as its own process (this file, started with FLOW_BENCH_PEER_PORT) on its in-memory
-// adapter, with JWT access tokens (ES256) and refresh token rotation, as Grantline issues them.
-// BENCH_SECONDS sets the measured duration per run (default 10).
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -22,7 +7,6 @@ import {
   eventually,
   freePort,
   freePorts,
-  repoRoot,
   resolveInfrastructure,
   uniqueName,
 } from '@grantline/testing';
@@ -31,6 +15,7 @@ import Provider from 'oidc-provider';
 import pg from 'pg';
 import { Agent, createTenant, pkce, redeem, runFlow, type Tenant } from '../e2e/flow.ts';
 import type { Stack } from '../e2e/stack.ts';
+import { childProcesses } from './processes.ts';
 import { fmt, latencyRecorder } from './stats.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -97,22 +82,7 @@ if (peerPortVariable) await runPeer(Number(peerPortVariable));
 else await main();
 
 async function main() {
-  const children: ChildProcess[] = [];
-  const spawnTs = (script: string, env: Record<string, string>, ready: string) =>
-    new Promise<ChildProcess>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, script)], {
-        cwd: repoRoot,
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      children.push(child);
-      let out = '';
-      child.stdout!.on('data', (d) => {
-        out += d;
-        if (out.includes(ready)) resolve(child);
-      });
-      child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${out.slice(-500)}`)));
-    });
+  const { children, spawnTs } = childProcesses();
 
   const { infra, stop } = await resolveInfrastructure();
   const database = uniqueName('bench');

@@ -1,40 +1,12 @@
-// pnpm bench:token — Grantline's token service vs node-oidc-provider on this machine, in the same run,
-// under the same load: client_credentials with client_secret_basic, concurrency 10 and 50 (autocannon).
-// Grantline runs as `pnpm start:services` does (each service its own process) on real Postgres, Kafka
-// and Redis; every token it issues is also recorded as an event, which the peer (in-memory) does not do.
-// BENCH_SECONDS sets the measured duration per run (default 10).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  databaseUrlFor,
-  freePort,
-  freePorts,
-  repoRoot,
-  resolveInfrastructure,
-  uniqueName,
-} from '@grantline/testing';
+import { databaseUrlFor, freePort, freePorts, resolveInfrastructure, uniqueName } from '@grantline/testing';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { childProcesses } from './processes.ts';
 import { fmt } from './stats.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const children: ChildProcess[] = [];
-const spawnTs = (script: string, env: Record<string, string>, ready: string) =>
-  new Promise<ChildProcess>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, script)], {
-      cwd: repoRoot,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes(ready)) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${out.slice(-500)}`)));
-  });
+const { children, spawnTs } = childProcesses();
 
 const { infra, stop } = await resolveInfrastructure();
 const database = uniqueName('bench');

@@ -1,0 +1,29 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot } from '@grantline/testing';
+
+/**
+ * Benchmarks start the systems under test as child processes (as a user would run them): each
+ * spawned script resolves once it prints `ready`, and every child is remembered for `stopAll`.
+ */
+export const childProcesses = () => {
+  const children: ChildProcess[] = [];
+  return {
+    children,
+    spawnTs: (script: string, env: Record<string, string>, ready: string) =>
+      new Promise<ChildProcess>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, script)], {
+          cwd: repoRoot,
+          env: { ...process.env, ...env },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        children.push(child);
+        let out = '';
+        child.stdout!.on('data', (d) => {
+          out += d;
+          if (out.includes(ready)) resolve(child);
+        });
+        child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${out.slice(-500)}`)));
+      }),
+  };
+};
