@@ -72,7 +72,7 @@ export const refreshTokenGrant = (deps: {
         throw new InvalidGrant('the user signed out of the session that authorized this token');
       const next = newRefreshToken(familyId, state.generation + 1);
       const accessTokenId = newTokenId();
-      const attempt = {
+      const presentation = {
         generation: presented,
         secretDigest: secretDigestOf(secret),
         clientId: client.clientId,
@@ -82,11 +82,11 @@ export const refreshTokenGrant = (deps: {
         equal: digestsEqual,
         next: { secretDigest: next.secretDigest, accessTokenId },
       };
-      let decision = decideRefresh(state, attempt);
+      let decision = decideRefresh(state, presentation);
       if (decision.outcome === 'reuse') {
         // revocation lists every access token of the family: read all of it
         ({ state, version } = await loadFamily(deps.store, familyId));
-        decision = decideRefresh(state, attempt);
+        decision = decideRefresh(state, presentation);
       }
       if (decision.outcome === 'refused') throw new InvalidGrant(decision.reason);
       if (decision.outcome === 'rotate' && state.status === 'active') {
