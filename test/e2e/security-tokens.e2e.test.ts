@@ -4,6 +4,12 @@ import { createTenant, hidden, pkce, redeem, refresh, runFlow, type Tenant } fro
 import { basic, type Stack, startStack, tokenRequest } from './stack.ts';
 
 /**
+ * Every flow here makes a new grant: several tests revoke grants (reuse, disconnect), and the consent
+ * service revokes them asynchronously, so a flow that merged into the latest grant could race that.
+ */
+const NEW_GRANT = { params: { grant_management_action: 'create' } };
+
+/**
  * ../shared/research/security.md items 17 to 21 and 28 to 33 (authorization codes and refresh
  * tokens) as black-box tests, named by item number. Where an item also asks that access tokens stop
  * working, the deny-list of the revocation issue completes it; here the revoked access token ids
@@ -14,7 +20,7 @@ describe('security checklist: authorization codes and refresh tokens', () => {
   let tenant: Tenant;
   const auth = () => ({ authorization: basic(tenant.client.client_id, tenant.client.client_secret!) });
   const tokensFor = async (t: Tenant = tenant) => {
-    const flow = await runFlow(stack, t);
+    const flow = await runFlow(stack, t, NEW_GRANT);
     const res = await redeem(stack, t, flow.code!, flow.verifier);
     expect(res.status).toBe(200);
     return res.body as { access_token: string; refresh_token: string; grant_id: string };
@@ -35,7 +41,7 @@ describe('security checklist: authorization codes and refresh tokens', () => {
   afterAll(() => stack?.stop());
 
   it('item 17: a second redemption is invalid_grant and revokes what the first one issued', async () => {
-    const flow = await runFlow(stack, tenant);
+    const flow = await runFlow(stack, tenant, NEW_GRANT);
     const first = await redeem(stack, tenant, flow.code!, flow.verifier);
     expect(first.status).toBe(200);
     const second = await redeem(stack, tenant, flow.code!, flow.verifier);
@@ -53,7 +59,7 @@ describe('security checklist: authorization codes and refresh tokens', () => {
   });
 
   it('item 18: a replay with invalid parameters revokes nothing', async () => {
-    const flow = await runFlow(stack, tenant);
+    const flow = await runFlow(stack, tenant, NEW_GRANT);
     const first = await redeem(stack, tenant, flow.code!, flow.verifier);
     const replay = await redeem(stack, tenant, flow.code!, pkce().verifier);
     expect(replay.body.error).toBe('invalid_grant');
@@ -61,7 +67,7 @@ describe('security checklist: authorization codes and refresh tokens', () => {
   });
 
   it('item 19: 20 concurrent redemptions of one code: exactly one succeeds', async () => {
-    const flow = await runFlow(stack, tenant);
+    const flow = await runFlow(stack, tenant, NEW_GRANT);
     const results = await Promise.all(
       Array.from({ length: 20 }, () => redeem(stack, tenant, flow.code!, flow.verifier)),
     );
@@ -71,7 +77,7 @@ describe('security checklist: authorization codes and refresh tokens', () => {
 
   it('item 19, scaled out: 20 concurrent redemptions spread over two token service instances: exactly one succeeds', async () => {
     const second = await stack.addTokenInstance();
-    const flow = await runFlow(stack, tenant);
+    const flow = await runFlow(stack, tenant, NEW_GRANT);
     const form = new URLSearchParams({
       grant_type: 'authorization_code',
       code: flow.code!,
@@ -109,7 +115,7 @@ describe('security checklist: authorization codes and refresh tokens', () => {
 
   it('item 20: a code is bound to its client and its redirect_uri', async () => {
     const other = await createTenant(stack);
-    const flow = await runFlow(stack, tenant);
+    const flow = await runFlow(stack, tenant, NEW_GRANT);
     expect((await redeem(stack, other, flow.code!, flow.verifier)).body.error).toBe('invalid_grant');
     const moved = await redeem(stack, tenant, flow.code!, flow.verifier, {
       redirect_uri: 'https://app.example/other',
@@ -185,7 +191,7 @@ describe('security checklist: authorization codes and refresh tokens', () => {
   });
 
   it('item 20: redirect_uri may be left out of the token request only when the authorization request left it out', async () => {
-    const flow = await runFlow(stack, tenant, { params: { redirect_uri: undefined } });
+    const flow = await runFlow(stack, tenant, { params: { ...NEW_GRANT.params, redirect_uri: undefined } });
     expect(flow.code).toBeTruthy();
     const res = await tokenRequest(
       stack,
@@ -193,7 +199,7 @@ describe('security checklist: authorization codes and refresh tokens', () => {
       auth(),
     );
     expect(res.status).toBe(200);
-    const named = await runFlow(stack, tenant);
+    const named = await runFlow(stack, tenant, NEW_GRANT);
     const missing = await tokenRequest(
       stack,
       { grant_type: 'authorization_code', code: named.code!, code_verifier: named.verifier },
@@ -207,7 +213,7 @@ describe('security checklist: authorization codes and refresh tokens', () => {
       redirect_uris: ['http://127.0.0.1/cb'],
       token_endpoint_auth_method: 'none',
     });
-    const flow = await runFlow(stack, publicTenant);
+    const flow = await runFlow(stack, publicTenant, NEW_GRANT);
     const tokens = await redeem(stack, publicTenant, flow.code!, flow.verifier);
     expect(tokens.status).toBe(200);
     const res = await fetch(`${stack.consentUrl}/oauth2/grants/${tokens.body.grant_id}`, {
@@ -317,7 +323,7 @@ describe('security checklist: lifetimes and the refresh grace window (short sett
   };
 
   it('item 21: a code redeemed after its lifetime is invalid_grant', async () => {
-    const flow = await runFlow(stack, tenant);
+    const flow = await runFlow(stack, tenant, NEW_GRANT);
     await new Promise((r) => setTimeout(r, 4_100));
     const res = await redeem(stack, tenant, flow.code!, flow.verifier);
     expect(res.body.error).toBe('invalid_grant');
@@ -325,7 +331,7 @@ describe('security checklist: lifetimes and the refresh grace window (short sett
   });
 
   it('item 30: a retry with the previous refresh token inside the grace window succeeds; after it, the family dies', async () => {
-    const flow = await runFlow(stack, tenant);
+    const flow = await runFlow(stack, tenant, NEW_GRANT);
     const tokens = await redeemed(flow);
     const rotated = await refresh(stack, tenant, tokens.refresh_token as string);
     expect(rotated.body).toMatchObject({ token_type: 'Bearer' });
@@ -339,7 +345,7 @@ describe('security checklist: lifetimes and the refresh grace window (short sett
   });
 
   it('item 33: with REFRESH_TOKEN_ENDS_WITH_SESSION, signing out ends the refresh tokens of that sign-in', async () => {
-    const flow = await runFlow(stack, tenant);
+    const flow = await runFlow(stack, tenant, NEW_GRANT);
     const tokens = await redeemed(flow);
     const other = await runFlow(stack, tenant, { params: { grant_management_action: 'create' } });
     const otherTokens = await redeemed(other);
@@ -360,7 +366,7 @@ describe('security checklist: lifetimes and the refresh grace window (short sett
   });
 
   it('item 33: a refresh token family unused for longer than the idle limit dies', async () => {
-    const flow = await runFlow(stack, tenant);
+    const flow = await runFlow(stack, tenant, NEW_GRANT);
     const tokens = await redeemed(flow);
     await new Promise((r) => setTimeout(r, 7_300));
     const res = await refresh(stack, tenant, tokens.refresh_token as string);
