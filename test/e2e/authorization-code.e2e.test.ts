@@ -1,3 +1,4 @@
+import { eventually } from '@grantline/testing';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Agent, createTenant, redeem, refresh, runFlow, type Tenant } from './flow.ts';
@@ -40,7 +41,13 @@ describe('authorization code flow with PKCE, consent per organisation, refresh t
     expect(first.consentShown).toBe(true);
     const firstGrant = (await redeem(stack, tenant, first.code!, first.verifier)).body.grant_id;
     // the new grant must have reached the consent service's query model
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually(
+      async () =>
+        (await stack.db.pool.query('SELECT 1 FROM consent.grants WHERE grant_id = $1', [firstGrant])).rowCount
+          ? true
+          : undefined,
+      { what: 'the consent service to know the grant' },
+    );
     const again = await runFlow(stack, tenant, { agent });
     expect(again.consentShown).toBe(false);
     expect((await redeem(stack, tenant, again.code!, again.verifier)).body.grant_id).toBe(firstGrant);
