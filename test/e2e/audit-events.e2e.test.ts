@@ -1,7 +1,17 @@
 import { TOPICS } from '@grantline/events';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Agent, createTenant, hidden, redeem, refresh, runFlow, type Tenant } from './flow.ts';
+import {
+  Agent,
+  authorizationRequest,
+  createTenant,
+  loginPage,
+  redeem,
+  refresh,
+  runFlow,
+  submitLogin,
+  type Tenant,
+} from './flow.ts';
 import { type Stack, startStack } from './stack.ts';
 
 /**
@@ -21,27 +31,8 @@ describe('audit trail on Kafka', () => {
   it('publishes the user authorization steps to grantline.grants.v1 and grantline.tokens.v1', async () => {
     // a failed sign-in, then a flow that creates a grant, merges into it and replaces it
     const agent = new Agent();
-    const login = await agent.request(
-      (
-        await agent.request(
-          `${stack.issuer}/oauth2/authorize?${new URLSearchParams({
-            response_type: 'code',
-            client_id: tenant.client.client_id,
-            redirect_uri: tenant.client.redirect_uri,
-            code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-            code_challenge_method: 'S256',
-          })}`,
-        )
-      ).location!,
-    );
-    await agent.request(`${stack.issuer}/login`, {
-      form: {
-        login_challenge: hidden(login.text, 'login_challenge'),
-        csrf_token: hidden(login.text, 'csrf_token'),
-        username: tenant.user.username,
-        password: 'not the password',
-      },
-    });
+    const login = await loginPage(agent, authorizationRequest(stack, tenant));
+    await submitLogin(stack, agent, login, { username: tenant.user.username, password: 'not the password' });
     const created = await runFlow(stack, tenant, {
       params: { grant_management_action: 'create', scope: 'invoices.read' },
     });

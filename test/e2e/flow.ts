@@ -126,6 +126,55 @@ export const authorizeUrl = (stack: Stack, params: Record<string, string | undef
   return url.href;
 };
 
+const { challenge: FIXED_CHALLENGE } = pkce();
+
+/** A valid authorization request for the tenant's client (PKCE S256, state `xyz`); override any parameter. */
+export const authorizationRequest = (
+  stack: Stack,
+  tenant: Tenant,
+  overrides: Record<string, string | undefined> = {},
+) =>
+  authorizeUrl(stack, {
+    response_type: 'code',
+    client_id: tenant.client.client_id,
+    redirect_uri: tenant.client.redirect_uri,
+    scope: 'invoices.read',
+    state: 'xyz',
+    code_challenge: FIXED_CHALLENGE,
+    code_challenge_method: 'S256',
+    ...overrides,
+  });
+
+/** Posts the sign-in form of `page` (a page carrying a login_challenge) with these credentials. */
+export const submitLogin = (
+  stack: Stack,
+  agent: Agent,
+  page: { text: string },
+  credentials: { username: string; password: string },
+) =>
+  agent.request(`${stack.issuer}/login`, {
+    form: {
+      login_challenge: hidden(page.text, 'login_challenge'),
+      csrf_token: hidden(page.text, 'csrf_token'),
+      username: credentials.username,
+      password: credentials.password,
+    },
+  });
+
+/** A new flow's sign-in page, in `agent`: the authorization request, then its redirect to /login. */
+export const loginPage = async (agent: Agent, url: string) =>
+  agent.request((await agent.request(url)).location!);
+
+/** Follows an authorization request through sign-in to the consent page and returns that page. */
+export const reachConsent = async (stack: Stack, tenant: Tenant, agent: Agent, url: string) => {
+  let step = await agent.request(url);
+  for (let hops = 0; hops < 5 && !step.text.includes('name="consent_challenge"'); hops++)
+    step = step.text.includes('name="login_challenge"')
+      ? await submitLogin(stack, agent, step, tenant.user)
+      : await agent.request(step.location!);
+  return step;
+};
+
 export interface FlowOptions {
   /** extra or overriding authorization request parameters */
   params?: Record<string, string | undefined>;
@@ -155,14 +204,7 @@ export const runFlow = async (stack: Stack, tenant: Tenant, options: FlowOptions
   let consentShown = false;
   for (let hops = 0; hops < 10; hops++) {
     if (step.status === 200 && step.text.includes('name="login_challenge"')) {
-      step = await agent.request(`${stack.issuer}/login`, {
-        form: {
-          login_challenge: hidden(step.text, 'login_challenge'),
-          csrf_token: hidden(step.text, 'csrf_token'),
-          username: tenant.user.username,
-          password: tenant.user.password,
-        },
-      });
+      step = await submitLogin(stack, agent, step, tenant.user);
     } else if (step.status === 200 && step.text.includes('name="consent_challenge"')) {
       consentShown = true;
       step = await agent.request(`${stack.consentUrl}/consent`, {
@@ -193,13 +235,13 @@ export const runFlow = async (stack: Stack, tenant: Tenant, options: FlowOptions
   };
 };
 
-/** The client's side: redeem a code at the token endpoint (client_secret_basic). */
 /** How the tenant's client authenticates: Basic for a confidential client, its client_id for a public one. */
 const clientAuth = (tenant: Tenant): { form: Record<string, string>; headers: Record<string, string> } =>
   tenant.client.client_secret
     ? { form: {}, headers: { authorization: basic(tenant.client.client_id, tenant.client.client_secret) } }
     : { form: { client_id: tenant.client.client_id }, headers: {} };
 
+/** The client's side: redeem a code at the token endpoint. */
 export const redeem = (
   stack: Stack,
   tenant: Tenant,

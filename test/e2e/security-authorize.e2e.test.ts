@@ -2,7 +2,18 @@ import type { Server } from 'node:http';
 import { invoicesApi } from '@grantline/example-resource-server';
 import { freePort } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Agent, authorizeUrl, createTenant, hidden, pkce, redeem, runFlow, type Tenant } from './flow.ts';
+import {
+  Agent,
+  authorizationRequest,
+  createTenant,
+  hidden,
+  loginPage,
+  pkce,
+  reachConsent,
+  redeem,
+  runFlow,
+  type Tenant,
+} from './flow.ts';
 import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
 
 /**
@@ -13,19 +24,9 @@ describe('security checklist: authorization endpoint, PKCE, login and consent pa
   let stack: Stack;
   let tenant: Tenant;
   let issuer: string;
-  const { challenge } = pkce();
   /** a valid request; tests override one parameter at a time */
   const request = (overrides: Record<string, string | undefined> = {}) =>
-    authorizeUrl(stack, {
-      response_type: 'code',
-      client_id: tenant.client.client_id,
-      redirect_uri: tenant.client.redirect_uri,
-      scope: 'invoices.read',
-      state: 'xyz',
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      ...overrides,
-    });
+    authorizationRequest(stack, tenant, overrides);
   const get = (url: string, headers: Record<string, string> = {}) =>
     fetch(url, { redirect: 'manual', headers });
   const expectPageWithoutRedirect = async (res: Response, status = 400) => {
@@ -194,13 +195,8 @@ describe('security checklist: authorization endpoint, PKCE, login and consent pa
   });
 
   it('items 12 and 42: login, consent and error pages send Referrer-Policy no-referrer and refuse framing', async () => {
-    const agent = new Agent();
-    const login = await agent.request((await agent.request(request())).location!);
-    const consent = (await runFlow(stack, tenant, { params: { prompt: 'consent' }, decision: 'deny' })).agent;
-    const consentPage = await (async () => {
-      const start = await consent.request(request({ prompt: 'consent' }));
-      return consent.request(start.location!);
-    })();
+    const login = await loginPage(new Agent(), request());
+    const consentPage = await reachConsent(stack, tenant, new Agent(), request({ prompt: 'consent' }));
     expect(consentPage.text).toContain('name="consent_challenge"');
     const error = await get(request({ client_id: 'unknown' }));
     for (const headers of [login.headers, consentPage.headers, error.headers]) {
@@ -251,24 +247,8 @@ describe('security checklist: authorization endpoint, PKCE, login and consent pa
   it('item 43: a consent POST without the CSRF token, or with another session’s, is 403 and issues no code', async () => {
     const victim = new Agent();
     const attacker = new Agent();
-    const reachConsent = async (agent: Agent) => {
-      let step = await agent.request(request({ prompt: 'consent' }));
-      for (let i = 0; i < 5 && !step.text.includes('name="consent_challenge"'); i++) {
-        if (step.text.includes('name="login_challenge"'))
-          step = await agent.request(`${issuer}/login`, {
-            form: {
-              login_challenge: hidden(step.text, 'login_challenge'),
-              csrf_token: hidden(step.text, 'csrf_token'),
-              username: tenant.user.username,
-              password: tenant.user.password,
-            },
-          });
-        else step = await agent.request(step.location!);
-      }
-      return step;
-    };
-    const victimPage = await reachConsent(victim);
-    const attackerPage = await reachConsent(attacker);
+    const victimPage = await reachConsent(stack, tenant, victim, request({ prompt: 'consent' }));
+    const attackerPage = await reachConsent(stack, tenant, attacker, request({ prompt: 'consent' }));
     const allow = (agent: Agent, challengeValue: string, csrf: string | undefined) =>
       agent.request(`${stack.consentUrl}/consent`, {
         form: {
@@ -297,7 +277,7 @@ describe('security checklist: authorization endpoint, PKCE, login and consent pa
     expect(swapped.status).toBe(403);
     // the login form is protected the same way
     const fresh = new Agent();
-    const login = await fresh.request((await fresh.request(request())).location!);
+    const login = await loginPage(fresh, request());
     const noCsrf = await fresh.request(`${issuer}/login`, {
       form: {
         login_challenge: hidden(login.text, 'login_challenge'),
@@ -310,19 +290,12 @@ describe('security checklist: authorization endpoint, PKCE, login and consent pa
 
   it('item 44: Deny sends access_denied with state and iss; the page shows the client and its scopes', async () => {
     const agent = new Agent();
-    let step = await agent.request(request({ prompt: 'consent', scope: 'invoices.read invoices.write' }));
-    while (!step.text.includes('name="consent_challenge"')) {
-      step = step.text.includes('name="login_challenge"')
-        ? await agent.request(`${issuer}/login`, {
-            form: {
-              login_challenge: hidden(step.text, 'login_challenge'),
-              csrf_token: hidden(step.text, 'csrf_token'),
-              username: tenant.user.username,
-              password: tenant.user.password,
-            },
-          })
-        : await agent.request(step.location!);
-    }
+    const step = await reachConsent(
+      stack,
+      tenant,
+      agent,
+      request({ prompt: 'consent', scope: 'invoices.read invoices.write' }),
+    );
     expect(step.text).toContain('Ledger App');
     expect(step.text).toContain('Read your invoices');
     expect(step.text).toContain('Create and edit invoices');

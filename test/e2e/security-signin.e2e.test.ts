@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Agent, authorizeUrl, createTenant, hidden, pkce, runFlow, type Tenant } from './flow.ts';
+import {
+  Agent,
+  authorizationRequest,
+  createTenant,
+  hidden,
+  loginPage,
+  runFlow,
+  submitLogin,
+  type Tenant,
+} from './flow.ts';
 import { type Stack, startStack } from './stack.ts';
 
 /**
@@ -10,19 +19,8 @@ describe('security checklist: sign-in and sessions', () => {
   let stack: Stack;
   let tenant: Tenant;
   let issuer: string;
-  const { challenge } = pkce();
-  /** a valid authorization request; tests override one parameter at a time */
   const request = (overrides: Record<string, string | undefined> = {}) =>
-    authorizeUrl(stack, {
-      response_type: 'code',
-      client_id: tenant.client.client_id,
-      redirect_uri: tenant.client.redirect_uri,
-      scope: 'invoices.read',
-      state: 'xyz',
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      ...overrides,
-    });
+    authorizationRequest(stack, tenant, overrides);
 
   beforeAll(async () => {
     stack = await startStack(inject('infra'));
@@ -33,16 +31,7 @@ describe('security checklist: sign-in and sessions', () => {
 
   it('item 10: the login POST answers 303, never 307', async () => {
     const agent = new Agent();
-    const start = await agent.request(request());
-    const page = await agent.request(start.location!);
-    const posted = await agent.request(`${issuer}/login`, {
-      form: {
-        login_challenge: hidden(page.text, 'login_challenge'),
-        csrf_token: hidden(page.text, 'csrf_token'),
-        username: tenant.user.username,
-        password: tenant.user.password,
-      },
-    });
+    const posted = await submitLogin(stack, agent, await loginPage(agent, request()), tenant.user);
     expect(posted.status).toBe(303);
   });
 
@@ -64,20 +53,13 @@ describe('security checklist: sign-in and sessions', () => {
   it('login lock-out: parallel guesses are counted before the password is checked', async () => {
     const victim = await createTenant(stack);
     const agent = new Agent();
-    const start = await agent.request(
+    const page = await loginPage(
+      agent,
       request({ client_id: victim.client.client_id, redirect_uri: victim.client.redirect_uri }),
     );
-    const page = await agent.request(start.location!);
     const guesses = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        agent.request(`${issuer}/login`, {
-          form: {
-            login_challenge: hidden(page.text, 'login_challenge'),
-            csrf_token: hidden(page.text, 'csrf_token'),
-            username: victim.user.username,
-            password: `guess ${i}`,
-          },
-        }),
+        submitLogin(stack, agent, page, { username: victim.user.username, password: `guess ${i}` }),
       ),
     );
     expect(guesses.filter((g) => g.status === 401).length).toBeLessThanOrEqual(5);
@@ -88,18 +70,11 @@ describe('security checklist: sign-in and sessions', () => {
     const victim = await createTenant(stack);
     const attempt = async (password: string, tenantFor: Tenant = victim) => {
       const agent = new Agent();
-      const start = await agent.request(
+      const page = await loginPage(
+        agent,
         request({ client_id: tenantFor.client.client_id, redirect_uri: tenantFor.client.redirect_uri }),
       );
-      const page = await agent.request(start.location!);
-      return agent.request(`${issuer}/login`, {
-        form: {
-          login_challenge: hidden(page.text, 'login_challenge'),
-          csrf_token: hidden(page.text, 'csrf_token'),
-          username: tenantFor.user.username,
-          password,
-        },
-      });
+      return submitLogin(stack, agent, page, { username: tenantFor.user.username, password });
     };
     for (let i = 0; i < 5; i++) expect((await attempt('wrong password')).status).toBe(401);
     const locked = await attempt(victim.user.password);

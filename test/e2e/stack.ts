@@ -3,18 +3,13 @@ import { startAuthorization } from '@grantline/authorization';
 import { startConsent } from '@grantline/consent';
 import { startRegistry } from '@grantline/registry';
 import { loadConfig } from '@grantline/service-kit';
-import {
-  createTestDatabase,
-  eventually,
-  freePorts,
-  type Infrastructure,
-  uniqueName,
-} from '@grantline/testing';
+import { createTestDatabase, freePorts, type Infrastructure, uniqueName } from '@grantline/testing';
 import { startToken } from '@grantline/token';
 import { authorizationConfigSchema } from '../../services/authorization/src/config.ts';
 import { consentConfigSchema } from '../../services/consent/src/config.ts';
 import { registryConfigSchema } from '../../services/registry/src/config.ts';
 import { tokenConfigSchema } from '../../services/token/src/config.ts';
+import { registryAdmin } from './registry-admin.ts';
 
 export const ADMIN_TOKEN = randomBytes(32).toString('base64url');
 export const FLOW_SECRET = randomBytes(32).toString('base64url');
@@ -79,12 +74,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     }),
     { onCrash },
   );
-  const admin = (path: string, body: unknown, method = 'POST') =>
-    fetch(`${registryUrl}/admin${path}`, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
+  const registryApi = registryAdmin({ issuer, registryUrl, adminToken: ADMIN_TOKEN, pool: db.pool });
   return {
     db,
     topicPrefix,
@@ -93,41 +83,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     tokenUrl,
     consentUrl,
     token,
-    admin,
-    /** defines scopes and waits until the token and authorization services have seen them */
-    defineScopes: async (scopes: Record<string, string>) => {
-      for (const [name, description] of Object.entries(scopes)) {
-        const res = await admin('/scopes', { name, description });
-        if (res.status !== 201) throw new Error(`scope ${name}: ${res.status} ${await res.text()}`);
-      }
-      await eventually(
-        async () => {
-          const meta = (await (await fetch(`${issuer}/.well-known/oauth-authorization-server`)).json()) as {
-            scopes_supported: string[];
-          };
-          return Object.keys(scopes).every((s) => meta.scopes_supported.includes(s)) ? true : undefined;
-        },
-        { what: 'scopes in metadata' },
-      );
-    },
-    /** RFC 7591 registration; resolves once the token service can authenticate the client */
-    register: async (metadata: Record<string, unknown>) => {
-      const res = await fetch(`${registryUrl}/oauth2/register`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify(metadata),
-      });
-      const body = (await res.json()) as Record<string, string>;
-      if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(body)}`);
-      await eventually(
-        async () =>
-          (await db.pool.query('SELECT 1 FROM token.clients WHERE client_id = $1', [body.client_id])).rowCount
-            ? true
-            : undefined,
-        { what: 'the token service to know the client' },
-      );
-      return body as Record<string, string> & { client_id: string };
-    },
+    ...registryApi,
     /** another token service instance sharing the database, Kafka topics and Redis: returns its URL */
     addTokenInstance: async () => {
       const another = await startToken(loadConfig(tokenConfigSchema, { ...tokenConfig, PORT: '0' }), {

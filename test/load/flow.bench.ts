@@ -11,6 +11,7 @@ import {
 } from '@grantline/testing';
 import pg from 'pg';
 import { Agent, createTenant, redeem, runFlow, type Tenant } from '../e2e/flow.ts';
+import { registryAdmin } from '../e2e/registry-admin.ts';
 import type { Stack } from '../e2e/stack.ts';
 import { isJwt, peerRefreshToken, runPeer } from './flow-peer.ts';
 import { childProcesses } from './processes.ts';
@@ -60,10 +61,6 @@ async function main() {
     const consentUrl = `http://127.0.0.1:${base + 3}`;
     db = new pg.Pool({ connectionString: databaseUrlFor(infra.databaseUrl, database) });
     const pool = db;
-    const adminHeaders = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
-    const admin = (path: string, body: unknown, method = 'POST') =>
-      fetch(`${registryUrl}/admin${path}`, { method, headers: adminHeaders, body: JSON.stringify(body) });
-
     // the fields of an in-process Stack that the scripted flow in test/e2e/flow.ts uses, here for the
     // services running as separate processes
     const stack = {
@@ -72,39 +69,7 @@ async function main() {
       tokenUrl: tokenOrigin,
       consentUrl,
       db: { pool },
-      admin,
-      defineScopes: async (defined: Record<string, string>) => {
-        for (const [name, description] of Object.entries(defined)) {
-          const res = await admin('/scopes', { name, description });
-          if (res.status !== 201) throw new Error(`scope ${name}: ${res.status} ${await res.text()}`);
-        }
-        await eventually(
-          async () => {
-            const meta = (await (await fetch(`${issuer}/.well-known/oauth-authorization-server`)).json()) as {
-              scopes_supported: string[];
-            };
-            return Object.keys(defined).every((s) => meta.scopes_supported.includes(s)) ? true : undefined;
-          },
-          { what: 'scopes in metadata' },
-        );
-      },
-      register: async (metadata: Record<string, unknown>) => {
-        const res = await fetch(`${registryUrl}/oauth2/register`, {
-          method: 'POST',
-          headers: adminHeaders,
-          body: JSON.stringify(metadata),
-        });
-        const body = (await res.json()) as Record<string, string>;
-        if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(body)}`);
-        await eventually(
-          async () =>
-            (await pool.query('SELECT 1 FROM token.clients WHERE client_id = $1', [body.client_id])).rowCount
-              ? true
-              : undefined,
-          { what: 'the token service to know the client' },
-        );
-        return body as Record<string, string> & { client_id: string };
-      },
+      ...registryAdmin({ issuer, registryUrl, adminToken, pool }),
     } as unknown as Stack;
     const tenant: Tenant = await createTenant(stack);
     const client = tenant.client as { client_id: string; client_secret: string };

@@ -1,0 +1,56 @@
+import { eventually } from '@grantline/testing';
+import type pg from 'pg';
+
+/**
+ * The registry's admin API and RFC 7591 registration as tests and benchmarks use them, each call
+ * resolving once the other services have seen its effect (scopes in the metadata, the client in the
+ * token service's projection).
+ */
+export const registryAdmin = (options: {
+  issuer: string;
+  registryUrl: string;
+  adminToken: string;
+  pool: pg.Pool;
+}) => {
+  const headers = { authorization: `Bearer ${options.adminToken}`, 'content-type': 'application/json' };
+  const admin = (path: string, body: unknown, method = 'POST') =>
+    fetch(`${options.registryUrl}/admin${path}`, { method, headers, body: JSON.stringify(body) });
+  return {
+    admin,
+    /** defines scopes and waits until the authorization server's metadata lists them */
+    defineScopes: async (scopes: Record<string, string>) => {
+      for (const [name, description] of Object.entries(scopes)) {
+        const res = await admin('/scopes', { name, description });
+        if (res.status !== 201) throw new Error(`scope ${name}: ${res.status} ${await res.text()}`);
+      }
+      await eventually(
+        async () => {
+          const meta = (await (
+            await fetch(`${options.issuer}/.well-known/oauth-authorization-server`)
+          ).json()) as { scopes_supported: string[] };
+          return Object.keys(scopes).every((s) => meta.scopes_supported.includes(s)) ? true : undefined;
+        },
+        { what: 'scopes in metadata' },
+      );
+    },
+    /** RFC 7591 registration; resolves once the token service can authenticate the client */
+    register: async (metadata: Record<string, unknown>) => {
+      const res = await fetch(`${options.registryUrl}/oauth2/register`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(metadata),
+      });
+      const body = (await res.json()) as Record<string, string>;
+      if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(body)}`);
+      await eventually(
+        async () =>
+          (await options.pool.query('SELECT 1 FROM token.clients WHERE client_id = $1', [body.client_id]))
+            .rowCount
+            ? true
+            : undefined,
+        { what: 'the token service to know the client' },
+      );
+      return body as Record<string, string> & { client_id: string };
+    },
+  };
+};
