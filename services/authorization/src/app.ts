@@ -59,10 +59,14 @@ export const startAuthorization = async (
     onShutdown: [...runtime.shutdown, () => redis.quit()],
     routes: (app) => {
       const flow = () => deps!;
-      const lazy =
-        (make: (d: FlowDeps) => express.RequestHandler): express.RequestHandler =>
-        (req, res, next) =>
-          make(flow())(req, res, next);
+      // the handlers need the issuer, known only once the server listens: each is made on first use
+      const lazy = (make: (d: FlowDeps) => express.RequestHandler): express.RequestHandler => {
+        let handler: express.RequestHandler | undefined;
+        return (req, res, next) => {
+          handler ??= make(flow());
+          return handler(req, res, next);
+        };
+      };
       app.get(
         '/.well-known/oauth-authorization-server',
         metadataEndpoint(
