@@ -37,6 +37,23 @@ interface Checkpoint {
 }
 
 /**
+ * The relay's two reads, both walks of the `(transaction_id, position)` index from the checkpoint.
+ * The transaction id is selected as text under its own alias: `ORDER BY transaction_id` next to an
+ * output column of that name would sort the text (`'100000' < '99999'`) and skip events.
+ */
+export const relayQueries = (schema: string) => ({
+  /** the next committed batch beyond ($1, $2), at most $3 rows, in (transaction id, position) order */
+  drain: `SELECT ${EVENT_COLUMNS}, e.transaction_id::text AS relay_transaction_id FROM ${schema}.events e
+     WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
+       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY e.transaction_id, e.position LIMIT $3`,
+  /** whether any event lies beyond ($1, $2), committed or not: the first index entry past it, if any */
+  heldBack: `SELECT EXISTS (SELECT 1 FROM ${schema}.events e
+     WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
+     ORDER BY e.transaction_id, e.position LIMIT 1) AS held`,
+});
+
+/**
  * Publishes committed events from one service's event store, at least once, in (transaction id,
  * position) order, reading only below the oldest transaction still running
  * (`pg_snapshot_xmin(pg_current_snapshot())`): an event whose transaction commits after later ones
@@ -46,6 +63,7 @@ interface Checkpoint {
 export class Relay {
   private readonly schema: string;
   private readonly name: string;
+  private readonly sql: ReturnType<typeof relayQueries>;
   private client: pg.PoolClient | undefined;
   private checkpoint: Checkpoint | undefined;
   private running: Promise<void> | undefined;
@@ -56,6 +74,7 @@ export class Relay {
   constructor(private readonly options: RelayOptions) {
     this.schema = assertSchemaName(options.schema);
     this.name = options.name ?? 'kafka';
+    this.sql = relayQueries(this.schema);
   }
 
   get isLeader(): boolean {
@@ -187,10 +206,10 @@ export class Relay {
     const client = this.client;
     const checkpoint = this.checkpoint;
     if (!client || !checkpoint) return false;
-    const { rows } = await client.query<{ held: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM ${this.schema}.events WHERE (transaction_id, position) > ($1::xid8, $2::bigint)) AS held`,
-      [checkpoint.transactionId, checkpoint.position],
-    );
+    const { rows } = await client.query<{ held: boolean }>(this.sql.heldBack, [
+      checkpoint.transactionId,
+      checkpoint.position,
+    ]);
     return rows[0]?.held === true;
   }
 
@@ -203,11 +222,8 @@ export class Relay {
     let total = 0;
     for (;;) {
       const started = performance.now();
-      const { rows }: { rows: (EventRow & { transaction_id: string })[] } = await client.query(
-        `SELECT ${EVENT_COLUMNS}, transaction_id::text FROM ${this.schema}.events
-         WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
-           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY transaction_id, position LIMIT $3`,
+      const { rows }: { rows: (EventRow & { relay_transaction_id: string })[] } = await client.query(
+        this.sql.drain,
         [checkpoint.transactionId, checkpoint.position, batchSize],
       );
       const last = rows[rows.length - 1];
@@ -215,7 +231,7 @@ export class Relay {
       const events = rows.map(toRecordedEvent);
       await this.options.publisher.publish(events);
       await this.options.beforeCheckpoint?.(events);
-      const next: Checkpoint = { transactionId: last.transaction_id, position: last.position };
+      const next: Checkpoint = { transactionId: last.relay_transaction_id, position: last.position };
       await client.query(
         `UPDATE ${this.schema}.relay_checkpoints SET transaction_id = $2::xid8, position = $3, updated_at = now()
          WHERE relay = $1`,
