@@ -19,7 +19,11 @@ describe('client credentials, end to end with a certified client library', () =>
   let as: oauth.AuthorizationServer;
   beforeAll(async () => {
     // polling for a just-registered client must not trip the brute-force lock-out
-    stack = await startStack(inject('infra'), { CLIENT_AUTH_FAILURES_PER_MINUTE: '1000' });
+    stack = await startStack(inject('infra'), {
+      CLIENT_AUTH_FAILURES_PER_MINUTE: '1000',
+      // one test publishes a client's keys on a loopback server
+      GRANTLINE_ALLOW_PRIVATE_JWKS_URI: 'true',
+    });
     await stack.defineScopes({
       'accounting.read': 'Read your accounting data',
       'accounting.write': 'Change your accounting data',

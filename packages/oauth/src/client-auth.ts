@@ -1,14 +1,8 @@
 import type { Request } from 'express';
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  decodeJwt,
-  type JWK,
-  type JWTVerifyGetKey,
-  jwtVerify,
-} from 'jose';
+import { createLocalJWKSet, decodeJwt, type JWK, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { InvalidClient, InvalidRequest, OAuthError } from './errors.ts';
-import { digestsEqual, sha256Digest } from './secrets.ts';
+import type { RemoteKeySets } from './remote-jwks.ts';
+import { digestsEqual, randomToken, sha256Digest } from './secrets.ts';
 
 export type AuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
 
@@ -32,19 +26,26 @@ export interface ClientAuthDeps {
   lookup: (clientId: string) => Promise<ClientRecord | undefined>;
   /** records a `jti` until it expires; false when it was already used (RFC 7523 §3 item 7) */
   claimJti: (key: string, ttlSeconds: number) => Promise<boolean>;
-  /** seconds a client id is locked out for after too many failures; 0 when it is not */
-  lockedOutFor: (clientId: string) => number;
-  /** counts a failed authentication; returns the lock-out in seconds when this failure started one */
-  recordFailure: (clientId: string) => Promise<number>;
+  /** seconds this client id is locked out for from this address; 0 when it is not */
+  lockedOutFor: (clientId: string, address: string) => number;
+  /** counts a failed authentication from an address; returns the lock-out in seconds when it started one */
+  recordFailure: (clientId: string, address: string) => Promise<number>;
   /** audiences a client assertion may name: the token endpoint URL and the issuer */
   assertionAudiences: readonly string[];
+  /** the key sets of clients that publish theirs at a `jwks_uri` */
+  remoteKeys: RemoteKeySets;
 }
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const ASSERTION_ALGS = ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'];
 const MAX_ASSERTION_LIFETIME_S = 300;
-/** Compared against when the client is unknown, so both failures cost the same. */
-const DUMMY_DIGEST = sha256Digest('grantline: no such client');
+/** the clock skew allowed between a client and the server, as everywhere else */
+const CLOCK_TOLERANCE_S = 30;
+/**
+ * Compared against when the client has no secret of its own (unknown, or registered without one), so
+ * every failure costs the same; random per process, so no presented value can ever match it.
+ */
+const DUMMY_DIGEST = sha256Digest(randomToken(32));
 
 /** RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64. */
 const parseBasic = (header: string): { clientId: string; secret: string } => {
@@ -62,8 +63,6 @@ const parseBasic = (header: string): { clientId: string; secret: string } => {
   return { clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
 };
 
-const remoteKeySets = new Map<string, JWTVerifyGetKey>();
-
 const failed = (basic: boolean, description = 'client authentication failed') => {
   const error = new InvalidClient(description);
   if (basic) error.headers['WWW-Authenticate'] = 'Basic realm="grantline"';
@@ -73,7 +72,9 @@ const failed = (basic: boolean, description = 'client authentication failed') =>
 /**
  * Authenticates the client of a token-endpoint-style request by exactly one method: Basic, secret in
  * the body, or a private_key_jwt assertion (RFC 7523). An unknown client and a wrong credential fail
- * alike (same status, body and timing); failures count towards a lock-out of that client id.
+ * alike (same status, body and timing). Failures count per (client id, source address) towards a
+ * lock-out of that pair (RFC 6749 §2.3.1), answered 429 with `Retry-After`: guessing from one
+ * address stops there, while the client's correct credential from its own address is never refused.
  */
 export const authenticateClient = async (
   deps: ClientAuthDeps,
@@ -102,8 +103,10 @@ export const authenticateClient = async (
     clientId = credentials.clientId;
     const method = basic ? 'client_secret_basic' : 'client_secret_post';
     verify = async (client) => {
-      const ok = digestsEqual(sha256Digest(credentials.secret), client?.secretDigest ?? DUMMY_DIGEST);
-      return ok && client?.tokenEndpointAuthMethod === method;
+      const digest = client?.secretDigest;
+      const ok = digestsEqual(sha256Digest(credentials.secret), digest ?? DUMMY_DIGEST);
+      // a client without a secret of its own fails every secret-based method, whatever is presented
+      return ok && digest !== undefined && client?.tokenEndpointAuthMethod === method;
     };
   } else if (form.client_assertion !== undefined) {
     if (form.client_assertion_type !== JWT_BEARER)
@@ -127,7 +130,9 @@ export const authenticateClient = async (
     throw failed(false, form.client_id ? 'client authentication is required' : 'no client authentication');
   }
 
-  const locked = deps.lockedOutFor(clientId);
+  // Locked out per (client, address): guesses from this address stop here, the client elsewhere works.
+  const address = req.ip ?? 'unknown';
+  const locked = deps.lockedOutFor(clientId, address);
   if (locked > 0) throw tooManyFailures(locked);
   const client = await deps.lookup(clientId);
   const ok = await verify(client).catch((error: unknown) => {
@@ -135,7 +140,7 @@ export const authenticateClient = async (
     return false;
   });
   if (ok && client?.status === 'active') return client;
-  const lockout = await deps.recordFailure(clientId);
+  const lockout = await deps.recordFailure(clientId, address);
   if (lockout > 0) throw tooManyFailures(lockout);
   throw failed(basic);
 };
@@ -155,22 +160,19 @@ const verifyAssertion = async (
   if (client.tokenEndpointAuthMethod !== 'private_key_jwt') return false;
   let keys: JWTVerifyGetKey;
   if (client.jwks) keys = createLocalJWKSet(client.jwks);
-  else if (client.jwksUri) {
-    keys =
-      remoteKeySets.get(client.jwksUri) ??
-      createRemoteJWKSet(new URL(client.jwksUri), { timeoutDuration: 2_000 });
-    remoteKeySets.set(client.jwksUri, keys);
-  } else return false;
+  else if (client.jwksUri) keys = deps.remoteKeys(client.jwksUri);
+  else return false;
   const { payload } = await jwtVerify(assertion, keys, {
     issuer: client.clientId,
     subject: client.clientId,
     audience: [...deps.assertionAudiences],
     algorithms: ASSERTION_ALGS,
     requiredClaims: ['exp', 'jti'],
-    clockTolerance: 30,
+    clockTolerance: CLOCK_TOLERANCE_S,
   });
   const now = Math.floor(Date.now() / 1000);
   const exp = payload.exp!;
-  if (exp - now > MAX_ASSERTION_LIFETIME_S) return false; // bounded, so the jti record can expire with it
+  // bounded, so the jti record can expire with it; a client clock a little fast is not an error
+  if (exp - now > MAX_ASSERTION_LIFETIME_S + CLOCK_TOLERANCE_S) return false;
   return deps.claimJti(`${client.clientId}:${payload.jti}`, exp - now + 60);
 };

@@ -1,15 +1,25 @@
 import type { Logger } from '@grantline/telemetry';
 import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 
-/** RFC 7523 §3: each client assertion `jti` is accepted once, across every instance (Redis SET NX). */
-export const jtiGuard = (redis: Redis, prefix: string) => async (key: string, ttlSeconds: number) =>
-  (await redis.set(`${prefix}jti:${key}`, '1', 'EX', Math.max(1, Math.ceil(ttlSeconds)), 'NX')) === 'OK';
+/**
+ * RFC 7523 §3: each client assertion `jti` is accepted once (Redis SET NX), across every instance and
+ * every service that accepts assertions (token endpoint, Grant Management): they share the audiences
+ * an assertion may name, so they share one namespace, named after the deployment only.
+ */
+export const jtiGuard = (redis: Redis, deploymentPrefix: string) => {
+  const namespace = `grantline:${deploymentPrefix}client-assertion-jti:`;
+  return async (key: string, ttlSeconds: number) =>
+    (await redis.set(`${namespace}${key}`, '1', 'EX', Math.max(1, Math.ceil(ttlSeconds)), 'NX')) === 'OK';
+};
 
 /**
- * Brute-force protection for client authentication (RFC 6749 §2.3.1): failures per client id are
- * counted in Redis, shared by all instances; past the limit the client id is locked out for a minute.
- * The success path costs nothing: a lock-out learnt from a failure is remembered in-process.
+ * Brute-force protection for client authentication (RFC 6749 §2.3.1): failures per (client id, source
+ * address) are counted in Redis, shared by all instances; past the limit that pair is locked out for
+ * a minute. Keyed by the pair, not the client id alone, so failures from elsewhere never lock the real
+ * client out. The success path costs nothing: a lock-out learnt from a failure is remembered
+ * in-process, in a bounded map.
  */
 export const failureLimiter = (
   redis: Redis,
@@ -24,20 +34,23 @@ export const failureLimiter = (
     duration: 60,
     blockDuration: 60,
   });
-  const lockedUntil = new Map<string, number>();
+  const lockedUntil = new LRUCache<string, number>({ max: 10_000 });
+  const pair = (clientId: string, address: string) => `${clientId}|${address}`;
   return {
-    lockedOutFor: (clientId: string) => {
-      const until = lockedUntil.get(clientId);
+    lockedOutFor: (clientId: string, address: string) => {
+      const key = pair(clientId, address);
+      const until = lockedUntil.get(key);
       if (until === undefined) return 0;
       if (until <= Date.now()) {
-        lockedUntil.delete(clientId);
+        lockedUntil.delete(key);
         return 0;
       }
       return (until - Date.now()) / 1000;
     },
-    recordFailure: async (clientId: string) => {
+    recordFailure: async (clientId: string, address: string) => {
+      const key = pair(clientId, address);
       try {
-        await limiter.consume(clientId);
+        await limiter.consume(key);
         return 0;
       } catch (result) {
         // Redis unreachable: the failure is still refused (401); only its counting is lost, and said.
@@ -45,7 +58,7 @@ export const failureLimiter = (
           logger.warn({ err: result }, 'could not count a failed client authentication');
           return 0;
         }
-        lockedUntil.set(clientId, Date.now() + result.msBeforeNext);
+        lockedUntil.set(key, Date.now() + result.msBeforeNext);
         return result.msBeforeNext / 1000;
       }
     },

@@ -26,17 +26,29 @@ describe('Redis guards of client authentication', () => {
     await expect(jtiGuard(down, 'x:')('c:j', 60)).rejects.toThrow();
   });
 
-  it('locks a client id out after the limit, shared through Redis, and only warns when Redis is down', async () => {
+  it('locks a (client id, address) pair out after the limit, shared through Redis, and only warns when Redis is down', async () => {
     const prefix = `${uniqueName('g')}:`;
     const [a, b] = [failureLimiter(redis, prefix, 3, logger), failureLimiter(redis, prefix, 3, logger)];
-    expect(await a.recordFailure('c1')).toBe(0);
-    expect(await b.recordFailure('c1')).toBe(0);
-    expect(await a.recordFailure('c1')).toBe(0);
-    expect(await b.recordFailure('c1')).toBeGreaterThan(50); // the 4th failure, counted across instances
-    expect(b.lockedOutFor('c1')).toBeGreaterThan(50);
-    expect(a.lockedOutFor('c2')).toBe(0);
+    const ip = '198.51.100.7';
+    expect(await a.recordFailure('c1', ip)).toBe(0);
+    expect(await b.recordFailure('c1', ip)).toBe(0);
+    expect(await a.recordFailure('c1', ip)).toBe(0);
+    expect(await b.recordFailure('c1', ip)).toBeGreaterThan(50); // the 4th failure, counted across instances
+    expect(b.lockedOutFor('c1', ip)).toBeGreaterThan(50);
+    expect(b.lockedOutFor('c1', '203.0.113.9')).toBe(0); // the client from elsewhere is not locked out
+    expect(await a.recordFailure('c1', '203.0.113.9')).toBe(0);
+    expect(a.lockedOutFor('c2', ip)).toBe(0);
     const offline = failureLimiter(down, prefix, 3, logger);
-    expect(await offline.recordFailure('c1')).toBe(0);
+    expect(await offline.recordFailure('c1', ip)).toBe(0);
     expect(warnings).toHaveLength(1);
+  });
+
+  it('finding 9: a client assertion jti is one namespace for every service of a deployment', async () => {
+    const deployment = `${uniqueName('d')}.`;
+    const tokenService = jtiGuard(redis, deployment);
+    const grantManagement = jtiGuard(redis, deployment);
+    expect(await tokenService('client-1:jti-1', 60)).toBe(true);
+    expect(await grantManagement('client-1:jti-1', 60)).toBe(false);
+    expect(await jtiGuard(redis, `${uniqueName('d')}.`)('client-1:jti-1', 60)).toBe(true);
   });
 });

@@ -17,6 +17,7 @@ import {
   pageErrorBoundary,
   pageForm,
   pageHeaders,
+  remoteKeySets,
   sessionRevocations,
 } from '@grantline/oauth';
 import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
@@ -105,7 +106,8 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
   };
   const auth = {
     lookup: (id: string) => clients.get(id),
-    claimJti: jtiGuard(redis, redisPrefix),
+    claimJti: jtiGuard(redis, config.KAFKA_TOPIC_PREFIX),
+    remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
     ...failureLimiter(redis, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger),
     assertionAudiences: [
       config.GRANTLINE_TOKEN_ENDPOINT ?? `${config.GRANTLINE_ISSUER}/oauth2/token`,

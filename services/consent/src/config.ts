@@ -18,6 +18,11 @@ export const consentConfigSchema = baseConfigSchema.extend({
     ),
   /** failed client authentications per client id per minute before a lock-out (Grant Management API) */
   CLIENT_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(10),
+  /** development only: a client's jwks_uri may name loopback, private and link-local addresses */
+  GRANTLINE_ALLOW_PRIVATE_JWKS_URI: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
 });
 
 export type ConsentConfig = z.infer<typeof consentConfigSchema>;

@@ -13,7 +13,7 @@ import {
 import { GroupCommit } from '@grantline/event-store';
 import { grantEventSchemas, TOPICS } from '@grantline/events';
 import { FlowKeys, KeyEncryptionKey, KeyManager } from '@grantline/keys';
-import { failureLimiter, jtiGuard, oauthErrorBoundary } from '@grantline/oauth';
+import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
 import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import type { TokenConfig } from './config.ts';
@@ -79,8 +79,9 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
   const limiter = failureLimiter(redis, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger);
   const auth = {
     lookup: (id: string) => clients.get(id),
-    claimJti: jtiGuard(redis, redisPrefix),
+    claimJti: jtiGuard(redis, config.KAFKA_TOPIC_PREFIX),
     ...limiter,
+    remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
     get assertionAudiences() {
       return [tokenEndpointUrl, config.GRANTLINE_ISSUER];
     },

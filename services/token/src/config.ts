@@ -49,6 +49,11 @@ export const tokenConfigSchema = baseConfigSchema
       .default(365 * 86_400),
     /** failed client authentications per client id per minute before a lock-out */
     CLIENT_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(10),
+    /** development only: a client's jwks_uri may name loopback, private and link-local addresses */
+    GRANTLINE_ALLOW_PRIVATE_JWKS_URI: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
   })
   .refine(
     (c) => c.GRANTLINE_KEY_ENCRYPTION_KEY !== undefined || c.GRANTLINE_KEY_ENCRYPTION_KEY_FILE !== undefined,

@@ -1,0 +1,151 @@
+import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { basic, type Stack, startStack, tokenRequest } from './stack.ts';
+
+/**
+ * A form POST from a chosen loopback source address (Linux routes all of 127.0.0.0/8 to lo), so one
+ * test can be two callers: the attacker at 127.0.0.2 and the real client at 127.0.0.1.
+ */
+const postFrom = (localAddress: string, url: string, form: Record<string, string>, headers = {}) =>
+  new Promise<{ status: number; headers: Record<string, unknown>; body: Record<string, unknown> }>(
+    (resolve, reject) => {
+      const body = new URLSearchParams(form).toString();
+      const req = httpRequest(
+        url,
+        {
+          method: 'POST',
+          localAddress,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c) => {
+            text += c;
+          });
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: text ? JSON.parse(text) : {},
+            }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    },
+  );
+
+describe('hardening review findings, through the running services', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack(inject('infra'), { CLIENT_AUTH_FAILURES_PER_MINUTE: '5' });
+    await stack.defineScopes({ 'ledger.read': 'Read the ledger' });
+  });
+  afterAll(() => stack?.stop());
+
+  it('finding 3: failed guesses from one address never lock the real client out; that address gets 429 + Retry-After', async () => {
+    const victim = await stack.register({ grant_types: ['client_credentials'], scope: 'ledger.read' });
+    const token = `${stack.tokenUrl}/oauth2/token`;
+    const form = { grant_type: 'client_credentials' };
+    const statuses: number[] = [];
+    let retryAfter: unknown;
+    for (let i = 0; i < 12; i++) {
+      const r = await postFrom('127.0.0.2', token, form, {
+        authorization: basic(victim.client_id, `guess-${i}`),
+      });
+      statuses.push(r.status);
+      if (r.status === 429) retryAfter = r.headers['retry-after'];
+    }
+    expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+    expect(statuses.slice(6).every((s) => s === 429)).toBe(true);
+    expect(Number(retryAfter)).toBeGreaterThan(0);
+    // the attacker's address stays refused, even with the right secret ...
+    const fromAttacker = await postFrom('127.0.0.2', token, form, {
+      authorization: basic(victim.client_id, victim.client_secret!),
+    });
+    expect(fromAttacker.status).toBe(429);
+    // ... while the client, from its own address, gets its tokens, at the token endpoint and at Grant Management
+    const fromClient = await postFrom('127.0.0.1', token, form, {
+      authorization: basic(victim.client_id, victim.client_secret!),
+    });
+    expect(fromClient.status).toBe(200);
+    const grants = await fetch(`${stack.consentUrl}/oauth2/grants/no-such-grant-0000`, {
+      headers: { authorization: basic(victim.client_id, victim.client_secret!) },
+    });
+    expect(grants.status).toBe(404); // authenticated; the grant is unknown
+  });
+
+  it('finding 9: one client assertion is spent once across the token endpoint and Grant Management', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const reg = await stack.register({
+      grant_types: ['client_credentials'],
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] },
+      scope: 'ledger.read',
+    });
+    const assertion = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(reg.client_id)
+      .setSubject(reg.client_id)
+      .setAudience(`${stack.tokenUrl}/oauth2/token`)
+      .setJti(randomUUID())
+      .setIssuedAt()
+      .setExpirationTime('60s')
+      .sign(privateKey);
+    const clientAuth = {
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: assertion,
+    };
+    const first = await tokenRequest(stack, { grant_type: 'client_credentials', ...clientAuth });
+    expect(first.status).toBe(200);
+    const replay = await fetch(`${stack.consentUrl}/oauth2/grants/no-such-grant-0000`, {
+      method: 'DELETE',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(clientAuth).toString(),
+    });
+    expect(replay.status).toBe(401);
+    expect(await replay.json()).toMatchObject({ error: 'invalid_client' });
+  });
+
+  it('finding 10: a jwks_uri on the server’s own network is never fetched', async () => {
+    const { createServer } = await import('node:http');
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] });
+    let hits = 0;
+    const server = createServer((_req, res) => {
+      hits++;
+      res.setHeader('content-type', 'application/json').end(jwks);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const { port } = server.address() as { port: number };
+      const reg = await stack.register({
+        grant_types: ['client_credentials'],
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks_uri: `http://localhost:${port}/jwks.json`,
+        scope: 'ledger.read',
+      });
+      const assertion = await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setIssuer(reg.client_id)
+        .setSubject(reg.client_id)
+        .setAudience(`${stack.tokenUrl}/oauth2/token`)
+        .setJti(randomUUID())
+        .setExpirationTime('60s')
+        .sign(privateKey);
+      const r = await tokenRequest(stack, {
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      });
+      expect(r.status).toBe(401);
+      expect(r.body).toMatchObject({ error: 'invalid_client' });
+      expect(hits).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+});
