@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTenant, redeem, refresh, runFlow } from './flow.ts';
 import { basic, type Stack, startStack, tokenRequest } from './stack.ts';
 
 /**
@@ -41,7 +42,10 @@ const postFrom = (localAddress: string, url: string, form: Record<string, string
 describe('hardening review findings, through the running services', () => {
   let stack: Stack;
   beforeAll(async () => {
-    stack = await startStack(inject('infra'), { CLIENT_AUTH_FAILURES_PER_MINUTE: '5' });
+    stack = await startStack(inject('infra'), {
+      CLIENT_AUTH_FAILURES_PER_MINUTE: '5',
+      PROJECTION_CATCH_UP_MS: '300',
+    });
     await stack.defineScopes({ 'ledger.read': 'Read the ledger' });
   });
   afterAll(() => stack?.stop());
@@ -146,6 +150,29 @@ describe('hardening review findings, through the running services', () => {
       expect(hits).toBe(0);
     } finally {
       server.close();
+    }
+  });
+
+  it('finding 7: a refresh whose grant or user the token service does not know is refused once the catch-up wait is over', async () => {
+    // a projection that has not seen them (lag, or a rebuild): here, rows the projection never had
+    for (const forget of [
+      (grantId: string) => stack.db.pool.query('DELETE FROM token.grants WHERE grant_id = $1', [grantId]),
+      (_: string, userId: string) =>
+        stack.db.pool.query('DELETE FROM token.users WHERE user_id = $1', [userId]),
+    ]) {
+      const tenant = await createTenant(stack); // a new user, client and grant each time
+      const flow = await runFlow(stack, tenant);
+      const tokens = await redeem(stack, tenant, flow.code!, flow.verifier);
+      expect(tokens.status).toBe(200);
+      const known = await refresh(stack, tenant, tokens.body.refresh_token as string);
+      expect(known.status).toBe(200);
+      const deleted = await forget(tokens.body.grant_id as string, tenant.user.id);
+      expect(deleted.rowCount).toBe(1);
+      const started = Date.now();
+      const unknown = await refresh(stack, tenant, known.body.refresh_token as string);
+      expect(unknown.status).toBe(400);
+      expect(unknown.body).toMatchObject({ error: 'invalid_grant' });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250); // it waited for the projection first
     }
   });
 });

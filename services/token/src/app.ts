@@ -123,6 +123,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
                 idleSeconds: config.REFRESH_TOKEN_IDLE_SECONDS,
                 maxLifetimeSeconds: config.REFRESH_TOKEN_MAX_LIFETIME_SECONDS,
                 accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+                catchUpMs: config.PROJECTION_CATCH_UP_MS,
               },
               endedSessions: config.REFRESH_TOKEN_ENDS_WITH_SESSION
                 ? new EndedSessions(pool, schema)

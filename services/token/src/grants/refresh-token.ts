@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EndedSessions, GrantQueries, People } from '@grantline/directory';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import {
@@ -28,7 +29,28 @@ export interface RefreshPolicy {
   /** a family dies this long after its code was redeemed, used or not */
   maxLifetimeSeconds: number;
   accessTokenTtlSeconds: number;
+  /** how long a refresh waits for this service's projections to learn of a grant or user they do not know yet */
+  catchUpMs: number;
 }
+
+/**
+ * The grant and the user as this service has projected them. One it has not seen yet (its consumers
+ * lag, or a projection is being rebuilt) is waited for briefly; still unknown then, the caller
+ * refuses: the revoked, disabled and password-change checks cannot be skipped by a lag.
+ */
+const grantAndUser = async (
+  deps: { grants: GrantQueries; people: People },
+  grantId: string,
+  subject: string,
+  catchUpMs: number,
+) => {
+  const deadline = Date.now() + catchUpMs;
+  for (;;) {
+    const [grant, user] = await Promise.all([deps.grants.get(grantId), deps.people.user(subject)]);
+    if ((grant && user) || Date.now() >= deadline) return { grant, user };
+    await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
+  }
+};
 
 /**
  * RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every use returns a new refresh token; the scope
@@ -62,12 +84,10 @@ export const refreshTokenGrant = (deps: {
       const presented = Number(generation);
       let { state, version } = await loadFamily(deps.store, familyId, presented);
       if (state.status === 'none') throw new InvalidGrant('refresh token is invalid');
-      const [grant, user] = await Promise.all([
-        deps.grants.get(state.grantId),
-        deps.people.user(state.subject),
-      ]);
-      if (grant?.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
-      if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
+      const { grant, user } = await grantAndUser(deps, state.grantId, state.subject, deps.policy.catchUpMs);
+      if (!grant || !user) throw new InvalidGrant('the grant behind this refresh token is unknown');
+      if (grant.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
+      if (user.status === 'disabled') throw new InvalidGrant('the user is disabled');
       if (deps.endedSessions && state.sessionId && (await deps.endedSessions.has(state.sessionId)))
         throw new InvalidGrant('the user signed out of the session that authorized this token');
       const next = newRefreshToken(familyId, state.generation + 1);
@@ -78,7 +98,7 @@ export const refreshTokenGrant = (deps: {
         clientId: client.clientId,
         now: Date.now(),
         ...deps.policy,
-        notBefore: user?.credentialsChangedAt?.getTime(),
+        notBefore: user.credentialsChangedAt?.getTime(),
         equal: digestsEqual,
         next: { secretDigest: next.secretDigest, accessTokenId },
       };
@@ -91,13 +111,9 @@ export const refreshTokenGrant = (deps: {
       if (decision.outcome === 'refused') throw new InvalidGrant(decision.reason);
       if (decision.outcome === 'rotate' && state.status === 'active') {
         // the grant is the authority: its current scopes and organisations bound the family's
-        const scopes = state.scopes.filter(
-          (s) => (!grant || grant.scopes.includes(s)) && client.scopes.includes(s),
-        );
+        const scopes = state.scopes.filter((s) => grant.scopes.includes(s) && client.scopes.includes(s));
         // ... and so do the user's current memberships
-        const organisations = (grant ? grant.organisations : state.organisations).filter(
-          (o) => !user || user.organisations.includes(o),
-        );
+        const organisations = grant.organisations.filter((o) => user.organisations.includes(o));
         if (organisations.length === 0) throw new InvalidGrant('no organisation is connected to the grant');
         const narrowed = requested.length > 0 ? requested : scopes;
         const wider = narrowed.filter((s) => !scopes.includes(s));
