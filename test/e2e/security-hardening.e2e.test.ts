@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTenant, redeem, refresh, runFlow } from './flow.ts';
-import { basic, type Stack, startStack, tokenRequest } from './stack.ts';
+import { ADMIN_TOKEN, basic, type Stack, startStack, tokenRequest } from './stack.ts';
 
 /**
  * A form POST from a chosen loopback source address (Linux routes all of 127.0.0.0/8 to lo), so one
@@ -173,6 +173,49 @@ describe('hardening review findings, through the running services', () => {
       expect(unknown.status).toBe(400);
       expect(unknown.body).toMatchObject({ error: 'invalid_grant' });
       expect(Date.now() - started).toBeGreaterThanOrEqual(250); // it waited for the projection first
+    }
+  });
+
+  it('a client works on every token instance the moment registration answers 201, and is refused the moment a delete or disable answers 204', async () => {
+    const second = await stack.addTokenInstance();
+    const registerNow = async () => {
+      const res = await fetch(`${stack.registryUrl}/oauth2/register`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_types: ['client_credentials'], scope: 'ledger.read' }),
+      });
+      expect(res.status).toBe(201);
+      return (await res.json()) as {
+        client_id: string;
+        client_secret: string;
+        registration_access_token: string;
+      };
+    };
+    const tokenAt = async (url: string, c: { client_id: string; client_secret: string }) =>
+      (
+        await fetch(`${url}/oauth2/token`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            authorization: basic(c.client_id, c.client_secret),
+          },
+          body: 'grant_type=client_credentials',
+        })
+      ).status;
+    for (let i = 0; i < 5; i++) {
+      const c = await registerNow();
+      // no waiting between the 201 and the first request, on either instance
+      expect([await tokenAt(stack.tokenUrl, c), await tokenAt(second, c)]).toEqual([200, 200]);
+      if (i % 2 === 0) {
+        const deleted = await fetch(`${stack.registryUrl}/oauth2/register/${c.client_id}`, {
+          method: 'DELETE',
+          headers: { authorization: `Bearer ${c.registration_access_token}` },
+        });
+        expect(deleted.status).toBe(204);
+      } else {
+        expect((await stack.admin(`/clients/${c.client_id}/disable`, {})).status).toBe(204);
+      }
+      expect([await tokenAt(stack.tokenUrl, c), await tokenAt(second, c)]).toEqual([401, 401]);
     }
   });
 });

@@ -43,17 +43,29 @@ export const clientsProjection = (schema: string) => {
       tx.query(`UPDATE ${t} SET status = 'deleted', updated_at = now() WHERE client_id = $1`, [d.clientId]),
   };
   return async (event: ConsumedEvent, tx: pg.PoolClient) => {
-    await reducers[event.type]?.(event.data as M, tx);
+    const reducer = reducers[event.type];
+    if (!reducer) return;
+    const data = event.data as M;
+    await reducer(data, tx);
+    // delivered at commit to every instance's ClientDirectory, which forgets its cached copy
+    await tx.query('SELECT pg_notify($1, $2)', [clientsChannel(schema), data.clientId]);
   };
 };
 
+const clientsChannel = (schema: string) => `${schema}_clients`;
+
 /**
  * Client lookups on the hot path: a short-lived per-instance cache in front of the projection table.
- * Only found clients are cached (a client registered a moment ago is found on its first request), and
- * only briefly, so a disabled client or a rotated secret takes effect within `ttlMs`.
+ * Only found clients are cached (a client registered a moment ago is found on its first request).
+ * While `watch` listens, the projection's notification evicts a changed client at once, so a deleted
+ * or disabled client or a rotated secret takes effect as soon as the projection has it; without a
+ * listening connection nothing is cached.
  */
 export class ClientDirectory {
   private readonly cache = new Map<string, { record: ClientRecord; until: number }>();
+  private listening = false;
+  /** bumped by every change notification: a lookup that raced one does not cache what it read */
+  private changes = 0;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -61,11 +73,50 @@ export class ClientDirectory {
     private readonly ttlMs = 1_000,
   ) {}
 
+  /** Listens for the projection's changes (evicting each changed client); returns a stop function. */
+  watch(logger: { warn(o: object, msg: string): void }): () => Promise<void> {
+    let stopped = false;
+    let client: pg.PoolClient | undefined;
+    const listen = async () => {
+      try {
+        client = await this.pool.connect();
+        client.on('notification', (n) => {
+          this.changes++;
+          if (n.payload) this.cache.delete(n.payload);
+        });
+        client.on('error', (error) => {
+          this.listening = false;
+          this.cache.clear();
+          logger.warn({ err: error }, 'client directory lost its change feed; not caching until it is back');
+          client?.release(true);
+          client = undefined;
+          if (!stopped) setTimeout(listen, 1_000).unref();
+        });
+        await client.query(`LISTEN ${clientsChannel(this.schema)}`);
+        this.cache.clear(); // whatever changed while not listening
+        this.listening = true;
+      } catch (error) {
+        client?.release(true);
+        client = undefined;
+        if (!stopped) setTimeout(listen, 1_000).unref();
+        logger.warn({ err: error }, 'client directory could not listen for changes; retrying');
+      }
+    };
+    void listen();
+    return async () => {
+      stopped = true;
+      this.listening = false;
+      client?.release(true);
+      client = undefined;
+    };
+  }
+
   async get(clientId: string): Promise<ClientRecord | undefined> {
     // no registered id has control characters, and Postgres text cannot hold NUL: unknown, not an error
     if (!PRINTABLE.test(clientId)) return undefined;
     const hit = this.cache.get(clientId);
     if (hit && hit.until > Date.now()) return hit.record;
+    const changesBefore = this.changes;
     const { rows } = await this.pool.query<{
       status: ClientRecord['status'];
       metadata: Metadata;
@@ -88,6 +139,7 @@ export class ClientDirectory {
       jwks: m.jwks as ClientRecord['jwks'],
       jwksUri: m.jwksUri,
     };
+    if (!this.listening || this.changes !== changesBefore) return record;
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(clientId, { record, until: Date.now() + this.ttlMs });
     return record;

@@ -246,6 +246,29 @@ export class Relay {
   }
 }
 
+/**
+ * Waits until the relay named `relay` has published the event at `position` (its checkpoint is at or
+ * beyond the event in (transaction id, position) order). Works from any instance: the checkpoint is
+ * in Postgres. Resolves true once published, false on timeout.
+ */
+export const relayedThrough = async (
+  pool: pg.Pool,
+  schema: string,
+  position: string,
+  options: { relay?: string; timeoutMs: number },
+): Promise<boolean> => {
+  const sql = `SELECT (e.transaction_id, e.position) <= (c.transaction_id, c.position) AS relayed
+    FROM ${assertSchemaName(schema)}.events e JOIN ${schema}.relay_checkpoints c ON c.relay = $2
+    WHERE e.position = $1`;
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const { rows } = await pool.query<{ relayed: boolean }>(sql, [position, options.relay ?? 'kafka']);
+    if (rows[0]?.relayed) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(5);
+  }
+};
+
 const isConnectionError = (error: unknown): boolean => {
   const code = (error as { code?: string }).code ?? '';
   const message = (error as Error).message ?? '';

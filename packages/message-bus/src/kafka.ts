@@ -4,6 +4,8 @@ import { deadLetterTopic } from '@grantline/events';
 import { ATTRS, type Logger, METRICS, SPANS } from '@grantline/telemetry';
 import { context, metrics, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
+  type Admin,
+  AssignerProtocol,
   type Consumer,
   type EachBatchPayload,
   type IHeaders,
@@ -282,10 +284,64 @@ export class KafkaMessageBus implements MessageBus {
     deadLettered.add(1, { [ATTRS.consumer]: groupId, [ATTRS.topic]: topic });
   }
 
+  private admin: Promise<Admin> | undefined;
+
+  /**
+   * Waits until every consumer group of this deployment that is currently consuming `logical` has
+   * committed past what the topic holds now: a writer's read-your-writes across services (the
+   * registry answers once every service that projects clients has applied the change). Groups in a
+   * rebalance or without members are not waited for. Resolves true when caught up, false on timeout.
+   */
+  async awaitSubscribers(logical: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    this.admin ??= (async () => {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      return admin;
+    })();
+    const admin = await this.admin;
+    const topic = this.topic(logical);
+    const ends = await admin.fetchTopicOffsets(topic);
+    const { groups } = await admin.listGroups();
+    const ours = groups
+      .filter((g) => g.protocolType === 'consumer' && g.groupId.startsWith(this.prefix))
+      .map((g) => g.groupId);
+    if (ours.length === 0) return true;
+    const described = await admin.describeGroups(ours);
+    const subscribers = described.groups
+      .filter(
+        (g) =>
+          g.state === 'Stable' &&
+          g.members.some((m) => {
+            const assigned = AssignerProtocol.MemberAssignment.decode(m.memberAssignment);
+            return assigned !== null && topic in assigned.assignment;
+          }),
+      )
+      .map((g) => g.groupId);
+    let pending = subscribers;
+    while (pending.length > 0) {
+      const behind = await Promise.all(
+        pending.map(async (groupId) => {
+          const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+          const committed = new Map(offsets?.partitions.map((p) => [p.partition, Number(p.offset)]));
+          return ends.some((e) => Number(e.high) > (committed.get(e.partition) ?? -1)) ? groupId : undefined;
+        }),
+      );
+      pending = behind.filter((g): g is string => g !== undefined);
+      if (pending.length === 0) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return true;
+  }
+
   /** The physical topic of a logical one. */
   readonly topic = (logical: string): string => this.prefix + logical;
 
   async close(): Promise<void> {
+    const admin = this.admin;
+    this.admin = undefined;
+    await admin?.then((a) => a.disconnect()).catch(() => {});
     await Promise.all([...this.consumers].map((c) => c.disconnect()));
     this.consumers.clear();
     await this.producer?.disconnect();

@@ -1,4 +1,4 @@
-import { migrate, PostgresEventStore, Relay } from '@grantline/event-store';
+import { migrate, PostgresEventStore, Relay, relayedThrough } from '@grantline/event-store';
 import { deadLetterTopic, TOPICS } from '@grantline/events';
 import { type ConsumedEvent, idempotentProjection, KafkaMessageBus } from '@grantline/message-bus';
 import type { Logger } from '@grantline/telemetry';
@@ -84,7 +84,20 @@ export const createRuntime = async (options: RuntimeOptions) => {
       }),
     );
   };
-  return { pool, schema, store, bus, relay, readiness, shutdown, project };
+  /**
+   * Read-your-writes for a command whose effect other services project: resolves once the event at
+   * `position` is on Kafka and every consumer group currently reading `topic` has committed past it
+   * (bounded by `timeoutMs`; a timeout is logged, not thrown: the write itself has succeeded).
+   */
+  const awaitProjected = async (position: string, topic: string, timeoutMs = 5_000): Promise<boolean> => {
+    const deadline = Date.now() + timeoutMs;
+    const done =
+      (await relayedThrough(pool, schema, position, { timeoutMs })) &&
+      (await bus.awaitSubscribers(topic, Math.max(0, deadline - Date.now())));
+    if (!done) options.logger.warn({ position, topic, timeoutMs }, 'a write was not projected in time');
+    return done;
+  };
+  return { pool, schema, store, bus, relay, readiness, shutdown, project, awaitProjected };
 };
 
 export type Runtime = Awaited<ReturnType<typeof createRuntime>>;

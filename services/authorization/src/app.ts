@@ -42,6 +42,8 @@ export const startAuthorization = async (
   );
   const redis = connectRedis(config.REDIS_URL, logger);
   const people = new People(pool, schema);
+  const clients = new ClientDirectory(pool, schema);
+  const unwatchClients = clients.watch(logger);
   const dummyHash = await hashPassword('grantline: no such user');
 
   let urls: ServerUrls | undefined;
@@ -56,7 +58,7 @@ export const startAuthorization = async (
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
     readiness: { ...runtime.readiness, redis: () => redis.ping() },
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    onShutdown: [...runtime.shutdown, () => redis.quit()],
+    onShutdown: [unwatchClients, ...runtime.shutdown, () => redis.quit()],
     routes: (app) => {
       const flow = () => deps!;
       // the handlers need the issuer, known only once the server listens: each is made on first use
@@ -102,7 +104,7 @@ export const startAuthorization = async (
     issuer,
     consentUrl: config.GRANTLINE_CONSENT_URL ?? `${issuer}/consent`,
     keys: FlowKeys.from(config.GRANTLINE_FLOW_SECRET),
-    clients: new ClientDirectory(pool, schema),
+    clients,
     people,
     store: runtime.store,
     limiter: loginLimiter(

@@ -94,6 +94,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
   const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}consent:`;
   const people = new People(pool, schema);
   const clients = new ClientDirectory(pool, schema);
+  const unwatchClients = clients.watch(logger);
   const authorizationUrl = config.GRANTLINE_AUTHORIZATION_URL ?? config.GRANTLINE_ISSUER;
   const deps: ConsentDeps = {
     keys: FlowKeys.from(config.GRANTLINE_FLOW_SECRET),
@@ -125,7 +126,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
     readiness: { ...runtime.readiness, redis: () => redis.ping() },
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    onShutdown: [...runtime.shutdown, () => redis.quit()],
+    onShutdown: [unwatchClients, ...runtime.shutdown, () => redis.quit()],
     routes: (app, log) => {
       app.get('/consent', pageHeaders, consentPage(deps));
       app.post('/consent', pageHeaders, form, consentSubmit(deps));

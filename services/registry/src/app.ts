@@ -1,5 +1,7 @@
+import type { EventStore } from '@grantline/event-store';
+import { TOPICS } from '@grantline/events';
 import { handle, oauthErrorBoundary } from '@grantline/oauth';
-import { createRuntime, startService } from '@grantline/service-kit';
+import { createRuntime, type Runtime, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import express from 'express';
 import type { RegistryConfig } from './config.ts';
@@ -14,6 +16,25 @@ import {
 import type { RegistryDeps } from './endpoints/deps.ts';
 import { registerEndpoint } from './endpoints/register.ts';
 
+/**
+ * The registry's store: an append returns once every service that projects the registry has applied
+ * it, so a 201 from registration means the client works on every token instance, and a 204 from a
+ * delete or disable means its credentials are refused everywhere (the Nimbus SDK's first request
+ * right after registration, and a deleted client's next, both depend on it).
+ */
+const projectedBeforeAnswer = (runtime: Runtime, timeoutMs: number): EventStore => {
+  const store = runtime.store;
+  return {
+    append: async (streamId, expected, events, options) => {
+      const result = await store.append(streamId, expected, events, options);
+      await runtime.awaitProjected(result.lastPosition, TOPICS.registry, timeoutMs);
+      return result;
+    },
+    readStream: (streamId, options) => store.readStream(streamId, options),
+    transaction: (work) => store.transaction(work),
+  };
+};
+
 /** The registry service: clients (RFC 7591/7592), users, organisations, the scope catalogue. */
 export const startRegistry = async (config: RegistryConfig) => {
   const logger = createLogger({ name: 'registry', level: config.LOG_LEVEL });
@@ -26,7 +47,7 @@ export const startRegistry = async (config: RegistryConfig) => {
   });
   let publicUrl = config.PUBLIC_URL ?? '';
   const deps: RegistryDeps = {
-    store: runtime.store,
+    store: projectedBeforeAnswer(runtime, config.REGISTRY_WRITE_VISIBILITY_TIMEOUT_MS),
     adminTokenDigest: sha256(config.GRANTLINE_ADMIN_TOKEN),
     get publicUrl() {
       return publicUrl;

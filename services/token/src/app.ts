@@ -55,6 +55,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
   await keys.start();
 
   const clients = new ClientDirectory(pool, schema);
+  const unwatchClients = clients.watch(logger);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
   await runtime.project('token-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
   await runtime.project('token-grants', [TOPICS.grants], grantsProjection(schema), onCrash, {
@@ -95,7 +96,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
     readiness: { ...runtime.readiness, redis: () => redis.ping() },
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    onShutdown: [async () => keys.stop(), ...runtime.shutdown, () => redis.quit()],
+    onShutdown: [async () => keys.stop(), unwatchClients, ...runtime.shutdown, () => redis.quit()],
     routes: (app, log) => {
       app.post(
         '/oauth2/token',
