@@ -218,4 +218,21 @@ describe('hardening review findings, through the running services', () => {
       expect([await tokenAt(stack.tokenUrl, c), await tokenAt(second, c)]).toEqual([401, 401]);
     }
   });
+
+  it('the metadata document is revalidated on every use, so a new scope is visible at once', async () => {
+    const url = `${stack.issuer}/.well-known/oauth-authorization-server`;
+    const first = await fetch(url);
+    expect(first.headers.get('cache-control')).toMatch(/no-cache/);
+    const etag = first.headers.get('etag')!;
+    expect(etag).toMatch(/^".+"$/);
+    expect((await fetch(url, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    expect(
+      (await stack.admin('/scopes', { name: 'ledger.write', description: 'Write the ledger' })).status,
+    ).toBe(201);
+    const after = await fetch(url, { headers: { 'if-none-match': etag } });
+    expect(after.status).toBe(200);
+    expect(((await after.json()) as { scopes_supported: string[] }).scopes_supported).toContain(
+      'ledger.write',
+    );
+  });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
 
 export interface ServerUrls {
@@ -11,14 +12,15 @@ export interface ServerUrls {
 
 /**
  * RFC 8414 authorization server metadata, listing only what exists; `scopes_supported` is the live
- * scope catalogue.
+ * scope catalogue. So that a new scope is visible at once, clients may store the document but must
+ * revalidate it (`no-cache`); an unchanged one costs them a 304 (ETag).
  */
 export const metadataEndpoint =
   (urls: () => ServerUrls, scopes: () => Promise<string[]>): RequestHandler =>
-  async (_req, res, next) => {
+  async (req, res, next) => {
     try {
       const u = urls();
-      res.set('Cache-Control', 'public, max-age=60').json({
+      const body = JSON.stringify({
         issuer: u.issuer,
         authorization_endpoint: u.authorizationEndpoint,
         token_endpoint: u.tokenEndpoint,
@@ -47,6 +49,10 @@ export const metadataEndpoint =
         grant_management_action_required: false,
         grant_management_endpoint: u.grantManagementEndpoint,
       });
+      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+      res.set({ 'Cache-Control': 'public, no-cache', ETag: etag });
+      if (req.get('if-none-match') === etag) return void res.status(304).end();
+      res.type('application/json').send(body);
     } catch (error) {
       next(error);
     }
