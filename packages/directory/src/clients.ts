@@ -4,6 +4,7 @@ import type { ClientRecord } from '@grantline/oauth';
 import type pg from 'pg';
 
 const PRINTABLE = /^[\x20-\x7e]{1,200}$/;
+const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 
 type M = { clientId: string; metadata?: Metadata; secretDigest?: string };
 
@@ -27,11 +28,19 @@ export const clientsProjection = (schema: string) => {
          ON CONFLICT (client_id) DO NOTHING`,
         [d.clientId, JSON.stringify(d.metadata), d.secretDigest ?? null],
       ),
+    // A client moved off the secret methods loses its secret: moved back, it authenticates only with
+    // the new one the registry issues (a ClientSecretRotated right after this event), never the old.
     ClientMetadataUpdated: (d, tx) =>
-      tx.query(`UPDATE ${t} SET metadata = $2, updated_at = now() WHERE client_id = $1`, [
-        d.clientId,
-        JSON.stringify(d.metadata),
-      ]),
+      tx.query(
+        `UPDATE ${t} SET metadata = $2, updated_at = now(),
+           secret_digest = CASE WHEN $3 THEN secret_digest END
+         WHERE client_id = $1`,
+        [
+          d.clientId,
+          JSON.stringify(d.metadata),
+          SECRET_METHODS.has(d.metadata?.tokenEndpointAuthMethod ?? ''),
+        ],
+      ),
     ClientSecretRotated: (d, tx) =>
       tx.query(`UPDATE ${t} SET secret_digest = $2, updated_at = now() WHERE client_id = $1`, [
         d.clientId,

@@ -35,7 +35,12 @@ export const registryEventSchemas = {
     registrationTokenDigest: Digest,
     issuedAt: z.number().int(),
   }),
-  ClientMetadataUpdated: z.strictObject({ clientId: Id, metadata: ClientMetadata }),
+  ClientMetadataUpdated: z.strictObject({
+    clientId: Id,
+    metadata: ClientMetadata,
+    /** who changed it: the client through RFC 7592, or an administrator (absent in events older than this field: the client) */
+    by: z.enum(['client', 'admin']).optional(),
+  }),
   ClientSecretRotated: z.strictObject({ clientId: Id, secretDigest: Digest }),
   ClientDisabled: z.strictObject({ clientId: Id }),
   ClientDeleted: z.strictObject({ clientId: Id }),

@@ -16,14 +16,14 @@ const given = (events: Parameters<typeof clientDecider.evolve>[1][]): ClientStat
   events.reduce(clientDecider.evolve, clientDecider.initialState());
 const registered = {
   type: 'ClientRegistered' as const,
-  data: { clientId: 'c1', metadata, registrationTokenDigest: D, issuedAt: 1 },
+  data: { clientId: 'c1', metadata, secretDigest: D, registrationTokenDigest: D, issuedAt: 1 },
 };
 
 describe('client decider (given events, when command, then events)', () => {
   it('registers a new client once', () => {
     expect(
       clientDecider.decide(
-        { type: 'Register', clientId: 'c1', metadata, registrationTokenDigest: D, now: 1 },
+        { type: 'Register', clientId: 'c1', metadata, secretDigest: D, registrationTokenDigest: D, now: 1 },
         given([]),
       ),
     ).toEqual([registered]);
@@ -35,19 +35,61 @@ describe('client decider (given events, when command, then events)', () => {
     ).toThrow(ClientRuleViolation);
   });
 
-  it('lets an update narrow scopes and resources but never widen them', () => {
+  it('lets a client narrow scopes, resources and grant types but never widen them', () => {
     const narrowed = { ...metadata, scopes: ['a'] };
-    expect(clientDecider.decide({ type: 'UpdateMetadata', metadata: narrowed }, given([registered]))).toEqual(
-      [{ type: 'ClientMetadataUpdated', data: { clientId: 'c1', metadata: narrowed } }],
-    );
+    expect(
+      clientDecider.decide({ type: 'UpdateMetadata', metadata: narrowed, by: 'client' }, given([registered])),
+    ).toEqual([
+      { type: 'ClientMetadataUpdated', data: { clientId: 'c1', metadata: narrowed, by: 'client' } },
+    ]);
     for (const wider of [
       { ...metadata, scopes: ['a', 'c'] },
       { ...metadata, resources: ['https://other.example/'] },
+      { ...metadata, grantTypes: ['client_credentials' as const, 'authorization_code' as const] },
     ]) {
       expect(() =>
-        clientDecider.decide({ type: 'UpdateMetadata', metadata: wider }, given([registered])),
+        clientDecider.decide({ type: 'UpdateMetadata', metadata: wider, by: 'client' }, given([registered])),
       ).toThrow(/only be narrowed/);
     }
+  });
+
+  it('lets a client move between the secret methods only; an administrator anywhere, with a new secret when needed', () => {
+    const as = (tokenEndpointAuthMethod: Metadata['tokenEndpointAuthMethod']) => ({
+      ...metadata,
+      tokenEndpointAuthMethod,
+    });
+    const post = clientDecider.decide(
+      { type: 'UpdateMetadata', metadata: as('client_secret_post'), by: 'client', newSecretDigest: D },
+      given([registered]),
+    );
+    expect(post.map((e) => e.type)).toEqual(['ClientMetadataUpdated']);
+    for (const method of ['none', 'private_key_jwt'] as const) {
+      expect(() =>
+        clientDecider.decide(
+          { type: 'UpdateMetadata', metadata: as(method), by: 'client' },
+          given([registered]),
+        ),
+      ).toThrow(/token_endpoint_auth_method/);
+    }
+    const toJwt = clientDecider.decide(
+      { type: 'UpdateMetadata', metadata: as('private_key_jwt'), by: 'admin' },
+      given([registered]),
+    );
+    expect(toJwt).toEqual([
+      {
+        type: 'ClientMetadataUpdated',
+        data: { clientId: 'c1', metadata: as('private_key_jwt'), by: 'admin' },
+      },
+    ]);
+    // back onto a secret: the old one was dropped with the move, so a new one is issued
+    const back = clientDecider.decide(
+      { type: 'UpdateMetadata', metadata: as('client_secret_basic'), by: 'admin', newSecretDigest: D },
+      given([registered, ...toJwt]),
+    );
+    expect(back.map((e) => e.type)).toEqual(['ClientMetadataUpdated', 'ClientSecretRotated']);
+    expect(() =>
+      clientDecider.decide({ type: 'RotateSecret', secretDigest: D }, given([registered, ...toJwt])),
+    ).toThrow(/secret/);
   });
 
   it('rotates secrets only for secret-based clients, disables once, and refuses everything after deletion', () => {

@@ -11,7 +11,12 @@ export type ClientState =
       metadata: Metadata;
       registrationTokenDigest: string;
       issuedAt: number;
+      /** whether a secret digest is on record for the current method (a secret method's own secret) */
+      hasSecret: boolean;
     };
+
+/** Who changes a client's metadata: the client itself (RFC 7592) may only narrow; an administrator may do anything. */
+export type UpdatedBy = 'client' | 'admin';
 
 export type ClientCommand =
   | {
@@ -22,7 +27,13 @@ export type ClientCommand =
       registrationTokenDigest: string;
       now: number;
     }
-  | { type: 'UpdateMetadata'; metadata: Metadata }
+  | {
+      type: 'UpdateMetadata';
+      metadata: Metadata;
+      by: UpdatedBy;
+      /** the digest of a fresh secret, used only if the update moves the client to a secret it lacks */
+      newSecretDigest?: string;
+    }
   | { type: 'RotateSecret'; secretDigest: string }
   | { type: 'Disable' }
   | { type: 'Delete' };
@@ -50,11 +61,19 @@ export const evolveClient = (state: ClientState, event: ClientEvent): ClientStat
         metadata: event.data.metadata,
         registrationTokenDigest: event.data.registrationTokenDigest,
         issuedAt: event.data.issuedAt,
+        hasSecret: event.data.secretDigest !== undefined,
       };
     case 'ClientMetadataUpdated':
-      return state.status === 'none' ? state : { ...state, metadata: event.data.metadata };
+      // leaving the secret methods drops the secret (the token service's projection forgets it too)
+      return state.status === 'none'
+        ? state
+        : {
+            ...state,
+            metadata: event.data.metadata,
+            hasSecret: state.hasSecret && usesSecret(event.data.metadata.tokenEndpointAuthMethod),
+          };
     case 'ClientSecretRotated':
-      return state;
+      return state.status === 'none' ? state : { ...state, hasSecret: true };
     case 'ClientDisabled':
       return state.status === 'none' ? state : { ...state, status: 'disabled' };
     case 'ClientDeleted':
@@ -67,6 +86,25 @@ export const evolveClient = (state: ClientState, event: ClientEvent): ClientStat
 };
 
 const isSubset = (a: readonly string[], b: readonly string[]) => a.every((x) => b.includes(x));
+
+export const usesSecret = (method: Metadata['tokenEndpointAuthMethod']): boolean =>
+  method === 'client_secret_basic' || method === 'client_secret_post';
+
+/**
+ * What a client may not do to itself through RFC 7592 (it holds only its registration access token):
+ * widen what it can ask for, add a grant type, become public, or move between secret-based and
+ * key-based authentication. Moving between the two secret methods keeps the same secret.
+ */
+export const selfServiceViolation = (before: Metadata, after: Metadata): string | undefined => {
+  if (!isSubset(after.scopes, before.scopes) || !isSubset(after.resources, before.resources))
+    return 'scope and resources may only be narrowed by an update';
+  if (!isSubset(after.grantTypes, before.grantTypes)) return 'grant_types may only be narrowed by an update';
+  const from = before.tokenEndpointAuthMethod;
+  const to = after.tokenEndpointAuthMethod;
+  if (from !== to && !(usesSecret(from) && usesSecret(to)))
+    return 'token_endpoint_auth_method may only change between client_secret_basic and client_secret_post';
+  return undefined;
+};
 
 export const decideClient = (command: ClientCommand, state: ClientState): ClientEvent[] => {
   if (command.type === 'Register') {
@@ -88,17 +126,22 @@ export const decideClient = (command: ClientCommand, state: ClientState): Client
   if (state.status === 'deleted') throw new ClientRuleViolation('gone', 'client was deleted');
   const clientId = state.clientId;
   switch (command.type) {
-    case 'UpdateMetadata':
-      // A client may narrow what it can ask for, never widen it with its own registration token.
-      if (
-        !isSubset(command.metadata.scopes, state.metadata.scopes) ||
-        !isSubset(command.metadata.resources, state.metadata.resources)
-      ) {
-        throw new ClientRuleViolation('widening', 'scope and resources may only be narrowed by an update');
-      }
-      return [{ type: 'ClientMetadataUpdated', data: { clientId, metadata: command.metadata } }];
+    case 'UpdateMetadata': {
+      const violation =
+        command.by === 'client' ? selfServiceViolation(state.metadata, command.metadata) : undefined;
+      if (violation) throw new ClientRuleViolation('widening', violation);
+      const { metadata, by } = command;
+      const updated: ClientEvent = { type: 'ClientMetadataUpdated', data: { clientId, metadata, by } };
+      // a client moved onto a secret method without a secret of its own gets a new one (RFC 7592 §2.2)
+      if (!usesSecret(metadata.tokenEndpointAuthMethod) || state.hasSecret) return [updated];
+      if (!command.newSecretDigest) throw new ClientRuleViolation('no_secret', 'the new secret is missing');
+      return [
+        updated,
+        { type: 'ClientSecretRotated', data: { clientId, secretDigest: command.newSecretDigest } },
+      ];
+    }
     case 'RotateSecret':
-      if (!['client_secret_basic', 'client_secret_post'].includes(state.metadata.tokenEndpointAuthMethod)) {
+      if (!usesSecret(state.metadata.tokenEndpointAuthMethod)) {
         throw new ClientRuleViolation('no_secret', 'client does not authenticate with a secret');
       }
       return [{ type: 'ClientSecretRotated', data: { clientId, secretDigest: command.secretDigest } }];

@@ -1,9 +1,9 @@
 import { ConcurrencyError, handleCommand } from '@grantline/event-store';
-import { hashPassword, randomToken } from '@grantline/oauth';
+import { hashPassword, OAuthError, randomToken } from '@grantline/oauth';
 import { problem } from '@grantline/service-kit';
 import express, { type NextFunction, type Request, type Response, Router } from 'express';
 import { z } from 'zod';
-import { ClientRuleViolation, clientDecider } from '../domain/client.ts';
+import { ClientRuleViolation } from '../domain/client.ts';
 import {
   DirectoryRuleViolation,
   organisationDecider,
@@ -11,28 +11,15 @@ import {
   streams,
   userDecider,
 } from '../domain/directory.ts';
-import { bearerMatches, sha256 } from './auth.ts';
+import { clientAdminRoutes } from './admin-clients.ts';
+import { BadInput, parse, wrap } from './admin-input.ts';
+import { bearerMatches } from './auth.ts';
 import type { RegistryDeps } from './deps.ts';
-
-/** Admin API input: bad input is a 400 problem naming the field. */
-class BadInput extends Error {}
-const parse = <S extends z.ZodType>(schema: S, body: unknown): z.infer<S> => {
-  const result = schema.safeParse(body);
-  if (result.success) return result.data;
-  throw new BadInput(
-    result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
-  );
-};
 
 const Name = z.string().trim().min(1).max(200);
 const ScopeName = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/, 'a scope-token (RFC 6749 §3.3)');
 const Username = z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'letters, digits and . _ @ -');
 const Password = z.string().min(8).max(1_000);
-
-const wrap =
-  (fn: (req: Request, res: Response) => Promise<unknown>) =>
-  (req: Request, res: Response, next: NextFunction) =>
-    fn(req, res).catch(next);
 
 /** `/admin`: organisations, users, the scope catalogue and client administration, with RFC 7807 errors. */
 export const adminRouter = (deps: RegistryDeps): Router => {
@@ -170,37 +157,13 @@ export const adminRouter = (deps: RegistryDeps): Router => {
     }),
   );
 
-  router.post(
-    '/clients/:id/secret',
-    wrap(async (req, res) => {
-      const secret = randomToken(32);
-      await handleCommand(
-        deps.store,
-        streams.client(String(req.params.id)),
-        { type: 'RotateSecret', secretDigest: sha256(secret) },
-        clientDecider,
-      );
-      res
-        .set('Cache-Control', 'no-store')
-        .json({ client_id: req.params.id, client_secret: secret, client_secret_expires_at: 0 });
-    }),
-  );
-
-  router.post(
-    '/clients/:id/disable',
-    wrap(async (req, res) => {
-      await handleCommand(
-        deps.store,
-        streams.client(String(req.params.id)),
-        { type: 'Disable' },
-        clientDecider,
-      );
-      res.status(204).end();
-    }),
-  );
+  clientAdminRoutes(router, deps);
 
   router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (error instanceof BadInput) return problem(res, 400, 'Bad Request', error.message);
+    // client metadata is checked as in RFC 7591; its error code travels as an extension member
+    if (error instanceof OAuthError)
+      return problem(res, 400, 'Bad Request', error.message, { error: error.error });
     if (error instanceof ConcurrencyError)
       return problem(res, 409, 'Conflict', 'the resource changed concurrently; retry');
     if (error instanceof DirectoryRuleViolation || error instanceof ClientRuleViolation) {

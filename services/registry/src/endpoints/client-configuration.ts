@@ -1,5 +1,5 @@
 import { handleCommand } from '@grantline/event-store';
-import { InvalidClientMetadata } from '@grantline/oauth';
+import { bearerToken, InvalidClientMetadata } from '@grantline/oauth';
 import type { Request, Response } from 'express';
 import { ClientRuleViolation, type ClientState, clientDecider } from '../domain/client.ts';
 import { streams } from '../domain/directory.ts';
@@ -29,16 +29,21 @@ const authorizedClient = async (deps: RegistryDeps, req: Request, res: Response)
   return state;
 };
 
-const render = (state: Extract<ClientState, { clientId: string }>, deps: RegistryDeps) => ({
+/**
+ * RFC 7592 §3 client information response: the metadata, `registration_client_uri` and the
+ * `registration_access_token` (the one presented: Grantline does not rotate it on read or update).
+ */
+const render = (state: Extract<ClientState, { clientId: string }>, deps: RegistryDeps, req: Request) => ({
   client_id: state.clientId,
   client_id_issued_at: state.issuedAt,
+  registration_access_token: bearerToken(req.get('authorization')),
   registration_client_uri: `${deps.publicUrl}/oauth2/register/${state.clientId}`,
   ...renderClientMetadata(state.metadata),
 });
 
 export const readClientEndpoint = (deps: RegistryDeps) => async (req: Request, res: Response) => {
   const state = await authorizedClient(deps, req, res);
-  if (state) res.set('Cache-Control', 'no-store').json(render(state, deps));
+  if (state) res.set('Cache-Control', 'no-store').json(render(state, deps, req));
 };
 
 export const updateClientEndpoint = (deps: RegistryDeps) => async (req: Request, res: Response) => {
@@ -52,10 +57,11 @@ export const updateClientEndpoint = (deps: RegistryDeps) => async (req: Request,
     const { newState } = await handleCommand(
       deps.store,
       streams.client(state.clientId),
-      { type: 'UpdateMetadata', metadata },
+      // the client's own token: it may narrow, never widen (no new grant type, method or secret)
+      { type: 'UpdateMetadata', metadata, by: 'client' },
       clientDecider,
     );
-    res.set('Cache-Control', 'no-store').json(render(newState as typeof state, deps));
+    res.set('Cache-Control', 'no-store').json(render(newState as typeof state, deps, req));
   } catch (error) {
     if (error instanceof ClientRuleViolation && error.kind === 'widening')
       throw new InvalidClientMetadata(error.message);

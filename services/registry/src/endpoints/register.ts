@@ -1,14 +1,12 @@
 import { handleCommand } from '@grantline/event-store';
 import { formatScope, randomToken } from '@grantline/oauth';
 import type { Request, Response } from 'express';
-import { clientDecider } from '../domain/client.ts';
+import { clientDecider, usesSecret } from '../domain/client.ts';
 import { streams } from '../domain/directory.ts';
 import { parseClientMetadata, renderClientMetadata } from '../domain/metadata.ts';
 import { bearerMatches, sha256 } from './auth.ts';
 import type { RegistryDeps } from './deps.ts';
 import { invalidToken } from './deps.ts';
-
-const usesSecret = (method: string) => method === 'client_secret_basic' || method === 'client_secret_post';
 
 /** RFC 7591 §3: dynamic client registration, guarded by the initial access token. */
 export const registerEndpoint = (deps: RegistryDeps) => async (req: Request, res: Response) => {
