@@ -11,8 +11,11 @@ import { databaseUrlFor, repoRoot, resolveInfrastructure } from '@grantline/test
 import pg from 'pg';
 
 const basePort = Number(process.env.GRANTLINE_BASE_PORT ?? 8080);
+// management listeners (/admin, /metrics, detailed /readyz): 1000 above the public ports by default
+const managementBasePort = Number(process.env.GRANTLINE_MANAGEMENT_BASE_PORT ?? basePort + 1000);
 const host = process.env.GRANTLINE_PUBLIC_HOST ?? '127.0.0.1';
 const url = (offset: number) => `http://${host}:${basePort + offset}`;
+const managementUrl = (offset: number) => `http://127.0.0.1:${managementBasePort + offset}`;
 
 /** Development secrets, generated once and kept in .grantline/ (git-ignored); the environment wins. */
 const devSecrets = (): { adminToken: string; kek: string; flowSecret: string } => {
@@ -77,11 +80,11 @@ const common = {
   GRANTLINE_REGISTRATION_ENDPOINT: `${url(1)}/oauth2/register`,
 };
 const services = [
-  { name: 'authorization', port: basePort },
-  { name: 'registry', port: basePort + 1, env: { PUBLIC_URL: url(1) } },
-  { name: 'token', port: basePort + 2 },
-  { name: 'consent', port: basePort + 3 },
-];
+  { name: 'authorization', offset: 0 },
+  { name: 'registry', offset: 1, env: { PUBLIC_URL: url(1) } },
+  { name: 'token', offset: 2 },
+  { name: 'consent', offset: 3 },
+].map((s) => ({ ...s, port: basePort + s.offset, managementPort: managementBasePort + s.offset }));
 
 const children: ChildProcess[] = [];
 let stopping = false;
@@ -104,7 +107,12 @@ const start = (service: (typeof services)[number]) => {
     ['--import', 'tsx', join(repoRoot, 'services', service.name, 'src', 'main.ts')],
     {
       cwd: repoRoot,
-      env: { ...common, ...service.env, PORT: String(service.port) },
+      env: {
+        ...common,
+        ...service.env,
+        PORT: String(service.port),
+        MANAGEMENT_PORT: String(service.managementPort),
+      },
       stdio: ['ignore', 'inherit', 'inherit'],
     },
   );
@@ -126,7 +134,12 @@ const ready = async (service: (typeof services)[number]) => {
     );
     if (ok) return;
     if (Date.now() > deadline) {
-      console.error(`${service.name} did not become ready`);
+      // the public /readyz names no check: the management port says which one fails
+      const report = await fetch(`${managementUrl(service.offset)}/readyz`).then(
+        (r) => r.text(),
+        (e: Error) => e.message,
+      );
+      console.error(`${service.name} did not become ready: ${report}`);
       await stopAll(1);
     }
     await sleep(200);
@@ -142,11 +155,17 @@ for (const service of rest) start(service);
 for (const service of rest) await ready(service);
 console.log(`\nGrantline is running. Issuer: ${issuer}`);
 console.log(`  metadata:      ${issuer}/.well-known/oauth-authorization-server`);
-console.log(`  registration:  ${url(1)}/oauth2/register   (initial access token = GRANTLINE_ADMIN_TOKEN)`);
+console.log(
+  `  registration:  ${url(1)}/oauth2/register   (Bearer an initial access token: POST /admin/initial-access-tokens)`,
+);
 console.log(`  token:         ${url(2)}/oauth2/token`);
 console.log(
   `  authorize:     ${issuer}/oauth2/authorize   (sign-in at /login, consent at ${url(3)}/consent)`,
 );
 console.log(
-  `  admin API:     ${url(1)}/admin   (Bearer GRANTLINE_ADMIN_TOKEN; development value in .grantline/dev-secrets.json)`,
+  `  admin API:     ${managementUrl(1)}/admin   (Bearer GRANTLINE_ADMIN_TOKEN; development value in .grantline/dev-secrets.json)`,
+);
+console.log(`  key rotation:  ${managementUrl(2)}/admin/keys/rotate`);
+console.log(
+  `  management:    ${services.map((s) => `${s.name} ${managementUrl(s.offset)}`).join(', ')}   (/metrics, /readyz with every check)`,
 );

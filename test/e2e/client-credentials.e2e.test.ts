@@ -225,7 +225,7 @@ describe('client credentials, end to end with a certified client library', () =>
     const before = await clientCredentials({ client_id: reg.client_id }, auth);
     const oldKid = decodeProtectedHeader(before.access_token).kid;
 
-    const rotated = await fetch(`${stack.tokenUrl}/admin/keys/rotate`, {
+    const rotated = await fetch(`${stack.tokenManagementUrl}/admin/keys/rotate`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
     });
@@ -248,11 +248,12 @@ describe('client credentials, end to end with a certified client library', () =>
 
   it('makes a newly registered client usable within 1 s (p99 of 20 registrations)', async () => {
     const delays: number[] = [];
+    const initialAccessToken = await stack.initialAccessToken();
     for (let i = 0; i < 20; i++) {
       const started = Date.now();
       const res = await fetch(`${stack.registryUrl}/oauth2/register`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${initialAccessToken}`, 'content-type': 'application/json' },
         body: JSON.stringify({ grant_types: ['client_credentials'], scope: 'accounting.read' }),
       });
       const reg = (await res.json()) as { client_id: string; client_secret: string };

@@ -2,21 +2,38 @@ import { eventually } from '@grantline/testing';
 import type pg from 'pg';
 
 /**
- * The registry's admin API and RFC 7591 registration as tests and benchmarks use them, each call
- * resolving once the other services have seen its effect (scopes in the metadata, the client in the
- * token service's projection).
+ * The registry's admin API (on its management port) and RFC 7591 registration as tests and
+ * benchmarks use them, each call resolving once the other services have seen its effect (scopes in
+ * the metadata, the client in the token service's projection).
  */
 export const registryAdmin = (options: {
   issuer: string;
   registryUrl: string;
+  /** the registry's management listener, where `/admin` is served */
+  registryManagementUrl: string;
   adminToken: string;
   pool: pg.Pool;
 }) => {
   const headers = { authorization: `Bearer ${options.adminToken}`, 'content-type': 'application/json' };
-  const admin = (path: string, body: unknown, method = 'POST') =>
-    fetch(`${options.registryUrl}/admin${path}`, { method, headers, body: JSON.stringify(body) });
+  const admin = (path: string, body?: unknown, method = 'POST') =>
+    fetch(`${options.registryManagementUrl}/admin${path}`, {
+      method,
+      headers,
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+  let issued: Promise<string> | undefined;
+  /** an RFC 7591 initial access token, issued once through the admin API */
+  const initialAccessToken = () => {
+    issued ??= (async () => {
+      const res = await admin('/initial-access-tokens', { description: 'tests' });
+      if (res.status !== 201) throw new Error(`initial access token: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { initial_access_token: string }).initial_access_token;
+    })();
+    return issued;
+  };
   return {
     admin,
+    initialAccessToken,
     /** defines scopes and waits until the authorization server's metadata lists them */
     defineScopes: async (scopes: Record<string, string>) => {
       for (const [name, description] of Object.entries(scopes)) {
@@ -37,7 +54,10 @@ export const registryAdmin = (options: {
     register: async (metadata: Record<string, unknown>) => {
       const res = await fetch(`${options.registryUrl}/oauth2/register`, {
         method: 'POST',
-        headers,
+        headers: {
+          authorization: `Bearer ${await initialAccessToken()}`,
+          'content-type': 'application/json',
+        },
         body: JSON.stringify(metadata),
       });
       const body = (await res.json()) as Record<string, string>;

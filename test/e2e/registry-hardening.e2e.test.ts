@@ -1,7 +1,7 @@
 import { eventually } from '@grantline/testing';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { basic, type Stack, startStack, tokenRequest } from './stack.ts';
+import { ADMIN_TOKEN, basic, type Stack, startStack, tokenRequest } from './stack.ts';
 
 const API = 'https://api.example.com/ledger';
 
@@ -227,5 +227,103 @@ describe('registry hardening: what a client may change about itself, and who may
       error: 'invalid_client_metadata',
     });
     expect((await stack.admin('/clients/cl_nobody', codeClient, 'PUT')).status).toBe(404);
+  });
+
+  const registerWith = (token: string) =>
+    fetch(`${stack.registryUrl}/oauth2/register`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_types: ['client_credentials'], scope: 'ledger.read' }),
+    });
+
+  it('finding 6: the admin token is not an initial access token (401 at /oauth2/register)', async () => {
+    const res = await registerWith(ADMIN_TOKEN);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({
+      error: 'invalid_token',
+      error_description: 'initial access token required',
+    });
+  });
+
+  it('finding 6: an initial access token registers clients until it is revoked on its own, then gets 401', async () => {
+    const issue = async (description: string) => {
+      const res = await stack.admin('/initial-access-tokens', { description });
+      expect(res.status).toBe(201);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      return (await res.json()) as { id: string; initial_access_token: string };
+    };
+    const partner = await issue('partner onboarding');
+    const other = await issue('internal apps');
+    expect(partner.initial_access_token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+
+    const registered = await registerWith(partner.initial_access_token);
+    expect(registered.status).toBe(201);
+    const { client_id } = (await registered.json()) as { client_id: string };
+    const { rows } = await stack.db.pool.query(
+      `SELECT type, data FROM registry.events WHERE stream_id IN ($1, 'initial-access-tokens') ORDER BY position`,
+      [`client-${client_id}`],
+    );
+    expect(rows.find((r) => r.type === 'ClientRegistered')?.data.initialAccessTokenId).toBe(partner.id);
+    expect(rows.find((r) => r.data.tokenId === partner.id)?.data.tokenDigest).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(JSON.stringify(rows)).not.toContain(partner.initial_access_token);
+
+    expect((await stack.admin(`/initial-access-tokens/${partner.id}`, undefined, 'DELETE')).status).toBe(204);
+    const refused = await registerWith(partner.initial_access_token);
+    expect(refused.status).toBe(401);
+    expect((await registerWith(other.initial_access_token)).status).toBe(201);
+
+    const listed = await stack.admin('/initial-access-tokens', undefined, 'GET');
+    const text = await listed.text();
+    expect(text).not.toContain(partner.initial_access_token);
+    expect(text).not.toContain(other.initial_access_token);
+    const { initial_access_tokens } = JSON.parse(text) as {
+      initial_access_tokens: Record<string, unknown>[];
+    };
+    expect(initial_access_tokens).toEqual(
+      expect.arrayContaining([
+        {
+          id: partner.id,
+          description: 'partner onboarding',
+          issued_at: expect.any(Number),
+          status: 'revoked',
+        },
+        { id: other.id, description: 'internal apps', issued_at: expect.any(Number), status: 'active' },
+      ]),
+    );
+    expect((await stack.admin('/initial-access-tokens/iat_nobody', undefined, 'DELETE')).status).toBe(404);
+  });
+
+  it('finding 6: /admin and /metrics are 404 on the public port and served on the management port', async () => {
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
+    for (const [url, init] of [
+      [`${stack.registryUrl}/admin/organisations`, { method: 'POST', headers: admin, body: '{"name":"x"}' }],
+      [`${stack.registryUrl}/admin/initial-access-tokens`, { headers: admin }],
+      [`${stack.tokenUrl}/admin/keys/rotate`, { method: 'POST', headers: admin }],
+      [`${stack.registryUrl}/metrics`, {}],
+      [`${stack.tokenUrl}/metrics`, {}],
+    ] as const) {
+      expect((await fetch(url, init)).status, url).toBe(404);
+    }
+    expect(
+      (await fetch(`${stack.registryManagementUrl}/admin/initial-access-tokens`, { headers: admin })).status,
+    ).toBe(200);
+    for (const url of [stack.registryManagementUrl, stack.tokenManagementUrl]) {
+      const metrics = await fetch(`${url}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toMatch(/^# (HELP|TYPE) /m);
+    }
+  });
+
+  it('finding 6: the public /readyz says ready or not and names nothing internal; the management port details it', async () => {
+    for (const url of [stack.registryUrl, stack.tokenUrl, stack.issuer, stack.consentUrl]) {
+      const res = await fetch(`${url}/readyz`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: 'ready' });
+    }
+    const detailed = await fetch(`${stack.tokenManagementUrl}/readyz`);
+    expect(await detailed.json()).toMatchObject({
+      status: 'ready',
+      checks: { postgres: 'ok', redis: 'ok' },
+    });
   });
 });

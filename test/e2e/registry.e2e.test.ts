@@ -9,10 +9,13 @@ describe('registry: RFC 7591/7592 registration and the admin API', () => {
   });
   afterAll(() => stack?.stop());
 
-  const register = (body: unknown, token = ADMIN_TOKEN) =>
+  const register = async (body: unknown, token?: string) =>
     fetch(`${stack.registryUrl}/oauth2/register`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${token ?? (await stack.initialAccessToken())}`,
+        'content-type': 'application/json',
+      },
       body: JSON.stringify(body),
     });
 
@@ -165,7 +168,7 @@ describe('registry: RFC 7591/7592 registration and the admin API', () => {
   });
 
   it('answers admin calls without the admin token with an RFC 7807 401', async () => {
-    const res = await fetch(`${stack.registryUrl}/admin/organisations`, {
+    const res = await fetch(`${stack.registryManagementUrl}/admin/organisations`, {
       method: 'POST',
       body: '{}',
       headers: { 'content-type': 'application/json' },
@@ -243,7 +246,7 @@ describe('registry: RFC 7591/7592 registration and the admin API', () => {
   });
 
   it('answers malformed JSON and oversized bodies with problems, not 500s', async () => {
-    const malformed = await fetch(`${stack.registryUrl}/admin/organisations`, {
+    const malformed = await fetch(`${stack.registryManagementUrl}/admin/organisations`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
       body: '{"name":',
@@ -253,7 +256,10 @@ describe('registry: RFC 7591/7592 registration and the admin API', () => {
     expect(big.status).toBe(413);
     const badRegistration = await fetch(`${stack.registryUrl}/oauth2/register`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${await stack.initialAccessToken()}`,
+        'content-type': 'application/json',
+      },
       body: '[1,',
     });
     expect(badRegistration.status).toBe(400);

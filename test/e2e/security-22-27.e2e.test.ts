@@ -223,7 +223,7 @@ describe('security checklist, items 22 to 27', () => {
     const publicClient = await fetch(`${stack.registryUrl}/oauth2/register`, {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${(await import('./stack.ts')).ADMIN_TOKEN}`,
+        authorization: `Bearer ${await stack.initialAccessToken()}`,
         'content-type': 'application/json',
       },
       body: JSON.stringify({ grant_types: ['client_credentials'], token_endpoint_auth_method: 'none' }),

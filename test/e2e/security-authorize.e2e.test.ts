@@ -14,7 +14,7 @@ import {
   runFlow,
   type Tenant,
 } from './flow.ts';
-import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
+import { type Stack, startStack } from './stack.ts';
 
 /**
  * ../shared/research/security.md items 1 to 9, 11 to 16 and 42 to 44 (authorization endpoint, redirects,
@@ -172,7 +172,7 @@ describe('security checklist: authorization endpoint, PKCE, login and consent pa
     const res = await fetch(`${stack.registryUrl}/oauth2/register`, {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${ADMIN_TOKEN}`,
+        authorization: `Bearer ${await stack.initialAccessToken()}`,
         'content-type': 'application/json',
       },
       body: JSON.stringify({ redirect_uris: ['http://app.example/cb'], token_endpoint_auth_method: 'none' }),

@@ -33,6 +33,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     REDIS_URL: infra.redisUrl,
     KAFKA_TOPIC_PREFIX: topicPrefix,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    MANAGEMENT_PORT: '0',
     GRANTLINE_ADMIN_TOKEN: ADMIN_TOKEN,
     GRANTLINE_ISSUER: issuer,
     GRANTLINE_FLOW_SECRET: FLOW_SECRET,
@@ -74,13 +75,23 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     }),
     { onCrash },
   );
-  const registryApi = registryAdmin({ issuer, registryUrl, adminToken: ADMIN_TOKEN, pool: db.pool });
+  const registryApi = registryAdmin({
+    issuer,
+    registryUrl,
+    registryManagementUrl: registry.managementUrl,
+    adminToken: ADMIN_TOKEN,
+    pool: db.pool,
+  });
   return {
     db,
     topicPrefix,
     issuer,
     registryUrl,
+    /** the registry's management listener: `/admin`, `/metrics`, detailed `/readyz` */
+    registryManagementUrl: registry.managementUrl,
     tokenUrl,
+    /** the token service's management listener (`/admin/keys/rotate`) */
+    tokenManagementUrl: token.managementUrl,
     consentUrl,
     token,
     ...registryApi,

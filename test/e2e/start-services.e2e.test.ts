@@ -6,13 +6,15 @@ import { describe, expect, inject, it } from 'vitest';
 describe('pnpm start:services', () => {
   it('starts every service as its own process, serves discovery, and stops cleanly on SIGTERM', async () => {
     const infra = inject('infra');
-    const base = await freePorts(4);
+    const base = await freePorts(8);
+    const management = base + 4;
     const database = uniqueName('start');
     const started = spawnScript('scripts/start-services.ts', {
       DATABASE_URL: infra.databaseUrl,
       KAFKA_BROKERS: infra.kafkaBrokers.join(','),
       REDIS_URL: infra.redisUrl,
       GRANTLINE_BASE_PORT: String(base),
+      GRANTLINE_MANAGEMENT_BASE_PORT: String(management),
       GRANTLINE_DATABASE: database,
       KAFKA_TOPIC_PREFIX: `${uniqueName('start')}.`,
       LOG_LEVEL: 'warn',
@@ -32,12 +34,18 @@ describe('pnpm start:services', () => {
       expect((await fetch(`http://127.0.0.1:${base + 2}/oauth2/jwks`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${base + 1}/readyz`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${base + 3}/readyz`)).status).toBe(200);
+      // the admin API and metrics live on the management ports, which it prints
+      expect(started.output()).toContain(`admin API:     http://127.0.0.1:${management + 1}/admin`);
+      expect((await fetch(`http://127.0.0.1:${base + 1}/admin/scopes`)).status).toBe(404);
+      expect((await fetch(`http://127.0.0.1:${management + 1}/admin/scopes`)).status).toBe(401);
+      expect((await fetch(`http://127.0.0.1:${management + 2}/metrics`)).status).toBe(200);
       expect(meta.grant_management_endpoint).toBe(`http://127.0.0.1:${base + 3}/oauth2/grants`);
     } finally {
       started.child.kill('SIGTERM');
     }
     expect(await started.exited).toBe(0);
     expect(await portOpen(base)).toBe(false);
+    expect(await portOpen(management)).toBe(false);
     const admin = new pg.Client({ connectionString: infra.databaseUrl });
     await admin.connect();
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);

@@ -222,7 +222,7 @@ describe('token endpoint: bad input', () => {
   });
 
   it('protects the key rotation endpoint', async () => {
-    const res = await fetch(`${stack.tokenUrl}/admin/keys/rotate`, {
+    const res = await fetch(`${stack.tokenManagementUrl}/admin/keys/rotate`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}x` },
     });

@@ -33,7 +33,9 @@ async function main() {
   const database = uniqueName('bench');
   let db: pg.Pool | undefined;
   try {
-    const base = await freePorts(4);
+    // four public ports, then the four management ports
+    const base = await freePorts(8);
+    const managementBase = base + 4;
     const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
     await spawnTs(
       'scripts/start-services.ts',
@@ -42,6 +44,7 @@ async function main() {
         KAFKA_BROKERS: infra.kafkaBrokers.join(','),
         REDIS_URL: infra.redisUrl,
         GRANTLINE_BASE_PORT: String(base),
+        GRANTLINE_MANAGEMENT_BASE_PORT: String(managementBase),
         GRANTLINE_DATABASE: database,
         KAFKA_TOPIC_PREFIX: `${database}.`,
         GRANTLINE_ADMIN_TOKEN: adminToken,
@@ -69,7 +72,13 @@ async function main() {
       tokenUrl: tokenOrigin,
       consentUrl,
       db: { pool },
-      ...registryAdmin({ issuer, registryUrl, adminToken, pool }),
+      ...registryAdmin({
+        issuer,
+        registryUrl,
+        registryManagementUrl: `http://127.0.0.1:${managementBase + 1}`,
+        adminToken,
+        pool,
+      }),
     } as unknown as Stack;
     const tenant: Tenant = await createTenant(stack);
     const client = tenant.client as { client_id: string; client_secret: string };

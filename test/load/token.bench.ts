@@ -11,7 +11,9 @@ const { children, spawnTs } = childProcesses();
 const { infra, stop } = await resolveInfrastructure();
 const database = uniqueName('bench');
 try {
-  const base = await freePorts(4);
+  // four public ports, then the four management ports
+  const base = await freePorts(8);
+  const managementBase = base + 4;
   const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
   await spawnTs(
     'scripts/start-services.ts',
@@ -20,6 +22,7 @@ try {
       KAFKA_BROKERS: infra.kafkaBrokers.join(','),
       REDIS_URL: infra.redisUrl,
       GRANTLINE_BASE_PORT: String(base),
+      GRANTLINE_MANAGEMENT_BASE_PORT: String(managementBase),
       GRANTLINE_DATABASE: database,
       KAFKA_TOPIC_PREFIX: `${database}.`,
       GRANTLINE_ADMIN_TOKEN: adminToken,
@@ -29,17 +32,21 @@ try {
     'Grantline is running',
   );
   const registry = `http://127.0.0.1:${base + 1}`;
+  const registryAdmin = `http://127.0.0.1:${managementBase + 1}/admin`;
   const tokenUrl = `http://127.0.0.1:${base + 2}/oauth2/token`;
   const json = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
-  await fetch(`${registry}/admin/scopes`, {
+  await fetch(`${registryAdmin}/scopes`, {
     method: 'POST',
     headers: json,
     body: JSON.stringify({ name: 'api.read', description: 'Read the API' }),
   });
+  const { initial_access_token } = (await (
+    await fetch(`${registryAdmin}/initial-access-tokens`, { method: 'POST', headers: json, body: '{}' })
+  ).json()) as { initial_access_token: string };
   const client = (await (
     await fetch(`${registry}/oauth2/register`, {
       method: 'POST',
-      headers: json,
+      headers: { authorization: `Bearer ${initial_access_token}`, 'content-type': 'application/json' },
       body: JSON.stringify({
         grant_types: ['client_credentials'],
         scope: 'api.read',

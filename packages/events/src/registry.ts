@@ -34,6 +34,8 @@ export const registryEventSchemas = {
     secretDigest: Digest.optional(),
     registrationTokenDigest: Digest,
     issuedAt: z.number().int(),
+    /** the RFC 7591 initial access token it was registered with (absent in events older than this field) */
+    initialAccessTokenId: Id.optional(),
   }),
   ClientMetadataUpdated: z.strictObject({
     clientId: Id,
@@ -44,6 +46,16 @@ export const registryEventSchemas = {
   ClientSecretRotated: z.strictObject({ clientId: Id, secretDigest: Digest }),
   ClientDisabled: z.strictObject({ clientId: Id }),
   ClientDeleted: z.strictObject({ clientId: Id }),
+  /** an RFC 7591 initial access token, issued by an administrator (stream `initial-access-tokens`) */
+  InitialAccessTokenIssued: z.strictObject({
+    tokenId: Id,
+    tokenDigest: Digest,
+    /** what it is for, as the administrator put it */
+    description: z.string().max(200).optional(),
+    issuedAt: z.number().int(),
+  }),
+  /** revoked: registration with it is refused from now on (clients it registered stay) */
+  InitialAccessTokenRevoked: z.strictObject({ tokenId: Id }),
   OrganisationCreated: z.strictObject({ organisationId: Id, name: z.string().min(1).max(200) }),
   /** claims a username for a user id (stream `username-<name>`), so usernames stay unique */
   UsernameClaimed: z.strictObject({ username: z.string().min(1).max(100), userId: Id }),

@@ -12,7 +12,13 @@ export class ConfigError extends Error {
 export const baseConfigSchema = z.object({
   /** HTTP port of the service (0 picks a free one) */
   PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
-  /** address to listen on */
+  /**
+   * HTTP port of the management listener: `/admin/...`, `/metrics`, detailed `/readyz`. Keep it off
+   * the public ingress. Default PORT + 1000 (9080 with the default PORT); 0 picks a free one (the
+   * default when PORT is 0)
+   */
+  MANAGEMENT_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
+  /** address to listen on (both listeners) */
   HOST: z.string().default('127.0.0.1'),
   /** pino level: fatal, error, warn, info, debug, trace */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

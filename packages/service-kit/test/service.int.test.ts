@@ -33,22 +33,26 @@ const start = (
   });
 
 describe('service bootstrap', () => {
-  it('reports liveness, and readiness per dependency', async () => {
+  it('reports liveness, and readiness per dependency only on the management port', async () => {
     let redisUp = false;
     const svc = await start({
       postgres: async () => {},
-      redis: async () => (redisUp ? 'PONG' : Promise.reject(new Error('ECONNREFUSED'))),
+      redis: async () => (redisUp ? 'PONG' : Promise.reject(new Error('ECONNREFUSED 10.0.0.7:6379'))),
     });
     try {
       expect(await (await fetch(`${svc.url}/healthz`)).json()).toEqual({ status: 'ok' });
-      const notReady = await fetch(`${svc.url}/readyz`);
+      const notReady = await fetch(`${svc.managementUrl}/readyz`);
       expect(notReady.status).toBe(503);
       expect(await notReady.json()).toEqual({
         status: 'not ready',
-        checks: { postgres: 'ok', redis: 'unavailable: ECONNREFUSED' },
+        checks: { postgres: 'ok', redis: 'unavailable: ECONNREFUSED 10.0.0.7:6379' },
       });
+      const publicNotReady = await fetch(`${svc.url}/readyz`);
+      expect(publicNotReady.status).toBe(503);
+      expect(await publicNotReady.json()).toEqual({ status: 'not ready' });
       redisUp = true;
-      expect((await fetch(`${svc.url}/readyz`)).status).toBe(200);
+      expect((await fetch(`${svc.managementUrl}/readyz`)).status).toBe(200);
+      expect(await (await fetch(`${svc.url}/readyz`)).json()).toEqual({ status: 'ready' });
     } finally {
       await svc.stop();
     }
@@ -78,12 +82,13 @@ describe('service bootstrap', () => {
     }
   });
 
-  it('serves Prometheus metrics', async () => {
+  it('serves Prometheus metrics on the management port only', async () => {
     metrics.getMeter('t').createCounter('grantline.test.counter').add(3);
     const svc = await start({});
     try {
-      const text = await (await fetch(`${svc.url}/metrics`)).text();
+      const text = await (await fetch(`${svc.managementUrl}/metrics`)).text();
       expect(text).toMatch(/grantline_test_counter(_total)?(\{[^}]*\})? 3/);
+      expect((await fetch(`${svc.url}/metrics`)).status).toBe(404);
     } finally {
       await svc.stop();
     }
@@ -129,5 +134,6 @@ describe('service bootstrap', () => {
     expect(await inFlight).toEqual({ done: true });
     expect(order).toEqual(['flush relay', 'disconnect']);
     await expect(fetch(`${svc.url}/healthz`)).rejects.toThrow();
+    await expect(fetch(`${svc.managementUrl}/healthz`)).rejects.toThrow();
   });
 });

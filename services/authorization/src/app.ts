@@ -53,6 +53,7 @@ export const startAuthorization = async (
   const service = await startService({
     name: 'authorization',
     port: config.PORT,
+    managementPort: config.MANAGEMENT_PORT,
     host: config.HOST,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,

@@ -121,6 +121,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
   const service = await startService({
     name: 'consent',
     port: config.PORT,
+    managementPort: config.MANAGEMENT_PORT,
     host: config.HOST,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,

@@ -65,6 +65,7 @@ export const startRegistry = async (config: RegistryConfig) => {
   const service = await startService({
     name: 'registry',
     port: config.PORT,
+    managementPort: config.MANAGEMENT_PORT,
     host: config.HOST,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
@@ -77,6 +78,8 @@ export const startRegistry = async (config: RegistryConfig) => {
       app.put('/oauth2/register/:client_id', json, handle(updateClientEndpoint(deps)));
       app.delete('/oauth2/register/:client_id', handle(deleteClientEndpoint(deps)));
       app.use('/oauth2', oauthErrorBoundary(log));
+    },
+    managementRoutes: (app) => {
       app.use('/admin', adminRouter(deps));
     },
   });

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ClientRuleViolation, type ClientState, clientDecider, type Metadata } from '../src/domain/client.ts';
 import { userDecider } from '../src/domain/directory.ts';
+import {
+  InitialAccessTokenNotFound,
+  initialAccessTokensDecider as iat,
+} from '../src/domain/initial-access-tokens.ts';
 import { parseClientMetadata } from '../src/domain/metadata.ts';
 
 const metadata: Metadata = {
@@ -111,6 +115,25 @@ describe('client decider (given events, when command, then events)', () => {
     const deleted = given([registered, { type: 'ClientDeleted', data: { clientId: 'c1' } }]);
     expect(() => clientDecider.decide({ type: 'Disable' }, deleted)).toThrow(/deleted/);
     expect(() => clientDecider.decide({ type: 'Disable' }, given([]))).toThrow(/unknown client/);
+  });
+});
+
+describe('initial access tokens', () => {
+  it('issues tokens and revokes each on its own, once', () => {
+    const issued = [
+      ...iat.decide({ type: 'Issue', tokenId: 'i1', tokenDigest: D, description: 'partners', now: 1 }, []),
+      ...iat.decide({ type: 'Issue', tokenId: 'i2', tokenDigest: D, now: 2 }, []),
+    ];
+    const state = issued.reduce(iat.evolve, iat.initialState());
+    const revoked = iat.decide({ type: 'Revoke', tokenId: 'i1' }, state);
+    expect(revoked).toEqual([{ type: 'InitialAccessTokenRevoked', data: { tokenId: 'i1' } }]);
+    const after = revoked.reduce(iat.evolve, state);
+    expect(after.map((t) => [t.tokenId, t.revoked, t.description])).toEqual([
+      ['i1', true, 'partners'],
+      ['i2', false, undefined],
+    ]);
+    expect(iat.decide({ type: 'Revoke', tokenId: 'i1' }, after)).toEqual([]);
+    expect(() => iat.decide({ type: 'Revoke', tokenId: 'nope' }, after)).toThrow(InitialAccessTokenNotFound);
   });
 });
 

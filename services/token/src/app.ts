@@ -91,6 +91,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
   const service = await startService({
     name: 'token',
     port: config.PORT,
+    managementPort: config.MANAGEMENT_PORT,
     host: config.HOST,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
@@ -134,8 +135,10 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
         }),
       );
       app.get('/oauth2/jwks', jwksEndpoint(keys));
-      app.post('/admin/keys/rotate', rotateKeysEndpoint(keys, config.GRANTLINE_ADMIN_TOKEN));
       app.use('/oauth2', oauthErrorBoundary(log));
+    },
+    managementRoutes: (app) => {
+      app.post('/admin/keys/rotate', rotateKeysEndpoint(keys, config.GRANTLINE_ADMIN_TOKEN));
     },
   });
   tokenEndpointUrl ||= `${service.url}/oauth2/token`;

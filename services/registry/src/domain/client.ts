@@ -25,6 +25,8 @@ export type ClientCommand =
       metadata: Metadata;
       secretDigest?: string;
       registrationTokenDigest: string;
+      /** the initial access token that authorized the registration */
+      initialAccessTokenId?: string;
       now: number;
     }
   | {
@@ -118,6 +120,7 @@ export const decideClient = (command: ClientCommand, state: ClientState): Client
           ...(command.secretDigest && { secretDigest: command.secretDigest }),
           registrationTokenDigest: command.registrationTokenDigest,
           issuedAt: command.now,
+          ...(command.initialAccessTokenId && { initialAccessTokenId: command.initialAccessTokenId }),
         },
       },
     ];

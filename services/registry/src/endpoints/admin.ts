@@ -11,7 +11,9 @@ import {
   streams,
   userDecider,
 } from '../domain/directory.ts';
+import { InitialAccessTokenNotFound } from '../domain/initial-access-tokens.ts';
 import { clientAdminRoutes } from './admin-clients.ts';
+import { initialAccessTokenRoutes } from './admin-initial-access-tokens.ts';
 import { BadInput, parse, wrap } from './admin-input.ts';
 import { bearerMatches } from './auth.ts';
 import type { RegistryDeps } from './deps.ts';
@@ -158,9 +160,11 @@ export const adminRouter = (deps: RegistryDeps): Router => {
   );
 
   clientAdminRoutes(router, deps);
+  initialAccessTokenRoutes(router, deps);
 
   router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (error instanceof BadInput) return problem(res, 400, 'Bad Request', error.message);
+    if (error instanceof InitialAccessTokenNotFound) return problem(res, 404, 'Not Found', error.message);
     // client metadata is checked as in RFC 7591; its error code travels as an extension member
     if (error instanceof OAuthError)
       return problem(res, 400, 'Bad Request', error.message, { error: error.error });

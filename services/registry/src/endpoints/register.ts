@@ -4,13 +4,17 @@ import type { Request, Response } from 'express';
 import { clientDecider, usesSecret } from '../domain/client.ts';
 import { streams } from '../domain/directory.ts';
 import { parseClientMetadata, renderClientMetadata } from '../domain/metadata.ts';
-import { bearerMatches, sha256 } from './auth.ts';
+import { initialAccessTokenOf, sha256 } from './auth.ts';
 import type { RegistryDeps } from './deps.ts';
 import { invalidToken } from './deps.ts';
 
-/** RFC 7591 §3: dynamic client registration, guarded by the initial access token. */
+/**
+ * RFC 7591 §3: dynamic client registration, guarded by a live initial access token (one the admin
+ * API issued and has not revoked; the admin token itself is not one).
+ */
 export const registerEndpoint = (deps: RegistryDeps) => async (req: Request, res: Response) => {
-  if (!bearerMatches(req, deps.adminTokenDigest)) return invalidToken(res, 'initial access token required');
+  const initialAccessTokenId = await initialAccessTokenOf(deps.store, req);
+  if (!initialAccessTokenId) return invalidToken(res, 'initial access token required');
   const metadata = await parseClientMetadata(req.body, deps.definedScopes).check();
   const clientId = `cl_${randomToken(16)}`;
   const secret = usesSecret(metadata.tokenEndpointAuthMethod) ? randomToken(32) : undefined;
@@ -25,6 +29,7 @@ export const registerEndpoint = (deps: RegistryDeps) => async (req: Request, res
       metadata,
       ...(secret && { secretDigest: sha256(secret) }),
       registrationTokenDigest: sha256(registrationToken),
+      initialAccessTokenId,
       now,
     },
     clientDecider,
