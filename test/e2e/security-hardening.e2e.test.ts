@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTenant, redeem, refresh, runFlow } from './flow.ts';
-import { ADMIN_TOKEN, basic, type Stack, startStack, tokenRequest } from './stack.ts';
+import { basic, type Stack, startStack, tokenRequest } from './stack.ts';
 
 /**
  * A form POST from a chosen loopback source address (Linux routes all of 127.0.0.0/8 to lo), so one
@@ -181,7 +181,10 @@ describe('hardening review findings, through the running services', () => {
     const registerNow = async () => {
       const res = await fetch(`${stack.registryUrl}/oauth2/register`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        headers: {
+          authorization: `Bearer ${await stack.initialAccessToken()}`,
+          'content-type': 'application/json',
+        },
         body: JSON.stringify({ grant_types: ['client_credentials'], scope: 'ledger.read' }),
       });
       expect(res.status).toBe(201);
