@@ -287,12 +287,18 @@ export class KafkaMessageBus implements MessageBus {
   private admin: Promise<Admin> | undefined;
 
   /**
-   * Waits until every consumer group of this deployment that is currently consuming `logical` has
-   * committed past what the topic holds now: a writer's read-your-writes across services (the
-   * registry answers once every service that projects clients has applied the change). Groups in a
-   * rebalance or without members are not waited for. Resolves true when caught up, false on timeout.
+   * Waits until every consumer group of this deployment that is currently consuming `logical` with
+   * a member whose Kafka client id starts with `clientIdPrefix` (Grantline's own services, not a
+   * resource team's subscriber) has committed past what the topic holds now: a writer's
+   * read-your-writes across services (the registry answers once every service that projects clients
+   * has applied the change). Groups in a rebalance or without members are not waited for. Resolves
+   * true when caught up, false on timeout.
    */
-  async awaitSubscribers(logical: string, timeoutMs: number): Promise<boolean> {
+  async awaitSubscribers(
+    logical: string,
+    timeoutMs: number,
+    clientIdPrefix = 'grantline-',
+  ): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     this.admin ??= (async () => {
       const admin = this.kafka.admin();
@@ -313,6 +319,7 @@ export class KafkaMessageBus implements MessageBus {
         (g) =>
           g.state === 'Stable' &&
           g.members.some((m) => {
+            if (!m.clientId.startsWith(clientIdPrefix)) return false;
             const assigned = AssignerProtocol.MemberAssignment.decode(m.memberAssignment);
             return assigned !== null && topic in assigned.assignment;
           }),
