@@ -48,7 +48,7 @@ export const tokenConfigSchema = baseConfigSchema
       .min(60)
       .default(365 * 86_400),
     /** how long a refresh waits for the grant or user to reach this service's projections before refusing */
-    PROJECTION_CATCH_UP_MS: z.coerce.number().int().min(0).max(30_000).default(2_000),
+    PROJECTION_CATCH_UP_MS: z.coerce.number().int().min(0).max(30_000).default(5_000),
     /** failed client authentications per client id per minute before a lock-out */
     CLIENT_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(10),
     /** development only: a client's jwks_uri may name loopback, private and link-local addresses */
