@@ -10,8 +10,15 @@ import { basic, type Stack, tokenRequest } from './stack.ts';
 export class Agent {
   readonly cookies = new Map<string, string>();
 
-  async request(url: string, init: { method?: string; form?: Record<string, string | string[]> } = {}) {
-    const headers: Record<string, string> = {};
+  async request(
+    url: string,
+    init: {
+      method?: string;
+      form?: Record<string, string | string[]>;
+      headers?: Record<string, string>;
+    } = {},
+  ) {
+    const headers: Record<string, string> = { ...init.headers };
     if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     let body: string | undefined;
     if (init.form) {

@@ -54,6 +54,7 @@ async function main() {
         // in flight, so lift them (the benchmark measures the flow, not the lock-out)
         LOGIN_FAILURES_PER_USERNAME: '1000000',
         LOGIN_FAILURES_PER_ADDRESS: '1000000',
+        LOGIN_FAILURES_GLOBAL: '1000000',
         LOG_LEVEL: 'warn',
       },
       'Grantline is running',

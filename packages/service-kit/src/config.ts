@@ -1,3 +1,4 @@
+import express from 'express';
 import { z } from 'zod';
 
 /** A configuration that cannot start a service: every bad or missing variable, by name. */
@@ -7,6 +8,22 @@ export class ConfigError extends Error {
     super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
 }
+
+const list = (s: string) =>
+  s
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+
+/** Whether express's `trust proxy` (proxy-addr) accepts `entry`: it parses the list at `set` time. */
+const trustable = (entry: string) => {
+  try {
+    express().set('trust proxy', [entry]);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** Settings every service shares. Each key: what it is for, and a default or a clear error. */
 export const baseConfigSchema = z.object({
@@ -27,12 +44,7 @@ export const baseConfigSchema = z.object({
   /** comma-separated Kafka bootstrap brokers, host:port */
   KAFKA_BROKERS: z
     .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((b) => b.trim())
-        .filter(Boolean),
-    )
+    .transform(list)
     .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1, 'at least one broker')),
   /** Redis connection string (revocation cache, shared rate limits); required by the services that use it */
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
@@ -43,6 +55,21 @@ export const baseConfigSchema = z.object({
     .string()
     .regex(/^[a-zA-Z0-9._-]*$/)
     .default(''),
+  /**
+   * The reverse proxies (gateway, ingress controller, load balancer) whose `X-Forwarded-For` is
+   * believed, comma-separated: addresses, CIDR ranges, or `loopback`, `linklocal`, `uniquelocal`.
+   * Default none: the client is the peer of the TCP connection, and a forwarded header is ignored
+   * (anyone can send one; the login limiter counts per client address).
+   */
+  GRANTLINE_TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform(list)
+    .pipe(
+      z.array(
+        z.string().refine(trustable, 'not an IP address, CIDR range or loopback/linklocal/uniquelocal'),
+      ),
+    ),
   /** how long a graceful shutdown may take before the process exits anyway */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
 });

@@ -11,13 +11,21 @@ export const problem = (res: Response, status: number, title: string, detail?: s
     .type('application/problem+json')
     .json({ type: 'about:blank', title, status, ...(detail && { detail }), ...extra });
 
-/** An express app with the settings and request log every listener of a service shares. */
-export const baseApp = (logger: Logger, shuttingDown: () => boolean): Express => {
+/**
+ * An express app with the settings and request log every listener of a service shares. Only the
+ * `trustedProxies` may say who the client is (`X-Forwarded-For`): the services listen on loopback
+ * behind a gateway too, so trusting loopback would let every caller pick its own address.
+ */
+export const baseApp = (
+  logger: Logger,
+  shuttingDown: () => boolean,
+  trustedProxies: readonly string[] = [],
+): Express => {
   const app = express();
   app.disable('x-powered-by');
   // no ETags: API responses are not cached (token responses are no-store), and hashing every body costs
   app.set('etag', false);
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', trustedProxies.length > 0 ? [...trustedProxies] : false);
   app.use((_req, res, next) => {
     // while draining, ask keep-alive clients to reconnect elsewhere so the drain ends promptly
     if (shuttingDown()) res.setHeader('Connection', 'close');

@@ -25,6 +25,8 @@ export interface ServiceOptions {
   /** run in order on shutdown, after the server stopped accepting and drained (flush relay, disconnect) */
   onShutdown?: (() => Promise<unknown>)[];
   shutdownTimeoutMs?: number;
+  /** proxies whose `X-Forwarded-For` sets `req.ip` (GRANTLINE_TRUSTED_PROXIES); none by default */
+  trustedProxies?: readonly string[];
   /** reuse an already started telemetry (tests start several services in one process) */
   telemetry?: Telemetry;
 }
@@ -57,7 +59,7 @@ export const startService = async (options: ServiceOptions): Promise<RunningServ
   const ready = async () =>
     shuttingDown ? { ready: false, checks: {} } : await runChecks(options.readiness);
 
-  const app = baseApp(logger, () => shuttingDown);
+  const app = baseApp(logger, () => shuttingDown, options.trustedProxies);
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -69,7 +71,7 @@ export const startService = async (options: ServiceOptions): Promise<RunningServ
   options.routes(app, logger);
   finishApp(app);
 
-  const management = baseApp(logger, () => shuttingDown);
+  const management = baseApp(logger, () => shuttingDown, options.trustedProxies);
   management.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });

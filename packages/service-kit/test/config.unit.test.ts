@@ -35,6 +35,17 @@ describe('loadConfig', () => {
     expect(problems).toMatch(/^REDIS_URL: must be a redis:\/\/ URL/m);
   });
 
+  it('trusts no proxy by default, and names a malformed trusted proxy at start-up', () => {
+    expect(loadConfig(baseConfigSchema, valid).GRANTLINE_TRUSTED_PROXIES).toEqual([]);
+    expect(
+      loadConfig(baseConfigSchema, { ...valid, GRANTLINE_TRUSTED_PROXIES: '10.0.0.0/8, ::1, uniquelocal' })
+        .GRANTLINE_TRUSTED_PROXIES,
+    ).toEqual(['10.0.0.0/8', '::1', 'uniquelocal']);
+    expect(() =>
+      loadConfig(baseConfigSchema, { ...valid, GRANTLINE_TRUSTED_PROXIES: '10.0.0.1,10.0.0.0/33' }),
+    ).toThrow(/GRANTLINE_TRUSTED_PROXIES: item 1: not an IP address, CIDR range/);
+  });
+
   it('extends with service settings', () => {
     const schema = baseConfigSchema.extend({ ISSUER: z.url() });
     expect(() => loadConfig(schema, valid)).toThrow(/ISSUER is required/);

@@ -8,6 +8,8 @@ export const METRICS = {
   consumerDeadLettered: 'grantline.consumer.dead_lettered',
   consumerLag: 'grantline.consumer.lag',
   projectionLagSeconds: 'grantline.projection.lag',
+  /** attempts a rate limiter refused (attributes: `grantline.limiter`, `grantline.limit`) */
+  limiterRefused: 'grantline.limiter.refused',
 } as const;
 
 export const SPANS = {
@@ -23,4 +25,8 @@ export const ATTRS = {
   relay: 'grantline.relay',
   topic: 'messaging.destination.name',
   partition: 'messaging.destination.partition.id',
+  /** which limiter refused: `login` */
+  limiter: 'grantline.limiter',
+  /** which of its limits: `username`, `address`, `global` */
+  limit: 'grantline.limit',
 } as const;

@@ -41,6 +41,7 @@ export const startAuthorization = async (
     options.onCrash ?? exitOnCrash(logger),
   );
   const redis = connectRedis(config.REDIS_URL, logger);
+  const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}authz:`;
   const people = new People(pool, schema);
   const clients = new ClientDirectory(pool, schema);
   const unwatchClients = clients.watch(logger);
@@ -57,6 +58,7 @@ export const startAuthorization = async (
     host: config.HOST,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    trustedProxies: config.GRANTLINE_TRUSTED_PROXIES,
     readiness: { ...runtime.readiness, redis: () => redis.ping() },
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     onShutdown: [unwatchClients, ...runtime.shutdown, () => redis.quit()],
@@ -110,10 +112,11 @@ export const startAuthorization = async (
     store: runtime.store,
     limiter: loginLimiter(
       redis,
-      `grantline:${config.KAFKA_TOPIC_PREFIX}authz:`,
+      redisPrefix,
       {
         perUsername: config.LOGIN_FAILURES_PER_USERNAME,
         perAddress: config.LOGIN_FAILURES_PER_ADDRESS,
+        global: config.LOGIN_FAILURES_GLOBAL,
         windowSeconds: config.LOGIN_LOCKOUT_SECONDS,
       },
       logger,

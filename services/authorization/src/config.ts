@@ -29,6 +29,12 @@ export const authorizationConfigSchema = baseConfigSchema.extend({
   /** failed sign-ins per username, and per client address, within the window before a lock-out */
   LOGIN_FAILURES_PER_USERNAME: z.coerce.number().int().min(1).default(5),
   LOGIN_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).default(100),
+  /**
+   * failed sign-ins within the window across every username and address, all instances together,
+   * before every sign-in waits for the window to end: the ceiling on a password spray from many
+   * addresses. Set well above the platform's normal rate of mistyped passwords.
+   */
+  LOGIN_FAILURES_GLOBAL: z.coerce.number().int().min(1).default(10_000),
   LOGIN_LOCKOUT_SECONDS: z.coerce.number().int().min(1).default(900),
 });
 

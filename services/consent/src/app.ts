@@ -125,6 +125,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     host: config.HOST,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    trustedProxies: config.GRANTLINE_TRUSTED_PROXIES,
     readiness: { ...runtime.readiness, redis: () => redis.ping() },
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     onShutdown: [unwatchClients, ...runtime.shutdown, () => redis.quit()],

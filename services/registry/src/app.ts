@@ -69,6 +69,7 @@ export const startRegistry = async (config: RegistryConfig) => {
     host: config.HOST,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    trustedProxies: config.GRANTLINE_TRUSTED_PROXIES,
     readiness: runtime.readiness,
     onShutdown: runtime.shutdown,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,

@@ -95,6 +95,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
     host: config.HOST,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    trustedProxies: config.GRANTLINE_TRUSTED_PROXIES,
     readiness: { ...runtime.readiness, redis: () => redis.ping() },
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     onShutdown: [async () => keys.stop(), unwatchClients, ...runtime.shutdown, () => redis.quit()],

@@ -72,7 +72,7 @@ const field = (req: Request, name: string): string | undefined => {
 /**
  * POST /login: checks the CSRF token, the shared lock-out, then the password (scrypt, also for an
  * unknown user, so both cost the same). Success starts a session and answers 303 to consent; every
- * outcome is an event for auditors.
+ * password check's outcome is an event for auditors (an attempt refused by the lock-out is a metric).
  */
 export const loginSubmit =
   (deps: FlowDeps, dummyHash: string): RequestHandler =>
@@ -100,14 +100,14 @@ export const loginSubmit =
           .status(status)
           .type('html')
           .send(loginForm(raw!, field(req, 'csrf_token')!, message));
-      const failed = (reason: 'unknown_user' | 'wrong_password' | 'disabled' | 'locked_out') =>
+      const failed = (reason: 'unknown_user' | 'wrong_password' | 'disabled') =>
         deps.store.append(`login-${usernameDigest}`, 'any', [
           { type: 'LoginFailed', data: { usernameDigest, reason, address: address.slice(0, 100) } },
         ]);
 
+      // a refused attempt is counted in a metric by the limiter, not appended: no unbounded writes
       const locked = await deps.limiter.attempt(username, address);
       if (locked > 0) {
-        await failed('locked_out');
         res.set('Retry-After', String(locked));
         return retry(429, `Too many failed attempts. Try again in ${Math.ceil(locked / 60)} minutes.`);
       }

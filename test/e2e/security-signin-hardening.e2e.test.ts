@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Agent, authorizationRequest, createTenant, hidden, loginPage, type Tenant } from './flow.ts';
+import { type Stack, startStack } from './stack.ts';
+
+/** Deletes this stack's Redis keys matching `pattern` (the Redis is shared by parallel tests: no FLUSHALL). */
+const deleteKeys = async (redis: Redis, pattern: string) => {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    if (keys.length > 0) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+};
+
+/** The value of one Prometheus counter series of the service, 0 when it has not been counted yet. */
+const counter = async (url: string, name: string, labels: string) => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+};
+
+/**
+ * Issue 7, findings 4, 12 and 13: who the login limiter believes the client is, its global budget,
+ * sign-outs that outlive a Redis flush, and single-use consent forms and verdicts. Two stacks: one
+ * reached directly (no trusted proxy), one behind a "proxy" at 127.0.0.1 whose X-Forwarded-For counts.
+ */
+describe('issue 7: sign-in limits, sign-outs and single-use consent', () => {
+  const GLOBAL_BUDGET = 8;
+  let direct: Stack;
+  let proxied: Stack;
+  let tenant: Tenant;
+  let proxiedTenant: Tenant;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    const infra = inject('infra');
+    redis = new Redis(infra.redisUrl);
+    [direct, proxied] = await Promise.all([
+      startStack(infra, { LOGIN_FAILURES_PER_ADDRESS: '3' }),
+      startStack(infra, {
+        GRANTLINE_TRUSTED_PROXIES: '127.0.0.1',
+        LOGIN_FAILURES_PER_ADDRESS: '2',
+        LOGIN_FAILURES_GLOBAL: String(GLOBAL_BUDGET),
+      }),
+    ]);
+    [tenant, proxiedTenant] = await Promise.all([createTenant(direct), createTenant(proxied)]);
+  }, 120_000);
+  afterAll(async () => {
+    redis?.disconnect();
+    await Promise.all([direct?.stop(), proxied?.stop()]);
+  });
+
+  /** One sign-in attempt with a wrong password, for `username`, through a proxy that says `forwardedFor`. */
+  const failedSignIn = async (stack: Stack, username: string, forwardedFor?: string) => {
+    const agent = new Agent();
+    const page = await loginPage(
+      agent,
+      authorizationRequest(stack, stack === proxied ? proxiedTenant : tenant),
+    );
+    const posted = await agent.request(`${stack.issuer}/login`, {
+      form: {
+        login_challenge: hidden(page.text, 'login_challenge'),
+        csrf_token: hidden(page.text, 'csrf_token'),
+        username,
+        password: 'not the password',
+      },
+      ...(forwardedFor && { headers: { 'x-forwarded-for': forwardedFor } }),
+    });
+    return posted.status;
+  };
+  const nobody = () => `nobody.${randomBytes(4).toString('hex')}`;
+  const loginFailedEvents = async (stack: Stack) =>
+    Number(
+      (await stack.db.pool.query(`SELECT count(*) AS n FROM authz.events WHERE type = 'LoginFailed'`)).rows[0]
+        .n,
+    );
+
+  it('finding 4: X-Forwarded-For from an untrusted peer does not change the limited address', async () => {
+    try {
+      // each attempt claims another address, but the peer (127.0.0.1) is no trusted proxy: it is the address
+      for (let i = 1; i <= 3; i++) expect(await failedSignIn(direct, nobody(), `198.51.100.${i}`)).toBe(401);
+      expect(await failedSignIn(direct, nobody(), '198.51.100.4')).toBe(429);
+    } finally {
+      await deleteKeys(redis, `grantline:${direct.topicPrefix}authz:login-*`);
+    }
+  });
+
+  it('finding 4: with GRANTLINE_TRUSTED_PROXIES covering 127.0.0.1, X-Forwarded-For is the limited address', async () => {
+    expect(await failedSignIn(proxied, nobody(), '203.0.113.1')).toBe(401);
+    expect(await failedSignIn(proxied, nobody(), '203.0.113.1')).toBe(401);
+    expect(await failedSignIn(proxied, nobody(), '203.0.113.1')).toBe(429);
+    // another client behind the same proxy is not locked out
+    expect(await failedSignIn(proxied, nobody(), '203.0.113.2')).toBe(401);
+  });
+
+  it('finding 4: an attempt refused by the lock-out appends no event, and is counted in a metric', async () => {
+    const series = 'grantline_limit="address"';
+    for (let i = 0; i < 2; i++) expect(await failedSignIn(proxied, nobody(), '203.0.113.3')).toBe(401);
+    const [events, refused] = [
+      await loginFailedEvents(proxied),
+      await counter(proxied.issuer, 'grantline_limiter_refused_total', series),
+    ];
+    for (let i = 0; i < 3; i++) expect(await failedSignIn(proxied, nobody(), '203.0.113.3')).toBe(429);
+    expect(await loginFailedEvents(proxied)).toBe(events);
+    expect(await counter(proxied.issuer, 'grantline_limiter_refused_total', series)).toBe(refused + 3);
+  });
+
+  it('finding 4: the global budget refuses a spray of distinct usernames from distinct addresses', async () => {
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i <= GLOBAL_BUDGET; i++)
+        statuses.push(await failedSignIn(proxied, nobody(), `192.0.2.${10 + i}`));
+      // every attempt is a fresh username from a fresh address: only the global budget can refuse one
+      const first = statuses.indexOf(429);
+      expect(first).toBeGreaterThan(0);
+      expect(statuses.slice(first).every((s) => s === 429)).toBe(true);
+      expect(statuses.slice(0, first).every((s) => s === 401)).toBe(true);
+    } finally {
+      await deleteKeys(redis, `grantline:${proxied.topicPrefix}authz:login-global*`);
+    }
+  });
+});
