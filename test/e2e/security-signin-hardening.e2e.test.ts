@@ -1,7 +1,16 @@
 import { randomBytes } from 'node:crypto';
+import { eventually } from '@grantline/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Agent, authorizationRequest, createTenant, hidden, loginPage, type Tenant } from './flow.ts';
+import {
+  Agent,
+  authorizationRequest,
+  createTenant,
+  hidden,
+  loginPage,
+  reachConsent,
+  type Tenant,
+} from './flow.ts';
 import { type Stack, startStack } from './stack.ts';
 
 /** Deletes this stack's Redis keys matching `pattern` (the Redis is shared by parallel tests: no FLUSHALL). */
@@ -12,6 +21,12 @@ const deleteKeys = async (redis: Redis, pattern: string) => {
     if (keys.length > 0) await redis.del(...keys);
     cursor = next;
   } while (cursor !== '0');
+};
+
+/** The session id inside the browser's session cookie (a JWS: its payload is readable). */
+const sessionIdOf = (agent: Agent) => {
+  const payload = agent.cookies.get('grantline_session')!.split('.')[1]!;
+  return (JSON.parse(Buffer.from(payload, 'base64url').toString()) as { sid: string }).sid;
 };
 
 /** The value of one Prometheus counter series of the service, 0 when it has not been counted yet. */
@@ -120,5 +135,44 @@ describe('issue 7: sign-in limits, sign-outs and single-use consent', () => {
     } finally {
       await deleteKeys(redis, `grantline:${proxied.topicPrefix}authz:login-global*`);
     }
+  });
+
+  it('finding 12: a signed-out session stays signed out after Redis loses its data', async () => {
+    const agent = new Agent();
+    const consent = await reachConsent(
+      direct,
+      tenant,
+      agent,
+      authorizationRequest(direct, tenant, { prompt: 'consent' }),
+    );
+    const challenge = hidden(consent.text, 'consent_challenge');
+    const copied = new Map(agent.cookies);
+    const sid = sessionIdOf(agent);
+    const logout = await agent.request(`${direct.issuer}/logout`);
+    expect(
+      (
+        await agent.request(`${direct.issuer}/logout`, {
+          form: { csrf_token: hidden(logout.text, 'csrf_token') },
+        })
+      ).status,
+    ).toBe(200);
+    // the consent service has learnt of the sign-out from the event (as it has, long before a real Redis loss)
+    await eventually(
+      async () =>
+        (await direct.db.pool.query('SELECT 1 FROM consent.ended_sessions WHERE session_id = $1', [sid]))
+          .rowCount === 1 || undefined,
+      { what: 'the consent service to project the sign-out' },
+    );
+    await deleteKeys(redis, `grantline:${direct.topicPrefix}*`);
+
+    const replay = new Agent();
+    for (const [k, v] of copied) replay.cookies.set(k, v);
+    const again = await replay.request(authorizationRequest(direct, tenant, { prompt: 'consent' }));
+    expect(new URL(again.location!).pathname).toBe('/login');
+    const page = await replay.request(
+      `${direct.consentUrl}/consent?consent_challenge=${encodeURIComponent(challenge)}`,
+    );
+    expect(page.status).toBe(400);
+    expect(page.text).not.toContain('name="consent_challenge"');
   });
 });

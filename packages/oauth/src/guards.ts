@@ -66,18 +66,26 @@ export const failureLimiter = (
 };
 
 /**
- * Sessions ended before their cookie expires (sign-out): remembered in Redis until the cookie would
- * have expired, and checked by every service that honours the session cookie (authorization and
- * consent). If Redis cannot answer, the session counts as ended: a signed-out cookie must not come
- * back to life while the list is unreadable.
+ * Sessions ended before their cookie expires (sign-out), checked by every service that honours the
+ * session cookie (authorization and consent). The record that lasts is the `UserLoggedOut` event,
+ * read through `ended` (the authorization service's own session stream, the consent service's
+ * projection of it); Redis holds a copy until the cookie would have expired, written at sign-out,
+ * so every instance knows at once. A session Redis does not know as ended is asked of `ended`: Redis
+ * may have lost its data (a restart without persistence, a flush) or be unreachable, and a
+ * signed-out cookie must not come back to life then.
  */
-export const sessionRevocations = (redis: Redis, topicPrefix: string) => {
+export const sessionRevocations = (
+  redis: Redis,
+  topicPrefix: string,
+  ended: (sid: string) => Promise<boolean>,
+) => {
   const key = (sid: string) => `grantline:${topicPrefix}session-revoked:${sid}`;
   return {
     revoke: async (sid: string, ttlSeconds: number): Promise<void> => {
       await redis.set(key(sid), '1', 'EX', Math.max(1, Math.ceil(ttlSeconds)));
     },
-    isRevoked: async (sid: string): Promise<boolean> => (await redis.exists(key(sid)).catch(() => 1)) === 1,
+    isRevoked: async (sid: string): Promise<boolean> =>
+      (await redis.exists(key(sid)).catch(() => 0)) === 1 || ended(sid),
   };
 };
 

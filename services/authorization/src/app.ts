@@ -121,7 +121,10 @@ export const startAuthorization = async (
       },
       logger,
     ),
-    sessions: sessionRevocations(redis, config.KAFKA_TOPIC_PREFIX),
+    // the session's own stream is the durable record of its sign-out (an indexed read of 1-2 rows)
+    sessions: sessionRevocations(redis, config.KAFKA_TOPIC_PREFIX, async (sid) =>
+      (await runtime.store.readStream(`session-${sid}`)).events.some((e) => e.type === 'UserLoggedOut'),
+    ),
     sessionTtlSeconds: config.SESSION_TTL_SECONDS,
     codeTtlSeconds: config.AUTHORIZATION_CODE_TTL_SECONDS,
     secureCookies: issuer.startsWith('https:'),

@@ -45,9 +45,12 @@ export const readSession = async (deps: FlowDeps, req: Request): Promise<Session
     STATEMENT.session,
     cookiesOf(req)[SESSION_COOKIE],
   );
-  if (!session || (await deps.sessions.isRevoked(session.sid))) return undefined;
-  const user = await deps.people.user(session.sub);
-  if (user?.status !== 'active') return undefined;
+  if (!session) return undefined;
+  const [revoked, user] = await Promise.all([
+    deps.sessions.isRevoked(session.sid),
+    deps.people.user(session.sub),
+  ]);
+  if (revoked || user?.status !== 'active') return undefined;
   // a password change ends every session that started before it
   if (user.credentialsChangedAt && user.credentialsChangedAt.getTime() > session.auth_time * 1000)
     return undefined;

@@ -2,6 +2,9 @@ import {
   ClientDirectory,
   directoryProjection,
   directoryTables,
+  EndedSessions,
+  endedSessionsProjection,
+  endedSessionsTable,
   GrantQueries,
   grantsProjection,
   grantsTable,
@@ -43,11 +46,15 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     logger,
   });
   const { pool, schema, store } = runtime;
-  await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}`);
+  await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}`);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
   await runtime.project('consent-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
   await runtime.project('consent-grants', [TOPICS.grants], grantsProjection(schema), onCrash, {
     types: Object.keys(grantEventSchemas),
+  });
+  // sign-outs, the durable record behind the Redis copy the authorization service writes at sign-out
+  await runtime.project('consent-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash, {
+    types: ['UserLoggedOut'],
   });
   // RFC 9700 §4.14.2: a refresh token used twice means it leaked; the whole grant ends
   await runtime.project(
@@ -95,6 +102,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
   const people = new People(pool, schema);
   const clients = new ClientDirectory(pool, schema);
   const unwatchClients = clients.watch(logger);
+  const endedSessions = new EndedSessions(pool, schema);
   const authorizationUrl = config.GRANTLINE_AUTHORIZATION_URL ?? config.GRANTLINE_ISSUER;
   const deps: ConsentDeps = {
     keys: FlowKeys.from(config.GRANTLINE_FLOW_SECRET),
@@ -102,7 +110,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     people,
     grants: new GrantQueries(pool, schema),
     store,
-    sessions: sessionRevocations(redis, config.KAFKA_TOPIC_PREFIX),
+    sessions: sessionRevocations(redis, config.KAFKA_TOPIC_PREFIX, (sid) => endedSessions.has(sid)),
     completeUrl: `${authorizationUrl.replace(/\/$/, '')}/oauth2/authorize/complete`,
   };
   const auth = {
