@@ -175,4 +175,53 @@ describe('issue 7: sign-in limits, sign-outs and single-use consent', () => {
     expect(page.status).toBe(400);
     expect(page.text).not.toContain('name="consent_challenge"');
   });
+
+  it('finding 13: a consent form is decided once: a second POST of it is refused', async () => {
+    const agent = new Agent();
+    const page = await reachConsent(
+      direct,
+      tenant,
+      agent,
+      authorizationRequest(direct, tenant, { prompt: 'consent' }),
+    );
+    const form = {
+      consent_challenge: hidden(page.text, 'consent_challenge'),
+      csrf_token: hidden(page.text, 'csrf_token'),
+      organisation: [tenant.organisations[0]!.id],
+      decision: 'allow',
+    };
+    const first = await agent.request(`${direct.consentUrl}/consent`, { form });
+    expect(first.status).toBe(303);
+    expect(new URL(first.location!).searchParams.get('consent_verdict')).toBeTruthy();
+    const second = await agent.request(`${direct.consentUrl}/consent`, { form });
+    expect(second.status).toBe(403);
+    expect(second.location).toBeUndefined();
+    expect(second.text).toContain('already sent');
+  });
+
+  it('finding 13: a consent verdict is used once: a second use at the completion endpoint gets no code', async () => {
+    const agent = new Agent();
+    const page = await reachConsent(
+      direct,
+      tenant,
+      agent,
+      authorizationRequest(direct, tenant, { prompt: 'consent' }),
+    );
+    const decided = await agent.request(`${direct.consentUrl}/consent`, {
+      form: {
+        consent_challenge: hidden(page.text, 'consent_challenge'),
+        csrf_token: hidden(page.text, 'csrf_token'),
+        organisation: [tenant.organisations[0]!.id],
+        decision: 'allow',
+      },
+    });
+    const completion = decided.location!;
+    const first = await agent.request(completion);
+    expect(first.status).toBe(303);
+    expect(new URL(first.location!).searchParams.get('code')).toBeTruthy();
+    const second = await agent.request(completion);
+    expect(second.status).toBe(400);
+    expect(second.location).toBeUndefined();
+    expect(second.text).toContain('already been used');
+  });
 });

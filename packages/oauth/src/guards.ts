@@ -90,3 +90,21 @@ export const sessionRevocations = (
 };
 
 export type SessionRevocations = ReturnType<typeof sessionRevocations>;
+
+/**
+ * Single use of a short-lived browser statement (a consent form, a consent verdict): the first use of
+ * its `jti` claims it in Redis (SET NX) until the statement expires; a later use is refused, on every
+ * instance. Redis rather than an append to the event store, as codes have: both statements are bound
+ * to the browser session and live 10 minutes at most, so a replay after Redis lost its data within
+ * that time gains only what the session cookie's holder could get by starting a new flow, and one
+ * round trip costs less than an event per flow on the public topics. If Redis cannot answer, the
+ * statement is refused (the error propagates).
+ */
+export const singleUse =
+  (redis: Redis, prefix: string) =>
+  async (kind: string, jti: string, expiresAt: number): Promise<boolean> => {
+    const ttl = Math.max(1, Math.ceil(expiresAt - Date.now() / 1000));
+    return (await redis.set(`${prefix}used:${kind}:${jti}`, '1', 'EX', ttl, 'NX')) === 'OK';
+  };
+
+export type SingleUse = ReturnType<typeof singleUse>;

@@ -1,7 +1,14 @@
 import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/keys';
-import { hashPassword, pageErrorBoundary, pageForm, pageHeaders, sessionRevocations } from '@grantline/oauth';
+import {
+  hashPassword,
+  pageErrorBoundary,
+  pageForm,
+  pageHeaders,
+  sessionRevocations,
+  singleUse,
+} from '@grantline/oauth';
 import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import type express from 'express';
@@ -125,6 +132,7 @@ export const startAuthorization = async (
     sessions: sessionRevocations(redis, config.KAFKA_TOPIC_PREFIX, async (sid) =>
       (await runtime.store.readStream(`session-${sid}`)).events.some((e) => e.type === 'UserLoggedOut'),
     ),
+    singleUse: singleUse(redis, redisPrefix),
     sessionTtlSeconds: config.SESSION_TTL_SECONDS,
     codeTtlSeconds: config.AUTHORIZATION_CODE_TTL_SECONDS,
     secureCookies: issuer.startsWith('https:'),

@@ -1,7 +1,13 @@
 import type { ClientDirectory, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
 import type { FlowKeys } from '@grantline/keys';
-import { cookieOptions, cookiesOf, randomToken, type SessionRevocations } from '@grantline/oauth';
+import {
+  cookieOptions,
+  cookiesOf,
+  randomToken,
+  type SessionRevocations,
+  type SingleUse,
+} from '@grantline/oauth';
 import type { Request, Response } from 'express';
 import type { LoginLimiter } from './adapters/login-limiter.ts';
 import type { AuthorizationRequest } from './domain/authorization-request.ts';
@@ -34,6 +40,8 @@ export interface FlowDeps {
   store: EventStore;
   limiter: LoginLimiter;
   sessions: SessionRevocations;
+  /** claims a statement's `jti` once (a consent verdict) */
+  singleUse: SingleUse;
   sessionTtlSeconds: number;
   codeTtlSeconds: number;
   secureCookies: boolean;

@@ -22,6 +22,7 @@ import {
   pageHeaders,
   remoteKeySets,
   sessionRevocations,
+  singleUse,
 } from '@grantline/oauth';
 import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
@@ -111,6 +112,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
     grants: new GrantQueries(pool, schema),
     store,
     sessions: sessionRevocations(redis, config.KAFKA_TOPIC_PREFIX, (sid) => endedSessions.has(sid)),
+    singleUse: singleUse(redis, redisPrefix),
     completeUrl: `${authorizationUrl.replace(/\/$/, '')}/oauth2/authorize/complete`,
   };
   const auth = {

@@ -1,7 +1,7 @@
 import type { ClientDirectory, GrantQueries, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
 import type { FlowKeys } from '@grantline/keys';
-import { cookiesOf, type SessionRevocations } from '@grantline/oauth';
+import { cookiesOf, randomToken, type SessionRevocations, type SingleUse } from '@grantline/oauth';
 import type { Request } from 'express';
 
 /** JWS `typ`s shared with the authorization service (its `flow.ts` is the other half of the contract). */
@@ -31,6 +31,7 @@ export interface ConsentChallenge {
   sid: string;
   auth_time: number;
   jti: string;
+  exp: number;
 }
 
 export interface ConsentDeps {
@@ -40,6 +41,8 @@ export interface ConsentDeps {
   grants: GrantQueries;
   store: EventStore;
   sessions: SessionRevocations;
+  /** claims a statement's `jti` once (the consent form of a challenge) */
+  singleUse: SingleUse;
   /** `<authorization service>/oauth2/authorize/complete` */
   completeUrl: string;
 }
@@ -75,7 +78,15 @@ export const verdictLocation = async (
       : { grant_id: outcome.grantId, scopes: outcome.scopes, organisations: outcome.organisations };
   const verdict = await deps.keys.sign(
     STATEMENT.verdict,
-    { req: challenge.req, sid: challenge.sid, sub: challenge.sub, auth_time: challenge.auth_time, ...body },
+    {
+      req: challenge.req,
+      sid: challenge.sid,
+      sub: challenge.sub,
+      auth_time: challenge.auth_time,
+      // the authorization service accepts each verdict once
+      jti: randomToken(16),
+      ...body,
+    },
     60,
   );
   const url = new URL(deps.completeUrl);

@@ -10,6 +10,9 @@ interface Verdict {
   sid: string;
   sub: string;
   auth_time: number;
+  /** single use: claimed here on first use, until `exp` */
+  jti: string;
+  exp: number;
   /** an error for the client: access_denied, consent_required, invalid_grant_id */
   error?: string;
   error_description?: string;
@@ -21,7 +24,8 @@ interface Verdict {
 /**
  * GET /oauth2/authorize/complete: the consent service's verdict comes back here. Allowed: an
  * authorization code (a JWE only the token service can open) goes to the client with `state` and
- * `iss`. Denied: `error=access_denied`. A verdict from another browser session is refused.
+ * `iss`. Denied: `error=access_denied`. A verdict from another browser session, or used before, is
+ * refused.
  */
 export const completeEndpoint =
   (deps: FlowDeps): RequestHandler =>
@@ -34,6 +38,14 @@ export const completeEndpoint =
       const session = await readSession(deps, req);
       if (session?.sid !== verdict.sid)
         return sendErrorPage(res, 400, 'invalid_request', 'the consent result belongs to another sign-in');
+      // one verdict, one outcome: a replay (a reload, a copied URL) gets no second code
+      if (typeof verdict.jti !== 'string' || !(await deps.singleUse('verdict', verdict.jti, verdict.exp)))
+        return sendErrorPage(
+          res,
+          400,
+          'invalid_request',
+          'the consent result has already been used; go back to the application and start again',
+        );
       const { req: request } = verdict;
       if (verdict.error || !verdict.grant_id) {
         return redirectError(

@@ -141,12 +141,21 @@ export const consentPage =
     }
   };
 
+const alreadyDecided = (res: Response) =>
+  sendErrorPage(
+    res,
+    403,
+    'invalid_request',
+    'this form was already sent; go back to the application and start again',
+  );
+
 const fields = (req: Request) => (req.body ?? {}) as Record<string, string | string[] | undefined>;
 const text = (v: string | string[] | undefined) => (typeof v === 'string' ? v : undefined);
 
 /**
- * POST /consent: CSRF-checked (a token bound to the session and the flow), then Allow records the
- * grant (create, merge into or replace one) and Deny sends `access_denied` back to the client.
+ * POST /consent: CSRF-checked (a token bound to the session and the flow, good for one decision),
+ * then Allow records the grant (create, merge into or replace one) and Deny sends `access_denied`
+ * back to the client.
  */
 export const consentSubmit =
   (deps: ConsentDeps): RequestHandler =>
@@ -162,16 +171,16 @@ export const consentSubmit =
           'invalid_request',
           'the form has expired or was not sent from this sign-in',
         );
+      // the form is decided once: its first decision claims the challenge, a second POST is refused
+      const firstDecision = () => deps.singleUse('consent-form', challenge.jti, challenge.exp);
+      const decide = async (outcome: Parameters<typeof verdictLocation>[2]) =>
+        (await firstDecision())
+          ? res.redirect(303, await verdictLocation(deps, challenge, outcome))
+          : alreadyDecided(res);
       if (text(body.decision) !== 'allow')
-        return res.redirect(
-          303,
-          await verdictLocation(deps, challenge, {
-            error: 'access_denied',
-            description: 'the user denied the request',
-          }),
-        );
+        return decide({ error: 'access_denied', description: 'the user denied the request' });
       const screen = await prepare(deps, challenge);
-      if ('error' in screen) return res.redirect(303, await verdictLocation(deps, challenge, screen));
+      if ('error' in screen) return decide(screen);
       const chosen = [...new Set([body.organisation ?? []].flat())];
       const allowed = new Set(screen.organisations.map((o) => o.id));
       const reach = new Set([
@@ -189,6 +198,8 @@ export const consentSubmit =
           .type('html')
           .send(await consentForm(deps, raw!, screen, 'Choose at least one of your organisations.'));
 
+      // claimed before the grant changes, so two POSTs at once cannot both change it
+      if (!(await firstDecision())) return alreadyDecided(res);
       const { req: request } = challenge;
       const base = {
         subject: challenge.sub,
