@@ -56,17 +56,18 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     onCrash,
   });
   const extraTokens: Awaited<ReturnType<typeof startToken>>[] = [];
+  const authorizationEnv = {
+    ...common,
+    GRANTLINE_JWKS_URI: `${tokenUrl}/oauth2/jwks`,
+    GRANTLINE_REGISTRATION_ENDPOINT: `${registryUrl}/oauth2/register`,
+    GRANTLINE_CONSENT_URL: `${consentUrl}/consent`,
+    GRANTLINE_GRANTS_ENDPOINT: `${consentUrl}/oauth2/grants`,
+  };
   const authorization = await startAuthorization(
-    loadConfig(authorizationConfigSchema, {
-      ...common,
-      PORT: String(authorizationPort),
-      GRANTLINE_JWKS_URI: `${tokenUrl}/oauth2/jwks`,
-      GRANTLINE_REGISTRATION_ENDPOINT: `${registryUrl}/oauth2/register`,
-      GRANTLINE_CONSENT_URL: `${consentUrl}/consent`,
-      GRANTLINE_GRANTS_ENDPOINT: `${consentUrl}/oauth2/grants`,
-    }),
+    loadConfig(authorizationConfigSchema, { ...authorizationEnv, PORT: String(authorizationPort) }),
     { onCrash },
   );
+  const extraAuthorizations: Awaited<ReturnType<typeof startAuthorization>>[] = [];
   const consent = await startConsent(
     loadConfig(consentConfigSchema, {
       ...common,
@@ -103,8 +104,18 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
       extraTokens.push(another);
       return another.url;
     },
+    /** another authorization service instance (same issuer, database, topics and Redis) with `extra` settings: its URLs */
+    addAuthorizationInstance: async (extra: Record<string, string> = {}) => {
+      const another = await startAuthorization(
+        loadConfig(authorizationConfigSchema, { ...authorizationEnv, ...extra, PORT: '0' }),
+        { onCrash },
+      );
+      extraAuthorizations.push(another);
+      return { url: another.url, managementUrl: another.managementUrl };
+    },
     stop: async () => {
       for (const t of extraTokens) await t.stop();
+      for (const a of extraAuthorizations) await a.stop();
       await consent.stop();
       await authorization.stop();
       await token.stop();
