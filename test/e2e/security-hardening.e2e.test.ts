@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { eventually } from '@grantline/testing';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTenant, redeem, refresh, runFlow } from './flow.ts';
@@ -164,6 +165,17 @@ describe('hardening review findings, through the running services', () => {
       const flow = await runFlow(stack, tenant);
       const tokens = await redeem(stack, tenant, flow.code!, flow.verifier);
       expect(tokens.status).toBe(200);
+      await eventually(
+        async () =>
+          (
+            await stack.db.pool.query('SELECT 1 FROM token.grants WHERE grant_id = $1', [
+              tokens.body.grant_id,
+            ])
+          ).rowCount
+            ? true
+            : undefined,
+        { what: 'the token service to know the grant' },
+      );
       const known = await refresh(stack, tenant, tokens.body.refresh_token as string);
       expect(known.status).toBe(200);
       const deleted = await forget(tokens.body.grant_id as string, tenant.user.id);

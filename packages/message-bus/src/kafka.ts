@@ -5,7 +5,6 @@ import { ATTRS, type Logger, METRICS, SPANS } from '@grantline/telemetry';
 import { context, metrics, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   type Admin,
-  AssignerProtocol,
   type Consumer,
   type EachBatchPayload,
   type IHeaders,
@@ -287,12 +286,12 @@ export class KafkaMessageBus implements MessageBus {
   private admin: Promise<Admin> | undefined;
 
   /**
-   * Waits until every consumer group of this deployment that is currently consuming `logical` with
-   * a member whose Kafka client id starts with `clientIdPrefix` (Grantline's own services, not a
-   * resource team's subscriber) has committed past what the topic holds now: a writer's
-   * read-your-writes across services (the registry answers once every service that projects clients
-   * has applied the change). Groups in a rebalance or without members are not waited for. Resolves
-   * true when caught up, false on timeout.
+   * Waits until every live consumer group of this deployment that reads `logical` (it has offsets
+   * committed there) with a member whose Kafka client id starts with `clientIdPrefix` (Grantline's
+   * own services, not a resource team's subscriber) has committed past what the topic holds now: a
+   * writer's read-your-writes across services (the registry answers once every service that
+   * projects clients has applied the change). Groups without members are not waited for; groups in
+   * a rebalance are. Resolves true when caught up, false on timeout.
    */
   async awaitSubscribers(
     logical: string,
@@ -314,23 +313,26 @@ export class KafkaMessageBus implements MessageBus {
       .map((g) => g.groupId);
     if (ours.length === 0) return true;
     const described = await admin.describeGroups(ours);
-    const subscribers = described.groups
+    // Grantline's live groups (a rebalance included: a new instance joining must not let a write
+    // answer early); which of them read this topic, their committed offsets tell.
+    const live = described.groups
       .filter(
         (g) =>
-          g.state === 'Stable' &&
-          g.members.some((m) => {
-            if (!m.clientId.startsWith(clientIdPrefix)) return false;
-            const assigned = AssignerProtocol.MemberAssignment.decode(m.memberAssignment);
-            return assigned !== null && topic in assigned.assignment;
-          }),
+          g.state !== 'Empty' &&
+          g.state !== 'Dead' &&
+          g.members.some((m) => m.clientId.startsWith(clientIdPrefix)),
       )
       .map((g) => g.groupId);
-    let pending = subscribers;
-    while (pending.length > 0) {
+    const committedOf = async (groupId: string) => {
+      const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      return new Map(offsets?.partitions.map((p) => [p.partition, Number(p.offset)]));
+    };
+    const initial = await Promise.all(live.map(async (g) => [g, await committedOf(g)] as const));
+    let pending = initial.filter(([, c]) => [...c.values()].some((o) => o >= 0)).map(([g]) => g);
+    for (;;) {
       const behind = await Promise.all(
         pending.map(async (groupId) => {
-          const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-          const committed = new Map(offsets?.partitions.map((p) => [p.partition, Number(p.offset)]));
+          const committed = await committedOf(groupId);
           return ends.some((e) => Number(e.high) > (committed.get(e.partition) ?? -1)) ? groupId : undefined;
         }),
       );
@@ -339,7 +341,6 @@ export class KafkaMessageBus implements MessageBus {
       if (Date.now() >= deadline) return false;
       await new Promise((r) => setTimeout(r, 10));
     }
-    return true;
   }
 
   /** The physical topic of a logical one. */
