@@ -3,6 +3,7 @@ import { startAuthorization } from '@grantline/authorization';
 import { startConsent } from '@grantline/consent';
 import { startRegistry } from '@grantline/registry';
 import { loadConfig } from '@grantline/service-kit';
+import type { DestinationStream } from '@grantline/telemetry';
 import { createTestDatabase, freePorts, type Infrastructure, uniqueName } from '@grantline/testing';
 import { startToken } from '@grantline/token';
 import { authorizationConfigSchema } from '../../services/authorization/src/config.ts';
@@ -18,7 +19,11 @@ export const FLOW_SECRET = randomBytes(32).toString('base64url');
  * Every service built so far, each with its own port, schema and consumers, sharing one test
  * database, a unique Kafka topic prefix and Redis. A black box from here on: tests speak HTTP.
  */
-export const startStack = async (infra: Infrastructure, env: Record<string, string> = {}) => {
+export const startStack = async (
+  infra: Infrastructure,
+  env: Record<string, string> = {},
+  options: { logDestination?: DestinationStream } = {},
+) => {
   const db = await createTestDatabase(infra);
   const topicPrefix = `${uniqueName('e2e')}.`;
   const base = await freePorts(4);
@@ -43,8 +48,10 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
   const onCrash = (e: Error) => {
     throw e;
   };
+  const { logDestination } = options;
   const registry = await startRegistry(
     loadConfig(registryConfigSchema, { ...common, PORT: String(registryPort) }),
+    { logDestination },
   );
   const tokenConfig = {
     ...common,
@@ -54,6 +61,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
   };
   const token = await startToken(loadConfig(tokenConfigSchema, { ...tokenConfig, PORT: String(tokenPort) }), {
     onCrash,
+    logDestination,
   });
   const extraTokens: Awaited<ReturnType<typeof startToken>>[] = [];
   const authorizationEnv = {
@@ -65,7 +73,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
   };
   const authorization = await startAuthorization(
     loadConfig(authorizationConfigSchema, { ...authorizationEnv, PORT: String(authorizationPort) }),
-    { onCrash },
+    { onCrash, logDestination },
   );
   const extraAuthorizations: Awaited<ReturnType<typeof startAuthorization>>[] = [];
   const consent = await startConsent(
@@ -74,7 +82,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
       PORT: String(consentPort),
       GRANTLINE_AUTHORIZATION_URL: issuer,
     }),
-    { onCrash },
+    { onCrash, logDestination },
   );
   const registryApi = registryAdmin({
     issuer,
@@ -95,11 +103,14 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     tokenManagementUrl: token.managementUrl,
     consentUrl,
     token,
+    /** the token service's environment, for a test that runs another instance as a process of its own */
+    tokenEnv: tokenConfig,
     ...registryApi,
     /** another token service instance sharing the database, Kafka topics and Redis: returns its URL */
     addTokenInstance: async () => {
       const another = await startToken(loadConfig(tokenConfigSchema, { ...tokenConfig, PORT: '0' }), {
         onCrash,
+        logDestination,
       });
       extraTokens.push(another);
       return another.url;
@@ -108,7 +119,7 @@ export const startStack = async (infra: Infrastructure, env: Record<string, stri
     addAuthorizationInstance: async (extra: Record<string, string> = {}) => {
       const another = await startAuthorization(
         loadConfig(authorizationConfigSchema, { ...authorizationEnv, ...extra, PORT: '0' }),
-        { onCrash },
+        { onCrash, logDestination },
       );
       extraAuthorizations.push(another);
       return { url: another.url, managementUrl: another.managementUrl };

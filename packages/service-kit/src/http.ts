@@ -12,6 +12,25 @@ export const problem = (res: Response, status: number, title: string, detail?: s
     .json({ type: 'about:blank', title, status, ...(detail && { detail }), ...extra });
 
 /**
+ * One line per request: method, path without the query, status and timing. No headers and no query
+ * string: a `Location` carries codes, challenges and verdicts, `Authorization` and `Cookie` carry
+ * credentials, and a misbehaving client may put a token in a query string. The request id is
+ * pino-http's per-process counter.
+ */
+const requestLogger = (logger: Logger) =>
+  pinoHttp({
+    logger,
+    serializers: {
+      req: (req: { id: unknown; method: string; url: string }) => ({
+        id: req.id,
+        method: req.method,
+        path: String(req.url).split('?')[0],
+      }),
+      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+    },
+  });
+
+/**
  * An express app with the settings and request log every listener of a service shares. Only the
  * `trustedProxies` may say who the client is (`X-Forwarded-For`): the services listen on loopback
  * behind a gateway too, so trusting loopback would let every caller pick its own address.
@@ -33,17 +52,7 @@ export const baseApp = (
   });
   // Request logs at info level; below it the middleware is not installed at all (it costs ~10% of a
   // token request even when it writes nothing).
-  if (logger.isLevelEnabled('info')) {
-    app.use(
-      pinoHttp({
-        logger,
-        // no query strings in logs: a misbehaving client may put a credential there
-        serializers: {
-          req: (req) => ({ id: req.id, method: req.method, path: String(req.url).split('?')[0] }),
-        },
-      }),
-    );
-  }
+  if (logger.isLevelEnabled('info')) app.use(requestLogger(logger));
   return app;
 };
 

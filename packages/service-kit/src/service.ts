@@ -1,4 +1,10 @@
-import { createLogger, type Logger, startTelemetry, type Telemetry } from '@grantline/telemetry';
+import {
+  createLogger,
+  type DestinationStream,
+  type Logger,
+  startTelemetry,
+  type Telemetry,
+} from '@grantline/telemetry';
 import type { Express } from 'express';
 import { type ReadinessCheck, runChecks } from './health.ts';
 import { baseApp, drain, finishApp, listen, problem } from './http.ts';
@@ -15,6 +21,8 @@ export interface ServiceOptions {
   managementPort?: number | undefined;
   host?: string;
   logLevel?: string;
+  /** the service's own logger, so its request lines go where its other logs go (default: a new one) */
+  logger?: Logger | undefined;
   otlpEndpoint?: string | undefined;
   /** what `/readyz` reports on: Postgres, Kafka, Redis, ... */
   readiness: Record<string, ReadinessCheck>;
@@ -29,6 +37,14 @@ export interface ServiceOptions {
   trustedProxies?: readonly string[];
   /** reuse an already started telemetry (tests start several services in one process) */
   telemetry?: Telemetry;
+}
+
+/** What a composition root may hand a service besides its configuration. */
+export interface StartOptions {
+  /** a consumer or relay that gave up (default: log and exit, so the process is restarted) */
+  onCrash?: (error: Error) => void;
+  /** where the service's logs go (default: standard output) */
+  logDestination?: DestinationStream | undefined;
 }
 
 export interface RunningService {
@@ -52,7 +68,9 @@ export const defaultManagementPort = (port: number): number => (port === 0 ? 0 :
  * gracefully.
  */
 export const startService = async (options: ServiceOptions): Promise<RunningService> => {
-  const logger = createLogger({ name: options.name, ...(options.logLevel && { level: options.logLevel }) });
+  const logger =
+    options.logger ??
+    createLogger({ name: options.name, ...(options.logLevel && { level: options.logLevel }) });
   const telemetry =
     options.telemetry ?? startTelemetry({ serviceName: options.name, otlpEndpoint: options.otlpEndpoint });
   let shuttingDown = false;

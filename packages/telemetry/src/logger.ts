@@ -1,6 +1,6 @@
-import { type Logger, pino } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 
-export type { Logger } from 'pino';
+export type { DestinationStream, Logger } from 'pino';
 
 /**
  * Structured JSON logs. Anything that could carry a credential is redacted at the source, so a careless
@@ -37,9 +37,18 @@ export const REDACTED_PATHS = [
   'res.headers["set-cookie"]',
 ];
 
-export const createLogger = (options: { name: string; level?: string }): Logger =>
-  pino({
+export interface LoggerOptions {
+  name: string;
+  level?: string;
+  /** where the JSON lines go (default: standard output); tests pass a stream to read a service's logs */
+  destination?: DestinationStream | undefined;
+}
+
+export const createLogger = (options: LoggerOptions): Logger => {
+  const settings = {
     name: options.name,
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-  });
+  };
+  return options.destination ? pino(settings, options.destination) : pino(settings);
+};

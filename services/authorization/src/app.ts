@@ -9,7 +9,13 @@ import {
   sessionRevocations,
   singleUse,
 } from '@grantline/oauth';
-import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
+import {
+  connectRedis,
+  createRuntime,
+  exitOnCrash,
+  type StartOptions,
+  startService,
+} from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import type express from 'express';
 import { loginLimiter } from './adapters/login-limiter.ts';
@@ -26,11 +32,12 @@ import type { FlowDeps } from './flow.ts';
  * RFC 8414 metadata. It projects the registry (clients, users, scopes) and hands the browser to the
  * consent service and back with signed challenges.
  */
-export const startAuthorization = async (
-  config: AuthorizationConfig,
-  options: { onCrash?: (e: Error) => void } = {},
-) => {
-  const logger = createLogger({ name: 'authorization', level: config.LOG_LEVEL });
+export const startAuthorization = async (config: AuthorizationConfig, options: StartOptions = {}) => {
+  const logger = createLogger({
+    name: 'authorization',
+    level: config.LOG_LEVEL,
+    destination: options.logDestination,
+  });
   const runtime = await createRuntime({
     service: 'authorization',
     schema: 'authz',
@@ -60,6 +67,7 @@ export const startAuthorization = async (
 
   const service = await startService({
     name: 'authorization',
+    logger,
     port: config.PORT,
     managementPort: config.MANAGEMENT_PORT,
     host: config.HOST,

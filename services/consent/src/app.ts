@@ -24,7 +24,13 @@ import {
   sessionRevocations,
   singleUse,
 } from '@grantline/oauth';
-import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
+import {
+  connectRedis,
+  createRuntime,
+  exitOnCrash,
+  type StartOptions,
+  startService,
+} from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import type { ConsentConfig } from './config.ts';
 import { grantDecider } from './domain/grant.ts';
@@ -37,8 +43,12 @@ import type { ConsentDeps } from './flow.ts';
  * consent page and the Grant Management API, projects the registry, and revokes a grant when the
  * token service reports refresh-token reuse in it.
  */
-export const startConsent = async (config: ConsentConfig, options: { onCrash?: (e: Error) => void } = {}) => {
-  const logger = createLogger({ name: 'consent', level: config.LOG_LEVEL });
+export const startConsent = async (config: ConsentConfig, options: StartOptions = {}) => {
+  const logger = createLogger({
+    name: 'consent',
+    level: config.LOG_LEVEL,
+    destination: options.logDestination,
+  });
   const runtime = await createRuntime({
     service: 'consent',
     databaseUrl: config.DATABASE_URL,
@@ -130,6 +140,7 @@ export const startConsent = async (config: ConsentConfig, options: { onCrash?: (
 
   const service = await startService({
     name: 'consent',
+    logger,
     port: config.PORT,
     managementPort: config.MANAGEMENT_PORT,
     host: config.HOST,

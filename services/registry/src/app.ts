@@ -1,7 +1,7 @@
 import type { EventStore } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { handle, oauthErrorBoundary } from '@grantline/oauth';
-import { createRuntime, type Runtime, startService } from '@grantline/service-kit';
+import { createRuntime, type Runtime, type StartOptions, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import express from 'express';
 import type { RegistryConfig } from './config.ts';
@@ -36,8 +36,12 @@ const projectedBeforeAnswer = (runtime: Runtime, timeoutMs: number): EventStore 
 };
 
 /** The registry service: clients (RFC 7591/7592), users, organisations, the scope catalogue. */
-export const startRegistry = async (config: RegistryConfig) => {
-  const logger = createLogger({ name: 'registry', level: config.LOG_LEVEL });
+export const startRegistry = async (config: RegistryConfig, options: StartOptions = {}) => {
+  const logger = createLogger({
+    name: 'registry',
+    level: config.LOG_LEVEL,
+    destination: options.logDestination,
+  });
   const runtime = await createRuntime({
     service: 'registry',
     databaseUrl: config.DATABASE_URL,
@@ -64,6 +68,7 @@ export const startRegistry = async (config: RegistryConfig) => {
   const json = express.json({ limit: '64kb' });
   const service = await startService({
     name: 'registry',
+    logger,
     port: config.PORT,
     managementPort: config.MANAGEMENT_PORT,
     host: config.HOST,

@@ -14,7 +14,13 @@ import { GroupCommit } from '@grantline/event-store';
 import { grantEventSchemas, TOPICS } from '@grantline/events';
 import { FlowKeys, KeyEncryptionKey, KeyManager } from '@grantline/keys';
 import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
-import { connectRedis, createRuntime, exitOnCrash, startService } from '@grantline/service-kit';
+import {
+  connectRedis,
+  createRuntime,
+  exitOnCrash,
+  type StartOptions,
+  startService,
+} from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import type { TokenConfig } from './config.ts';
 import { rotateKeysEndpoint } from './endpoints/admin-keys.ts';
@@ -26,8 +32,12 @@ import { refreshTokenGrant } from './grants/refresh-token.ts';
 import { accessTokenIssuer } from './issuer.ts';
 
 /** The token service: the token endpoint, signing keys and the JWKS; it projects registry clients. */
-export const startToken = async (config: TokenConfig, options: { onCrash?: (e: Error) => void } = {}) => {
-  const logger = createLogger({ name: 'token', level: config.LOG_LEVEL });
+export const startToken = async (config: TokenConfig, options: StartOptions = {}) => {
+  const logger = createLogger({
+    name: 'token',
+    level: config.LOG_LEVEL,
+    destination: options.logDestination,
+  });
   const kek = KeyEncryptionKey.from({
     value: config.GRANTLINE_KEY_ENCRYPTION_KEY,
     file: config.GRANTLINE_KEY_ENCRYPTION_KEY_FILE,
@@ -90,6 +100,7 @@ export const startToken = async (config: TokenConfig, options: { onCrash?: (e: E
 
   const service = await startService({
     name: 'token',
+    logger,
     port: config.PORT,
     managementPort: config.MANAGEMENT_PORT,
     host: config.HOST,
