@@ -1,10 +1,15 @@
 // An example resource server ("invoices API") protected by @grantline/resource-server:
 //   GRANTLINE_ISSUER=http://127.0.0.1:8080 GRANTLINE_JWKS_URI=http://127.0.0.1:8082/oauth2/jwks \
 //   RESOURCE_AUDIENCE=http://127.0.0.1:8080 npx tsx examples/resource-server/server.ts
-import { requireAccessToken, requireOrganisation, requireScopes } from '@grantline/resource-server';
+import {
+  type ResourceServerOptions,
+  requireAccessToken,
+  requireOrganisation,
+  requireScopes,
+} from '@grantline/resource-server';
 import express from 'express';
 
-export const invoicesApi = (options: { issuer: string; jwksUri: string; audience: string }) => {
+export const invoicesApi = (options: ResourceServerOptions) => {
   const app = express();
   const authenticated = requireAccessToken(options);
   app.get(

@@ -15,10 +15,14 @@ export interface ResourceServerOptions {
   issuer: string;
   /** this resource server's identifier: tokens for other audiences are refused (RFC 9700 §2.3) */
   audience: string;
-  /** where the signing keys are; refetched on an unknown `kid`, at most every 30 s */
+  /** where the signing keys are; refetched on an unknown `kid` (key rotation), at most once per cooldown */
   jwksUri: string;
-  /** clock skew tolerated on `exp`/`nbf`, seconds */
+  /** the least time between two JWKS fetches, seconds (default 30): a flood of unknown `kid`s costs one */
+  jwksCooldownSeconds?: number;
+  /** clock skew tolerated on `exp`/`nbf` against the authorization server's clock, seconds (default 5) */
   clockToleranceSeconds?: number;
+  /** this server's clock (default: the system clock) */
+  now?: () => Date;
 }
 
 const challenge = (res: Response, status: number, error: string, description: string, scope?: string) => {
@@ -40,7 +44,9 @@ const challenge = (res: Response, status: number, error: string, description: st
  * The revocation issue adds the deny-list check here.
  */
 export const requireAccessToken = (options: ResourceServerOptions): RequestHandler => {
-  const keys: JWTVerifyGetKey = createRemoteJWKSet(new URL(options.jwksUri), { cooldownDuration: 30_000 });
+  const keys: JWTVerifyGetKey = createRemoteJWKSet(new URL(options.jwksUri), {
+    cooldownDuration: (options.jwksCooldownSeconds ?? 30) * 1000,
+  });
   return async (req, res, next) => {
     const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(req.get('authorization') ?? '');
     if (!match)
@@ -52,6 +58,7 @@ export const requireAccessToken = (options: ResourceServerOptions): RequestHandl
         typ: 'at+jwt',
         algorithms: ['ES256'],
         clockTolerance: options.clockToleranceSeconds ?? 5,
+        ...(options.now && { currentDate: options.now() }),
         requiredClaims: ['sub', 'client_id', 'jti', 'exp', 'iat'],
       });
       res.locals.token = payload;
