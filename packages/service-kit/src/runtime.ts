@@ -25,6 +25,12 @@ export interface RuntimeOptions {
 export const createRuntime = async (options: RuntimeOptions) => {
   const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 20 });
   pool.on('error', (error) => options.logger.warn({ err: error }, 'idle Postgres connection failed'));
+  // A connection a caller holds (a transaction between two queries, the relay's LISTEN) that Postgres
+  // ends (a restart: 57P01) emits 'error' while the pool is not listening: without a listener of its
+  // own that is an uncaught exception, and the process dies. The caller's next query fails instead.
+  pool.on('connect', (client) =>
+    client.on('error', (error) => options.logger.warn({ err: error }, 'Postgres connection failed')),
+  );
   const schema = options.schema ?? options.service;
   await migrate(pool, schema);
   const store = new PostgresEventStore({ pool, schema, source: `/grantline/${options.service}` });
