@@ -16,3 +16,21 @@ export class ConcurrencyError extends Error {
 
 export const isRetriable = (error: unknown): boolean =>
   typeof error === 'object' && error !== null && (error as { retriable?: unknown }).retriable === true;
+
+/**
+ * Postgres cannot be reached or ended the session: refused or reset connections, SQLSTATE class 08
+ * (connection exception), 57P01-57P03 (shut down by an administrator, crash, still starting up) and
+ * 53300 (too many connections). Worth another attempt once it is back; nothing about the request.
+ */
+export const isConnectionError = (error: unknown): boolean => {
+  if (typeof error !== 'object' || error === null) return false;
+  const code = String((error as { code?: unknown }).code ?? '');
+  const message = String((error as { message?: unknown }).message ?? '');
+  return (
+    code.startsWith('08') ||
+    /^57P0[123]$/.test(code) ||
+    code === '53300' ||
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code) ||
+    /Connection terminated|not queryable|Client has encountered a connection error/.test(message)
+  );
+};

@@ -3,6 +3,7 @@ import type { RecordedEvent } from '@grantline/events';
 import { ATTRS, type Logger, METRICS } from '@grantline/telemetry';
 import { metrics } from '@opentelemetry/api';
 import type pg from 'pg';
+import { isConnectionError } from './errors.ts';
 import { assertSchemaName } from './postgres/migrations.ts';
 import { EVENT_COLUMNS, type EventRow, toRecordedEvent } from './postgres/store.ts';
 
@@ -267,16 +268,4 @@ export const relayedThrough = async (
     if (Date.now() >= deadline) return false;
     await sleep(5);
   }
-};
-
-const isConnectionError = (error: unknown): boolean => {
-  const code = (error as { code?: string }).code ?? '';
-  const message = (error as Error).message ?? '';
-  return (
-    code.startsWith('08') ||
-    code === '57P01' ||
-    code === 'ECONNREFUSED' ||
-    code === 'ECONNRESET' ||
-    /Connection terminated|not queryable|Client has encountered a connection error/.test(message)
-  );
 };

@@ -48,6 +48,15 @@ export class InvalidRedirectUri extends OAuthError {
 export class InvalidClientMetadata extends OAuthError {
   readonly error = 'invalid_client_metadata';
 }
+/**
+ * A dependency (Postgres) is briefly unreachable: retriable, so 503 with `Retry-After` (RFC 9110
+ * §15.6.4) under the error code RFC 6749 §4.1.2.1 defines for it.
+ */
+export class TemporarilyUnavailable extends OAuthError {
+  readonly error = 'temporarily_unavailable';
+  override readonly status = 503;
+  override headers = { 'Retry-After': '1' };
+}
 export class ServerError extends OAuthError {
   readonly error = 'server_error';
   override readonly status = 500;

@@ -1,6 +1,7 @@
+import { isConnectionError, isRetriable } from '@grantline/event-store';
 import type { Logger } from '@grantline/telemetry';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { InvalidRequest, OAuthError, ServerError } from './errors.ts';
+import { InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable } from './errors.ts';
 
 /** RFC 6749 §5.1: token responses and errors are never cached. */
 export const noStore: RequestHandler = (_req, res, next) => {
@@ -73,9 +74,12 @@ export const formOf = (res: Response): Record<string, string> => res.locals.form
 export const listOf = (res: Response, name: string): string[] =>
   (res.locals.lists as Record<string, string[]>)[name] ?? [];
 
-/** The one boundary that renders OAuth errors (RFC 6749 §5.2); anything unexpected is a generic server_error. */
+/**
+ * The one boundary that renders OAuth errors (RFC 6749 §5.2): an unreachable database is a retriable
+ * 503 `temporarily_unavailable`, anything else unexpected a generic `server_error`.
+ */
 export const oauthErrorBoundary =
-  (logger: Pick<Logger, 'error'>) =>
+  (logger: Pick<Logger, 'error' | 'warn'>) =>
   (error: unknown, _req: Request, res: Response, next: NextFunction): void => {
     if (res.headersSent) {
       next(error);
@@ -91,7 +95,12 @@ export const oauthErrorBoundary =
       return;
     } else if ((error as { status?: number }).status === 400)
       oauth = new InvalidRequest('malformed request body');
-    else {
+    else if (isConnectionError(error) || isRetriable(error)) {
+      // Postgres restarting or failing over, or a write conflict that outlived its retries: the same
+      // request may well succeed in a moment, so say so rather than answer server_error
+      logger.warn({ err: error }, 'OAuth endpoint temporarily unavailable');
+      oauth = new TemporarilyUnavailable('the service is temporarily unavailable; retry shortly');
+    } else {
       logger.error({ err: error }, 'unexpected error in OAuth endpoint');
       oauth = new ServerError('the server could not handle the request');
     }

@@ -5,6 +5,8 @@ import {
   javaAvailable,
   type KafkaBroker,
   type LocalProcess,
+  type PostgresServer,
+  postgresAvailable,
   startLocalKafka,
   startLocalPostgres,
   startLocalRedis,
@@ -127,4 +129,11 @@ export const startPrivateKafka = async (): Promise<KafkaBroker | undefined> => {
   return undefined;
 };
 
-export type { KafkaBroker, LocalProcess };
+/**
+ * A Postgres of the test's own, for tests that restart it (never the shared one). A local process
+ * from Debian's packages; undefined where they are missing (the caller skips with a reason).
+ */
+export const startPrivatePostgres = async (): Promise<PostgresServer | undefined> =>
+  postgresAvailable() ? startLocalPostgres() : undefined;
+
+export type { KafkaBroker, LocalProcess, PostgresServer };

@@ -1,11 +1,12 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import pg from 'pg';
 
 const execFileAsync = promisify(execFile);
 
@@ -90,12 +91,22 @@ const postgresBin = (): string | undefined => {
   return version ? join(base, version, 'bin') : undefined;
 };
 
+export const postgresAvailable = (): boolean => postgresBin() !== undefined;
+
+export interface PostgresServer extends LocalProcess {
+  /** a fast shutdown (open sessions are ended with 57P01), keeping the data, as in a restart */
+  pause(): Promise<void>;
+  /** starts it again on the same port with the same data */
+  resume(): Promise<void>;
+}
+
 /** Postgres from Debian's packages: a throwaway cluster in a temp dir, on a free port, trust auth. */
-export const startLocalPostgres = async (): Promise<LocalProcess> => {
+export const startLocalPostgres = async (): Promise<PostgresServer> => {
   const bin = postgresBin();
   if (!bin) throw new Error('PostgreSQL server binaries not found (apt-get install postgresql)');
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'grantline-pg-'));
+  const data = join(dir, 'data');
   // initdb and postgres refuse to run as root; Debian's package creates the `postgres` user.
   const asUser = process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--'] : [];
   if (asUser.length > 0) execFileSync('chown', ['postgres', dir]);
@@ -103,11 +114,11 @@ export const startLocalPostgres = async (): Promise<LocalProcess> => {
     const [file, ...rest] = [...asUser, join(bin, cmd), ...args];
     return { file: file!, args: rest };
   };
-  const init = run('initdb', ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
+  const init = run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
   execFileSync(init.file, init.args, { stdio: 'ignore' });
   const server = run('postgres', [
     '-D',
-    join(dir, 'data'),
+    data,
     '-p',
     String(port),
     '-k',
@@ -117,12 +128,41 @@ export const startLocalPostgres = async (): Promise<LocalProcess> => {
     '-c',
     'fsync=off',
   ]);
-  const child = spawn(server.file, server.args, { stdio: 'ignore' });
-  await waitForPort(port, 30_000, 'postgres');
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const start = async () => {
+    const child = spawn(server.file, server.args, { stdio: 'ignore' });
+    await waitForPort(port, 30_000, 'postgres');
+    // the port opens before recovery ends ("the database system is starting up"): wait for a query
+    for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
+      const client = new pg.Client({ connectionString: url });
+      client.on('error', () => {});
+      const ok = await client.connect().then(
+        () => client.query('SELECT 1').then(() => true),
+        () => false,
+      );
+      await client.end().catch(() => {});
+      if (ok) return child;
+      if (Date.now() > deadline) throw new Error('postgres did not accept queries within 30 s');
+    }
+  };
+  let child = await start();
+  // SIGINT to the postmaster itself (its pid heads postmaster.pid) is a fast shutdown; a signal to
+  // `runuser` would reach it as SIGTERM (a smart shutdown that waits for every client) and then SIGKILL.
+  const shutDown = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((ok) => child.once('exit', ok));
+    const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    process.kill(pid, 'SIGINT');
+    await Promise.race([exited, sleep(30_000).then(() => child.kill('SIGKILL'))]);
+  };
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url,
+    pause: shutDown,
+    resume: async () => {
+      child = await start();
+    },
     stop: async () => {
-      await stopChild(child);
+      await shutDown();
       rmSync(dir, { recursive: true, force: true });
     },
   };
