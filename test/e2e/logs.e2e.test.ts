@@ -63,6 +63,7 @@ describe('request logs', () => {
     secrets.password = tenant.user.password;
     secrets.clientSecret = tenant.client.client_secret!;
     secrets.registrationToken = (tenant.client as Record<string, string>).registration_access_token!;
+    secrets.initialAccessToken = await stack.initialAccessToken();
 
     // RFC 7591 and RFC 7592 with the registration access token; client credentials
     const machine = await stack.register({
