@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, type PostgresServer, startPrivatePostgres } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Agent, createTenant, redeem, refresh, runFlow, type Tenant } from './flow.ts';
+import { Agent, authorizeUrl, createTenant, redeem, refresh, runFlow, type Tenant } from './flow.ts';
 import { basic, type Stack, startStack, tokenRequest } from './stack.ts';
 
 // This test restarts its Postgres, so the whole stack runs on a cluster of its own, never the shared one.
@@ -80,7 +80,19 @@ describe.skipIf(!postgres)('F6: Postgres restarted while tokens are being issued
     await sleep(400);
     const downAt = Date.now();
     await postgres!.pause();
-    await sleep(1_500);
+    await sleep(300);
+    // a page that needs the database answers 503 with Retry-After too, not a 500
+    const page = await fetch(
+      authorizeUrl(stack, {
+        response_type: 'code',
+        client_id: tenant.client.client_id,
+        redirect_uri: tenant.client.redirect_uri,
+        code_challenge: 'x'.repeat(43),
+        code_challenge_method: 'S256',
+      }),
+      { redirect: 'manual' },
+    );
+    await sleep(1_200);
     await postgres!.resume();
     const upAt = Date.now();
     await eventually(() => (issued.some((a) => a.at > upAt && a.status === 200) ? true : undefined), {
@@ -90,6 +102,8 @@ describe.skipIf(!postgres)('F6: Postgres restarted while tokens are being issued
     running = false;
     await Promise.all(issuing);
 
+    expect(page.status).toBe(503);
+    expect(page.headers.get('retry-after')).toBe('1');
     const all = [...issued, ...[...byCode.values()].flat()];
     const unavailable = all.filter((a) => a.status === 503);
     const counts = new Map<string, number>();

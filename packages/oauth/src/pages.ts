@@ -1,3 +1,4 @@
+import { isConnectionError, isRetriable } from '@grantline/event-store';
 import { parseCookie } from 'cookie';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import helmet from 'helmet';
@@ -91,7 +92,12 @@ export const pageErrorBoundary = (
   if (res.headersSent) next(error);
   else if (error.status && error.status < 500)
     sendErrorPage(res, error.status, 'invalid_request', 'the request could not be read');
-  else {
+  else if (isConnectionError(error) || isRetriable(error)) {
+    // the database restarting or failing over: a moment later the same page works
+    req.log?.warn({ err: error }, 'page temporarily unavailable');
+    res.set('Retry-After', '1');
+    sendErrorPage(res, 503, 'temporarily_unavailable', 'the service is busy for a moment; try again');
+  } else {
     req.log?.error({ err: error }, 'unexpected error on a page');
     sendErrorPage(res, 500, 'server_error', 'something went wrong; try again');
   }
