@@ -7,6 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  generateKeyMaterial,
+  KEY_VARIABLES,
+  type KeyMaterial,
+  type ServiceName,
+  serviceKeyEnv,
+} from '@grantline/keys';
 import { databaseUrlFor, repoRoot, resolveInfrastructure } from '@grantline/testing';
 import pg from 'pg';
 
@@ -17,22 +24,26 @@ const host = process.env.GRANTLINE_PUBLIC_HOST ?? '127.0.0.1';
 const url = (offset: number) => `http://${host}:${basePort + offset}`;
 const managementUrl = (offset: number) => `http://127.0.0.1:${managementBasePort + offset}`;
 
-/** Development secrets, generated once and kept in .grantline/ (git-ignored); the environment wins. */
-const devSecrets = (): { adminToken: string; kek: string; flowSecret: string } => {
+type DevSecrets = { adminToken: string; kek: string } & KeyMaterial;
+
+/**
+ * Development secrets, generated once and kept in .grantline/ (git-ignored); the environment wins.
+ * A file written by an older version gets what it lacks (the per-purpose keys) and keeps the rest.
+ */
+const devSecrets = (): DevSecrets => {
   const dir = join(repoRoot, '.grantline');
   const file = join(dir, 'dev-secrets.json');
-  if (!existsSync(file)) {
+  const old: Partial<DevSecrets> & { flowSecret?: string } = existsSync(file)
+    ? JSON.parse(readFileSync(file, 'utf8'))
+    : {};
+  const secrets: DevSecrets = {
+    adminToken: old.adminToken ?? randomBytes(32).toString('base64url'),
+    kek: old.kek ?? randomBytes(32).toString('base64url'),
+    ...generateKeyMaterial(old),
+  };
+  // the one secret the services used to share is gone (one key per purpose now)
+  if (JSON.stringify(secrets) !== JSON.stringify(old)) {
     mkdirSync(dir, { recursive: true });
-    const generated = {
-      adminToken: randomBytes(32).toString('base64url'),
-      kek: randomBytes(32).toString('base64url'),
-    };
-    writeFileSync(file, JSON.stringify(generated, null, 2), { mode: 0o600 });
-  }
-  const secrets = JSON.parse(readFileSync(file, 'utf8'));
-  if (!secrets.flowSecret) {
-    // added by a later version: extend an existing file rather than replace its keys
-    secrets.flowSecret = randomBytes(32).toString('base64url');
     writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   }
   return secrets;
@@ -52,25 +63,34 @@ if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${database.replace
 await admin.end();
 
 const secrets = devSecrets();
+const generated = serviceKeyEnv(secrets);
+/** each service's key variables: its own, from the environment where set, else the development ones */
+const keysOf = (service: ServiceName) =>
+  Object.fromEntries(
+    Object.entries(generated[service]).map(([name, value]) => [name, process.env[name] ?? value]),
+  );
 if (
   !process.env.GRANTLINE_ADMIN_TOKEN ||
   !process.env.GRANTLINE_KEY_ENCRYPTION_KEY ||
-  !process.env.GRANTLINE_FLOW_SECRET
+  KEY_VARIABLES.some((name) => !process.env[name])
 ) {
   console.warn(
-    'warning: using development secrets from .grantline/dev-secrets.json; set GRANTLINE_ADMIN_TOKEN, GRANTLINE_KEY_ENCRYPTION_KEY and GRANTLINE_FLOW_SECRET in production',
+    'warning: using development secrets from .grantline/dev-secrets.json; in production set GRANTLINE_ADMIN_TOKEN, GRANTLINE_KEY_ENCRYPTION_KEY and the keys of each service (README, "Keys by purpose")',
   );
 }
+// no service inherits another's key variables from this shell
+const environment = Object.fromEntries(
+  Object.entries(process.env).filter(([name]) => !KEY_VARIABLES.includes(name)),
+);
 const issuer = process.env.GRANTLINE_ISSUER ?? url(0);
 const common = {
-  ...process.env,
+  ...environment,
   DATABASE_URL: databaseUrlFor(infra.databaseUrl, database),
   KAFKA_BROKERS: infra.kafkaBrokers.join(','),
   REDIS_URL: infra.redisUrl,
   HOST: process.env.HOST ?? '127.0.0.1',
   GRANTLINE_ADMIN_TOKEN: process.env.GRANTLINE_ADMIN_TOKEN ?? secrets.adminToken,
   GRANTLINE_KEY_ENCRYPTION_KEY: process.env.GRANTLINE_KEY_ENCRYPTION_KEY ?? secrets.kek,
-  GRANTLINE_FLOW_SECRET: process.env.GRANTLINE_FLOW_SECRET ?? secrets.flowSecret,
   GRANTLINE_ISSUER: issuer,
   GRANTLINE_AUTHORIZATION_URL: url(0),
   GRANTLINE_CONSENT_URL: `${url(3)}/consent`,
@@ -79,11 +99,15 @@ const common = {
   GRANTLINE_JWKS_URI: `${url(2)}/oauth2/jwks`,
   GRANTLINE_REGISTRATION_ENDPOINT: `${url(1)}/oauth2/register`,
 };
-const services = [
-  { name: 'authorization', offset: 0 },
-  { name: 'registry', offset: 1, env: { PUBLIC_URL: url(1) } },
-  { name: 'token', offset: 2 },
-  { name: 'consent', offset: 3 },
+const services: {
+  name: ServiceName;
+  offset: number;
+  env: Record<string, string | undefined>;
+}[] = [
+  { name: 'authorization', offset: 0, env: keysOf('authorization') },
+  { name: 'registry', offset: 1, env: { PUBLIC_URL: url(1), ...keysOf('registry') } },
+  { name: 'token', offset: 2, env: keysOf('token') },
+  { name: 'consent', offset: 3, env: keysOf('consent') },
 ].map((s) => ({ ...s, port: basePort + s.offset, managementPort: managementBasePort + s.offset }));
 
 const children: ChildProcess[] = [];

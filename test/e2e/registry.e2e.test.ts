@@ -241,7 +241,9 @@ describe('registry: RFC 7591/7592 registration and the admin API', () => {
       'UserRemovedFromOrganisation',
       'UserDisabled',
     ]);
-    expect(rows[0].data.passwordHash).toMatch(/^scrypt\$16384\$8\$1\$/);
+    // the hash travels sealed to the authorization service (finding 11)
+    expect(rows[0].data.passwordHash).toBeUndefined();
+    expect(rows[0].data.sealedPasswordHash).toMatch(/^eyJ[\w-]*\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+$/);
     expect(JSON.stringify(rows)).not.toContain('correct horse battery');
   });
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { startAuthorization } from '@grantline/authorization';
 import { startConsent } from '@grantline/consent';
+import { generateKeyMaterial, type ServiceName, serviceKeyEnv } from '@grantline/keys';
 import { startRegistry } from '@grantline/registry';
 import { loadConfig } from '@grantline/service-kit';
 import type { DestinationStream } from '@grantline/telemetry';
@@ -13,7 +14,14 @@ import { tokenConfigSchema } from '../../services/token/src/config.ts';
 import { registryAdmin } from './registry-admin.ts';
 
 export const ADMIN_TOKEN = randomBytes(32).toString('base64url');
-export const FLOW_SECRET = randomBytes(32).toString('base64url');
+/** This test file's keys, by purpose (packages/keys KEY_PURPOSES); each service gets only its own. */
+export const KEYS = generateKeyMaterial();
+
+/**
+ * scrypt cost of password hashes in tests: 2^14 instead of OWASP's 2^17 (production default), a
+ * documented test-only setting (PASSWORD_SCRYPT_N): each sign-in costs ~0.07 s of CPU instead of ~0.6 s.
+ */
+export const TEST_PASSWORD_SCRYPT_N = '16384';
 
 /**
  * Every service built so far, each with its own port, schema and consumers, sharing one test
@@ -22,7 +30,11 @@ export const FLOW_SECRET = randomBytes(32).toString('base64url');
 export const startStack = async (
   infra: Infrastructure,
   env: Record<string, string> = {},
-  options: { logDestination?: DestinationStream } = {},
+  options: {
+    logDestination?: DestinationStream;
+    /** variables for one service only, over `env` */
+    only?: Partial<Record<ServiceName, Record<string, string>>>;
+  } = {},
 ) => {
   const db = await createTestDatabase(infra);
   const topicPrefix = `${uniqueName('e2e')}.`;
@@ -41,49 +53,62 @@ export const startStack = async (
     MANAGEMENT_PORT: '0',
     GRANTLINE_ADMIN_TOKEN: ADMIN_TOKEN,
     GRANTLINE_ISSUER: issuer,
-    GRANTLINE_FLOW_SECRET: FLOW_SECRET,
+    PASSWORD_SCRYPT_N: TEST_PASSWORD_SCRYPT_N,
     GRANTLINE_TOKEN_ENDPOINT: `${tokenUrl}/oauth2/token`,
     ...env,
+  };
+  const { logDestination, only = {} } = options;
+  const keyEnv = serviceKeyEnv(KEYS);
+  /** what each service is configured with: its own keys only (finding 5) */
+  const serviceEnv: Record<ServiceName, Record<string, string>> = {
+    registry: { ...keyEnv.registry, ...common, ...only.registry, PORT: String(registryPort) },
+    token: {
+      ...keyEnv.token,
+      ...common,
+      GRANTLINE_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
+      KEY_ROTATION_LEAD_SECONDS: '1',
+      ...env,
+      ...only.token,
+      PORT: String(tokenPort),
+    },
+    authorization: {
+      ...keyEnv.authorization,
+      ...common,
+      PORT: String(authorizationPort),
+      GRANTLINE_JWKS_URI: `${tokenUrl}/oauth2/jwks`,
+      GRANTLINE_REGISTRATION_ENDPOINT: `${registryUrl}/oauth2/register`,
+      GRANTLINE_CONSENT_URL: `${consentUrl}/consent`,
+      GRANTLINE_GRANTS_ENDPOINT: `${consentUrl}/oauth2/grants`,
+      ...only.authorization,
+    },
+    consent: {
+      ...keyEnv.consent,
+      ...common,
+      PORT: String(consentPort),
+      GRANTLINE_AUTHORIZATION_URL: issuer,
+      ...only.consent,
+    },
   };
   const onCrash = (e: Error) => {
     throw e;
   };
-  const { logDestination } = options;
-  const registry = await startRegistry(
-    loadConfig(registryConfigSchema, { ...common, PORT: String(registryPort) }),
-    { logDestination },
-  );
-  const tokenConfig = {
-    ...common,
-    GRANTLINE_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
-    KEY_ROTATION_LEAD_SECONDS: '1',
-    ...env,
-  };
-  const token = await startToken(loadConfig(tokenConfigSchema, { ...tokenConfig, PORT: String(tokenPort) }), {
+  const registry = await startRegistry(loadConfig(registryConfigSchema, serviceEnv.registry), {
+    logDestination,
+  });
+  const token = await startToken(loadConfig(tokenConfigSchema, serviceEnv.token), {
     onCrash,
     logDestination,
   });
   const extraTokens: Awaited<ReturnType<typeof startToken>>[] = [];
-  const authorizationEnv = {
-    ...common,
-    GRANTLINE_JWKS_URI: `${tokenUrl}/oauth2/jwks`,
-    GRANTLINE_REGISTRATION_ENDPOINT: `${registryUrl}/oauth2/register`,
-    GRANTLINE_CONSENT_URL: `${consentUrl}/consent`,
-    GRANTLINE_GRANTS_ENDPOINT: `${consentUrl}/oauth2/grants`,
-  };
   const authorization = await startAuthorization(
-    loadConfig(authorizationConfigSchema, { ...authorizationEnv, PORT: String(authorizationPort) }),
+    loadConfig(authorizationConfigSchema, serviceEnv.authorization),
     { onCrash, logDestination },
   );
   const extraAuthorizations: Awaited<ReturnType<typeof startAuthorization>>[] = [];
-  const consent = await startConsent(
-    loadConfig(consentConfigSchema, {
-      ...common,
-      PORT: String(consentPort),
-      GRANTLINE_AUTHORIZATION_URL: issuer,
-    }),
-    { onCrash, logDestination },
-  );
+  const consent = await startConsent(loadConfig(consentConfigSchema, serviceEnv.consent), {
+    onCrash,
+    logDestination,
+  });
   const registryApi = registryAdmin({
     issuer,
     registryUrl,
@@ -103,12 +128,14 @@ export const startStack = async (
     tokenManagementUrl: token.managementUrl,
     consentUrl,
     token,
+    /** each service's environment: its own keys only (finding 5) */
+    serviceEnv,
     /** the token service's environment, for a test that runs another instance as a process of its own */
-    tokenEnv: tokenConfig,
+    tokenEnv: serviceEnv.token,
     ...registryApi,
     /** another token service instance sharing the database, Kafka topics and Redis: returns its URL */
     addTokenInstance: async () => {
-      const another = await startToken(loadConfig(tokenConfigSchema, { ...tokenConfig, PORT: '0' }), {
+      const another = await startToken(loadConfig(tokenConfigSchema, { ...serviceEnv.token, PORT: '0' }), {
         onCrash,
         logDestination,
       });
@@ -118,7 +145,7 @@ export const startStack = async (
     /** another authorization service instance (same issuer, database, topics and Redis) with `extra` settings: its URLs */
     addAuthorizationInstance: async (extra: Record<string, string> = {}) => {
       const another = await startAuthorization(
-        loadConfig(authorizationConfigSchema, { ...authorizationEnv, ...extra, PORT: '0' }),
+        loadConfig(authorizationConfigSchema, { ...serviceEnv.authorization, ...extra, PORT: '0' }),
         { onCrash, logDestination },
       );
       extraAuthorizations.push(another);

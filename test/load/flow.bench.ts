@@ -49,7 +49,6 @@ async function main() {
         KAFKA_TOPIC_PREFIX: `${database}.`,
         GRANTLINE_ADMIN_TOKEN: adminToken,
         GRANTLINE_KEY_ENCRYPTION_KEY: 'q'.repeat(43),
-        GRANTLINE_FLOW_SECRET: 'f'.repeat(43),
         // one user signs in from one address many times at once: the brute-force limits count attempts
         // in flight, so lift them (the benchmark measures the flow, not the lock-out)
         LOGIN_FAILURES_PER_USERNAME: '1000000',

@@ -1,16 +1,20 @@
 import type { ConsumedEvent } from '@grantline/message-bus';
 import type pg from 'pg';
 
-/** The registry's users, organisations and scope catalogue, as the other services read them. */
+/**
+ * The registry's users, organisations and scope catalogue, as the other services read them. No
+ * password hash: only the authorization service keeps those (its own credentials projection).
+ */
 export const peopleTables = (schema: string) => `
   CREATE TABLE IF NOT EXISTS ${schema}.users (
     user_id text PRIMARY KEY,
     username text NOT NULL UNIQUE,
-    password_hash text NOT NULL,
     status text NOT NULL,
     organisations text[] NOT NULL,
     credentials_changed_at timestamptz
   );
+  -- older versions stored every user's password hash in every service
+  ALTER TABLE ${schema}.users DROP COLUMN IF EXISTS password_hash;
   CREATE TABLE IF NOT EXISTS ${schema}.organisations (organisation_id text PRIMARY KEY, name text NOT NULL);
   CREATE TABLE IF NOT EXISTS ${schema}.scopes (name text PRIMARY KEY, description text NOT NULL)`;
 
@@ -20,9 +24,9 @@ export const peopleProjection = (schema: string) => {
   const reducers: Record<string, (d: D, tx: pg.PoolClient, time: Date) => Promise<unknown>> = {
     UserCreated: (d, tx) =>
       tx.query(
-        `INSERT INTO ${schema}.users (user_id, username, password_hash, status, organisations)
-         VALUES ($1, $2, $3, 'active', $4) ON CONFLICT (user_id) DO NOTHING`,
-        [d.userId, d.username, d.passwordHash, d.organisations],
+        `INSERT INTO ${schema}.users (user_id, username, status, organisations)
+         VALUES ($1, $2, 'active', $3) ON CONFLICT (user_id) DO NOTHING`,
+        [d.userId, d.username, d.organisations],
       ),
     UserAddedToOrganisation: (d, tx) =>
       tx.query(
@@ -41,10 +45,7 @@ export const peopleProjection = (schema: string) => {
         [d.userId, time],
       ),
     UserPasswordChanged: (d, tx, time) =>
-      tx.query(
-        `UPDATE ${schema}.users SET password_hash = $2, credentials_changed_at = $3 WHERE user_id = $1`,
-        [d.userId, d.passwordHash, time],
-      ),
+      tx.query(`UPDATE ${schema}.users SET credentials_changed_at = $2 WHERE user_id = $1`, [d.userId, time]),
     OrganisationCreated: (d, tx) =>
       tx.query(
         `INSERT INTO ${schema}.organisations (organisation_id, name) VALUES ($1, $2)
@@ -66,7 +67,6 @@ export const peopleProjection = (schema: string) => {
 export interface UserRecord {
   userId: string;
   username: string;
-  passwordHash: string;
   status: 'active' | 'disabled';
   organisations: string[];
   /** when the password last changed or the user was disabled: refresh tokens older than this die */
@@ -76,7 +76,6 @@ export interface UserRecord {
 type UserRow = {
   user_id: string;
   username: string;
-  password_hash: string;
   status: UserRecord['status'];
   organisations: string[];
   credentials_changed_at: Date | null;
@@ -85,7 +84,6 @@ type UserRow = {
 const toUser = (r: UserRow): UserRecord => ({
   userId: r.user_id,
   username: r.username,
-  passwordHash: r.password_hash,
   status: r.status,
   organisations: r.organisations,
   credentialsChangedAt: r.credentials_changed_at ?? undefined,

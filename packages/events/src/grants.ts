@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Id, Scopes } from './common.ts';
+import { SealedPasswordHash } from './registry.ts';
 
 const Organisations = z.array(Id).min(1).max(100);
 const Resources = z.array(z.url()).max(20);
@@ -31,9 +32,9 @@ export const grantEventSchemas = {
 } as const;
 
 /**
- * Sign-in facts (stream `user-<user id>` or `login-<username digest>`, owned by the authorization
- * service), for auditors. A failed sign-in names the username's digest, never what was typed as a
- * password.
+ * Sign-in facts (owned by the authorization service), for auditors. A failed sign-in names the user
+ * when there is one, and nothing derived from what was typed otherwise (neither the username nor the
+ * password).
  */
 export const sessionEventSchemas = {
   UserAuthenticated: z.strictObject({
@@ -43,9 +44,21 @@ export const sessionEventSchemas = {
     address: z.string().max(100).optional(),
   }),
   LoginFailed: z.strictObject({
-    usernameDigest: z.string().max(100),
+    /** the user whose password was wrong or who is disabled; absent for an unknown username */
+    userId: Id.optional(),
+    /** @deprecated SHA-256 of the typed username, in events written before it was dropped; never written now */
+    usernameDigest: z.string().max(100).optional(),
     reason: z.enum(['unknown_user', 'wrong_password', 'disabled', 'locked_out']),
     address: z.string().max(100).optional(),
   }),
   UserLoggedOut: z.strictObject({ userId: Id, sessionId: Id }),
+  /**
+   * A weaker hash replaced at sign-in, sealed to the authorization service's own credentials key.
+   * `replacesVersion`: the version of the user's password it re-hashes (a later change wins).
+   */
+  UserPasswordRehashed: z.strictObject({
+    userId: Id,
+    sealedPasswordHash: SealedPasswordHash,
+    replacesVersion: z.number().int().min(1),
+  }),
 } as const;

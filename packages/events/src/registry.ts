@@ -8,6 +8,18 @@ const PublicJwk = z.looseObject({ kty: z.string(), kid: z.string().optional() })
   message: 'private key material is not allowed',
 });
 
+/** A scrypt hash in its stored form; only in events written before hashes were sealed. */
+const LegacyPasswordHash = z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/);
+
+/**
+ * A password hash sealed to the authorization service's credentials key (JWE compact, ECDH-ES+A256KW,
+ * A256GCM): the only service that checks passwords is the only one that can read it.
+ */
+export const SealedPasswordHash = z
+  .string()
+  .max(2_000)
+  .regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'a compact JWE');
+
 /** Client metadata as registered (RFC 7591 §2), in its stored form. */
 export const ClientMetadata = z.strictObject({
   clientName: z.string().max(200).optional(),
@@ -62,8 +74,10 @@ export const registryEventSchemas = {
   UserCreated: z.strictObject({
     userId: Id,
     username: z.string().min(1).max(100),
-    /** scrypt, in PHC-like form `scrypt$N$r$p$salt$hash`: a slow hash, for the login service's projection */
-    passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/),
+    /** the scrypt hash (`scrypt$N$r$p$salt$hash`), sealed: only the authorization service opens it */
+    sealedPasswordHash: SealedPasswordHash.optional(),
+    /** @deprecated the hash in clear, in events written before hashes were sealed; never written now */
+    passwordHash: LegacyPasswordHash.optional(),
     organisations: z.array(Id).max(100),
   }),
   UserAddedToOrganisation: z.strictObject({ userId: Id, organisationId: Id }),
@@ -72,7 +86,9 @@ export const registryEventSchemas = {
   /** a new password: every refresh token issued to the user before this dies */
   UserPasswordChanged: z.strictObject({
     userId: Id,
-    passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/),
+    sealedPasswordHash: SealedPasswordHash.optional(),
+    /** @deprecated the hash in clear, in events written before hashes were sealed; never written now */
+    passwordHash: LegacyPasswordHash.optional(),
   }),
   ScopeDefined: z.strictObject({
     name: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/),

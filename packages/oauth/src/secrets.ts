@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** 256 bits from the CSPRNG, base64url: client secrets, registration tokens, token ids. */
 export const randomToken = (bytes = 32): string => randomBytes(bytes).toString('base64url');
@@ -21,37 +21,6 @@ export const digestsEqual = (a: string, b: string): boolean => {
   const y = Buffer.from(b, 'utf8');
   const same = x.length === y.length;
   return timingSafeEqual(same ? x : y, y) && same;
-};
-
-const SCRYPT = { N: 16_384, r: 8, p: 1, keylen: 32 } as const;
-
-const scryptAsync = (password: string, salt: Buffer, N: number, r: number, p: number, keylen: number) =>
-  new Promise<Buffer>((resolve, reject) =>
-    scrypt(password, salt, keylen, { N, r, p, maxmem: 64 * 1024 * 1024 }, (e, key) =>
-      e ? reject(e) : resolve(key),
-    ),
-  );
-
-/** A user password, hashed with scrypt: `scrypt$N$r$p$salt$hash`. */
-export const hashPassword = async (password: string): Promise<string> => {
-  const salt = randomBytes(16);
-  const hash = await scryptAsync(password, salt, SCRYPT.N, SCRYPT.r, SCRYPT.p, SCRYPT.keylen);
-  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64url')}$${hash.toString('base64url')}`;
-};
-
-export const verifyPassword = async (password: string, stored: string): Promise<boolean> => {
-  const [scheme, n, r, p, salt, hash] = stored.split('$');
-  if (scheme !== 'scrypt' || !salt || !hash) return false;
-  const expected = Buffer.from(hash, 'base64url');
-  const actual = await scryptAsync(
-    password,
-    Buffer.from(salt, 'base64url'),
-    Number(n),
-    Number(r),
-    Number(p),
-    expected.length,
-  );
-  return timingSafeEqual(actual, expected);
 };
 
 /** The bearer token of an `Authorization: Bearer` header (RFC 6750 §2.1), if well formed. */

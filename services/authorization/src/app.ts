@@ -1,8 +1,8 @@
 import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
 import { TOPICS } from '@grantline/events';
-import { FlowKeys } from '@grantline/keys';
+import { FlowKeys } from '@grantline/flow';
 import {
-  hashPassword,
+  OWASP_SCRYPT_N,
   pageErrorBoundary,
   pageForm,
   pageHeaders,
@@ -19,6 +19,7 @@ import {
 import { createLogger } from '@grantline/telemetry';
 import type express from 'express';
 import { loginLimiter } from './adapters/login-limiter.ts';
+import { passwords } from './adapters/passwords.ts';
 import type { AuthorizationConfig } from './config.ts';
 import { authorizeEndpoint } from './endpoints/authorize.ts';
 import { completeEndpoint } from './endpoints/complete.ts';
@@ -26,6 +27,7 @@ import { loginPage, loginSubmit } from './endpoints/login.ts';
 import { logoutPage, logoutSubmit } from './endpoints/logout.ts';
 import { metadataEndpoint, type ServerUrls } from './endpoints/metadata.ts';
 import type { FlowDeps } from './flow.ts';
+import { Credentials, credentialsProjection, credentialsTable } from './projections/credentials.ts';
 
 /**
  * The authorization service: the authorization endpoint, sign-in and sessions, and the issuer's
@@ -47,19 +49,40 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
     logger,
   });
   const { pool, schema } = runtime;
-  await pool.query(directoryTables(schema));
+  // credentials first: it carries hashes over from the users table of older versions
+  await pool.query(`${credentialsTable(schema)}; ${directoryTables(schema)}`);
+  const onCrash = options.onCrash ?? exitOnCrash(logger);
+  const directory = directoryProjection(schema);
+  const credentials = credentialsProjection(schema, config.GRANTLINE_CREDENTIALS_DECRYPTION_KEY);
+  // a user and their password hash arrive in one transaction: sign-in never sees one without the other
   await runtime.project(
     'authorization-directory',
     [TOPICS.registry],
-    directoryProjection(schema),
-    options.onCrash ?? exitOnCrash(logger),
+    async (event, tx) => {
+      await directory(event, tx);
+      await credentials(event, tx);
+    },
+    onCrash,
   );
+  await runtime.project('authorization-rehashes', [TOPICS.grants], credentials, onCrash, {
+    types: ['UserPasswordRehashed'],
+  });
+  if (config.PASSWORD_SCRYPT_N < OWASP_SCRYPT_N)
+    logger.warn(
+      { PASSWORD_SCRYPT_N: config.PASSWORD_SCRYPT_N },
+      'password hashes below OWASP cost (2^17): for tests only',
+    );
   const redis = connectRedis(config.REDIS_URL, logger);
   const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}authz:`;
   const people = new People(pool, schema);
   const clients = new ClientDirectory(pool, schema);
   const unwatchClients = clients.watch(logger);
-  const dummyHash = await hashPassword('grantline: no such user');
+  const passwordCheck = await passwords({
+    credentials: new Credentials(pool, schema),
+    store: runtime.store,
+    keys: config.GRANTLINE_CREDENTIALS_DECRYPTION_KEY,
+    cost: config.PASSWORD_SCRYPT_N,
+  });
 
   let urls: ServerUrls | undefined;
   let deps: FlowDeps | undefined;
@@ -98,12 +121,7 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
       app.post('/oauth2/authorize', pageHeaders, form, lazy(authorizeEndpoint));
       app.get('/oauth2/authorize/complete', pageHeaders, lazy(completeEndpoint));
       app.get('/login', pageHeaders, lazy(loginPage));
-      app.post(
-        '/login',
-        pageHeaders,
-        form,
-        lazy((d) => loginSubmit(d, dummyHash)),
-      );
+      app.post('/login', pageHeaders, form, lazy(loginSubmit));
       app.get('/logout', pageHeaders, lazy(logoutPage));
       app.post('/logout', pageHeaders, form, lazy(logoutSubmit));
       app.use(['/oauth2/authorize', '/login', '/logout'], pageErrorBoundary);
@@ -121,7 +139,17 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
   deps = {
     issuer,
     consentUrl: config.GRANTLINE_CONSENT_URL ?? `${issuer}/consent`,
-    keys: FlowKeys.from(config.GRANTLINE_FLOW_SECRET),
+    // what this service holds (packages/keys KEY_PURPOSES): it cannot sign a verdict nor open a code
+    keys: new FlowKeys({
+      signing: {
+        session: config.GRANTLINE_SESSION_SIGNING_KEY,
+        codeSigning: config.GRANTLINE_CODE_SIGNING_KEY,
+      },
+      verifying: { verdict: config.GRANTLINE_VERDICT_VERIFY_KEYS },
+      codeEncryption: config.GRANTLINE_CODE_ENCRYPTION_KEY,
+      csrf: config.GRANTLINE_CSRF_KEY,
+    }),
+    passwords: passwordCheck,
     clients,
     people,
     store: runtime.store,

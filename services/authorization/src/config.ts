@@ -1,12 +1,7 @@
+import { privateKeysVariable, publicKeysVariable, symmetricKeysVariable } from '@grantline/keys';
+import { passwordCostVariable } from '@grantline/oauth';
 import { baseConfigSchema } from '@grantline/service-kit';
 import { z } from 'zod';
-
-export const FlowSecret = z
-  .string()
-  .regex(
-    /^[A-Za-z0-9_-]{43}(,[A-Za-z0-9_-]{43})*$/,
-    '32 bytes, base64url (43 characters); comma-separated to rotate',
-  );
 
 export const authorizationConfigSchema = baseConfigSchema.extend({
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }),
@@ -20,8 +15,22 @@ export const authorizationConfigSchema = baseConfigSchema.extend({
   GRANTLINE_CONSENT_URL: z.url().optional(),
   /** the consent service's origin, for the Grant Management endpoint in the metadata */
   GRANTLINE_GRANTS_ENDPOINT: z.url().optional(),
-  /** shared with consent and token: signs flow challenges and sessions, encrypts authorization codes */
-  GRANTLINE_FLOW_SECRET: FlowSecret,
+  // Keys by purpose (packages/keys KEY_PURPOSES; README "Keys"). Private keys: a JWK, a JWK set or
+  // PEM, newest first (the first signs, all verify). Public keys: a JWK or a JWK set.
+  /** private: signs sessions and login/consent challenges (consent holds the public key) */
+  GRANTLINE_SESSION_SIGNING_KEY: privateKeysVariable('sig'),
+  /** private: signs authorization codes (the token service holds the public key) */
+  GRANTLINE_CODE_SIGNING_KEY: privateKeysVariable('sig'),
+  /** public: the token service's code key; codes are sealed to the first one */
+  GRANTLINE_CODE_ENCRYPTION_KEY: publicKeysVariable('enc'),
+  /** public: the consent service's verdict keys */
+  GRANTLINE_VERDICT_VERIFY_KEYS: publicKeysVariable('sig'),
+  /** private: opens the password hashes the registry seals into user events (only this service checks passwords) */
+  GRANTLINE_CREDENTIALS_DECRYPTION_KEY: privateKeysVariable('enc'),
+  /** this service's own CSRF key(s): 32 bytes base64url, comma-separated to rotate; shared with no other service */
+  GRANTLINE_CSRF_KEY: symmetricKeysVariable(),
+  /** scrypt cost N of password hashes: a stored hash below it is replaced at the next sign-in */
+  PASSWORD_SCRYPT_N: passwordCostVariable,
   /** lifetime of an authorization code (FAPI 2.0: at most 60 s) */
   AUTHORIZATION_CODE_TTL_SECONDS: z.coerce.number().int().min(1).max(60).default(60),
   /** how long a sign-in lasts */

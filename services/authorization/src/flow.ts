@@ -1,6 +1,6 @@
 import type { ClientDirectory, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
-import type { FlowKeys } from '@grantline/keys';
+import { type FlowKeys, type Session as SignedSession, STATEMENT } from '@grantline/flow';
 import {
   cookieOptions,
   cookiesOf,
@@ -10,23 +10,16 @@ import {
 } from '@grantline/oauth';
 import type { Request, Response } from 'express';
 import type { LoginLimiter } from './adapters/login-limiter.ts';
+import type { Passwords } from './adapters/passwords.ts';
 import type { AuthorizationRequest } from './domain/authorization-request.ts';
 
-/** Types (JWS `typ`) of the signed statements that carry a flow between services and the browser. */
-export const STATEMENT = {
-  login: 'grantline-login+jwt',
-  consent: 'grantline-consent+jwt',
-  verdict: 'grantline-verdict+jwt',
-  session: 'grantline-session+jwt',
-} as const;
+// the hand-off statements (types, `typ`s, keys by purpose) are the contract in packages/flow
+export { STATEMENT };
 
 export const SESSION_COOKIE = 'grantline_session';
 export const LOGIN_CSRF_COOKIE = 'grantline_login_csrf';
 
-export interface Session {
-  sid: string;
-  sub: string;
-  auth_time: number;
+export interface Session extends SignedSession {
   /** when the cookie expires (s) */
   exp?: number;
 }
@@ -34,7 +27,9 @@ export interface Session {
 export interface FlowDeps {
   issuer: string;
   consentUrl: string;
+  /** signs sessions, challenges and codes; verifies verdicts; seals codes to the token service; CSRF */
   keys: FlowKeys;
+  passwords: Passwords;
   clients: ClientDirectory;
   people: People;
   store: EventStore;
@@ -49,10 +44,7 @@ export interface FlowDeps {
 
 /** The signed-in user of this browser, if the session is valid and the user may still sign in. */
 export const readSession = async (deps: FlowDeps, req: Request): Promise<Session | undefined> => {
-  const session = await deps.keys.verify<Session & { iat: number }>(
-    STATEMENT.session,
-    cookiesOf(req)[SESSION_COOKIE],
-  );
+  const session = await deps.keys.verify(STATEMENT.session, cookiesOf(req)[SESSION_COOKIE]);
   if (!session) return undefined;
   const [revoked, user] = await Promise.all([
     deps.sessions.isRevoked(session.sid),

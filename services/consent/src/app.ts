@@ -12,7 +12,7 @@ import {
 } from '@grantline/directory';
 import { handleCommand } from '@grantline/event-store';
 import { grantEventSchemas, TOPICS } from '@grantline/events';
-import { FlowKeys } from '@grantline/keys';
+import { FlowKeys } from '@grantline/flow';
 import {
   failureLimiter,
   jtiGuard,
@@ -116,7 +116,12 @@ export const startConsent = async (config: ConsentConfig, options: StartOptions 
   const endedSessions = new EndedSessions(pool, schema);
   const authorizationUrl = config.GRANTLINE_AUTHORIZATION_URL ?? config.GRANTLINE_ISSUER;
   const deps: ConsentDeps = {
-    keys: FlowKeys.from(config.GRANTLINE_FLOW_SECRET),
+    // what this service holds (packages/keys KEY_PURPOSES): it can check a session but not make one
+    keys: new FlowKeys({
+      signing: { verdict: config.GRANTLINE_VERDICT_SIGNING_KEY },
+      verifying: { session: config.GRANTLINE_SESSION_VERIFY_KEYS },
+      csrf: config.GRANTLINE_CSRF_KEY,
+    }),
     clients,
     people,
     grants: new GrantQueries(pool, schema),

@@ -1,3 +1,4 @@
+import { privateKeysVariable, publicKeysVariable, symmetricKeysVariable } from '@grantline/keys';
 import { baseConfigSchema } from '@grantline/service-kit';
 import { z } from 'zod';
 
@@ -9,13 +10,12 @@ export const consentConfigSchema = baseConfigSchema.extend({
   GRANTLINE_AUTHORIZATION_URL: z.url().optional(),
   /** public URL of the token endpoint, an accepted `aud` of client assertions */
   GRANTLINE_TOKEN_ENDPOINT: z.url().optional(),
-  /** shared with authorization and token: verifies challenges and sessions, signs verdicts */
-  GRANTLINE_FLOW_SECRET: z
-    .string()
-    .regex(
-      /^[A-Za-z0-9_-]{43}(,[A-Za-z0-9_-]{43})*$/,
-      '32 bytes, base64url (43 characters); comma-separated to rotate',
-    ),
+  /** public: the authorization service's session keys (verifies sessions and consent challenges, signs none) */
+  GRANTLINE_SESSION_VERIFY_KEYS: publicKeysVariable('sig'),
+  /** private: signs consent verdicts (a JWK, a JWK set or PEM, newest first; authorization holds the public key) */
+  GRANTLINE_VERDICT_SIGNING_KEY: privateKeysVariable('sig'),
+  /** this service's own CSRF key(s): 32 bytes base64url, comma-separated to rotate; shared with no other service */
+  GRANTLINE_CSRF_KEY: symmetricKeysVariable(),
   /** failed client authentications per client id per minute before a lock-out (Grant Management API) */
   CLIENT_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(10),
   /** development only: a client's jwks_uri may name loopback, private and link-local addresses */

@@ -1,40 +1,16 @@
 import type { ClientDirectory, GrantQueries, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
-import type { FlowKeys } from '@grantline/keys';
+import { type FlowKeys, STATEMENT, type Verified } from '@grantline/flow';
 import { cookiesOf, randomToken, type SessionRevocations, type SingleUse } from '@grantline/oauth';
 import type { Request } from 'express';
 
-/** JWS `typ`s shared with the authorization service (its `flow.ts` is the other half of the contract). */
-export const STATEMENT = {
-  consent: 'grantline-consent+jwt',
-  verdict: 'grantline-verdict+jwt',
-  session: 'grantline-session+jwt',
-} as const;
+// the hand-off statements (types, `typ`s, keys by purpose) are the contract in packages/flow
+/** A consent challenge as verified: what the authorization service signed, with its `exp`. */
+export type ConsentChallenge = Verified<typeof STATEMENT.consent>;
 export const SESSION_COOKIE = 'grantline_session';
 
-/** The validated authorization request, as the authorization service signed it. */
-export interface AuthorizationRequest {
-  clientId: string;
-  redirectUri: string;
-  scopes: string[];
-  state?: string;
-  codeChallenge: string;
-  resources: string[];
-  prompt: ('none' | 'login' | 'consent')[];
-  grantManagementAction?: 'create' | 'merge' | 'replace';
-  grantId?: string;
-}
-
-export interface ConsentChallenge {
-  req: AuthorizationRequest;
-  sub: string;
-  sid: string;
-  auth_time: number;
-  jti: string;
-  exp: number;
-}
-
 export interface ConsentDeps {
+  /** verifies sessions and consent challenges (public keys only), signs verdicts; CSRF */
   keys: FlowKeys;
   clients: ClientDirectory;
   people: People;
@@ -57,9 +33,9 @@ export const challengeFor = async (
   raw: unknown,
 ): Promise<ConsentChallenge | undefined> => {
   if (typeof raw !== 'string') return undefined;
-  const challenge = await deps.keys.verify<ConsentChallenge>(STATEMENT.consent, raw);
+  const challenge = await deps.keys.verify(STATEMENT.consent, raw);
   if (!challenge) return undefined;
-  const session = await deps.keys.verify<{ sid: string }>(STATEMENT.session, cookiesOf(req)[SESSION_COOKIE]);
+  const session = await deps.keys.verify(STATEMENT.session, cookiesOf(req)[SESSION_COOKIE]);
   if (session?.sid !== challenge.sid || (await deps.sessions.isRevoked(session.sid))) return undefined;
   return challenge;
 };

@@ -1,6 +1,7 @@
 import type { EventStore } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
-import { handle, oauthErrorBoundary } from '@grantline/oauth';
+import { seal } from '@grantline/keys';
+import { handle, hashPassword, OWASP_SCRYPT_N, oauthErrorBoundary } from '@grantline/oauth';
 import { createRuntime, type Runtime, type StartOptions, startService } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import express from 'express';
@@ -49,10 +50,20 @@ export const startRegistry = async (config: RegistryConfig, options: StartOption
     topicPrefix: config.KAFKA_TOPIC_PREFIX,
     logger,
   });
+  if (config.PASSWORD_SCRYPT_N < OWASP_SCRYPT_N)
+    logger.warn(
+      { PASSWORD_SCRYPT_N: config.PASSWORD_SCRYPT_N },
+      'password hashes below OWASP cost (2^17): for tests only',
+    );
   let publicUrl = config.PUBLIC_URL ?? '';
   const deps: RegistryDeps = {
     store: projectedBeforeAnswer(runtime, config.REGISTRY_WRITE_VISIBILITY_TIMEOUT_MS),
     adminTokenDigest: sha256(config.GRANTLINE_ADMIN_TOKEN),
+    sealPassword: async (password) =>
+      seal(
+        config.GRANTLINE_CREDENTIALS_ENCRYPTION_KEY[0]!,
+        await hashPassword(password, config.PASSWORD_SCRYPT_N),
+      ),
     get publicUrl() {
       return publicUrl;
     },

@@ -1,3 +1,5 @@
+import { publicKeysVariable } from '@grantline/keys';
+import { passwordCostVariable } from '@grantline/oauth';
 import { baseConfigSchema } from '@grantline/service-kit';
 import { z } from 'zod';
 
@@ -11,6 +13,10 @@ export const registryConfigSchema = baseConfigSchema.extend({
    * to apply it (a timeout is logged and the write answered anyway)
    */
   REGISTRY_WRITE_VISIBILITY_TIMEOUT_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
+  /** public: the authorization service's credentials key; password hashes in user events are sealed to the first one */
+  GRANTLINE_CREDENTIALS_ENCRYPTION_KEY: publicKeysVariable('enc'),
+  /** scrypt cost N of new password hashes */
+  PASSWORD_SCRYPT_N: passwordCostVariable,
 });
 
 export type RegistryConfig = z.infer<typeof registryConfigSchema>;

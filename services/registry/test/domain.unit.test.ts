@@ -141,7 +141,7 @@ describe('user decider', () => {
   it('adds and removes memberships idempotently', () => {
     const created = userDecider.evolve(userDecider.initialState(), {
       type: 'UserCreated',
-      data: { userId: 'u1', username: 'alice', passwordHash: 'scrypt$1$1$1$a$b', organisations: ['o1'] },
+      data: { userId: 'u1', username: 'alice', sealedPasswordHash: 'h.k.iv.ct.tag', organisations: ['o1'] },
     });
     expect(userDecider.decide({ type: 'AddToOrganisation', organisationId: 'o1' }, created)).toEqual([]);
     expect(userDecider.decide({ type: 'RemoveFromOrganisation', organisationId: 'o2' }, created)).toEqual([]);

@@ -12,7 +12,8 @@ import {
 } from '@grantline/directory';
 import { GroupCommit } from '@grantline/event-store';
 import { grantEventSchemas, TOPICS } from '@grantline/events';
-import { FlowKeys, KeyEncryptionKey, KeyManager } from '@grantline/keys';
+import { FlowKeys } from '@grantline/flow';
+import { KeyEncryptionKey, KeyManager } from '@grantline/keys';
 import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
 import {
   connectRedis,
@@ -77,7 +78,11 @@ export const startToken = async (config: TokenConfig, options: StartOptions = {}
     });
   const grants = new GrantQueries(pool, schema);
   const people = new People(pool, schema);
-  const flowKeys = FlowKeys.from(config.GRANTLINE_FLOW_SECRET);
+  // what this service holds of the flow (packages/keys KEY_PURPOSES): it opens codes, and signs nothing
+  const flowKeys = new FlowKeys({
+    codeDecryption: config.GRANTLINE_CODE_DECRYPTION_KEY,
+    verifying: { codeSigning: config.GRANTLINE_CODE_VERIFY_KEYS },
+  });
 
   const issue = accessTokenIssuer({
     keys,

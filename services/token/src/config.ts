@@ -1,3 +1,4 @@
+import { privateKeysVariable, publicKeysVariable } from '@grantline/keys';
 import { baseConfigSchema } from '@grantline/service-kit';
 import { z } from 'zod';
 
@@ -21,13 +22,10 @@ export const tokenConfigSchema = baseConfigSchema
     DEFAULT_AUDIENCE: z.string().optional(),
     /** how long a new signing key is published before it signs */
     KEY_ROTATION_LEAD_SECONDS: z.coerce.number().int().min(0).default(300),
-    /** shared with authorization and consent: decrypts authorization codes */
-    GRANTLINE_FLOW_SECRET: z
-      .string()
-      .regex(
-        /^[A-Za-z0-9_-]{43}(,[A-Za-z0-9_-]{43})*$/,
-        '32 bytes, base64url (43 characters); comma-separated to rotate',
-      ),
+    /** private: opens authorization codes (a JWK, a JWK set or PEM, newest first; authorization seals to the public key) */
+    GRANTLINE_CODE_DECRYPTION_KEY: privateKeysVariable('enc'),
+    /** public: the authorization service's code keys (a code must be signed by one of them) */
+    GRANTLINE_CODE_VERIFY_KEYS: publicKeysVariable('sig'),
     /** a retry with the previous refresh token within this window is answered, not treated as reuse (0: off) */
     REFRESH_TOKEN_GRACE_SECONDS: z.coerce.number().int().min(0).max(300).default(0),
     /** refresh tokens die when the user signs out of the sign-in that authorized them (off: they outlive it, as an integration's offline access) */

@@ -1,25 +1,7 @@
 import { randomToken, sendErrorPage, withParameters } from '@grantline/oauth';
 import type { RequestHandler } from 'express';
-import type { AuthorizationRequest } from '../domain/authorization-request.ts';
 import { type FlowDeps, readSession, STATEMENT } from '../flow.ts';
 import { redirectError } from './authorize.ts';
-
-/** What the consent service decided, signed; bound to the browser session it was made in. */
-interface Verdict {
-  req: AuthorizationRequest;
-  sid: string;
-  sub: string;
-  auth_time: number;
-  /** single use: claimed here on first use, until `exp` */
-  jti: string;
-  exp: number;
-  /** an error for the client: access_denied, consent_required, invalid_grant_id */
-  error?: string;
-  error_description?: string;
-  grant_id?: string;
-  scopes?: string[];
-  organisations?: string[];
-}
 
 /**
  * GET /oauth2/authorize/complete: the consent service's verdict comes back here. Allowed: an
@@ -32,7 +14,8 @@ export const completeEndpoint =
   async (req, res, next) => {
     try {
       const raw = typeof req.query.consent_verdict === 'string' ? req.query.consent_verdict : undefined;
-      const verdict = await deps.keys.verify<Verdict>(STATEMENT.verdict, raw);
+      // what the consent service decided, signed with its verdict key; bound to the browser session
+      const verdict = await deps.keys.verify(STATEMENT.verdict, raw);
       if (!verdict)
         return sendErrorPage(res, 400, 'invalid_request', 'the consent result is invalid or expired');
       const session = await readSession(deps, req);
@@ -56,22 +39,23 @@ export const completeEndpoint =
           verdict.error_description ?? 'the user denied the request',
         );
       }
-      const code = await deps.keys.encrypt({
-        typ: 'code',
-        jti: randomToken(24),
-        cid: request.clientId,
-        ruri: request.redirectUri,
-        rs: request.redirectUriGiven,
-        cc: request.codeChallenge,
-        sub: verdict.sub,
-        gid: verdict.grant_id,
-        scp: verdict.scopes,
-        orgs: verdict.organisations,
-        res: request.resources,
-        auth_time: verdict.auth_time,
-        sid: verdict.sid,
-        exp: Math.floor(Date.now() / 1000) + deps.codeTtlSeconds,
-      });
+      const code = await deps.keys.encrypt(
+        {
+          jti: randomToken(24),
+          cid: request.clientId,
+          ruri: request.redirectUri,
+          rs: request.redirectUriGiven,
+          cc: request.codeChallenge,
+          sub: verdict.sub,
+          gid: verdict.grant_id,
+          scp: verdict.scopes ?? [],
+          orgs: verdict.organisations ?? [],
+          res: request.resources,
+          auth_time: verdict.auth_time,
+          sid: verdict.sid,
+        },
+        deps.codeTtlSeconds,
+      );
       res.redirect(
         303,
         withParameters(request.redirectUri, { code, state: request.state, iss: deps.issuer }),

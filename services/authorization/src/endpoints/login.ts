@@ -5,17 +5,11 @@ import {
   randomToken,
   renderPage,
   sendErrorPage,
-  sha256Digest,
-  verifyPassword,
 } from '@grantline/oauth';
 import type { Request, RequestHandler } from 'express';
-import type { AuthorizationRequest } from '../domain/authorization-request.ts';
 import { consentLocation, type FlowDeps, LOGIN_CSRF_COOKIE, STATEMENT, startSession } from '../flow.ts';
 
-interface LoginChallenge {
-  req: AuthorizationRequest;
-  jti: string;
-}
+type LoginChallenge = { jti: string };
 
 const loginForm = (challenge: string, csrf: string, error?: string) =>
   renderPage(
@@ -34,7 +28,7 @@ const loginForm = (challenge: string, csrf: string, error?: string) =>
 const csrfBinding = (cookie: string, challenge: LoginChallenge) => `login:${cookie}:${challenge.jti}`;
 
 const challengeOf = async (deps: FlowDeps, value: unknown) =>
-  typeof value === 'string' ? deps.keys.verify<LoginChallenge>(STATEMENT.login, value) : undefined;
+  typeof value === 'string' ? deps.keys.verify(STATEMENT.login, value) : undefined;
 
 /**
  * GET /login: the sign-in form of one authorization flow. It only exists within a flow (a signed
@@ -71,11 +65,12 @@ const field = (req: Request, name: string): string | undefined => {
 
 /**
  * POST /login: checks the CSRF token, the shared lock-out, then the password (scrypt, also for an
- * unknown user, so both cost the same). Success starts a session and answers 303 to consent; every
- * password check's outcome is an event for auditors (an attempt refused by the lock-out is a metric).
+ * unknown user, so both cost the same; a hash weaker than the policy is replaced on success).
+ * Success starts a session and answers 303 to consent; every password check's outcome is an event
+ * for auditors (an attempt refused by the lock-out is a metric).
  */
 export const loginSubmit =
-  (deps: FlowDeps, dummyHash: string): RequestHandler =>
+  (deps: FlowDeps): RequestHandler =>
   async (req, res, next) => {
     try {
       const raw = field(req, 'login_challenge');
@@ -94,15 +89,18 @@ export const loginSubmit =
       const username = (field(req, 'username') ?? '').trim().slice(0, 200);
       const password = (field(req, 'password') ?? '').slice(0, 1_000);
       const address = req.ip ?? 'unknown';
-      const usernameDigest = sha256Digest(username.toLowerCase());
       const retry = (status: number, message: string) =>
         res
           .status(status)
           .type('html')
           .send(loginForm(raw!, field(req, 'csrf_token')!, message));
-      const failed = (reason: 'unknown_user' | 'wrong_password' | 'disabled') =>
-        deps.store.append(`login-${usernameDigest}`, 'any', [
-          { type: 'LoginFailed', data: { usernameDigest, reason, address: address.slice(0, 100) } },
+      // names the user if there is one; nothing derived from a username that matches no user
+      const failed = (reason: 'unknown_user' | 'wrong_password' | 'disabled', userId?: string) =>
+        deps.store.append(`login-${userId ?? randomToken(16)}`, 'any', [
+          {
+            type: 'LoginFailed',
+            data: { ...(userId && { userId }), reason, address: address.slice(0, 100) },
+          },
         ]);
 
       // a refused attempt is counted in a metric by the limiter, not appended: no unbounded writes
@@ -112,12 +110,13 @@ export const loginSubmit =
         return retry(429, `Too many failed attempts. Try again in ${Math.ceil(locked / 60)} minutes.`);
       }
       const user = username ? await deps.people.userByName(username) : undefined;
-      const ok = await verifyPassword(password, user?.passwordHash ?? dummyHash);
+      const ok = await deps.passwords.verify(user, password);
       if (!user || !ok || user.status !== 'active') {
-        await failed(!user ? 'unknown_user' : !ok ? 'wrong_password' : 'disabled');
+        await failed(!user ? 'unknown_user' : !ok ? 'wrong_password' : 'disabled', user?.userId);
         return retry(401, 'Invalid username or password.');
       }
       await deps.limiter.recordSuccess(username, address);
+      await deps.passwords.upgrade(user, password);
       const session = await startSession(deps, res, user.userId);
       await deps.store.append(`session-${session.sid}`, 'no_stream', [
         {

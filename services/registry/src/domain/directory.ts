@@ -43,11 +43,11 @@ export type UserState =
   | { status: 'none' }
   | { status: 'active' | 'disabled'; userId: string; username: string; organisations: readonly string[] };
 export type UserCommand =
-  | { type: 'Create'; userId: string; username: string; passwordHash: string; organisations: string[] }
+  | { type: 'Create'; userId: string; username: string; sealedPasswordHash: string; organisations: string[] }
   | { type: 'AddToOrganisation'; organisationId: string }
   | { type: 'RemoveFromOrganisation'; organisationId: string }
   | { type: 'Disable' }
-  | { type: 'ChangePassword'; passwordHash: string };
+  | { type: 'ChangePassword'; sealedPasswordHash: string };
 
 export const userDecider = {
   initialState: (): UserState => ({ status: 'none' }),
@@ -79,8 +79,8 @@ export const userDecider = {
   decide: (c: UserCommand, s: UserState): UserEvent[] => {
     if (c.type === 'Create') {
       if (s.status !== 'none') throw new DirectoryRuleViolation('exists', 'user exists');
-      const { userId, username, passwordHash, organisations } = c;
-      return [{ type: 'UserCreated', data: { userId, username, passwordHash, organisations } }];
+      const { userId, username, sealedPasswordHash, organisations } = c;
+      return [{ type: 'UserCreated', data: { userId, username, sealedPasswordHash, organisations } }];
     }
     if (s.status === 'none') throw new DirectoryRuleViolation('not_found', 'unknown user');
     const userId = s.userId;
@@ -96,7 +96,7 @@ export const userDecider = {
       case 'Disable':
         return s.status === 'disabled' ? [] : [{ type: 'UserDisabled', data: { userId } }];
       case 'ChangePassword':
-        return [{ type: 'UserPasswordChanged', data: { userId, passwordHash: c.passwordHash } }];
+        return [{ type: 'UserPasswordChanged', data: { userId, sealedPasswordHash: c.sealedPasswordHash } }];
       default: {
         const exhaustive: never = c;
         return exhaustive;

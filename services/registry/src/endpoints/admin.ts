@@ -1,5 +1,5 @@
 import { ConcurrencyError, handleCommand } from '@grantline/event-store';
-import { hashPassword, OAuthError, randomToken } from '@grantline/oauth';
+import { OAuthError, randomToken } from '@grantline/oauth';
 import { problem } from '@grantline/service-kit';
 import express, { type NextFunction, type Request, type Response, Router } from 'express';
 import { z } from 'zod';
@@ -66,7 +66,7 @@ export const adminRouter = (deps: RegistryDeps): Router => {
           throw new BadInput(`organisations: unknown organisation ${org}`);
       }
       const userId = `usr_${randomToken(12)}`;
-      const passwordHash = await hashPassword(input.password);
+      const sealedPasswordHash = await deps.sealPassword(input.password);
       try {
         // the username claim and the user commit together: a taken username creates nothing
         await deps.store.transaction(async (tx) => {
@@ -80,7 +80,7 @@ export const adminRouter = (deps: RegistryDeps): Router => {
               type: 'Create',
               userId,
               username: input.username,
-              passwordHash,
+              sealedPasswordHash,
               organisations: input.organisations,
             },
             userDecider,
@@ -140,7 +140,7 @@ export const adminRouter = (deps: RegistryDeps): Router => {
       await handleCommand(
         deps.store,
         streams.user(String(req.params.id)),
-        { type: 'ChangePassword', passwordHash: await hashPassword(password) },
+        { type: 'ChangePassword', sealedPasswordHash: await deps.sealPassword(password) },
         userDecider,
       );
       res.status(204).end();

@@ -5,6 +5,8 @@ export interface RegistryDeps {
   store: EventStore;
   adminTokenDigest: string;
   publicUrl: string;
+  /** a password's scrypt hash, sealed to the authorization service (the only one that checks passwords) */
+  sealPassword: (password: string) => Promise<string>;
   /** which of these scopes the catalogue defines */
   definedScopes: (names: string[]) => Promise<string[]>;
 }

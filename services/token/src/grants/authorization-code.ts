@@ -2,32 +2,12 @@ import { createHash } from 'node:crypto';
 import type { GrantQueries, People } from '@grantline/directory';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { TokenEvent } from '@grantline/events';
-import type { FlowKeys } from '@grantline/keys';
+import type { FlowKeys } from '@grantline/flow';
 import { InvalidGrant, InvalidRequest, UnauthorizedClient } from '@grantline/oauth';
 import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
 import { audienceFor } from './audience.ts';
 import type { Grant } from './grant.ts';
 import { familyStream, newFamilyId, newRefreshToken, revokeFamily } from './refresh-tokens.ts';
-
-/** What the authorization service sealed into the code (JWE, `dir` + A256GCM). */
-interface CodePayload {
-  typ: 'code';
-  jti: string;
-  cid: string;
-  ruri: string;
-  cc: string;
-  sub: string;
-  gid: string;
-  scp: string[];
-  orgs: string[];
-  res: string[];
-  /** when the user signed in (s), and that sign-in's session id */
-  auth_time: number;
-  sid?: string;
-  /** whether the authorization request named its redirect_uri (else it must not be required here) */
-  rs: boolean;
-  exp: number;
-}
 
 /** RFC 7636 §4.1: 43 to 128 characters of [A-Za-z0-9-._~]. */
 const VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
@@ -55,8 +35,9 @@ export const authorizationCodeGrant = (deps: {
     if (!client.grantTypes.includes('authorization_code'))
       throw new UnauthorizedClient('client is not allowed the authorization_code grant');
     if (!form.code) throw new InvalidRequest('code is required');
-    const code = await deps.keys.decrypt<CodePayload>(form.code);
-    if (code?.typ !== 'code') throw new InvalidGrant('authorization code is invalid');
+    // sealed to this service and signed by the authorization service (nothing else can make one)
+    const code = await deps.keys.decrypt(form.code);
+    if (!code) throw new InvalidGrant('authorization code is invalid');
     if (code.exp < Date.now() / 1000) throw new InvalidGrant('authorization code has expired');
     if (code.cid !== client.clientId)
       throw new InvalidGrant('authorization code was issued to another client');

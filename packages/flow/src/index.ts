@@ -1,0 +1,2 @@
+export * from './flow-keys.ts';
+export * from './statements.ts';

@@ -1,0 +1,45 @@
+import type { UserRecord } from '@grantline/directory';
+import type { EventStore } from '@grantline/event-store';
+import { type PrivateKeyEntry, seal } from '@grantline/keys';
+import { hashPassword, needsRehash, verifyPassword } from '@grantline/oauth';
+import type { Credentials } from '../projections/credentials.ts';
+
+export interface Passwords {
+  /** Whether `password` is the user's; with no user (or no hash yet), the same work against a dummy. */
+  verify(user: UserRecord | undefined, password: string): Promise<boolean>;
+  /**
+   * After a successful sign-in: a hash weaker than the policy is replaced by one at the policy's
+   * cost, as an event sealed to this service's own credentials key (no other service can read it).
+   */
+  upgrade(user: UserRecord, password: string): Promise<void>;
+}
+
+export const passwords = async (deps: {
+  credentials: Credentials;
+  store: EventStore;
+  /** this service's credentials keys: the first one seals re-hashed passwords */
+  keys: readonly PrivateKeyEntry[];
+  /** scrypt N of the policy (PASSWORD_SCRYPT_N) */
+  cost: number;
+}): Promise<Passwords> => {
+  // at the policy's cost, so that an unknown username takes as long as a known one
+  const dummy = await hashPassword('grantline: no such user', deps.cost);
+  return {
+    async verify(user, password) {
+      const stored = user && (await deps.credentials.of(user.userId));
+      const ok = await verifyPassword(password, stored?.hash ?? dummy);
+      return ok && stored !== undefined;
+    },
+    async upgrade(user, password) {
+      const stored = await deps.credentials.of(user.userId);
+      if (!stored || !needsRehash(stored.hash, deps.cost)) return;
+      const sealedPasswordHash = await seal(deps.keys[0]!, await hashPassword(password, deps.cost));
+      await deps.store.append(`credentials-${user.userId}`, 'any', [
+        {
+          type: 'UserPasswordRehashed',
+          data: { userId: user.userId, sealedPasswordHash, replacesVersion: stored.version },
+        },
+      ]);
+    },
+  };
+};

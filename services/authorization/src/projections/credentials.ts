@@ -1,0 +1,84 @@
+import { type PrivateKeyEntry, unseal } from '@grantline/keys';
+import type { ConsumedEvent } from '@grantline/message-bus';
+import type pg from 'pg';
+
+/**
+ * Password hashes, kept by this service only (the one that checks passwords). The registry seals
+ * each hash to this service's credentials key; the other services' projections never see one.
+ * `version` counts password changes, so a re-hash made at sign-in never undoes a later change
+ * (the two arrive on different topics).
+ */
+export const credentialsTable = (schema: string) => `
+  CREATE TABLE IF NOT EXISTS ${schema}.credentials (
+    user_id text PRIMARY KEY,
+    password_hash text NOT NULL,
+    version integer NOT NULL
+  );
+  -- older versions kept hashes in the directory's users table: carry them over before it drops them
+  DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_schema = '${schema}' AND table_name = 'users' AND column_name = 'password_hash') THEN
+      INSERT INTO ${schema}.credentials (user_id, password_hash, version)
+        SELECT user_id, password_hash, 1 FROM ${schema}.users ON CONFLICT (user_id) DO NOTHING;
+    END IF;
+  END $$`;
+
+/** A sealed hash this service cannot open: its credentials key does not match the registry's. Not retriable. */
+export class UnreadableCredential extends Error {
+  override readonly name = 'UnreadableCredential';
+  readonly retriable = false;
+}
+
+type D = { userId: string; sealedPasswordHash?: string; passwordHash?: string; replacesVersion?: number };
+
+export const credentialsProjection = (schema: string, keys: readonly PrivateKeyEntry[]) => {
+  const t = `${schema}.credentials`;
+  const open = async (d: D): Promise<string> => {
+    // events written before hashes were sealed carry them in clear
+    if (d.sealedPasswordHash === undefined && d.passwordHash !== undefined) return d.passwordHash;
+    const hash = d.sealedPasswordHash && (await unseal(keys, d.sealedPasswordHash));
+    if (!hash)
+      throw new UnreadableCredential(
+        `the password hash of user ${d.userId} is sealed to a key GRANTLINE_CREDENTIALS_DECRYPTION_KEY does not hold`,
+      );
+    return hash;
+  };
+  const reducers: Record<string, (d: D, tx: pg.PoolClient) => Promise<unknown>> = {
+    UserCreated: async (d, tx) =>
+      tx.query(
+        `INSERT INTO ${t} (user_id, password_hash, version) VALUES ($1, $2, 1) ON CONFLICT (user_id) DO NOTHING`,
+        [d.userId, await open(d)],
+      ),
+    UserPasswordChanged: async (d, tx) =>
+      tx.query(
+        `INSERT INTO ${t} (user_id, password_hash, version) VALUES ($1, $2, 1)
+         ON CONFLICT (user_id) DO UPDATE SET password_hash = $2, version = ${t}.version + 1`,
+        [d.userId, await open(d)],
+      ),
+    UserPasswordRehashed: async (d, tx) =>
+      tx.query(`UPDATE ${t} SET password_hash = $2 WHERE user_id = $1 AND version = $3`, [
+        d.userId,
+        await open(d),
+        d.replacesVersion,
+      ]),
+  };
+  return async (event: ConsumedEvent, tx: pg.PoolClient) => {
+    await reducers[event.type]?.(event.data as D, tx);
+  };
+};
+
+/** Reads of the credentials read model. */
+export class Credentials {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly schema: string,
+  ) {}
+
+  async of(userId: string): Promise<{ hash: string; version: number } | undefined> {
+    const { rows } = await this.pool.query<{ password_hash: string; version: number }>(
+      `SELECT password_hash, version FROM ${this.schema}.credentials WHERE user_id = $1`,
+      [userId],
+    );
+    return rows[0] && { hash: rows[0].password_hash, version: rows[0].version };
+  }
+}
