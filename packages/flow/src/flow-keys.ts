@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { PrivateKeyEntry, PublicKeyEntry } from '@grantline/keys';
 import { seal, unseal } from '@grantline/keys';
-import { jwtVerify, SignJWT } from 'jose';
+import { errors, jwtVerify, SignJWT } from 'jose';
 import {
   type AuthorizationCode,
   SIGNED_WITH,
@@ -39,7 +39,11 @@ export class FlowKeys {
   constructor(private readonly options: FlowKeyOptions) {}
 
   /** A short-lived signed statement; throws if this service holds no key to sign this type. */
-  sign<T extends StatementType>(typ: T, claims: StatementClaims[T], ttlSeconds: number): Promise<string> {
+  async sign<T extends StatementType>(
+    typ: T,
+    claims: StatementClaims[T],
+    ttlSeconds: number,
+  ): Promise<string> {
     const purpose = SIGNED_WITH[typ];
     const key = this.options.signing?.[purpose]?.[0];
     if (!key) throw new Error(`this service holds no ${purpose} key and cannot sign ${typ}`);
@@ -51,7 +55,15 @@ export class FlowKeys {
   }
 
   /** The claims of a statement of type `typ` signed by a key this service trusts for it; else undefined. */
-  async verify<T extends StatementType>(typ: T, jws: string | undefined): Promise<Verified<T> | undefined> {
+  verify<T extends StatementType>(typ: T, jws: string | undefined): Promise<Verified<T> | undefined> {
+    return this.verified(typ, jws, false);
+  }
+
+  private async verified<T extends StatementType>(
+    typ: T,
+    jws: string | undefined,
+    evenExpired: boolean,
+  ): Promise<Verified<T> | undefined> {
     if (!jws || jws.length > MAX_LENGTH) return undefined;
     const purpose = SIGNED_WITH[typ];
     const keys = [...(this.options.signing?.[purpose] ?? []), ...(this.options.verifying?.[purpose] ?? [])];
@@ -66,7 +78,9 @@ export class FlowKeys {
         { algorithms: ['ES256'], typ },
       );
       return payload as unknown as Verified<T>;
-    } catch {
+    } catch (error) {
+      // jose checks claims only after the signature: an expired statement is still a genuine one
+      if (evenExpired && error instanceof errors.JWTExpired) return error.payload as unknown as Verified<T>;
       return undefined;
     }
   }
@@ -78,10 +92,13 @@ export class FlowKeys {
     return seal(to, await this.sign(STATEMENT.code, code, ttlSeconds), 'JWT');
   }
 
-  /** A code's claims, if it was sealed to one of our keys and signed by a trusted code key; else undefined. */
+  /**
+   * A code's claims, if it was sealed to one of our keys and signed by a trusted code key; else
+   * undefined. An expired code is returned too (check `exp`), so that the caller can say so.
+   */
   async decrypt(jwe: string): Promise<Verified<typeof STATEMENT.code> | undefined> {
     const jws = await unseal(this.options.codeDecryption ?? [], jwe);
-    return jws === undefined ? undefined : this.verify(STATEMENT.code, jws);
+    return jws === undefined ? undefined : this.verified(STATEMENT.code, jws, true);
   }
 
   /** A CSRF token bound to `binding` (a session or pre-session cookie and the flow it protects). */
