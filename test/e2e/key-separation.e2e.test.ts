@@ -19,6 +19,7 @@ const TYP = {
   code: 'grantline-code+jwt',
 } as const;
 
+const jti = () => randomBytes(12).toString('base64url');
 const key = (jwk: JsonWebKey) => createPrivateKey({ key: jwk, format: 'jwk' });
 const freshKey = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
 
@@ -126,11 +127,12 @@ describe('keys by purpose', () => {
       const s = session();
       const forgedSession = await sign(forger, TYP.session, s);
       expect(await signedIn(forgedSession)).toBe(false);
-      const challenge = await sign(forger, TYP.consent, { ...s, req: flowRequest(), jti: 'j' });
+      const challenge = await sign(forger, TYP.consent, { ...s, req: flowRequest(), jti: jti() });
       expect(await consentShown(challenge, forgedSession)).toBe(false);
       const verdict = await sign(forger, TYP.verdict, {
         ...s,
         req: flowRequest(),
+        jti: jti(),
         grant_id: 'g',
         scopes: [],
         organisations: [],
@@ -145,14 +147,14 @@ describe('keys by purpose', () => {
     const genuineChallenge = await signAs(KEYS.keys.session, TYP.consent, {
       ...s,
       req: flowRequest(),
-      jti: 'j1',
+      jti: jti(),
     });
     expect(await consentShown(genuineChallenge, cookie)).toBe(true);
     expect(privateKeysIn(stack.serviceEnv.consent).length).toBeGreaterThan(0);
     for (const forger of forgersIn(stack.serviceEnv.consent)) {
       const forged = await sign(forger, TYP.session, s);
       expect(await signedIn(forged)).toBe(false);
-      const challenge = await sign(forger, TYP.consent, { ...s, req: flowRequest(), jti: 'j2' });
+      const challenge = await sign(forger, TYP.consent, { ...s, req: flowRequest(), jti: jti() });
       expect(await consentShown(challenge, cookie)).toBe(false);
       expect(await consentShown(genuineChallenge, forged)).toBe(false);
     }
@@ -161,12 +163,20 @@ describe('keys by purpose', () => {
   it('finding 5: a session or verdict signed with a key the service does not trust is refused', async () => {
     const s = session();
     const cookie = await signAs(KEYS.keys.session, TYP.session, s);
-    const verdict = { ...s, req: flowRequest(), grant_id: 'g', scopes: ['invoices.read'], organisations: [] };
-    expect(await verdictAccepted(await signAs(KEYS.keys.verdict, TYP.verdict, verdict), cookie)).toBe(true);
+    // each verdict is single-use (finding 13): a fresh jti, so that only the key decides
+    const verdict = () => ({
+      ...s,
+      req: flowRequest(),
+      jti: jti(),
+      grant_id: 'g',
+      scopes: ['invoices.read'],
+      organisations: [],
+    });
     // a stranger's key, and each genuine key used for another purpose than its own
     for (const jwk of [freshKey().export({ format: 'jwk' }), KEYS.keys.session, KEYS.keys.codeSigning]) {
-      expect(await verdictAccepted(await signAs(jwk, TYP.verdict, verdict), cookie)).toBe(false);
+      expect(await verdictAccepted(await signAs(jwk, TYP.verdict, verdict()), cookie)).toBe(false);
     }
+    expect(await verdictAccepted(await signAs(KEYS.keys.verdict, TYP.verdict, verdict()), cookie)).toBe(true);
     for (const jwk of [freshKey().export({ format: 'jwk' }), KEYS.keys.verdict, KEYS.keys.codeSigning]) {
       expect(await signedIn(await signAs(jwk, TYP.session, session()))).toBe(false);
     }

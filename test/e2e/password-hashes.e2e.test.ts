@@ -50,7 +50,7 @@ describe('password hashes', () => {
     stack = await startStack(
       inject('infra'),
       {},
-      { registry: { PASSWORD_SCRYPT_N: '16384' }, authorization: { PASSWORD_SCRYPT_N: '32768' } },
+      { only: { registry: { PASSWORD_SCRYPT_N: '16384' }, authorization: { PASSWORD_SCRYPT_N: '32768' } } },
     );
     tenant = await createTenant(stack);
   }, 120_000);

@@ -44,9 +44,9 @@ describe('flow keys', () => {
   it('finding 5: a service can sign only the statements of its own purposes', async () => {
     await expect(token.sign(STATEMENT.session, session, 60)).rejects.toThrow(/holds no session key/);
     await expect(consent.sign(STATEMENT.session, session, 60)).rejects.toThrow(/holds no session key/);
-    await expect(authorization.sign(STATEMENT.verdict, { ...session, req: {} as never }, 60)).rejects.toThrow(
-      /holds no verdict key/,
-    );
+    await expect(
+      authorization.sign(STATEMENT.verdict, { ...session, jti: 'v', req: {} as never }, 60),
+    ).rejects.toThrow(/holds no verdict key/);
     const cookie = await authorization.sign(STATEMENT.session, session, 60);
     expect(await consent.verify(STATEMENT.session, cookie)).toMatchObject(session);
     // a session is not a challenge, nor is a verdict
