@@ -250,4 +250,17 @@ describe('hardening review findings, through the running services', () => {
       'ledger.write',
     );
   });
+
+  it('a sign-in right after a password change is not mistaken for one before it (same second)', async () => {
+    const tenant = await createTenant(stack);
+    for (let i = 0; i < 3; i++) {
+      const password = `new password ${i} ${randomUUID()}`;
+      const changed = await stack.admin(`/users/${tenant.user.id}/password`, { password });
+      expect(changed.status).toBe(204);
+      const flow = await runFlow(stack, { ...tenant, user: { ...tenant.user, password } });
+      expect(flow.code).toBeTruthy();
+      const tokens = await redeem(stack, tenant, flow.code!, flow.verifier);
+      expect(tokens.status).toBe(200);
+    }
+  });
 });

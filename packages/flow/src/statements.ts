@@ -29,7 +29,7 @@ export interface LoginChallenge {
 export interface Session {
   sid: string;
   sub: string;
-  /** when the user signed in (s) */
+  /** when the user signed in (s, with millisecond precision) */
   auth_time: number;
 }
 
@@ -65,7 +65,7 @@ export interface AuthorizationCode {
   scp: string[];
   orgs: string[];
   res: string[];
-  /** when the user signed in (s), and that sign-in's session id */
+  /** when the user signed in (s, with millisecond precision), and that sign-in's session id */
   auth_time: number;
   sid?: string;
 }

@@ -58,7 +58,9 @@ export const readSession = async (deps: FlowDeps, req: Request): Promise<Session
 };
 
 export const startSession = async (deps: FlowDeps, res: Response, userId: string): Promise<Session> => {
-  const session = { sid: randomToken(16), sub: userId, auth_time: Math.floor(Date.now() / 1000) };
+  // in seconds with millisecond precision (a NumericDate may be fractional, RFC 7519 §2): a password
+  // change in the same second as a sign-in is still told apart as before or after it
+  const session = { sid: randomToken(16), sub: userId, auth_time: Date.now() / 1000 };
   const cookie = await deps.keys.sign(STATEMENT.session, session, deps.sessionTtlSeconds);
   res.cookie(SESSION_COOKIE, cookie, cookieOptions(deps.secureCookies, deps.sessionTtlSeconds * 1000));
   return session;
