@@ -126,11 +126,19 @@ export class KeyManager {
     );
     for (const row of rows) {
       if (!this.privateKeys.has(row.kid)) {
-        const jwk = JSON.parse(await this.options.kek.decrypt(row.private_jwe)) as JWK;
+        const jwk = JSON.parse(await this.openPrivateKey(row)) as JWK;
         this.privateKeys.set(row.kid, createPrivateKey({ key: jwk as never, format: 'jwk' }));
       }
     }
     this.rows = rows;
+  }
+
+  private async openPrivateKey(row: KeyRow): Promise<string> {
+    try {
+      return await this.options.kek.decrypt(row.private_jwe);
+    } catch (error) {
+      throw new SigningKeysUnreadable(row.kid, error);
+    }
   }
 
   /** The key to sign with now: the newest one whose activation time has come. */
@@ -148,5 +156,23 @@ export class KeyManager {
   /** The published key set: upcoming, current and recently retired public keys. */
   jwks(): { keys: JWK[] } {
     return { keys: this.rows.map((r) => r.public_jwk) };
+  }
+}
+
+/**
+ * The signing keys in the database were encrypted with another key-encryption key than the one
+ * configured: a start-up failure with its cause and remedy (the service never signs with them).
+ */
+export class SigningKeysUnreadable extends Error {
+  override readonly name = 'SigningKeysUnreadable';
+  readonly startup = true;
+  constructor(kid: string, cause: unknown) {
+    super(
+      `the signing key ${kid} in the database cannot be opened with the configured GRANTLINE_KEY_ENCRYPTION_KEY. ` +
+        'It was encrypted with another one: the key-encryption key changed, or .grantline/dev-secrets.json was ' +
+        'regenerated against an existing database. Restore the key-encryption key that encrypted the keys, ' +
+        'or start with an empty database (tokens signed so far will then no longer verify).',
+      { cause },
+    );
   }
 }

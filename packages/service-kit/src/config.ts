@@ -25,6 +25,16 @@ const trustable = (entry: string) => {
   }
 };
 
+/**
+ * A failure to start that the operator can fix: its message names the cause and the remedy, and is
+ * printed as it is, without a stack trace. Errors from other packages join in by carrying
+ * `startup: true` (the keys package's unreadable signing keys do).
+ */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+  readonly startup = true;
+}
+
 /** Settings every service shares. Each key: what it is for, and a default or a clear error. */
 export const baseConfigSchema = z.object({
   /** HTTP port of the service (0 picks a free one) */

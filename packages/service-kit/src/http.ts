@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '@grantline/telemetry';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
+import { StartupError } from './config.ts';
 
 /** An RFC 7807 problem document (the admin APIs' and infrastructure endpoints' error form). */
 export const problem = (res: Response, status: number, title: string, detail?: string, extra: object = {}) =>
@@ -86,7 +87,16 @@ export const listen = async (
 ): Promise<{ server: Server; url: string }> => {
   const server: Server = await new Promise((resolve, reject) => {
     // express 5 hands a listen error (EADDRINUSE) to this callback
-    const s = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(s)));
+    const s = app.listen(port, host, (error?: Error & { code?: string }) => {
+      if (!error) return resolve(s);
+      if (error.code === 'EADDRINUSE' || error.code === 'EACCES')
+        return reject(
+          new StartupError(
+            `${host}:${port} ${error.code === 'EADDRINUSE' ? 'is already in use' : 'may not be listened on'}: stop what listens there, or choose another port (PORT, MANAGEMENT_PORT)`,
+          ),
+        );
+      reject(error);
+    });
   });
   server.keepAliveTimeout = 5_000;
   const { port: bound, address } = server.address() as AddressInfo;

@@ -1,8 +1,15 @@
-import { migrate, PostgresEventStore, Relay, relayedThrough } from '@grantline/event-store';
+import {
+  isConnectionError,
+  migrate,
+  PostgresEventStore,
+  Relay,
+  relayedThrough,
+} from '@grantline/event-store';
 import { deadLetterTopic, TOPICS } from '@grantline/events';
 import { type ConsumedEvent, idempotentProjection, KafkaMessageBus } from '@grantline/message-bus';
 import type { Logger } from '@grantline/telemetry';
 import pg from 'pg';
+import { StartupError } from './config.ts';
 import type { ReadinessCheck } from './health.ts';
 
 export interface RuntimeOptions {
@@ -32,7 +39,9 @@ export const createRuntime = async (options: RuntimeOptions) => {
     client.on('error', (error) => options.logger.warn({ err: error }, 'Postgres connection failed')),
   );
   const schema = options.schema ?? options.service;
-  await migrate(pool, schema);
+  await migrate(pool, schema).catch((error: unknown) => {
+    throw unreachable(error, 'Postgres', safeHost(options.databaseUrl), 'DATABASE_URL');
+  });
   const store = new PostgresEventStore({ pool, schema, source: `/grantline/${options.service}` });
   const bus = new KafkaMessageBus({
     brokers: options.kafkaBrokers,
@@ -40,12 +49,16 @@ export const createRuntime = async (options: RuntimeOptions) => {
     logger: options.logger,
     ...(options.topicPrefix && { topicPrefix: options.topicPrefix }),
   });
-  await bus.ensureTopics(
-    Object.values(TOPICS).flatMap((topic) => [
-      { topic, compacted: topic === TOPICS.revocations },
-      { topic: deadLetterTopic(topic) },
-    ]),
-  );
+  await bus
+    .ensureTopics(
+      Object.values(TOPICS).flatMap((topic) => [
+        { topic, compacted: topic === TOPICS.revocations },
+        { topic: deadLetterTopic(topic) },
+      ]),
+    )
+    .catch((error: unknown) => {
+      throw unreachable(error, 'Kafka', options.kafkaBrokers.join(','), 'KAFKA_BROKERS');
+    });
   const relay = new Relay({ pool, schema, publisher: bus, logger: options.logger });
   relay.start();
   const admin = bus.kafka.admin();
@@ -104,6 +117,31 @@ export const createRuntime = async (options: RuntimeOptions) => {
     return done;
   };
   return { pool, schema, store, bus, relay, readiness, shutdown, project, awaitProjected };
+};
+
+/** host:port of a connection URL, without credentials (what a start-up message may show) */
+const safeHost = (url: string): string => {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '5432'}`;
+  } catch {
+    return '(unparsable URL)';
+  }
+};
+
+/** A dependency that cannot be reached at start-up, said in one line; other errors pass through. */
+const unreachable = (error: unknown, what: string, where: string, variable: string): unknown => {
+  const e = error as { code?: string; message?: string; name?: string };
+  const connection =
+    isConnectionError(error) ||
+    /ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ECONNREFUSED/.test(`${e.code} ${e.message}`) ||
+    e.name === 'KafkaJSNumberOfRetriesExceeded' ||
+    e.name === 'KafkaJSConnectionError' ||
+    e.name === 'KafkaJSNonRetriableError';
+  if (!connection) return error;
+  return new StartupError(
+    `cannot reach ${what} at ${where} (${variable}): ${e.code ?? e.message ?? e.name}. Start it, or point ${variable} at one that runs.`,
+  );
 };
 
 export type Runtime = Awaited<ReturnType<typeof createRuntime>>;

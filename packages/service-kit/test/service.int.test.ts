@@ -1,7 +1,11 @@
 import { startTelemetry } from '@grantline/telemetry';
 import { metrics } from '@opentelemetry/api';
 import express from 'express';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { StartupError } from '../src/config.ts';
+import { describeStartupFailure } from '../src/main.ts';
+import { createRuntime } from '../src/runtime.ts';
 import { startService } from '../src/service.ts';
 
 const telemetry = startTelemetry({ serviceName: 'test' });
@@ -58,13 +62,13 @@ describe('service bootstrap', () => {
     }
   });
 
-  it('fails to start, rather than hang, when its port is taken', async () => {
+  it('fails to start, rather than hang, when its port is taken, and says so in one line', async () => {
     const svc = await start({});
     try {
       const port = Number(new URL(svc.url).port);
       await expect(
         startService({ name: 'dup', port, logLevel: 'silent', telemetry, readiness: {}, routes: () => {} }),
-      ).rejects.toThrow(/EADDRINUSE/);
+      ).rejects.toMatchObject({ startup: true, message: expect.stringMatching(/already in use.*PORT/) });
     } finally {
       await svc.stop();
     }
@@ -135,5 +139,27 @@ describe('service bootstrap', () => {
     expect(order).toEqual(['flush relay', 'disconnect']);
     await expect(fetch(`${svc.url}/healthz`)).rejects.toThrow();
     await expect(fetch(`${svc.managementUrl}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe('start-up failures', () => {
+  it('are one line naming the cause, never a stack trace', () => {
+    const unknown = describeStartupFailure('token', Object.assign(new Error('boom'), { code: 'EBOOM' }));
+    expect(unknown).toBe('token: could not start: boom (EBOOM)');
+    expect(describeStartupFailure('token', new StartupError('port taken; choose another'))).toBe(
+      'token: port taken; choose another',
+    );
+  });
+
+  it('name an unreachable Postgres and the variable that points at it', async () => {
+    const error = await createRuntime({
+      service: 'registry',
+      databaseUrl: 'postgres://nobody:secret@127.0.0.1:1/none',
+      kafkaBrokers: ['127.0.0.1:1'],
+      logger: pino({ level: 'silent' }),
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StartupError);
+    expect((error as Error).message).toMatch(/cannot reach Postgres at 127\.0\.0\.1:1 \(DATABASE_URL\)/);
+    expect((error as Error).message).not.toContain('secret');
   });
 });
