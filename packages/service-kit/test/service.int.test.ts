@@ -1,8 +1,9 @@
 import { startTelemetry } from '@grantline/telemetry';
+import { createTestDatabase } from '@grantline/testing';
 import { metrics } from '@opentelemetry/api';
 import express from 'express';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { StartupError } from '../src/config.ts';
 import { describeStartupFailure } from '../src/main.ts';
 import { createRuntime } from '../src/runtime.ts';
@@ -161,5 +162,23 @@ describe('start-up failures', () => {
     expect(error).toBeInstanceOf(StartupError);
     expect((error as Error).message).toMatch(/cannot reach Postgres at 127\.0\.0\.1:1 \(DATABASE_URL\)/);
     expect((error as Error).message).not.toContain('secret');
+  });
+
+  it('name an unreachable Kafka and the variable that points at it, within seconds', async () => {
+    const db = await createTestDatabase(inject('infra'), 3);
+    try {
+      const started = Date.now();
+      const error = await createRuntime({
+        service: 'registry',
+        databaseUrl: db.url,
+        kafkaBrokers: ['127.0.0.1:1'],
+        logger: pino({ level: 'silent' }),
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StartupError);
+      expect((error as Error).message).toMatch(/cannot reach Kafka at 127\.0\.0\.1:1 \(KAFKA_BROKERS\)/);
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      await db.drop();
+    }
   });
 });
