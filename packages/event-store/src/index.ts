@@ -1,6 +1,7 @@
 export * from './command-handler.ts';
 export * from './errors.ts';
 export * from './group-commit.ts';
+export { pglitePool } from './pglite/pool.ts';
 export * from './port.ts';
 export { assertSchemaName, MIGRATIONS, migrate } from './postgres/migrations.ts';
 export { PostgresEventStore, type PostgresEventStoreOptions, toRecordedEvent } from './postgres/store.ts';

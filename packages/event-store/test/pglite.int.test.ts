@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import { PGlite } from '@electric-sql/pglite';
+import type { RecordedEvent } from '@grantline/events';
+import { eventually } from '@grantline/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GroupCommit } from '../src/group-commit.ts';
+import { pglitePool } from '../src/pglite/pool.ts';
+import { migrate } from '../src/postgres/migrations.ts';
+import { PostgresEventStore } from '../src/postgres/store.ts';
+import { Relay } from '../src/relay.ts';
+import { eventStoreContract, grantCreated, orgConnected } from './contract.ts';
+
+/** The embedded adapter: the same store, relay and group commit on PGlite, in process. */
+const db = new PGlite();
+const pool = pglitePool(db);
+let store: PostgresEventStore;
+
+beforeAll(async () => {
+  await migrate(pool, 'consent');
+  store = new PostgresEventStore({ pool, schema: 'consent', source: '/grantline/consent' });
+});
+afterAll(() => pool.end());
+
+eventStoreContract('pglite', () => store);
+
+describe('event store on PGlite', () => {
+  it('group-commits concurrent appends', async () => {
+    const group = new GroupCommit(store);
+    const ids = Array.from({ length: 50 }, () => `grant-${randomUUID()}`);
+    await Promise.all(ids.map((id) => group.append(id, grantCreated(id))));
+    for (const id of ids.slice(0, 5)) expect((await store.readStream(id)).currentVersion).toBe(1);
+  });
+
+  it('relays every committed event once in order, woken by the store', async () => {
+    const published: RecordedEvent[] = [];
+    const relay = new Relay({
+      pool,
+      schema: 'consent',
+      logger: { info: () => {}, warn: () => {}, error: () => {} },
+      pollIntervalMs: 5_000,
+      publisher: { publish: async (events) => void published.push(...events) },
+    });
+    relay.start();
+    try {
+      const id = `grant-${randomUUID()}`;
+      await store.append(id, 'no_stream', [grantCreated(id)]);
+      await store.transaction(async (tx) => {
+        await tx.append(id, 1, [orgConnected(id, 'org-2')]);
+      });
+      await eventually(
+        () => (published.some((e) => e.streamId === id && e.streamVersion === 2) ? true : undefined),
+        {
+          what: 'both events relayed',
+          timeoutMs: 3_000,
+        },
+      );
+      const mine = published.filter((e) => e.streamId === id).map((e) => e.streamVersion);
+      expect(mine).toEqual([1, 2]);
+    } finally {
+      await relay.stop();
+    }
+  });
+});

@@ -1,0 +1,231 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isRetriable, withRetry } from '@grantline/event-store';
+import type { RecordedEvent } from '@grantline/events';
+import type { Logger } from '@grantline/telemetry';
+import type { KafkaMessage } from 'kafkajs';
+import type pg from 'pg';
+import { decodeEvent, encodeEvent } from './codec.ts';
+import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
+
+export interface InProcessBusOptions {
+  /** the embedded database (PGlite through `pglitePool`), which keeps the log and the group offsets */
+  pool: pg.Pool;
+  logger: Pick<Logger, 'warn'>;
+  /** prepended to every topic name, as on Kafka */
+  topicPrefix?: string;
+}
+
+const SCHEMA = 'bus';
+const BATCH = 200;
+
+/**
+ * The message bus of the embedded mode: Kafka's contract without a broker. Each topic is one ordered
+ * log (so every key's messages stay in order), kept in the embedded database with each consumer
+ * group's offset, so a restart loses nothing and resumes each group where it stopped (at least once:
+ * an offset moves after its message is handled). Messages are the same CloudEvents as on Kafka
+ * (`encodeEvent`/`decodeEvent`). One subscriber per group receives; another of the same group waits
+ * as a standby, as a second consumer of a one-partition topic does. Subscribers are woken in process
+ * when something is published.
+ */
+export class InProcessMessageBus implements MessageBus {
+  private readonly prefix: string;
+  private ready: Promise<void> | undefined;
+  private readonly wakers = new Set<() => void>();
+  /** the active member of each consumer group, and the topics it reads */
+  private readonly groups = new Map<string, { member: symbol; topics: readonly string[] }>();
+  private closed = false;
+
+  constructor(private readonly options: InProcessBusOptions) {
+    this.prefix = options.topicPrefix ?? '';
+  }
+
+  readonly topic = (logical: string): string => this.prefix + logical;
+
+  private schema(): Promise<void> {
+    this.ready ??= this.options.pool
+      .query(
+        `CREATE SCHEMA IF NOT EXISTS ${SCHEMA};
+         CREATE TABLE IF NOT EXISTS ${SCHEMA}.messages (
+           seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+           topic text NOT NULL, key text, value text, headers jsonb NOT NULL,
+           published_at timestamptz NOT NULL DEFAULT now());
+         CREATE INDEX IF NOT EXISTS messages_topic_seq ON ${SCHEMA}.messages (topic, seq);
+         CREATE TABLE IF NOT EXISTS ${SCHEMA}.offsets (
+           group_id text NOT NULL, topic text NOT NULL, seq bigint NOT NULL,
+           PRIMARY KEY (group_id, topic))`,
+      )
+      .then(() => undefined);
+    return this.ready;
+  }
+
+  /** Topics need no creation here; kept for the runtime's symmetry with Kafka. */
+  async ensureTopics(_topics: readonly { topic: string }[]): Promise<void> {
+    await this.schema();
+  }
+
+  /** Durable once it resolves (the log's insert has committed). Key = stream id. */
+  async publish(events: readonly RecordedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.schema();
+    const rows = events.map((event) => {
+      const { topic, message } = encodeEvent(event);
+      const headers = Object.fromEntries(
+        Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]),
+      );
+      return [this.topic(topic), String(message.key), String(message.value), JSON.stringify(headers)];
+    });
+    await this.options.pool.query(
+      `INSERT INTO ${SCHEMA}.messages (topic, key, value, headers)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])`,
+      [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
+    );
+    for (const wake of this.wakers) wake();
+  }
+
+  async subscribe(options: SubscriptionOptions): Promise<Subscription> {
+    await this.schema();
+    const groupId = this.prefix + options.groupId;
+    const topics = options.topics.map(this.topic);
+    const member = Symbol(groupId);
+    let stopped = false;
+    let wake: (() => void) | undefined;
+    let woken = false;
+    const waker = () => {
+      woken = true;
+      wake?.();
+    };
+    this.wakers.add(waker);
+    const idle = async (ms: number) => {
+      if (!woken)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      wake = undefined;
+      woken = false;
+    };
+    const loop = async () => {
+      while (!stopped && !this.closed) {
+        // one active member per group; another stands by until the active one stops
+        const active = this.groups.get(groupId);
+        if (active && active.member !== member) {
+          await idle(200);
+          continue;
+        }
+        if (!active) this.groups.set(groupId, { member, topics });
+        try {
+          const handled = await this.drain(groupId, topics, options, () => stopped || this.closed);
+          if (handled === 0) await idle(1_000);
+        } catch (error) {
+          if (isRetriable(error)) {
+            stopped = true;
+            options.onCrash(error as Error);
+            return;
+          }
+          this.options.logger.warn({ err: error, group: groupId }, 'in-process consumer failed; retrying');
+          await sleep(200);
+        }
+      }
+    };
+    const running = loop().finally(() => {
+      if (this.groups.get(groupId)?.member === member) this.groups.delete(groupId);
+      for (const other of this.wakers) other(); // a standby takes over
+    });
+    return {
+      stop: async () => {
+        stopped = true;
+        this.wakers.delete(waker);
+        wake?.();
+        await running;
+      },
+    };
+  }
+
+  /** Handles the group's next messages across its topics, in log order; returns how many. */
+  private async drain(
+    groupId: string,
+    topics: readonly string[],
+    options: SubscriptionOptions,
+    stopped: () => boolean,
+  ): Promise<number> {
+    const { rows } = await this.options.pool.query<{
+      seq: string;
+      topic: string;
+      key: string | null;
+      value: string | null;
+      headers: Record<string, string>;
+      published_at: Date;
+    }>(
+      `SELECT m.seq, m.topic, m.key, m.value, m.headers, m.published_at FROM ${SCHEMA}.messages m
+       LEFT JOIN ${SCHEMA}.offsets o ON o.group_id = $1 AND o.topic = m.topic
+       WHERE m.topic = ANY($2) AND m.seq > coalesce(o.seq, 0)
+       ORDER BY m.seq LIMIT ${BATCH}`,
+      [groupId, topics],
+    );
+    let handled = 0;
+    for (const row of rows) {
+      if (stopped()) break;
+      const message = {
+        key: row.key === null ? null : Buffer.from(row.key),
+        value: row.value === null ? null : Buffer.from(row.value),
+        headers: row.headers,
+        offset: row.seq,
+        timestamp: String(row.published_at.getTime()),
+        attributes: 0,
+      } as unknown as KafkaMessage;
+      await this.handle(options, row.topic, message);
+      await this.options.pool.query(
+        `INSERT INTO ${SCHEMA}.offsets (group_id, topic, seq) VALUES ($1, $2, $3)
+         ON CONFLICT (group_id, topic) DO UPDATE SET seq = excluded.seq`,
+        [groupId, row.topic, row.seq],
+      );
+      handled++;
+    }
+    return handled;
+  }
+
+  /** As on Kafka: quick retries, a retriable failure that persists propagates, anything else is skipped. */
+  private async handle(options: SubscriptionOptions, topic: string, message: KafkaMessage) {
+    try {
+      const event = decodeEvent(topic, 0, message);
+      await withRetry(() => options.handle(event), {
+        attempts: options.handlerAttempts ?? 3,
+        retryOn: () => true,
+      });
+    } catch (error) {
+      if (isRetriable(error)) throw error;
+      this.options.logger.warn(
+        { topic, offset: message.offset, consumer: options.groupId, reason: (error as Error).message },
+        'message skipped (dead letter)',
+      );
+    }
+  }
+
+  /** Whether every subscriber of `logical` has handled what it holds now (read-your-writes). */
+  async awaitSubscribers(logical: string, timeoutMs: number): Promise<boolean> {
+    await this.schema();
+    const deadline = Date.now() + timeoutMs;
+    const topic = this.topic(logical);
+    for (;;) {
+      const readers = [...this.groups].filter(([, g]) => g.topics.includes(topic)).map(([id]) => id);
+      if (readers.length === 0) return true;
+      const { rows } = await this.options.pool.query<{ behind: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM unnest($2::text[]) AS g(group_id)
+           LEFT JOIN ${SCHEMA}.offsets o ON o.group_id = g.group_id AND o.topic = $1
+           WHERE coalesce(o.seq, 0) < (SELECT coalesce(max(seq), 0) FROM ${SCHEMA}.messages WHERE topic = $1)) AS behind`,
+        [topic, readers],
+      );
+      if (!rows[0]?.behind) return true;
+      if (Date.now() >= deadline) return false;
+      await sleep(5);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const wake of this.wakers) wake();
+  }
+}

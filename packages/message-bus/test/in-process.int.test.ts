@@ -1,0 +1,15 @@
+import { PGlite } from '@electric-sql/pglite';
+import { pglitePool } from '@grantline/event-store';
+import { afterAll } from 'vitest';
+import { InProcessMessageBus } from '../src/in-process.ts';
+import { messageBusContract } from './contract.ts';
+
+/** The embedded adapter of the message bus: its log and offsets in PGlite, in process. */
+const pool = pglitePool(new PGlite());
+const bus = new InProcessMessageBus({ pool, logger: { warn: () => {} } });
+afterAll(async () => {
+  await bus.close();
+  await pool.end();
+});
+
+messageBusContract('in-process (PGlite)', () => bus);
