@@ -1,17 +1,16 @@
+import type { KeyValueStore } from '@grantline/key-value';
 import type { Logger } from '@grantline/telemetry';
-import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 
 /**
  * RFC 7523 §3: each client assertion `jti` is accepted once (Redis SET NX), across every instance and
  * every service that accepts assertions (token endpoint, Grant Management): they share the audiences
  * an assertion may name, so they share one namespace, named after the deployment only.
  */
-export const jtiGuard = (redis: Redis, deploymentPrefix: string) => {
+export const jtiGuard = (store: KeyValueStore, deploymentPrefix: string) => {
   const namespace = `grantline:${deploymentPrefix}client-assertion-jti:`;
-  return async (key: string, ttlSeconds: number) =>
-    (await redis.set(`${namespace}${key}`, '1', 'EX', Math.max(1, Math.ceil(ttlSeconds)), 'NX')) === 'OK';
+  return (key: string, ttlSeconds: number) => store.setIfAbsent(`${namespace}${key}`, ttlSeconds);
 };
 
 /**
@@ -22,13 +21,12 @@ export const jtiGuard = (redis: Redis, deploymentPrefix: string) => {
  * in-process, in a bounded map.
  */
 export const failureLimiter = (
-  redis: Redis,
+  store: KeyValueStore,
   prefix: string,
   failuresPerMinute: number,
   logger: Pick<Logger, 'warn'>,
 ) => {
-  const limiter = new RateLimiterRedis({
-    storeClient: redis,
+  const limiter = store.limiter({
     keyPrefix: `${prefix}authfail`,
     points: failuresPerMinute,
     duration: 60,
@@ -75,17 +73,15 @@ export const failureLimiter = (
  * signed-out cookie must not come back to life then.
  */
 export const sessionRevocations = (
-  redis: Redis,
+  store: KeyValueStore,
   topicPrefix: string,
   ended: (sid: string) => Promise<boolean>,
 ) => {
   const key = (sid: string) => `grantline:${topicPrefix}session-revoked:${sid}`;
   return {
-    revoke: async (sid: string, ttlSeconds: number): Promise<void> => {
-      await redis.set(key(sid), '1', 'EX', Math.max(1, Math.ceil(ttlSeconds)));
-    },
+    revoke: (sid: string, ttlSeconds: number): Promise<void> => store.set(key(sid), ttlSeconds),
     isRevoked: async (sid: string): Promise<boolean> =>
-      (await redis.exists(key(sid)).catch(() => 0)) === 1 || ended(sid),
+      (await store.exists(key(sid)).catch(() => false)) || ended(sid),
   };
 };
 
@@ -101,10 +97,8 @@ export type SessionRevocations = ReturnType<typeof sessionRevocations>;
  * statement is refused (the error propagates).
  */
 export const singleUse =
-  (redis: Redis, prefix: string) =>
-  async (kind: string, jti: string, expiresAt: number): Promise<boolean> => {
-    const ttl = Math.max(1, Math.ceil(expiresAt - Date.now() / 1000));
-    return (await redis.set(`${prefix}used:${kind}:${jti}`, '1', 'EX', ttl, 'NX')) === 'OK';
-  };
+  (store: KeyValueStore, prefix: string) =>
+  (kind: string, jti: string, expiresAt: number): Promise<boolean> =>
+    store.setIfAbsent(`${prefix}used:${kind}:${jti}`, Math.max(1, Math.ceil(expiresAt - Date.now() / 1000)));
 
 export type SingleUse = ReturnType<typeof singleUse>;

@@ -1,7 +1,10 @@
+import { RedisKeyValueStore } from '@grantline/key-value';
 import { uniqueName } from '@grantline/testing';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { failureLimiter, jtiGuard } from '../src/guards.ts';
+
+const kv = (redis: Redis) => new RedisKeyValueStore(redis);
 
 describe('Redis guards of client authentication', () => {
   const redis = new Redis(inject('infra').redisUrl);
@@ -19,16 +22,19 @@ describe('Redis guards of client authentication', () => {
   const logger = { warn: (o: unknown) => void warnings.push(o) };
 
   it('accepts a jti once across callers, and refuses assertions when Redis cannot answer (fail closed)', async () => {
-    const claim = jtiGuard(redis, `${uniqueName('g')}:`);
+    const claim = jtiGuard(kv(redis), `${uniqueName('g')}:`);
     expect(await claim('c1:j1', 60)).toBe(true);
     expect(await claim('c1:j1', 60)).toBe(false);
     expect(await claim('c2:j1', 60)).toBe(true);
-    await expect(jtiGuard(down, 'x:')('c:j', 60)).rejects.toThrow();
+    await expect(jtiGuard(kv(down), 'x:')('c:j', 60)).rejects.toThrow();
   });
 
   it('locks a (client id, address) pair out after the limit, shared through Redis, and only warns when Redis is down', async () => {
     const prefix = `${uniqueName('g')}:`;
-    const [a, b] = [failureLimiter(redis, prefix, 3, logger), failureLimiter(redis, prefix, 3, logger)];
+    const [a, b] = [
+      failureLimiter(kv(redis), prefix, 3, logger),
+      failureLimiter(kv(redis), prefix, 3, logger),
+    ];
     const ip = '198.51.100.7';
     expect(await a.recordFailure('c1', ip)).toBe(0);
     expect(await b.recordFailure('c1', ip)).toBe(0);
@@ -38,17 +44,17 @@ describe('Redis guards of client authentication', () => {
     expect(b.lockedOutFor('c1', '203.0.113.9')).toBe(0); // the client from elsewhere is not locked out
     expect(await a.recordFailure('c1', '203.0.113.9')).toBe(0);
     expect(a.lockedOutFor('c2', ip)).toBe(0);
-    const offline = failureLimiter(down, prefix, 3, logger);
+    const offline = failureLimiter(kv(down), prefix, 3, logger);
     expect(await offline.recordFailure('c1', ip)).toBe(0);
     expect(warnings).toHaveLength(1);
   });
 
   it('finding 9: a client assertion jti is one namespace for every service of a deployment', async () => {
     const deployment = `${uniqueName('d')}.`;
-    const tokenService = jtiGuard(redis, deployment);
-    const grantManagement = jtiGuard(redis, deployment);
+    const tokenService = jtiGuard(kv(redis), deployment);
+    const grantManagement = jtiGuard(kv(redis), deployment);
     expect(await tokenService('client-1:jti-1', 60)).toBe(true);
     expect(await grantManagement('client-1:jti-1', 60)).toBe(false);
-    expect(await jtiGuard(redis, `${uniqueName('d')}.`)('client-1:jti-1', 60)).toBe(true);
+    expect(await jtiGuard(kv(redis), `${uniqueName('d')}.`)('client-1:jti-1', 60)).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
 import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
+import { RedisKeyValueStore } from '@grantline/key-value';
 import {
   OWASP_SCRYPT_N,
   pageErrorBoundary,
@@ -73,6 +74,7 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
       'password hashes below OWASP cost (2^17): for tests only',
     );
   const redis = connectRedis(config.REDIS_URL, logger);
+  const kv = new RedisKeyValueStore(redis);
   const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}authz:`;
   const people = new People(pool, schema);
   const clients = new ClientDirectory(pool, schema);
@@ -154,7 +156,7 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
     people,
     store: runtime.store,
     limiter: loginLimiter(
-      redis,
+      kv,
       redisPrefix,
       {
         perUsername: config.LOGIN_FAILURES_PER_USERNAME,
@@ -165,10 +167,10 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
       logger,
     ),
     // the session's own stream is the durable record of its sign-out (an indexed read of 1-2 rows)
-    sessions: sessionRevocations(redis, config.KAFKA_TOPIC_PREFIX, async (sid) =>
+    sessions: sessionRevocations(kv, config.KAFKA_TOPIC_PREFIX, async (sid) =>
       (await runtime.store.readStream(`session-${sid}`)).events.some((e) => e.type === 'UserLoggedOut'),
     ),
-    singleUse: singleUse(redis, redisPrefix),
+    singleUse: singleUse(kv, redisPrefix),
     sessionTtlSeconds: config.SESSION_TTL_SECONDS,
     codeTtlSeconds: config.AUTHORIZATION_CODE_TTL_SECONDS,
     secureCookies: issuer.startsWith('https:'),

@@ -13,6 +13,7 @@ import {
 import { handleCommand } from '@grantline/event-store';
 import { grantEventSchemas, TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
+import { RedisKeyValueStore } from '@grantline/key-value';
 import {
   failureLimiter,
   jtiGuard,
@@ -109,6 +110,7 @@ export const startConsent = async (config: ConsentConfig, options: StartOptions 
   );
 
   const redis = connectRedis(config.REDIS_URL, logger);
+  const kv = new RedisKeyValueStore(redis);
   const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}consent:`;
   const people = new People(pool, schema);
   const clients = new ClientDirectory(pool, schema);
@@ -126,15 +128,15 @@ export const startConsent = async (config: ConsentConfig, options: StartOptions 
     people,
     grants: new GrantQueries(pool, schema),
     store,
-    sessions: sessionRevocations(redis, config.KAFKA_TOPIC_PREFIX, (sid) => endedSessions.has(sid)),
-    singleUse: singleUse(redis, redisPrefix),
+    sessions: sessionRevocations(kv, config.KAFKA_TOPIC_PREFIX, (sid) => endedSessions.has(sid)),
+    singleUse: singleUse(kv, redisPrefix),
     completeUrl: `${authorizationUrl.replace(/\/$/, '')}/oauth2/authorize/complete`,
   };
   const auth = {
     lookup: (id: string) => clients.get(id),
-    claimJti: jtiGuard(redis, config.KAFKA_TOPIC_PREFIX),
+    claimJti: jtiGuard(kv, config.KAFKA_TOPIC_PREFIX),
     remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
-    ...failureLimiter(redis, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger),
+    ...failureLimiter(kv, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger),
     assertionAudiences: [
       config.GRANTLINE_TOKEN_ENDPOINT ?? `${config.GRANTLINE_ISSUER}/oauth2/token`,
       config.GRANTLINE_ISSUER,

@@ -13,6 +13,7 @@ import {
 import { GroupCommit } from '@grantline/event-store';
 import { grantEventSchemas, TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
+import { RedisKeyValueStore } from '@grantline/key-value';
 import { KeyEncryptionKey, KeyManager } from '@grantline/keys';
 import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
 import {
@@ -53,6 +54,7 @@ export const startToken = async (config: TokenConfig, options: StartOptions = {}
   const { pool, schema } = runtime;
   await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}`);
   const redis = connectRedis(config.REDIS_URL, logger);
+  const kv = new RedisKeyValueStore(redis);
   const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}token:`;
 
   const keys = new KeyManager({
@@ -92,10 +94,10 @@ export const startToken = async (config: TokenConfig, options: StartOptions = {}
   });
   const defaultAudience = config.DEFAULT_AUDIENCE ?? config.GRANTLINE_ISSUER;
   let tokenEndpointUrl = config.GRANTLINE_TOKEN_ENDPOINT ?? '';
-  const limiter = failureLimiter(redis, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger);
+  const limiter = failureLimiter(kv, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger);
   const auth = {
     lookup: (id: string) => clients.get(id),
-    claimJti: jtiGuard(redis, config.KAFKA_TOPIC_PREFIX),
+    claimJti: jtiGuard(kv, config.KAFKA_TOPIC_PREFIX),
     ...limiter,
     remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
     get assertionAudiences() {

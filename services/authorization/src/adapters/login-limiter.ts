@@ -1,7 +1,7 @@
+import type { KeyValueStore } from '@grantline/key-value';
 import { sha256Digest } from '@grantline/oauth';
 import { ATTRS, type Logger, METRICS, meter } from '@grantline/telemetry';
-import type { Redis } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 
 export interface LoginLimits {
   /** failed sign-ins per username before it is locked */
@@ -29,15 +29,13 @@ const secondsOf = (refusal: RateLimiterRes) => Math.max(1, Math.ceil(refusal.msB
  * logged (fail-open for availability: the password check still runs, and scrypt bounds the guessing
  * rate).
  */
-export const loginLimiter = (redis: Redis, prefix: string, limits: LoginLimits, logger: Logger) => {
+export const loginLimiter = (store: KeyValueStore, prefix: string, limits: LoginLimits, logger: Logger) => {
   const limiter = (keyPrefix: string, points: number, blockSeconds: number) =>
-    new RateLimiterRedis({
-      storeClient: redis,
+    store.limiter({
       keyPrefix: `${prefix}${keyPrefix}`,
       points,
       duration: limits.windowSeconds,
       blockDuration: blockSeconds,
-      rejectIfRedisNotReady: true,
     });
   const byUsername = limiter('login-user', limits.perUsername, limits.windowSeconds);
   const byAddress = limiter('login-addr', limits.perAddress, limits.windowSeconds);
