@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import { createLocalJWKSet, decodeJwt, type JWK, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { clientAddressKey } from './addresses.ts';
 import { InvalidClient, InvalidRequest, OAuthError } from './errors.ts';
 import type { RemoteKeySets } from './remote-jwks.ts';
 import { digestsEqual, randomToken, sha256Digest } from './secrets.ts';
@@ -72,9 +73,9 @@ const failed = (basic: boolean, description = 'client authentication failed') =>
 /**
  * Authenticates the client of a token-endpoint-style request by exactly one method: Basic, secret in
  * the body, or a private_key_jwt assertion (RFC 7523). An unknown client and a wrong credential fail
- * alike (same status, body and timing). Failures count per (client id, source address) towards a
- * lock-out of that pair (RFC 6749 §2.3.1), answered 429 with `Retry-After`: guessing from one
- * address stops there, while the client's correct credential from its own address is never refused.
+ * alike (same status, body and timing). The credential is checked first, so a correct one is never
+ * refused; failures count per (client id, source address) towards a lock-out of that pair (RFC 6749
+ * §2.3.1), after which that address's failures are answered 429 with `Retry-After`.
  */
 export const authenticateClient = async (
   deps: ClientAuthDeps,
@@ -130,16 +131,19 @@ export const authenticateClient = async (
     throw failed(false, form.client_id ? 'client authentication is required' : 'no client authentication');
   }
 
-  // Locked out per (client, address): guesses from this address stop here, the client elsewhere works.
-  const address = req.ip ?? 'unknown';
-  const locked = deps.lockedOutFor(clientId, address);
-  if (locked > 0) throw tooManyFailures(locked);
+  // The credential first: a correct one is never refused, whatever others sent from wherever (behind
+  // a proxy every caller may share one address). Only failures meet the lock-out, per (client, address):
+  // a guesser is answered 429 from then on, at no cost to the client (256-bit secrets and signed
+  // assertions leave nothing to guess in any case).
+  const address = clientAddressKey(req.ip ?? 'unknown');
   const client = await deps.lookup(clientId);
   const ok = await verify(client).catch((error: unknown) => {
     if (error instanceof OAuthError && !(error instanceof InvalidClient)) throw error;
     return false;
   });
   if (ok && client?.status === 'active') return client;
+  const locked = deps.lockedOutFor(clientId, address);
+  if (locked > 0) throw tooManyFailures(locked);
   const lockout = await deps.recordFailure(clientId, address);
   if (lockout > 0) throw tooManyFailures(lockout);
   throw failed(basic);

@@ -1,3 +1,4 @@
+export * from './addresses.ts';
 export * from './client-auth.ts';
 export * from './errors.ts';
 export * from './guards.ts';

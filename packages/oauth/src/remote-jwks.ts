@@ -25,8 +25,12 @@ export class ForbiddenDestination extends Error {
 export const isPublicAddress = (address: string): boolean => {
   if (!ipaddr.isValid(address)) return false;
   let parsed = ipaddr.parse(address);
-  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress())
-    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  if (parsed.kind() === 'ipv6') {
+    const v6 = parsed as ipaddr.IPv6;
+    if (v6.isIPv4MappedAddress()) parsed = v6.toIPv4Address();
+    // the deprecated IPv4-compatible form ::a.b.c.d (::/96) embeds an IPv4 address too
+    else if (v6.parts.slice(0, 6).every((p) => p === 0)) return false;
+  }
   return parsed.range() === 'unicast';
 };
 

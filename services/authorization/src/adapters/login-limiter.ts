@@ -1,5 +1,5 @@
 import type { KeyValueStore } from '@grantline/key-value';
-import { sha256Digest } from '@grantline/oauth';
+import { clientAddressKey, sha256Digest } from '@grantline/oauth';
 import { ATTRS, type Logger, METRICS, meter } from '@grantline/telemetry';
 import { RateLimiterRes } from 'rate-limiter-flexible';
 
@@ -21,7 +21,7 @@ const secondsOf = (refusal: RateLimiterRes) => Math.max(1, Math.ceil(refusal.msB
 
 /**
  * Brute-force protection for the login form (RFC 6749 §10.10): sign-in attempts are counted per
- * username, per address and in one global budget in Redis, so every authorization instance shares
+ * username, per address (an IPv6 address by its /64) and in one global budget in Redis, so every authorization instance shares
  * the counts, and a success gives them back; past a limit the username or address is locked out for
  * the window, and past the global budget every sign-in waits for the window to end. Usernames are
  * stored as digests. A refused attempt is counted in a metric, never written as an event (that would
@@ -54,7 +54,7 @@ export const loginLimiter = (store: KeyValueStore, prefix: string, limits: Login
   const countPerKey = async (username: string, address: string): Promise<number> => {
     const [user, addr] = await Promise.allSettled([
       byUsername.consume(userKey(username)),
-      byAddress.consume(address),
+      byAddress.consume(clientAddressKey(address)),
     ]);
     for (const [limit, result] of [
       ['address', addr],
@@ -85,7 +85,10 @@ export const loginLimiter = (store: KeyValueStore, prefix: string, limits: Login
         } catch (error) {
           if (!(error instanceof RateLimiterRes)) throw error;
           // refused before any password was checked: not a failure of this username or address
-          await Promise.allSettled([byUsername.reward(userKey(username), 1), byAddress.reward(address, 1)]);
+          await Promise.allSettled([
+            byUsername.reward(userKey(username), 1),
+            byAddress.reward(clientAddressKey(address), 1),
+          ]);
           return refuse('global', error);
         }
       } catch (error) {
@@ -97,7 +100,7 @@ export const loginLimiter = (store: KeyValueStore, prefix: string, limits: Login
     async recordSuccess(username: string, address: string): Promise<void> {
       await Promise.all([
         byUsername.delete(userKey(username)),
-        byAddress.reward(address, 1),
+        byAddress.reward(clientAddressKey(address), 1),
         overall.reward(GLOBAL, 1),
       ]).catch((error: unknown) => logger.warn({ err: error }, 'login limiter unavailable'));
     },
