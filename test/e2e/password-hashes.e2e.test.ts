@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { TOPICS } from '@grantline/events';
+import { parsePublicKeys, seal } from '@grantline/keys';
+import { hashPassword } from '@grantline/oauth';
 import { eventually } from '@grantline/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -145,6 +147,53 @@ describe('password hashes', () => {
       [own.user.id],
     );
     expect(rehashes.rowCount).toBe(2);
+  });
+
+  it('finding 11: a re-hash forged by another service on the grants topic changes no password', async () => {
+    const victim = await createTenant(stack);
+    const before = await storedHash(victim.user.id);
+    // what a compromised consent service could publish: it may write to grants, and the credentials
+    // key is public (it seals, it cannot open)
+    const credentialsKey = parsePublicKeys(
+      stack.serviceEnv.registry.GRANTLINE_CREDENTIALS_ENCRYPTION_KEY!,
+      'enc',
+    )[0]!;
+    const forged = {
+      userId: victim.user.id,
+      sealedPasswordHash: await seal(credentialsKey, await hashPassword('attacker chosen', 1024)),
+      replacesVersion: 1,
+    };
+    await db().query(
+      `INSERT INTO consent.events (event_id, stream_id, stream_version, type, data, source)
+       VALUES (gen_random_uuid(), $1, 1, 'UserPasswordRehashed', $2, '/grantline/consent')`,
+      [`forged-${randomBytes(6).toString('hex')}`, JSON.stringify(forged)],
+    );
+    // on the topic (the consent relay published it) ...
+    const kafka = new Kafka({ brokers: inject('infra').kafkaBrokers, logLevel: logLevel.NOTHING });
+    const consumer = kafka.consumer({ groupId: `${stack.topicPrefix}forged` });
+    const values: string[] = [];
+    await consumer.connect();
+    await consumer.subscribe({ topics: [`${stack.topicPrefix}${TOPICS.grants}`], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        values.push(message.value?.toString() ?? '');
+      },
+    });
+    try {
+      await expect
+        .poll(() => values.some((v) => v.includes(forged.sealedPasswordHash)), { timeout: 20_000 })
+        .toBe(true);
+    } finally {
+      await consumer.disconnect();
+    }
+    // ... and yet the stored hash is the one the registry sealed, and the attacker's password fails
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await storedHash(victim.user.id)).toBe(before);
+    const agent = new Agent();
+    const page = await loginPage(agent, authorizationRequest(stack, victim));
+    expect(
+      (await submitLogin(stack, agent, page, { ...victim.user, password: 'attacker chosen' })).status,
+    ).toBe(401);
   });
 
   it('finding 11: a failed sign-in records nothing derived from a username that matches no user', async () => {

@@ -165,6 +165,22 @@ describe('issue 7: sign-in limits, sign-outs and single-use consent', () => {
     expect(page.text).not.toContain('name="consent_challenge"');
   });
 
+  it('finding 12: signing out while Redis is unreachable still ends the session (the event comes first)', async () => {
+    const noRedis = await stack.addAuthorizationInstance({ REDIS_URL: 'redis://127.0.0.1:1' });
+    const agent = new Agent();
+    await reachConsent(stack, tenant, agent, authorizationRequest(stack, tenant, { prompt: 'consent' }));
+    const copied = new Map(agent.cookies);
+    const logout = await agent.request(`${noRedis.url}/logout`);
+    const out = await agent.request(`${noRedis.url}/logout`, {
+      form: { csrf_token: hidden(logout.text, 'csrf_token') },
+    });
+    expect(out.status).toBe(200);
+    const replay = new Agent();
+    for (const [k, v] of copied) replay.cookies.set(k, v);
+    const again = await replay.request(authorizationRequest(stack, tenant, { prompt: 'consent' }));
+    expect(new URL(again.location!).pathname).toBe('/login');
+  });
+
   it('finding 13: a consent form is decided once: a second POST of it is refused', async () => {
     const agent = new Agent();
     const page = await reachConsent(

@@ -65,9 +65,6 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
     },
     onCrash,
   );
-  await runtime.project('authorization-rehashes', [TOPICS.grants], credentials, onCrash, {
-    types: ['UserPasswordRehashed'],
-  });
   if (config.PASSWORD_SCRYPT_N < OWASP_SCRYPT_N)
     logger.warn(
       { PASSWORD_SCRYPT_N: config.PASSWORD_SCRYPT_N },

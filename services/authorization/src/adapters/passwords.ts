@@ -9,7 +9,8 @@ export interface Passwords {
   verify(user: UserRecord | undefined, password: string): Promise<boolean>;
   /**
    * After a successful sign-in: a hash weaker than the policy is replaced by one at the policy's
-   * cost, as an event sealed to this service's own credentials key (no other service can read it).
+   * cost in this service's credentials table, and recorded for audit as an event sealed to its own
+   * credentials key (no other service can read it; none is trusted to write it).
    */
   upgrade(user: UserRecord, password: string): Promise<void>;
 }
@@ -33,7 +34,11 @@ export const passwords = async (deps: {
     async upgrade(user, password) {
       const stored = await deps.credentials.of(user.userId);
       if (!stored || !needsRehash(stored.hash, deps.cost)) return;
-      const sealedPasswordHash = await seal(deps.keys[0]!, await hashPassword(password, deps.cost));
+      const hash = await hashPassword(password, deps.cost);
+      // Written straight to this service's own table: a re-hash never comes back in from Kafka, where
+      // any service that may publish to the grants topic could forge one with the public key.
+      await deps.credentials.replaceHash(user.userId, hash, stored.version);
+      const sealedPasswordHash = await seal(deps.keys[0]!, hash);
       await deps.store.append(`credentials-${user.userId}`, 'any', [
         {
           type: 'UserPasswordRehashed',

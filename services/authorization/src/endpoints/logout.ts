@@ -38,12 +38,19 @@ export const logoutSubmit =
       )
         return sendErrorPage(res, 403, 'invalid_request', 'the form has expired');
       res.clearCookie(SESSION_COOKIE, cookieOptions(deps.secureCookies));
-      // the cookie may have been copied: the session itself ends, on every instance
-      if (session) await deps.sessions.revoke(session.sid, (session.exp ?? 0) - Date.now() / 1000);
-      if (session)
+      // The cookie may have been copied: the session itself ends, on every instance. The event is the
+      // record that lasts, so it comes first; the Redis copy only makes every instance know at once,
+      // and without it they ask the durable record.
+      if (session) {
         await deps.store.append(`session-${session.sid}`, 'any', [
           { type: 'UserLoggedOut', data: { userId: session.sub, sessionId: session.sid } },
         ]);
+        await deps.sessions
+          .revoke(session.sid, (session.exp ?? 0) - Date.now() / 1000)
+          .catch((error: unknown) =>
+            req.log?.warn({ err: error }, 'sign-out not cached; the event records it'),
+          );
+      }
       res.type('html').send(renderPage('Signed out', '<h1>You are signed out</h1>'));
     } catch (error) {
       next(error);

@@ -5,8 +5,7 @@ import type pg from 'pg';
 /**
  * Password hashes, kept by this service only (the one that checks passwords). The registry seals
  * each hash to this service's credentials key; the other services' projections never see one.
- * `version` counts password changes, so a re-hash made at sign-in never undoes a later change
- * (the two arrive on different topics).
+ * `version` counts password changes, so a re-hash made at sign-in never undoes a later change.
  */
 export const credentialsTable = (schema: string) => `
   CREATE TABLE IF NOT EXISTS ${schema}.credentials (
@@ -55,12 +54,9 @@ export const credentialsProjection = (schema: string, keys: readonly PrivateKeyE
          ON CONFLICT (user_id) DO UPDATE SET password_hash = $2, version = ${t}.version + 1`,
         [d.userId, await open(d)],
       ),
-    UserPasswordRehashed: async (d, tx) =>
-      tx.query(`UPDATE ${t} SET password_hash = $2 WHERE user_id = $1 AND version = $3`, [
-        d.userId,
-        await open(d),
-        d.replacesVersion,
-      ]),
+    // UserPasswordRehashed is not applied from the bus: the sign-in that re-hashes writes the table
+    // itself (Passwords.upgrade), so a forged re-hash on a topic changes nothing. A rebuild from the
+    // registry topic restores the older hash of the same password, re-hashed again at the next sign-in.
   };
   return async (event: ConsumedEvent, tx: pg.PoolClient) => {
     await reducers[event.type]?.(event.data as D, tx);
@@ -73,6 +69,14 @@ export class Credentials {
     private readonly pool: pg.Pool,
     private readonly schema: string,
   ) {}
+
+  /** A stronger hash of the same password, unless the password changed since `version` was read. */
+  async replaceHash(userId: string, hash: string, version: number): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${this.schema}.credentials SET password_hash = $2 WHERE user_id = $1 AND version = $3`,
+      [userId, hash, version],
+    );
+  }
 
   async of(userId: string): Promise<{ hash: string; version: number } | undefined> {
     const { rows } = await this.pool.query<{ password_hash: string; version: number }>(
