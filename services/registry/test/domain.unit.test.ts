@@ -57,6 +57,23 @@ describe('client decider (given events, when command, then events)', () => {
     }
   });
 
+  it('finding 2: a client cannot drop its resources, which would give its tokens the default audience', () => {
+    expect(metadata.resources.length).toBeGreaterThan(0);
+    expect(() =>
+      clientDecider.decide(
+        { type: 'UpdateMetadata', metadata: { ...metadata, resources: [] }, by: 'client' },
+        given([registered]),
+      ),
+    ).toThrow(/not removed/);
+    // an administrator may
+    expect(
+      clientDecider.decide(
+        { type: 'UpdateMetadata', metadata: { ...metadata, resources: [] }, by: 'admin' },
+        given([registered]),
+      ),
+    ).toHaveLength(1);
+  });
+
   it('lets a client move between the secret methods only; an administrator anywhere, with a new secret when needed', () => {
     const as = (tokenEndpointAuthMethod: Metadata['tokenEndpointAuthMethod']) => ({
       ...metadata,

@@ -100,6 +100,9 @@ export const usesSecret = (method: Metadata['tokenEndpointAuthMethod']): boolean
 export const selfServiceViolation = (before: Metadata, after: Metadata): string | undefined => {
   if (!isSubset(after.scopes, before.scopes) || !isSubset(after.resources, before.resources))
     return 'scope and resources may only be narrowed by an update';
+  // no resources means the default audience (the issuer): from a restricted list, that is wider
+  if (before.resources.length > 0 && after.resources.length === 0)
+    return 'resources may be narrowed, not removed: without them tokens get the default audience';
   if (!isSubset(after.grantTypes, before.grantTypes)) return 'grant_types may only be narrowed by an update';
   const from = before.tokenEndpointAuthMethod;
   const to = after.tokenEndpointAuthMethod;
