@@ -303,7 +303,10 @@ export class KafkaMessageBus implements MessageBus {
       const admin = this.kafka.admin();
       await admin.connect();
       return admin;
-    })();
+    })().catch((error: unknown) => {
+      this.admin = undefined; // the next call connects afresh
+      throw error;
+    });
     const admin = await this.admin;
     const topic = this.topic(logical);
     const ends = await admin.fetchTopicOffsets(topic);

@@ -110,11 +110,17 @@ export const createRuntime = async (options: RuntimeOptions) => {
    */
   const awaitProjected = async (position: string, topic: string, timeoutMs = 5_000): Promise<boolean> => {
     const deadline = Date.now() + timeoutMs;
-    const done =
-      (await relayedThrough(pool, schema, position, { timeoutMs })) &&
-      (await bus.awaitSubscribers(topic, Math.max(0, deadline - Date.now())));
-    if (!done) options.logger.warn({ position, topic, timeoutMs }, 'a write was not projected in time');
-    return done;
+    try {
+      const done =
+        (await relayedThrough(pool, schema, position, { timeoutMs })) &&
+        (await bus.awaitSubscribers(topic, Math.max(0, deadline - Date.now())));
+      if (!done) options.logger.warn({ position, topic, timeoutMs }, 'a write was not projected in time');
+      return done;
+    } catch (error) {
+      // the write has committed: its answer (a new client's secret) must reach the caller regardless
+      options.logger.warn({ err: error, position, topic }, 'could not tell whether a write was projected');
+      return false;
+    }
   };
   return { pool, schema, store, bus, relay, readiness, shutdown, project, awaitProjected };
 };
