@@ -63,7 +63,8 @@ export const updateClientEndpoint = (deps: RegistryDeps) => async (req: Request,
     );
     res.set('Cache-Control', 'no-store').json(render(newState as typeof state, deps, req));
   } catch (error) {
-    if (error instanceof ClientRuleViolation && error.kind === 'widening')
+    // any rule the update breaks is the client's metadata at fault (a 400), never a 500
+    if (error instanceof ClientRuleViolation && (error.kind === 'widening' || error.kind === 'no_secret'))
       throw new InvalidClientMetadata(error.message);
     throw error;
   }
