@@ -40,6 +40,18 @@ const postFrom = (localAddress: string, url: string, form: Record<string, string
     },
   );
 
+/** A private_key_jwt client assertion (RFC 7523 §3) for the token endpoint of `stack`. */
+const assertionFor = (stack: Stack, clientId: string, key: Parameters<SignJWT['sign']>[0]) =>
+  new SignJWT({})
+    .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+    .setIssuer(clientId)
+    .setSubject(clientId)
+    .setAudience(`${stack.tokenUrl}/oauth2/token`)
+    .setJti(randomUUID())
+    .setIssuedAt()
+    .setExpirationTime('60s')
+    .sign(key);
+
 describe('hardening review findings, through the running services', () => {
   let stack: Stack;
   beforeAll(async () => {
@@ -94,15 +106,7 @@ describe('hardening review findings, through the running services', () => {
       jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] },
       scope: 'ledger.read',
     });
-    const assertion = await new SignJWT({})
-      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-      .setIssuer(reg.client_id)
-      .setSubject(reg.client_id)
-      .setAudience(`${stack.tokenUrl}/oauth2/token`)
-      .setJti(randomUUID())
-      .setIssuedAt()
-      .setExpirationTime('60s')
-      .sign(privateKey);
+    const assertion = await assertionFor(stack, reg.client_id, privateKey);
     const clientAuth = {
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
       client_assertion: assertion,
@@ -136,14 +140,7 @@ describe('hardening review findings, through the running services', () => {
         jwks_uri: `http://localhost:${port}/jwks.json`,
         scope: 'ledger.read',
       });
-      const assertion = await new SignJWT({})
-        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-        .setIssuer(reg.client_id)
-        .setSubject(reg.client_id)
-        .setAudience(`${stack.tokenUrl}/oauth2/token`)
-        .setJti(randomUUID())
-        .setExpirationTime('60s')
-        .sign(privateKey);
+      const assertion = await assertionFor(stack, reg.client_id, privateKey);
       const r = await tokenRequest(stack, {
         grant_type: 'client_credentials',
         client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
