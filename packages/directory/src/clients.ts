@@ -121,10 +121,15 @@ export class ClientDirectory {
   }
 
   async get(clientId: string): Promise<ClientRecord | undefined> {
-    // no registered id has control characters, and Postgres text cannot hold NUL: unknown, not an error
-    if (!PRINTABLE.test(clientId)) return undefined;
     const hit = this.cache.get(clientId);
     if (hit && hit.until > Date.now()) return hit.record;
+    return this.read(clientId);
+  }
+
+  /** The client as the projection has it now, past the cache (which it refreshes). */
+  async read(clientId: string): Promise<ClientRecord | undefined> {
+    // no registered id has control characters, and Postgres text cannot hold NUL: unknown, not an error
+    if (!PRINTABLE.test(clientId)) return undefined;
     const changesBefore = this.changes;
     const { rows } = await this.pool.query<{
       status: ClientRecord['status'];

@@ -24,7 +24,10 @@ export interface ClientRecord {
 }
 
 export interface ClientAuthDeps {
+  /** the client, from a short-lived cache where there is one */
   lookup: (clientId: string) => Promise<ClientRecord | undefined>;
+  /** the client past any cache (default: `lookup`) */
+  lookupFresh?: (clientId: string) => Promise<ClientRecord | undefined>;
   /** records a `jti` until it expires; false when it was already used (RFC 7523 §3 item 7) */
   claimJti: (key: string, ttlSeconds: number) => Promise<boolean>;
   /** seconds this client id is locked out for from this address; 0 when it is not */
@@ -136,11 +139,20 @@ export const authenticateClient = async (
   // a guesser is answered 429 from then on, at no cost to the client (256-bit secrets and signed
   // assertions leave nothing to guess in any case).
   const address = clientAddressKey(req.ip ?? 'unknown');
-  const client = await deps.lookup(clientId);
-  const ok = await verify(client).catch((error: unknown) => {
-    if (error instanceof OAuthError && !(error instanceof InvalidClient)) throw error;
-    return false;
-  });
+  const verified = (record: ClientRecord | undefined) =>
+    verify(record).catch((error: unknown) => {
+      if (error instanceof OAuthError && !(error instanceof InvalidClient)) throw error;
+      return false;
+    });
+  let client = await deps.lookup(clientId);
+  let ok = await verified(client);
+  // A failure against a cached client is checked once more against the projection: a cached copy
+  // may be a moment old, and an unknown client, never cached, costs that read too, so a failure
+  // takes as long for a known client as for an unknown one.
+  if (!ok && client && deps.lookupFresh) {
+    client = await deps.lookupFresh(clientId);
+    ok = await verified(client);
+  }
   if (ok && client?.status === 'active') return client;
   const locked = deps.lockedOutFor(clientId, address);
   if (locked > 0) throw tooManyFailures(locked);

@@ -63,6 +63,26 @@ describe('client authentication', () => {
     ).resolves.toMatchObject({ clientId: 'cl_1' });
   });
 
+  it('checks a failure against a cached client once more past the cache: a rotated secret works at once', async () => {
+    const stale = client('client_secret_basic', { secretDigest: sha256Digest('old secret') });
+    const fresh = client('client_secret_basic', { secretDigest: sha256Digest('new secret') });
+    let freshReads = 0;
+    const withCache: ClientAuthDeps = {
+      ...deps(stale),
+      lookupFresh: async () => {
+        freshReads++;
+        return fresh;
+      },
+    };
+    await expect(
+      authenticateClient(withCache, request({ authorization: basic('cl_1', 'new secret') }), {}),
+    ).resolves.toBe(fresh);
+    await expect(
+      authenticateClient(withCache, request({ authorization: basic('cl_1', 'wrong') }), {}),
+    ).rejects.toBeInstanceOf(InvalidClient);
+    expect(freshReads).toBe(2); // every failure against a cached client costs the read an unknown one costs
+  });
+
   it('accepts a private_key_jwt assertion whose exp is 5 minutes ahead by a client clock a little fast, not one far beyond', async () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
     const record = client('private_key_jwt', {

@@ -134,6 +134,7 @@ export const startConsent = async (config: ConsentConfig, options: StartOptions 
   };
   const auth = {
     lookup: (id: string) => clients.get(id),
+    lookupFresh: (id: string) => clients.read(id),
     claimJti: jtiGuard(kv, config.KAFKA_TOPIC_PREFIX),
     remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
     ...failureLimiter(kv, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger),

@@ -97,6 +97,7 @@ export const startToken = async (config: TokenConfig, options: StartOptions = {}
   const limiter = failureLimiter(kv, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger);
   const auth = {
     lookup: (id: string) => clients.get(id),
+    lookupFresh: (id: string) => clients.read(id),
     claimJti: jtiGuard(kv, config.KAFKA_TOPIC_PREFIX),
     ...limiter,
     remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
