@@ -138,7 +138,6 @@ export const authenticateClient = async (
   // a proxy every caller may share one address). Only failures meet the lock-out, per (client, address):
   // a guesser is answered 429 from then on, at no cost to the client (256-bit secrets and signed
   // assertions leave nothing to guess in any case).
-  const address = clientAddressKey(req.ip ?? 'unknown');
   const verified = (record: ClientRecord | undefined) =>
     verify(record).catch((error: unknown) => {
       if (error instanceof OAuthError && !(error instanceof InvalidClient)) throw error;
@@ -154,6 +153,7 @@ export const authenticateClient = async (
     ok = await verified(client);
   }
   if (ok && client?.status === 'active') return client;
+  const address = clientAddressKey(req.ip ?? 'unknown');
   const locked = deps.lockedOutFor(clientId, address);
   if (locked > 0) throw tooManyFailures(locked);
   const lockout = await deps.recordFailure(clientId, address);

@@ -1,21 +1,10 @@
+import type { FlowRequest } from '@grantline/flow';
 import type { ClientRecord } from '@grantline/oauth';
 
-/** A validated authorization request, as it travels (signed) through login and consent. */
-export interface AuthorizationRequest {
-  clientId: string;
-  redirectUri: string;
-  /** whether the request named `redirect_uri` (then the token request must repeat it) */
-  redirectUriGiven: boolean;
-  scopes: string[];
-  state?: string | undefined;
-  codeChallenge: string;
-  resources: string[];
-  prompt: Prompt[];
-  grantManagementAction?: 'create' | 'merge' | 'replace' | undefined;
-  grantId?: string | undefined;
-}
+/** A validated authorization request: the hand-off contract's, as it travels (signed) through login and consent. */
+export type AuthorizationRequest = FlowRequest;
 
-export type Prompt = 'none' | 'login' | 'consent';
+export type Prompt = FlowRequest['prompt'][number];
 
 /** An error that may not be sent to the redirect URI (the client or the URI is not trusted). */
 export class UntrustedRequest extends Error {
