@@ -1,0 +1,40 @@
+/**
+ * Which service answers which path, on the one public origin and on the one management origin. The
+ * embedded mode dispatches by this table inside one process; the development gateway proxies by it
+ * to the distributed services. One table, so both modes expose the same URLs.
+ */
+export const SERVICE_NAMES = ['authorization', 'registry', 'token', 'consent'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export interface Route {
+  /** a path prefix, matched on whole segments (`/consent` matches `/consent` and `/consent/x`, not `/consents`) */
+  prefix: string;
+  service: ServiceName;
+}
+
+/** Public paths, most specific first; whatever matches none goes to `PUBLIC_FALLBACK`. */
+export const PUBLIC_ROUTES: readonly Route[] = [
+  { prefix: '/oauth2/token', service: 'token' },
+  { prefix: '/oauth2/jwks', service: 'token' },
+  { prefix: '/oauth2/register', service: 'registry' },
+  { prefix: '/oauth2/grants', service: 'consent' },
+  { prefix: '/consent', service: 'consent' },
+];
+/** metadata, the authorization endpoint, sign-in and sign-out */
+export const PUBLIC_FALLBACK: ServiceName = 'authorization';
+
+/** Management paths (never on the public ingress). */
+export const MANAGEMENT_ROUTES: readonly Route[] = [
+  { prefix: '/admin/keys', service: 'token' },
+  { prefix: '/admin', service: 'registry' },
+];
+
+const matches = (path: string, prefix: string) =>
+  path === prefix || path.startsWith(`${prefix}/`) || path.startsWith(`${prefix}?`);
+
+/** The service that answers `path` (a URL path, with or without its query). */
+export const serviceFor = (
+  path: string,
+  routes: readonly Route[] = PUBLIC_ROUTES,
+  fallback: ServiceName = PUBLIC_FALLBACK,
+): ServiceName => routes.find((route) => matches(path, route.prefix))?.service ?? fallback;
