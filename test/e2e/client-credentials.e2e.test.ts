@@ -1,4 +1,5 @@
 import { TOPICS } from '@grantline/events';
+import type { KafkaMessageBus } from '@grantline/message-bus';
 import {
   createRemoteJWKSet,
   decodeJwt,
@@ -125,7 +126,7 @@ describe('client credentials, end to end with a certified client library', () =>
       audience: [API],
     });
     expect(JSON.stringify(rows[0]?.data)).not.toContain(result.access_token.split('.')[2]);
-    const onKafka = await readTopic(stack.token.runtime.bus, TOPICS.tokens, 1, 30_000);
+    const onKafka = await readTopic(stack.token.runtime.bus as KafkaMessageBus, TOPICS.tokens, 1, 30_000);
     expect(onKafka.some((e) => (e.data as { jti: string }).jti === payload.jti)).toBe(true);
   });
 

@@ -3,7 +3,7 @@ import { startAuthorization } from '@grantline/authorization';
 import { startConsent } from '@grantline/consent';
 import { generateKeyMaterial, type ServiceName, serviceKeyEnv } from '@grantline/keys';
 import { startRegistry } from '@grantline/registry';
-import { loadConfig } from '@grantline/service-kit';
+import { loadConfig, loadDistributedConfig, runtimeFromConfig } from '@grantline/service-kit';
 import type { DestinationStream } from '@grantline/telemetry';
 import { createTestDatabase, freePorts, type Infrastructure, uniqueName } from '@grantline/testing';
 import { startToken } from '@grantline/token';
@@ -93,23 +93,38 @@ export const startStack = async (
   const onCrash = (e: Error) => {
     throw e;
   };
-  const registry = await startRegistry(loadConfig(registryConfigSchema, serviceEnv.registry), {
-    logDestination,
-  });
-  const token = await startToken(loadConfig(tokenConfigSchema, serviceEnv.token), {
-    onCrash,
-    logDestination,
-  });
+  /** the distributed runtime each service's environment names (its own Postgres pool, Kafka client, Redis) */
+  const runtimeOf = (env: Record<string, string>) => runtimeFromConfig(loadDistributedConfig(env));
+  const registry = await startRegistry(
+    loadConfig(registryConfigSchema, serviceEnv.registry),
+    runtimeOf(serviceEnv.registry),
+    {
+      logDestination,
+    },
+  );
+  const token = await startToken(
+    loadConfig(tokenConfigSchema, serviceEnv.token),
+    runtimeOf(serviceEnv.token),
+    {
+      onCrash,
+      logDestination,
+    },
+  );
   const extraTokens: Awaited<ReturnType<typeof startToken>>[] = [];
   const authorization = await startAuthorization(
     loadConfig(authorizationConfigSchema, serviceEnv.authorization),
+    runtimeOf(serviceEnv.authorization),
     { onCrash, logDestination },
   );
   const extraAuthorizations: Awaited<ReturnType<typeof startAuthorization>>[] = [];
-  const consent = await startConsent(loadConfig(consentConfigSchema, serviceEnv.consent), {
-    onCrash,
-    logDestination,
-  });
+  const consent = await startConsent(
+    loadConfig(consentConfigSchema, serviceEnv.consent),
+    runtimeOf(serviceEnv.consent),
+    {
+      onCrash,
+      logDestination,
+    },
+  );
   const registryApi = registryAdmin({
     issuer,
     registryUrl,
@@ -136,10 +151,14 @@ export const startStack = async (
     ...registryApi,
     /** another token service instance sharing the database, Kafka topics and Redis: returns its URL */
     addTokenInstance: async () => {
-      const another = await startToken(loadConfig(tokenConfigSchema, { ...serviceEnv.token, PORT: '0' }), {
-        onCrash,
-        logDestination,
-      });
+      const another = await startToken(
+        loadConfig(tokenConfigSchema, { ...serviceEnv.token, PORT: '0' }),
+        runtimeOf({ ...serviceEnv.token, PORT: '0' }),
+        {
+          onCrash,
+          logDestination,
+        },
+      );
       extraTokens.push(another);
       return another.url;
     },
@@ -147,6 +166,7 @@ export const startStack = async (
     addAuthorizationInstance: async (extra: Record<string, string> = {}) => {
       const another = await startAuthorization(
         loadConfig(authorizationConfigSchema, { ...serviceEnv.authorization, ...extra, PORT: '0' }),
+        runtimeOf(serviceEnv.authorization),
         { onCrash, logDestination },
       );
       extraAuthorizations.push(another);

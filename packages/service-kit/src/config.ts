@@ -49,22 +49,8 @@ export const baseConfigSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   /** pino level: fatal, error, warn, info, debug, trace */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Postgres connection string of the service's event store */
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }),
-  /** comma-separated Kafka bootstrap brokers, host:port */
-  KAFKA_BROKERS: z
-    .string()
-    .transform(list)
-    .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1, 'at least one broker')),
-  /** Redis connection string (revocation cache, shared rate limits); required by the services that use it */
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
   /** OTLP/HTTP endpoint for traces and metrics; unset means no export (Prometheus /metrics still works) */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
-  /** prefix of every Kafka topic, to share a cluster between deployments */
-  KAFKA_TOPIC_PREFIX: z
-    .string()
-    .regex(/^[a-zA-Z0-9._-]*$/)
-    .default(''),
   /**
    * The reverse proxies (gateway, ingress controller, load balancer) whose `X-Forwarded-For` is
    * believed, comma-separated: addresses, CIDR ranges, or `loopback`, `linklocal`, `uniquelocal`.
@@ -83,6 +69,28 @@ export const baseConfigSchema = z.object({
   /** how long a graceful shutdown may take before the process exits anyway */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
 });
+
+/**
+ * What the distributed mode adds to a service's settings: where its Postgres, Kafka and Redis are.
+ * The embedded mode (`pnpm start`) needs none of them.
+ */
+export const distributedConfigSchema = z.object({
+  /** Postgres connection string of the service's event store */
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }),
+  /** comma-separated Kafka bootstrap brokers, host:port */
+  KAFKA_BROKERS: z
+    .string()
+    .transform(list)
+    .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1, 'at least one broker')),
+  /** Redis connection string (revocation cache, shared rate limits); required by the services that use it */
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
+  /** prefix of every Kafka topic, to share a cluster between deployments */
+  KAFKA_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]*$/)
+    .default(''),
+});
+export type DistributedConfig = z.infer<typeof distributedConfigSchema>;
 
 /** Parses the environment once, at boot. Throws a ConfigError naming each bad variable. */
 export const loadConfig = <S extends z.ZodType>(

@@ -1,128 +1,275 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
 import {
   isConnectionError,
   migrate,
   PostgresEventStore,
+  pglitePool,
   Relay,
   relayedThrough,
 } from '@grantline/event-store';
 import { deadLetterTopic, TOPICS } from '@grantline/events';
-import { type ConsumedEvent, idempotentProjection, KafkaMessageBus } from '@grantline/message-bus';
+import { type KeyValueStore, MemoryKeyValueStore, RedisKeyValueStore } from '@grantline/key-value';
+import {
+  type ConsumedEvent,
+  InProcessMessageBus,
+  idempotentProjection,
+  KafkaMessageBus,
+  type MessageBus,
+} from '@grantline/message-bus';
 import type { Logger } from '@grantline/telemetry';
 import pg from 'pg';
 import { StartupError } from './config.ts';
 import type { ReadinessCheck } from './health.ts';
+import { connectRedis } from './redis.ts';
 
-export interface RuntimeOptions {
-  /** the service name: its CloudEvents source `/grantline/<name>`, and its Postgres schema by default */
-  service: string;
-  /** the Postgres schema, when the service name is an SQL keyword (`authorization` is) */
-  schema?: string;
-  databaseUrl: string;
-  kafkaBrokers: readonly string[];
-  topicPrefix?: string;
-  logger: Logger;
-  poolSize?: number;
-}
+/** A projection's handler: applies one event in the transaction that records it as applied. */
+export type Projector = (event: ConsumedEvent, tx: pg.PoolClient) => Promise<void>;
 
 /**
- * What every event-sourced service stands on: a pool, its migrated schema, the event store, the Kafka
- * bus with the contract's topics, and the relay between them; plus readiness checks and shutdown
- * steps in the right order (relay flushed before the bus closes, the pool last).
+ * What every event-sourced service stands on, whichever mode runs it: its schema on a Postgres (a
+ * server, or PGlite in process), the event store, the message bus and the relay between them, a
+ * key-value store for counters and replay guards; readiness checks and shutdown steps in order.
+ * The distributed adapter is `pg` + Kafka + Redis, one per service process; the embedded adapter is
+ * one PGlite, one in-process bus and one in-memory key-value store shared by every service.
  */
-export const createRuntime = async (options: RuntimeOptions) => {
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 20 });
-  pool.on('error', (error) => options.logger.warn({ err: error }, 'idle Postgres connection failed'));
-  // A connection a caller holds (a transaction between two queries, the relay's LISTEN) that Postgres
-  // ends (a restart: 57P01) emits 'error' while the pool is not listening: without a listener of its
-  // own that is an uncaught exception, and the process dies. The caller's next query fails instead.
-  pool.on('connect', (client) =>
-    client.on('error', (error) => options.logger.warn({ err: error }, 'Postgres connection failed')),
-  );
-  const schema = options.schema ?? options.service;
-  await migrate(pool, schema).catch((error: unknown) => {
-    throw unreachable(error, 'Postgres', safeHost(options.databaseUrl), 'DATABASE_URL');
-  });
-  const store = new PostgresEventStore({ pool, schema, source: `/grantline/${options.service}` });
-  const bus = new KafkaMessageBus({
-    brokers: options.kafkaBrokers,
-    clientId: `grantline-${options.service}`,
-    logger: options.logger,
-    ...(options.topicPrefix && { topicPrefix: options.topicPrefix }),
-  });
-  await bus
-    .ensureTopics(
-      Object.values(TOPICS).flatMap((topic) => [
-        { topic, compacted: topic === TOPICS.revocations },
-        { topic: deadLetterTopic(topic) },
-      ]),
-    )
-    .catch((error: unknown) => {
-      throw unreachable(error, 'Kafka', options.kafkaBrokers.join(','), 'KAFKA_BROKERS');
-    });
-  const relay = new Relay({ pool, schema, publisher: bus, logger: options.logger });
-  relay.start();
-  const admin = bus.kafka.admin();
-  await admin.connect();
-  const readiness: Record<string, ReadinessCheck> = {
-    postgres: () => pool.query('SELECT 1'),
-    kafka: () => admin.describeCluster(),
-  };
-  const subscriptions: { stop(): Promise<void> }[] = [];
-  const shutdown = [
-    async () => {
-      await Promise.all(subscriptions.map((sub) => sub.stop()));
-    },
-    () => relay.stop({ flush: true }),
-    () => admin.disconnect(),
-    () => bus.close(),
-    () => pool.end(),
-  ];
+export interface Runtime {
+  /** the service's database (a `pg.Pool`; PGlite behind the same interface in the embedded mode) */
+  readonly pool: pg.Pool;
+  /** the service's Postgres schema */
+  readonly schema: string;
+  readonly store: PostgresEventStore;
+  readonly bus: MessageBus;
+  /** counters, lock-outs and replay guards (Redis, or memory in the embedded mode) */
+  readonly kv: KeyValueStore;
+  /** the deployment's prefix of Kafka topics and `kv` keys ('' in the embedded mode) */
+  readonly topicPrefix: string;
+  readonly readiness: Record<string, ReadinessCheck>;
+  /** run in order at shutdown: subscriptions, relay flush, connections */
+  readonly shutdown: (() => Promise<unknown>)[];
   /**
    * Keeps a read model of this service up to date from topics: each event applied once, in the
    * transaction that records it (consumer group = `name`); stopped before the bus closes. With
    * `types`, events of other types are passed over without touching the database (a projection
    * that reacts to one event type of a busy topic then costs nothing for the rest).
    */
-  const project = async (
+  project(
     name: string,
     topics: readonly string[],
-    apply: (event: ConsumedEvent, tx: pg.PoolClient) => Promise<void>,
+    apply: Projector,
     onCrash: (error: Error) => void,
-    options: { types?: readonly string[] } = {},
-  ) => {
-    const idempotent = idempotentProjection({ pool, schema, consumer: name, project: apply });
-    const types = options.types && new Set(options.types);
-    subscriptions.push(
-      await bus.subscribe({
-        groupId: name,
-        topics,
-        onCrash,
-        handle: types
-          ? (event) => (types.has(event.type) ? idempotent(event) : Promise.resolve())
-          : idempotent,
-      }),
-    );
-  };
+    options?: { types?: readonly string[] },
+  ): Promise<void>;
   /**
    * Read-your-writes for a command whose effect other services project: resolves once the event at
-   * `position` is on Kafka and every consumer group currently reading `topic` has committed past it
+   * `position` is published and every consumer group currently reading `topic` has handled it
    * (bounded by `timeoutMs`; a timeout is logged, not thrown: the write itself has succeeded).
    */
-  const awaitProjected = async (position: string, topic: string, timeoutMs = 5_000): Promise<boolean> => {
-    const deadline = Date.now() + timeoutMs;
-    try {
-      const done =
-        (await relayedThrough(pool, schema, position, { timeoutMs })) &&
-        (await bus.awaitSubscribers(topic, Math.max(0, deadline - Date.now())));
-      if (!done) options.logger.warn({ position, topic, timeoutMs }, 'a write was not projected in time');
-      return done;
-    } catch (error) {
-      // the write has committed: its answer (a new client's secret) must reach the caller regardless
-      options.logger.warn({ err: error, position, topic }, 'could not tell whether a write was projected');
-      return false;
-    }
+  awaitProjected(position: string, topic: string, timeoutMs?: number): Promise<boolean>;
+}
+
+/** What a service asks of its runtime. */
+export interface RuntimeSpec {
+  /** the service name: its CloudEvents source `/grantline/<name>`, and its Postgres schema by default */
+  service: string;
+  /** the Postgres schema, when the service name is an SQL keyword (`authorization` is) */
+  schema?: string;
+  logger: Logger;
+}
+
+/** Makes a service's runtime: the one seam between a service module and the mode that runs it. */
+export type RuntimeFactory = (spec: RuntimeSpec) => Promise<Runtime>;
+
+interface Bus extends MessageBus {
+  awaitSubscribers(topic: string, timeoutMs: number): Promise<boolean>;
+}
+
+/** The store, relay, projections and read-your-writes of one schema, on whichever pool and bus. */
+const assemble = async (
+  spec: RuntimeSpec,
+  parts: {
+    pool: pg.Pool;
+    bus: Bus;
+    kv: KeyValueStore;
+    topicPrefix: string;
+    readiness: Record<string, ReadinessCheck>;
+    /** closes what this runtime alone owns, after its relay flushed */
+    close: (() => Promise<unknown>)[];
+  },
+): Promise<Runtime> => {
+  const { pool, bus } = parts;
+  const schema = spec.schema ?? spec.service;
+  await migrate(pool, schema);
+  const store = new PostgresEventStore({ pool, schema, source: `/grantline/${spec.service}` });
+  const relay = new Relay({ pool, schema, publisher: bus, logger: spec.logger });
+  relay.start();
+  const subscriptions: { stop(): Promise<void> }[] = [];
+  const shutdown = [
+    async () => {
+      await Promise.all(subscriptions.map((sub) => sub.stop()));
+    },
+    () => relay.stop({ flush: true }),
+    ...parts.close,
+  ];
+  return {
+    pool,
+    schema,
+    store,
+    bus,
+    kv: parts.kv,
+    topicPrefix: parts.topicPrefix,
+    readiness: parts.readiness,
+    shutdown,
+    project: async (name, topics, apply, onCrash, options = {}) => {
+      const idempotent = idempotentProjection({ pool, schema, consumer: name, project: apply });
+      const types = options.types && new Set(options.types);
+      subscriptions.push(
+        await bus.subscribe({
+          groupId: name,
+          topics,
+          onCrash,
+          handle: types
+            ? (event) => (types.has(event.type) ? idempotent(event) : Promise.resolve())
+            : idempotent,
+        }),
+      );
+    },
+    awaitProjected: async (position, topic, timeoutMs = 5_000) => {
+      const deadline = Date.now() + timeoutMs;
+      try {
+        const done =
+          (await relayedThrough(pool, schema, position, { timeoutMs })) &&
+          (await bus.awaitSubscribers(topic, Math.max(0, deadline - Date.now())));
+        if (!done) spec.logger.warn({ position, topic, timeoutMs }, 'a write was not projected in time');
+        return done;
+      } catch (error) {
+        // the write has committed: its answer (a new client's secret) must reach the caller regardless
+        spec.logger.warn({ err: error, position, topic }, 'could not tell whether a write was projected');
+        return false;
+      }
+    },
   };
-  return { pool, schema, store, bus, relay, readiness, shutdown, project, awaitProjected };
+};
+
+export interface DistributedOptions {
+  databaseUrl: string;
+  kafkaBrokers: readonly string[];
+  topicPrefix?: string;
+  /** Redis for counters and replay guards; a service that needs none runs without */
+  redisUrl?: string | undefined;
+  poolSize?: number;
+}
+
+/**
+ * The distributed adapter: each service its own `pg` pool on a Postgres server, its own Kafka client
+ * with the contract's topics, and its own Redis connection.
+ */
+export const distributedRuntime =
+  (options: DistributedOptions): RuntimeFactory =>
+  async (spec) => {
+    const { logger } = spec;
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 20 });
+    pool.on('error', (error) => logger.warn({ err: error }, 'idle Postgres connection failed'));
+    // A connection a caller holds (a transaction between two queries, the relay's LISTEN) that Postgres
+    // ends (a restart: 57P01) emits 'error' while the pool is not listening: without a listener of its
+    // own that is an uncaught exception, and the process dies. The caller's next query fails instead.
+    pool.on('connect', (client) =>
+      client.on('error', (error) => logger.warn({ err: error }, 'Postgres connection failed')),
+    );
+    await pool.query('SELECT 1').catch(async (error: unknown) => {
+      await pool.end().catch(() => {});
+      throw unreachable(error, 'Postgres', safeHost(options.databaseUrl), 'DATABASE_URL');
+    });
+    const bus = new KafkaMessageBus({
+      brokers: options.kafkaBrokers,
+      clientId: `grantline-${spec.service}`,
+      logger,
+      ...(options.topicPrefix && { topicPrefix: options.topicPrefix }),
+    });
+    await bus
+      .ensureTopics(
+        Object.values(TOPICS).flatMap((topic) => [
+          { topic, compacted: topic === TOPICS.revocations },
+          { topic: deadLetterTopic(topic) },
+        ]),
+      )
+      .catch(async (error: unknown) => {
+        await pool.end().catch(() => {});
+        throw unreachable(error, 'Kafka', options.kafkaBrokers.join(','), 'KAFKA_BROKERS');
+      });
+    const admin = bus.kafka.admin();
+    await admin.connect();
+    const redis = options.redisUrl ? connectRedis(options.redisUrl, logger) : undefined;
+    return assemble(spec, {
+      pool,
+      bus,
+      kv: redis ? new RedisKeyValueStore(redis) : new MemoryKeyValueStore(),
+      topicPrefix: options.topicPrefix ?? '',
+      readiness: {
+        postgres: () => pool.query('SELECT 1'),
+        kafka: () => admin.describeCluster(),
+        ...(redis && { redis: () => redis.ping() }),
+      },
+      close: [
+        () => admin.disconnect(),
+        () => bus.close(),
+        () => pool.end(),
+        ...(redis ? [() => redis.quit()] : []),
+      ],
+    });
+  };
+
+export interface EmbeddedOptions {
+  /** where PGlite keeps its files; none: in memory (lost at exit) */
+  dataDir?: string | undefined;
+  logger: Logger;
+}
+
+export interface EmbeddedHost {
+  /** the runtimes of every service in this process, on the one database, bus and key-value store */
+  runtime: RuntimeFactory;
+  readiness: Record<string, ReadinessCheck>;
+  /** after every service stopped: the bus, then the database */
+  close(): Promise<void>;
+}
+
+/**
+ * The embedded adapter: every service in one process on one PGlite database (a schema each, as on a
+ * shared Postgres server), one in-process bus whose log and consumer offsets live in that database
+ * (at least once, in order per topic, a restart resumes each group), and one in-memory key-value
+ * store (counters, lock-outs and replay guards do not outlive the process).
+ */
+export const embeddedHost = async (options: EmbeddedOptions): Promise<EmbeddedHost> => {
+  if (options.dataDir) {
+    try {
+      mkdirSync(options.dataDir, { recursive: true });
+    } catch (error) {
+      throw new StartupError(
+        `cannot create the data directory ${options.dataDir} (GRANTLINE_DATA_DIR): ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}. Point GRANTLINE_DATA_DIR at a directory this user can write.`,
+      );
+    }
+  }
+  const db = await PGlite.create(options.dataDir ? { dataDir: options.dataDir } : {}).catch(
+    (error: unknown) => {
+      const e = error as NodeJS.ErrnoException;
+      throw new StartupError(
+        `cannot open the embedded database in ${options.dataDir ?? '(memory)'} (GRANTLINE_DATA_DIR): ${e.code ?? e.message}. Check the directory is writable and not used by another Grantline process.`,
+      );
+    },
+  );
+  const pool = pglitePool(db);
+  const bus = new InProcessMessageBus({ pool, logger: options.logger });
+  await bus.ensureTopics([]);
+  const kv = new MemoryKeyValueStore();
+  const readiness = { database: () => pool.query('SELECT 1') };
+  return {
+    readiness,
+    runtime: (spec) => assemble(spec, { pool, bus, kv, topicPrefix: '', readiness, close: [] }),
+    close: async () => {
+      await bus.close();
+      await db.close();
+    },
+  };
 };
 
 /** host:port of a connection URL, without credentials (what a start-up message may show) */
@@ -149,5 +296,3 @@ const unreachable = (error: unknown, what: string, where: string, variable: stri
     `cannot reach ${what} at ${where} (${variable}): ${e.code ?? e.message ?? e.name}. Start it, or point ${variable} at one that runs.`,
   );
 };
-
-export type Runtime = Awaited<ReturnType<typeof createRuntime>>;

@@ -1,18 +1,29 @@
-import {
-  createLogger,
-  type DestinationStream,
-  type Logger,
-  startTelemetry,
-  type Telemetry,
-} from '@grantline/telemetry';
+import { type DestinationStream, type Logger, startTelemetry, type Telemetry } from '@grantline/telemetry';
 import type { Express } from 'express';
 import { type ReadinessCheck, runChecks } from './health.ts';
 import { baseApp, drain, finishApp, listen, problem } from './http.ts';
 
 export { problem } from './http.ts';
 
-export interface ServiceOptions {
+/**
+ * A service as its module builds it: its endpoints, readiness checks and shutdown steps. It does not
+ * listen: the distributed mode gives it listeners of its own (`startService`), the embedded mode
+ * mounts it beside the others on one origin (`serviceApps`).
+ */
+export interface ServiceModule {
   name: string;
+  /** what `/readyz` reports on: the database, Kafka, Redis, ... */
+  readiness: Record<string, ReadinessCheck>;
+  /** mounts the service's public endpoints */
+  routes: (app: Express, logger: Logger) => void;
+  /** mounts the service's operator endpoints (`/admin/...`) on the management listener only */
+  managementRoutes?: (app: Express, logger: Logger) => void;
+  /** run in order on shutdown, after the server stopped accepting and drained (flush relay, disconnect) */
+  onShutdown: (() => Promise<unknown>)[];
+  logger: Logger;
+}
+
+export interface ListenOptions {
   port: number;
   /**
    * port of the management listener (`/admin`, `/metrics`, detailed `/readyz`), kept off the public
@@ -20,24 +31,32 @@ export interface ServiceOptions {
    */
   managementPort?: number | undefined;
   host?: string;
-  logLevel?: string;
-  /** the service's own logger, so its request lines go where its other logs go (default: a new one) */
-  logger?: Logger | undefined;
   otlpEndpoint?: string | undefined;
-  /** what `/readyz` reports on: Postgres, Kafka, Redis, ... */
-  readiness: Record<string, ReadinessCheck>;
-  /** mounts the service's public endpoints */
-  routes: (app: Express, logger: Logger) => void;
-  /** mounts the service's operator endpoints (`/admin/...`) on the management listener only */
-  managementRoutes?: (app: Express, logger: Logger) => void;
-  /** run in order on shutdown, after the server stopped accepting and drained (flush relay, disconnect) */
-  onShutdown?: (() => Promise<unknown>)[];
   shutdownTimeoutMs?: number;
   /** proxies whose `X-Forwarded-For` sets `req.ip` (GRANTLINE_TRUSTED_PROXIES); none by default */
   trustedProxies?: readonly string[];
   /** reuse an already started telemetry (tests start several services in one process) */
   telemetry?: Telemetry;
 }
+
+export type ServiceOptions = ServiceModule & ListenOptions;
+
+/** The listener settings every service's configuration carries (baseConfigSchema). */
+export const listenOptions = (config: {
+  PORT: number;
+  MANAGEMENT_PORT?: number | undefined;
+  HOST: string;
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
+  SHUTDOWN_TIMEOUT_MS: number;
+  GRANTLINE_TRUSTED_PROXIES: readonly string[];
+}): ListenOptions => ({
+  port: config.PORT,
+  managementPort: config.MANAGEMENT_PORT,
+  host: config.HOST,
+  otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+  shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+  trustedProxies: config.GRANTLINE_TRUSTED_PROXIES,
+});
 
 /** What a composition root may hand a service besides its configuration. */
 export interface StartOptions {
@@ -61,23 +80,25 @@ export interface RunningService {
 export const defaultManagementPort = (port: number): number => (port === 0 ? 0 : port + 1000);
 
 /**
- * One service process on two listeners. The public one serves the protocol endpoints, `/healthz`
- * (the process is alive) and `/readyz` (ready or not, naming nothing internal). The management one
- * serves `/admin/...`, `/metrics` (Prometheus) and `/readyz` with each dependency's state. Both log
- * requests (secrets redacted), answer errors as RFC 7807 problems without a stack, and shut down
- * gracefully.
+ * A service's two express apps. The public one serves the protocol endpoints, `/healthz` (the
+ * process is alive) and `/readyz` (ready or not, naming nothing internal). The management one serves
+ * `/admin/...`, `/metrics` (Prometheus) and `/readyz` with each dependency's state. Both log requests
+ * (secrets redacted) and answer errors as RFC 7807 problems without a stack.
  */
-export const startService = async (options: ServiceOptions): Promise<RunningService> => {
-  const logger =
-    options.logger ??
-    createLogger({ name: options.name, ...(options.logLevel && { level: options.logLevel }) });
-  const telemetry =
-    options.telemetry ?? startTelemetry({ serviceName: options.name, otlpEndpoint: options.otlpEndpoint });
-  let shuttingDown = false;
+export const serviceApps = (
+  service: ServiceModule,
+  options: {
+    telemetry: Telemetry;
+    trustedProxies?: readonly string[] | undefined;
+    shuttingDown: () => boolean;
+  },
+): { app: Express; management: Express } => {
+  const { logger } = service;
+  const { shuttingDown } = options;
   const ready = async () =>
-    shuttingDown ? { ready: false, checks: {} } : await runChecks(options.readiness);
+    shuttingDown() ? { ready: false, checks: {} } : await runChecks(service.readiness);
 
-  const app = baseApp(logger, () => shuttingDown, options.trustedProxies);
+  const app = baseApp(logger, shuttingDown, options.trustedProxies);
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -86,23 +107,37 @@ export const startService = async (options: ServiceOptions): Promise<RunningServ
     const { ready: ok } = await ready();
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready' });
   });
-  options.routes(app, logger);
+  service.routes(app, logger);
   finishApp(app);
 
-  const management = baseApp(logger, () => shuttingDown, options.trustedProxies);
+  const management = baseApp(logger, shuttingDown, options.trustedProxies);
   management.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   management.get('/readyz', async (_req, res) => {
-    if (shuttingDown) return void problem(res, 503, 'Service Unavailable', 'shutting down');
+    if (shuttingDown()) return void problem(res, 503, 'Service Unavailable', 'shutting down');
     const report = await ready();
     res
       .status(report.ready ? 200 : 503)
       .json({ status: report.ready ? 'ready' : 'not ready', checks: report.checks });
   });
-  management.get('/metrics', (req, res) => telemetry.metricsHandler(req, res));
-  options.managementRoutes?.(management, logger);
+  management.get('/metrics', (req, res) => options.telemetry.metricsHandler(req, res));
+  service.managementRoutes?.(management, logger);
   finishApp(management);
+  return { app, management };
+};
+
+/** One service process on two listeners (`serviceApps`), shut down gracefully. */
+export const startService = async (options: ServiceOptions): Promise<RunningService> => {
+  const { logger } = options;
+  const telemetry =
+    options.telemetry ?? startTelemetry({ serviceName: options.name, otlpEndpoint: options.otlpEndpoint });
+  let shuttingDown = false;
+  const { app, management } = serviceApps(options, {
+    telemetry,
+    trustedProxies: options.trustedProxies,
+    shuttingDown: () => shuttingDown,
+  });
 
   const host = options.host ?? '127.0.0.1';
   const open = await listen(app, options.port, host);
@@ -122,7 +157,7 @@ export const startService = async (options: ServiceOptions): Promise<RunningServ
     }, options.shutdownTimeoutMs ?? 10_000);
     timer.unref();
     await Promise.all([drain(open.server), drain(admin.server)]);
-    for (const hook of options.onShutdown ?? []) {
+    for (const hook of options.onShutdown) {
       await hook().catch((error: unknown) => logger.warn({ err: error }, 'shutdown step failed'));
     }
     if (!options.telemetry) await telemetry.shutdown().catch(() => {});

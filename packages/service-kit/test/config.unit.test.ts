@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { baseConfigSchema, ConfigError, loadConfig } from '../src/config.ts';
+import { baseConfigSchema, ConfigError, distributedConfigSchema, loadConfig } from '../src/config.ts';
+import { loadDistributedConfig } from '../src/main.ts';
 
 const valid = {
   DATABASE_URL: 'postgres://u@db:5432/x',
@@ -10,26 +11,30 @@ const valid = {
 
 describe('loadConfig', () => {
   it('parses the environment with defaults', () => {
-    const config = loadConfig(baseConfigSchema, valid);
-    expect(config).toMatchObject({
-      PORT: 8080,
-      LOG_LEVEL: 'info',
+    expect(loadConfig(baseConfigSchema, {})).toMatchObject({ PORT: 8080, LOG_LEVEL: 'info' });
+    expect(loadConfig(distributedConfigSchema, valid)).toMatchObject({
       KAFKA_BROKERS: ['k1:9092', 'k2:9092'],
       KAFKA_TOPIC_PREFIX: '',
     });
   });
 
+  it('needs no Postgres, Kafka or Redis for a service itself: those are the distributed runtime settings', () => {
+    expect(() => loadConfig(baseConfigSchema, { PORT: '4000' })).not.toThrow();
+    expect(() => loadDistributedConfig({ ...valid, REDIS_URL: undefined }, { needsRedis: true })).toThrow(
+      /REDIS_URL is required/,
+    );
+  });
+
   it('names every missing or bad variable in one error', () => {
     const error = (() => {
       try {
-        loadConfig(baseConfigSchema, { PORT: 'eighty', KAFKA_BROKERS: 'nope', REDIS_URL: 'http://x' });
+        loadConfig(distributedConfigSchema, { KAFKA_BROKERS: 'nope', REDIS_URL: 'http://x' });
       } catch (e) {
         return e;
       }
     })();
     expect(error).toBeInstanceOf(ConfigError);
     const problems = (error as ConfigError).problems.join('\n');
-    expect(problems).toMatch(/^PORT: /m);
     expect(problems).toMatch(/^DATABASE_URL is required/m);
     expect(problems).toMatch(/^KAFKA_BROKERS: item 0: host:port/m);
     expect(problems).toMatch(/^REDIS_URL: must be a redis:\/\/ URL/m);
@@ -49,5 +54,6 @@ describe('loadConfig', () => {
   it('extends with service settings', () => {
     const schema = baseConfigSchema.extend({ ISSUER: z.url() });
     expect(() => loadConfig(schema, valid)).toThrow(/ISSUER is required/);
+    expect(() => loadConfig(baseConfigSchema, { PORT: 'eighty' })).toThrow(/PORT: /);
   });
 });

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { StartupError } from '../src/config.ts';
 import { describeStartupFailure } from '../src/main.ts';
-import { createRuntime } from '../src/runtime.ts';
+import { distributedRuntime } from '../src/runtime.ts';
 import { startService } from '../src/service.ts';
 
 const telemetry = startTelemetry({ serviceName: 'test' });
@@ -19,7 +19,7 @@ const start = (
   startService({
     name: 'svc',
     port: 0,
-    logLevel: 'silent',
+    logger: pino({ level: 'silent' }),
     telemetry,
     readiness,
     onShutdown,
@@ -68,7 +68,15 @@ describe('service bootstrap', () => {
     try {
       const port = Number(new URL(svc.url).port);
       await expect(
-        startService({ name: 'dup', port, logLevel: 'silent', telemetry, readiness: {}, routes: () => {} }),
+        startService({
+          name: 'dup',
+          port,
+          logger: pino({ level: 'silent' }),
+          telemetry,
+          readiness: {},
+          onShutdown: [],
+          routes: () => {},
+        }),
       ).rejects.toMatchObject({ startup: true, message: expect.stringMatching(/already in use.*PORT/) });
     } finally {
       await svc.stop();
@@ -153,12 +161,10 @@ describe('start-up failures', () => {
   });
 
   it('name an unreachable Postgres and the variable that points at it', async () => {
-    const error = await createRuntime({
-      service: 'registry',
+    const error = await distributedRuntime({
       databaseUrl: 'postgres://nobody:secret@127.0.0.1:1/none',
       kafkaBrokers: ['127.0.0.1:1'],
-      logger: pino({ level: 'silent' }),
-    }).catch((e: unknown) => e);
+    })({ service: 'registry', logger: pino({ level: 'silent' }) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StartupError);
     expect((error as Error).message).toMatch(/cannot reach Postgres at 127\.0\.0\.1:1 \(DATABASE_URL\)/);
     expect((error as Error).message).not.toContain('secret');
@@ -168,10 +174,8 @@ describe('start-up failures', () => {
     const db = await createTestDatabase(inject('infra'), 3);
     try {
       const started = Date.now();
-      const error = await createRuntime({
+      const error = await distributedRuntime({ databaseUrl: db.url, kafkaBrokers: ['127.0.0.1:1'] })({
         service: 'registry',
-        databaseUrl: db.url,
-        kafkaBrokers: ['127.0.0.1:1'],
         logger: pino({ level: 'silent' }),
       }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(StartupError);

@@ -1,7 +1,6 @@
 import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
-import { RedisKeyValueStore } from '@grantline/key-value';
 import {
   OWASP_SCRYPT_N,
   pageErrorBoundary,
@@ -11,14 +10,14 @@ import {
   singleUse,
 } from '@grantline/oauth';
 import {
-  connectRedis,
-  createRuntime,
   exitOnCrash,
+  listenOptions,
+  type RuntimeFactory,
+  type ServiceModule,
   type StartOptions,
   startService,
 } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
-import type express from 'express';
 import { loginLimiter } from './adapters/login-limiter.ts';
 import { passwords } from './adapters/passwords.ts';
 import type { AuthorizationConfig } from './config.ts';
@@ -35,21 +34,18 @@ import { Credentials, credentialsProjection, credentialsTable } from './projecti
  * RFC 8414 metadata. It projects the registry (clients, users, scopes) and hands the browser to the
  * consent service and back with signed challenges.
  */
-export const startAuthorization = async (config: AuthorizationConfig, options: StartOptions = {}) => {
+export const buildAuthorization = async (
+  config: AuthorizationConfig,
+  runtimes: RuntimeFactory,
+  options: StartOptions = {},
+) => {
   const logger = createLogger({
     name: 'authorization',
     level: config.LOG_LEVEL,
     destination: options.logDestination,
   });
-  const runtime = await createRuntime({
-    service: 'authorization',
-    schema: 'authz',
-    databaseUrl: config.DATABASE_URL,
-    kafkaBrokers: config.KAFKA_BROKERS,
-    topicPrefix: config.KAFKA_TOPIC_PREFIX,
-    logger,
-  });
-  const { pool, schema } = runtime;
+  const runtime = await runtimes({ service: 'authorization', schema: 'authz', logger });
+  const { pool, schema, kv, topicPrefix } = runtime;
   // credentials first: it carries hashes over from the users table of older versions
   await pool.query(`${credentialsTable(schema)}; ${directoryTables(schema)}`);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
@@ -70,9 +66,7 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
       { PASSWORD_SCRYPT_N: config.PASSWORD_SCRYPT_N },
       'password hashes below OWASP cost (2^17): for tests only',
     );
-  const redis = connectRedis(config.REDIS_URL, logger);
-  const kv = new RedisKeyValueStore(redis);
-  const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}authz:`;
+  const kvPrefix = `grantline:${topicPrefix}authz:`;
   const people = new People(pool, schema);
   const clients = new ClientDirectory(pool, schema);
   const unwatchClients = clients.watch(logger);
@@ -83,51 +77,8 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
     cost: config.PASSWORD_SCRYPT_N,
   });
 
-  let urls: ServerUrls | undefined;
-  let deps: FlowDeps | undefined;
-  const form = pageForm(100);
-
-  const service = await startService({
-    name: 'authorization',
-    logger,
-    port: config.PORT,
-    managementPort: config.MANAGEMENT_PORT,
-    host: config.HOST,
-    logLevel: config.LOG_LEVEL,
-    otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-    trustedProxies: config.GRANTLINE_TRUSTED_PROXIES,
-    readiness: { ...runtime.readiness, redis: () => redis.ping() },
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    onShutdown: [unwatchClients, ...runtime.shutdown, () => redis.quit()],
-    routes: (app) => {
-      const flow = () => deps!;
-      // the handlers need the issuer, known only once the server listens: each is made on first use
-      const lazy = (make: (d: FlowDeps) => express.RequestHandler): express.RequestHandler => {
-        let handler: express.RequestHandler | undefined;
-        return (req, res, next) => {
-          handler ??= make(flow());
-          return handler(req, res, next);
-        };
-      };
-      app.get(
-        '/.well-known/oauth-authorization-server',
-        metadataEndpoint(
-          () => urls!,
-          () => people.scopeNames(),
-        ),
-      );
-      app.get('/oauth2/authorize', pageHeaders, lazy(authorizeEndpoint));
-      app.post('/oauth2/authorize', pageHeaders, form, lazy(authorizeEndpoint));
-      app.get('/oauth2/authorize/complete', pageHeaders, lazy(completeEndpoint));
-      app.get('/login', pageHeaders, lazy(loginPage));
-      app.post('/login', pageHeaders, form, lazy(loginSubmit));
-      app.get('/logout', pageHeaders, lazy(logoutPage));
-      app.post('/logout', pageHeaders, form, lazy(logoutSubmit));
-      app.use(['/oauth2/authorize', '/login', '/logout'], pageErrorBoundary);
-    },
-  });
-  const issuer = config.GRANTLINE_ISSUER ?? service.url;
-  urls = {
+  const issuer = config.GRANTLINE_ISSUER;
+  const urls: ServerUrls = {
     issuer,
     authorizationEndpoint: `${issuer}/oauth2/authorize`,
     tokenEndpoint: config.GRANTLINE_TOKEN_ENDPOINT ?? `${issuer}/oauth2/token`,
@@ -135,7 +86,7 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
     registrationEndpoint: config.GRANTLINE_REGISTRATION_ENDPOINT ?? `${issuer}/oauth2/register`,
     grantManagementEndpoint: config.GRANTLINE_GRANTS_ENDPOINT ?? `${issuer}/oauth2/grants`,
   };
-  deps = {
+  const deps: FlowDeps = {
     issuer,
     consentUrl: config.GRANTLINE_CONSENT_URL ?? `${issuer}/consent`,
     // what this service holds (packages/keys KEY_PURPOSES): it cannot sign a verdict nor open a code
@@ -154,7 +105,7 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
     store: runtime.store,
     limiter: loginLimiter(
       kv,
-      redisPrefix,
+      kvPrefix,
       {
         perUsername: config.LOGIN_FAILURES_PER_USERNAME,
         perAddress: config.LOGIN_FAILURES_PER_ADDRESS,
@@ -164,13 +115,45 @@ export const startAuthorization = async (config: AuthorizationConfig, options: S
       logger,
     ),
     // the session's own stream is the durable record of its sign-out (an indexed read of 1-2 rows)
-    sessions: sessionRevocations(kv, config.KAFKA_TOPIC_PREFIX, async (sid) =>
+    sessions: sessionRevocations(kv, topicPrefix, async (sid) =>
       (await runtime.store.readStream(`session-${sid}`)).events.some((e) => e.type === 'UserLoggedOut'),
     ),
-    singleUse: singleUse(kv, redisPrefix),
+    singleUse: singleUse(kv, kvPrefix),
     sessionTtlSeconds: config.SESSION_TTL_SECONDS,
     codeTtlSeconds: config.AUTHORIZATION_CODE_TTL_SECONDS,
     secureCookies: issuer.startsWith('https:'),
   };
+  const form = pageForm(100);
+
+  const service = {
+    name: 'authorization',
+    logger,
+    readiness: runtime.readiness,
+    onShutdown: [unwatchClients, ...runtime.shutdown],
+    routes: (app) => {
+      app.get(
+        '/.well-known/oauth-authorization-server',
+        metadataEndpoint(urls, () => people.scopeNames()),
+      );
+      app.get('/oauth2/authorize', pageHeaders, authorizeEndpoint(deps));
+      app.post('/oauth2/authorize', pageHeaders, form, authorizeEndpoint(deps));
+      app.get('/oauth2/authorize/complete', pageHeaders, completeEndpoint(deps));
+      app.get('/login', pageHeaders, loginPage(deps));
+      app.post('/login', pageHeaders, form, loginSubmit(deps));
+      app.get('/logout', pageHeaders, logoutPage(deps));
+      app.post('/logout', pageHeaders, form, logoutSubmit(deps));
+      app.use(['/oauth2/authorize', '/login', '/logout'], pageErrorBoundary);
+    },
+  } satisfies ServiceModule;
   return { ...service, runtime, issuer };
+};
+
+/** The authorization service on listeners of its own (the distributed mode). */
+export const startAuthorization = async (
+  config: AuthorizationConfig,
+  runtimes: RuntimeFactory,
+  options: StartOptions = {},
+) => {
+  const { runtime, issuer, ...module } = await buildAuthorization(config, runtimes, options);
+  return { ...(await startService({ ...module, ...listenOptions(config) })), runtime, issuer };
 };

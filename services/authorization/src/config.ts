@@ -4,9 +4,8 @@ import { baseConfigSchema } from '@grantline/service-kit';
 import { z } from 'zod';
 
 export const authorizationConfigSchema = baseConfigSchema.extend({
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }),
   /** the issuer: this service's public origin, where clients discover the server */
-  GRANTLINE_ISSUER: z.url().optional(),
+  GRANTLINE_ISSUER: z.url(),
   /** public URLs of the other services' endpoints; default: the issuer's origin (gateway mode) */
   GRANTLINE_TOKEN_ENDPOINT: z.url().optional(),
   GRANTLINE_JWKS_URI: z.url().optional(),

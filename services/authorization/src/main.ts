@@ -2,4 +2,6 @@ import { runServiceMain } from '@grantline/service-kit';
 import { startAuthorization } from './app.ts';
 import { authorizationConfigSchema } from './config.ts';
 
-await runServiceMain('authorization', authorizationConfigSchema, (config) => startAuthorization(config));
+await runServiceMain('authorization', authorizationConfigSchema, startAuthorization, {
+  needsRedis: true,
+});

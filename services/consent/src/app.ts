@@ -13,7 +13,6 @@ import {
 import { handleCommand } from '@grantline/event-store';
 import { grantEventSchemas, TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
-import { RedisKeyValueStore } from '@grantline/key-value';
 import {
   failureLimiter,
   jtiGuard,
@@ -26,9 +25,10 @@ import {
   singleUse,
 } from '@grantline/oauth';
 import {
-  connectRedis,
-  createRuntime,
   exitOnCrash,
+  listenOptions,
+  type RuntimeFactory,
+  type ServiceModule,
   type StartOptions,
   startService,
 } from '@grantline/service-kit';
@@ -44,20 +44,18 @@ import type { ConsentDeps } from './flow.ts';
  * consent page and the Grant Management API, projects the registry, and revokes a grant when the
  * token service reports refresh-token reuse in it.
  */
-export const startConsent = async (config: ConsentConfig, options: StartOptions = {}) => {
+export const buildConsent = async (
+  config: ConsentConfig,
+  runtimes: RuntimeFactory,
+  options: StartOptions = {},
+) => {
   const logger = createLogger({
     name: 'consent',
     level: config.LOG_LEVEL,
     destination: options.logDestination,
   });
-  const runtime = await createRuntime({
-    service: 'consent',
-    databaseUrl: config.DATABASE_URL,
-    kafkaBrokers: config.KAFKA_BROKERS,
-    topicPrefix: config.KAFKA_TOPIC_PREFIX,
-    logger,
-  });
-  const { pool, schema, store } = runtime;
+  const runtime = await runtimes({ service: 'consent', logger });
+  const { pool, schema, store, kv, topicPrefix } = runtime;
   await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}`);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
   await runtime.project('consent-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
@@ -109,9 +107,7 @@ export const startConsent = async (config: ConsentConfig, options: StartOptions 
     { types: ['UserRemovedFromOrganisation'] },
   );
 
-  const redis = connectRedis(config.REDIS_URL, logger);
-  const kv = new RedisKeyValueStore(redis);
-  const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}consent:`;
+  const kvPrefix = `grantline:${topicPrefix}consent:`;
   const people = new People(pool, schema);
   const clients = new ClientDirectory(pool, schema);
   const unwatchClients = clients.watch(logger);
@@ -128,16 +124,16 @@ export const startConsent = async (config: ConsentConfig, options: StartOptions 
     people,
     grants: new GrantQueries(pool, schema),
     store,
-    sessions: sessionRevocations(kv, config.KAFKA_TOPIC_PREFIX, (sid) => endedSessions.has(sid)),
-    singleUse: singleUse(kv, redisPrefix),
+    sessions: sessionRevocations(kv, topicPrefix, (sid) => endedSessions.has(sid)),
+    singleUse: singleUse(kv, kvPrefix),
     completeUrl: `${authorizationUrl.replace(/\/$/, '')}/oauth2/authorize/complete`,
   };
   const auth = {
     lookup: (id: string) => clients.get(id),
     lookupFresh: (id: string) => clients.read(id),
-    claimJti: jtiGuard(kv, config.KAFKA_TOPIC_PREFIX),
+    claimJti: jtiGuard(kv, topicPrefix),
     remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
-    ...failureLimiter(kv, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger),
+    ...failureLimiter(kv, kvPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger),
     assertionAudiences: [
       config.GRANTLINE_TOKEN_ENDPOINT ?? `${config.GRANTLINE_ISSUER}/oauth2/token`,
       config.GRANTLINE_ISSUER,
@@ -146,18 +142,11 @@ export const startConsent = async (config: ConsentConfig, options: StartOptions 
   const grants = grantManagement(deps, auth, people);
   const form = pageForm(200);
 
-  const service = await startService({
+  const service = {
     name: 'consent',
     logger,
-    port: config.PORT,
-    managementPort: config.MANAGEMENT_PORT,
-    host: config.HOST,
-    logLevel: config.LOG_LEVEL,
-    otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-    trustedProxies: config.GRANTLINE_TRUSTED_PROXIES,
-    readiness: { ...runtime.readiness, redis: () => redis.ping() },
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    onShutdown: [unwatchClients, ...runtime.shutdown, () => redis.quit()],
+    readiness: runtime.readiness,
+    onShutdown: [unwatchClients, ...runtime.shutdown],
     routes: (app, log) => {
       app.get('/consent', pageHeaders, consentPage(deps));
       app.post('/consent', pageHeaders, form, consentSubmit(deps));
@@ -166,6 +155,16 @@ export const startConsent = async (config: ConsentConfig, options: StartOptions 
       app.delete('/oauth2/grants/:grant_id', grants.revoke);
       app.use('/oauth2', oauthErrorBoundary(log));
     },
-  });
+  } satisfies ServiceModule;
   return { ...service, runtime };
+};
+
+/** The consent service on listeners of its own (the distributed mode). */
+export const startConsent = async (
+  config: ConsentConfig,
+  runtimes: RuntimeFactory,
+  options: StartOptions = {},
+) => {
+  const { runtime, ...module } = await buildConsent(config, runtimes, options);
+  return { ...(await startService({ ...module, ...listenOptions(config) })), runtime };
 };

@@ -3,7 +3,6 @@ import { baseConfigSchema } from '@grantline/service-kit';
 import { z } from 'zod';
 
 export const consentConfigSchema = baseConfigSchema.extend({
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }),
   /** the issuer (the authorization service's public origin) */
   GRANTLINE_ISSUER: z.url(),
   /** where the consent verdict goes: the authorization service's origin (default: the issuer) */

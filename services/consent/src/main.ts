@@ -2,4 +2,4 @@ import { runServiceMain } from '@grantline/service-kit';
 import { startConsent } from './app.ts';
 import { consentConfigSchema } from './config.ts';
 
-await runServiceMain('consent', consentConfigSchema, (config) => startConsent(config));
+await runServiceMain('consent', consentConfigSchema, startConsent, { needsRedis: true });

@@ -2,7 +2,14 @@ import type { EventStore } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { seal } from '@grantline/keys';
 import { handle, hashPassword, OWASP_SCRYPT_N, oauthErrorBoundary } from '@grantline/oauth';
-import { createRuntime, type Runtime, type StartOptions, startService } from '@grantline/service-kit';
+import {
+  listenOptions,
+  type Runtime,
+  type RuntimeFactory,
+  type ServiceModule,
+  type StartOptions,
+  startService,
+} from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
 import express from 'express';
 import type { RegistryConfig } from './config.ts';
@@ -37,25 +44,22 @@ const projectedBeforeAnswer = (runtime: Runtime, timeoutMs: number): EventStore 
 };
 
 /** The registry service: clients (RFC 7591/7592), users, organisations, the scope catalogue. */
-export const startRegistry = async (config: RegistryConfig, options: StartOptions = {}) => {
+export const buildRegistry = async (
+  config: RegistryConfig,
+  runtimes: RuntimeFactory,
+  options: StartOptions = {},
+) => {
   const logger = createLogger({
     name: 'registry',
     level: config.LOG_LEVEL,
     destination: options.logDestination,
   });
-  const runtime = await createRuntime({
-    service: 'registry',
-    databaseUrl: config.DATABASE_URL,
-    kafkaBrokers: config.KAFKA_BROKERS,
-    topicPrefix: config.KAFKA_TOPIC_PREFIX,
-    logger,
-  });
+  const runtime = await runtimes({ service: 'registry', logger });
   if (config.PASSWORD_SCRYPT_N < OWASP_SCRYPT_N)
     logger.warn(
       { PASSWORD_SCRYPT_N: config.PASSWORD_SCRYPT_N },
       'password hashes below OWASP cost (2^17): for tests only',
     );
-  let publicUrl = config.PUBLIC_URL ?? '';
   const deps: RegistryDeps = {
     store: projectedBeforeAnswer(runtime, config.REGISTRY_WRITE_VISIBILITY_TIMEOUT_MS),
     adminTokenDigest: sha256(config.GRANTLINE_ADMIN_TOKEN),
@@ -64,9 +68,7 @@ export const startRegistry = async (config: RegistryConfig, options: StartOption
         config.GRANTLINE_CREDENTIALS_ENCRYPTION_KEY[0]!,
         await hashPassword(password, config.PASSWORD_SCRYPT_N),
       ),
-    get publicUrl() {
-      return publicUrl;
-    },
+    publicUrl: config.PUBLIC_URL ?? config.GRANTLINE_ISSUER,
     definedScopes: async (names) => {
       const found = await Promise.all(
         names.map(async (n) =>
@@ -77,18 +79,11 @@ export const startRegistry = async (config: RegistryConfig, options: StartOption
     },
   };
   const json = express.json({ limit: '64kb' });
-  const service = await startService({
+  const service = {
     name: 'registry',
     logger,
-    port: config.PORT,
-    managementPort: config.MANAGEMENT_PORT,
-    host: config.HOST,
-    logLevel: config.LOG_LEVEL,
-    otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-    trustedProxies: config.GRANTLINE_TRUSTED_PROXIES,
     readiness: runtime.readiness,
     onShutdown: runtime.shutdown,
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     routes: (app, log) => {
       app.post('/oauth2/register', json, handle(registerEndpoint(deps)));
       app.get('/oauth2/register/:client_id', handle(readClientEndpoint(deps)));
@@ -99,7 +94,16 @@ export const startRegistry = async (config: RegistryConfig, options: StartOption
     managementRoutes: (app) => {
       app.use('/admin', adminRouter(deps));
     },
-  });
-  publicUrl ||= service.url;
+  } satisfies ServiceModule;
   return { ...service, runtime };
+};
+
+/** The registry on listeners of its own (the distributed mode). */
+export const startRegistry = async (
+  config: RegistryConfig,
+  runtimes: RuntimeFactory,
+  options: StartOptions = {},
+) => {
+  const { runtime, ...module } = await buildRegistry(config, runtimes, options);
+  return { ...(await startService({ ...module, ...listenOptions(config) })), runtime };
 };

@@ -6,7 +6,9 @@ import { z } from 'zod';
 export const registryConfigSchema = baseConfigSchema.extend({
   /** bearer token of the admin API, also the RFC 7591 initial access token */
   GRANTLINE_ADMIN_TOKEN: z.string().min(32, 'at least 32 characters'),
-  /** public base URL of this service, for `registration_client_uri` (default: its own address) */
+  /** the issuer: the public origin of the authorization server */
+  GRANTLINE_ISSUER: z.url(),
+  /** public base URL of this service, for `registration_client_uri` (default: the issuer, one origin) */
   PUBLIC_URL: z.url().optional(),
   /**
    * how long a registry write waits, before answering, for every service that projects the registry

@@ -2,4 +2,4 @@ import { runServiceMain } from '@grantline/service-kit';
 import { startRegistry } from './app.ts';
 import { registryConfigSchema } from './config.ts';
 
-await runServiceMain('registry', registryConfigSchema, (config) => startRegistry(config));
+await runServiceMain('registry', registryConfigSchema, startRegistry);

@@ -13,13 +13,13 @@ import {
 import { GroupCommit } from '@grantline/event-store';
 import { grantEventSchemas, TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
-import { RedisKeyValueStore } from '@grantline/key-value';
 import { KeyEncryptionKey, KeyManager } from '@grantline/keys';
 import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
 import {
-  connectRedis,
-  createRuntime,
   exitOnCrash,
+  listenOptions,
+  type RuntimeFactory,
+  type ServiceModule,
   type StartOptions,
   startService,
 } from '@grantline/service-kit';
@@ -34,7 +34,11 @@ import { refreshTokenGrant } from './grants/refresh-token.ts';
 import { accessTokenIssuer } from './issuer.ts';
 
 /** The token service: the token endpoint, signing keys and the JWKS; it projects registry clients. */
-export const startToken = async (config: TokenConfig, options: StartOptions = {}) => {
+export const buildToken = async (
+  config: TokenConfig,
+  runtimes: RuntimeFactory,
+  options: StartOptions = {},
+) => {
   const logger = createLogger({
     name: 'token',
     level: config.LOG_LEVEL,
@@ -44,18 +48,10 @@ export const startToken = async (config: TokenConfig, options: StartOptions = {}
     value: config.GRANTLINE_KEY_ENCRYPTION_KEY,
     file: config.GRANTLINE_KEY_ENCRYPTION_KEY_FILE,
   });
-  const runtime = await createRuntime({
-    service: 'token',
-    databaseUrl: config.DATABASE_URL,
-    kafkaBrokers: config.KAFKA_BROKERS,
-    topicPrefix: config.KAFKA_TOPIC_PREFIX,
-    logger,
-  });
-  const { pool, schema } = runtime;
+  const runtime = await runtimes({ service: 'token', logger });
+  const { pool, schema, kv, topicPrefix } = runtime;
   await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}`);
-  const redis = connectRedis(config.REDIS_URL, logger);
-  const kv = new RedisKeyValueStore(redis);
-  const redisPrefix = `grantline:${config.KAFKA_TOPIC_PREFIX}token:`;
+  const kvPrefix = `grantline:${topicPrefix}token:`;
 
   const keys = new KeyManager({
     pool,
@@ -93,31 +89,22 @@ export const startToken = async (config: TokenConfig, options: StartOptions = {}
     ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
   });
   const defaultAudience = config.DEFAULT_AUDIENCE ?? config.GRANTLINE_ISSUER;
-  let tokenEndpointUrl = config.GRANTLINE_TOKEN_ENDPOINT ?? '';
-  const limiter = failureLimiter(kv, redisPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger);
+  const tokenEndpointUrl = config.GRANTLINE_TOKEN_ENDPOINT ?? `${config.GRANTLINE_ISSUER}/oauth2/token`;
+  const limiter = failureLimiter(kv, kvPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger);
   const auth = {
     lookup: (id: string) => clients.get(id),
     lookupFresh: (id: string) => clients.read(id),
-    claimJti: jtiGuard(kv, config.KAFKA_TOPIC_PREFIX),
+    claimJti: jtiGuard(kv, topicPrefix),
     ...limiter,
     remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
-    get assertionAudiences() {
-      return [tokenEndpointUrl, config.GRANTLINE_ISSUER];
-    },
+    assertionAudiences: [tokenEndpointUrl, config.GRANTLINE_ISSUER],
   };
 
-  const service = await startService({
+  const service = {
     name: 'token',
     logger,
-    port: config.PORT,
-    managementPort: config.MANAGEMENT_PORT,
-    host: config.HOST,
-    logLevel: config.LOG_LEVEL,
-    otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-    trustedProxies: config.GRANTLINE_TRUSTED_PROXIES,
-    readiness: { ...runtime.readiness, redis: () => redis.ping() },
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    onShutdown: [async () => keys.stop(), unwatchClients, ...runtime.shutdown, () => redis.quit()],
+    readiness: runtime.readiness,
+    onShutdown: [async () => keys.stop(), unwatchClients, ...runtime.shutdown],
     routes: (app, log) => {
       app.post(
         '/oauth2/token',
@@ -160,7 +147,16 @@ export const startToken = async (config: TokenConfig, options: StartOptions = {}
     managementRoutes: (app) => {
       app.post('/admin/keys/rotate', rotateKeysEndpoint(keys, config.GRANTLINE_ADMIN_TOKEN));
     },
-  });
-  tokenEndpointUrl ||= `${service.url}/oauth2/token`;
+  } satisfies ServiceModule;
   return { ...service, runtime, keys };
+};
+
+/** The token service on listeners of its own (the distributed mode). */
+export const startToken = async (
+  config: TokenConfig,
+  runtimes: RuntimeFactory,
+  options: StartOptions = {},
+) => {
+  const { runtime, keys, ...module } = await buildToken(config, runtimes, options);
+  return { ...(await startService({ ...module, ...listenOptions(config) })), runtime, keys };
 };

@@ -6,7 +6,6 @@ const KEK = z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32 bytes, base64url-encoded
 
 export const tokenConfigSchema = baseConfigSchema
   .extend({
-    REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }),
     /** the issuer (`iss`): the public origin of the authorization server */
     GRANTLINE_ISSUER: z.url(),
     /** public URL of this service's token endpoint, an accepted `aud` of client assertions (default: own address) */

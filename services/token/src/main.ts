@@ -2,4 +2,4 @@ import { runServiceMain } from '@grantline/service-kit';
 import { startToken } from './app.ts';
 import { tokenConfigSchema } from './config.ts';
 
-await runServiceMain('token', tokenConfigSchema, (config) => startToken(config));
+await runServiceMain('token', tokenConfigSchema, startToken, { needsRedis: true });

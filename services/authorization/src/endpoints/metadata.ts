@@ -16,10 +16,9 @@ export interface ServerUrls {
  * revalidate it (`no-cache`); an unchanged one costs them a 304 (ETag).
  */
 export const metadataEndpoint =
-  (urls: () => ServerUrls, scopes: () => Promise<string[]>): RequestHandler =>
+  (u: ServerUrls, scopes: () => Promise<string[]>): RequestHandler =>
   async (req, res, next) => {
     try {
-      const u = urls();
       const body = JSON.stringify({
         issuer: u.issuer,
         authorization_endpoint: u.authorizationEndpoint,
