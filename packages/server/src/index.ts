@@ -1,1 +1,4 @@
+export * from './demo.ts';
+export * from './embedded.ts';
 export * from './routes.ts';
+export * from './secrets.ts';

@@ -3,8 +3,7 @@
  * embedded mode dispatches by this table inside one process; the development gateway proxies by it
  * to the distributed services. One table, so both modes expose the same URLs.
  */
-export const SERVICE_NAMES = ['authorization', 'registry', 'token', 'consent'] as const;
-export type ServiceName = (typeof SERVICE_NAMES)[number];
+import type { ServiceName } from '@grantline/keys';
 
 export interface Route {
   /** a path prefix, matched on whole segments (`/consent` matches `/consent` and `/consent/x`, not `/consents`) */
@@ -29,7 +28,7 @@ export const MANAGEMENT_ROUTES: readonly Route[] = [
   { prefix: '/admin', service: 'registry' },
 ];
 
-const matches = (path: string, prefix: string) =>
+export const pathMatches = (path: string, prefix: string) =>
   path === prefix || path.startsWith(`${prefix}/`) || path.startsWith(`${prefix}?`);
 
 /** The service that answers `path` (a URL path, with or without its query). */
@@ -37,4 +36,4 @@ export const serviceFor = (
   path: string,
   routes: readonly Route[] = PUBLIC_ROUTES,
   fallback: ServiceName = PUBLIC_FALLBACK,
-): ServiceName => routes.find((route) => matches(path, route.prefix))?.service ?? fallback;
+): ServiceName => routes.find((route) => pathMatches(path, route.prefix))?.service ?? fallback;
