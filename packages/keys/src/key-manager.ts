@@ -169,8 +169,9 @@ export class SigningKeysUnreadable extends Error {
   constructor(kid: string, cause: unknown) {
     super(
       `the signing key ${kid} in the database cannot be opened with the configured GRANTLINE_KEY_ENCRYPTION_KEY. ` +
-        'It was encrypted with another one: the key-encryption key changed, or .grantline/dev-secrets.json was ' +
-        'regenerated against an existing database. Restore the key-encryption key that encrypted the keys, ' +
+        'It was encrypted with another one: the key-encryption key changed, or the local secrets file ' +
+        '(.grantline/dev-secrets.json, or secrets.json in GRANTLINE_DATA_DIR) was regenerated against an existing ' +
+        'database. Restore the key-encryption key that encrypted the keys, ' +
         'or start with an empty database (tokens signed so far will then no longer verify).',
       { cause },
     );

@@ -90,8 +90,13 @@ const close = (server: Server) =>
  * Only one process may open an embedded database: a second one would corrupt it. The lock is a pid
  * file; one left by a process that is gone is taken over.
  */
+const locked = new Set<string>();
 const lockDataDir = (dataDir: string): (() => void) => {
   const file = join(dataDir, 'grantline.pid');
+  if (locked.has(dataDir))
+    throw new StartupError(
+      `${dataDir} (GRANTLINE_DATA_DIR) is already open in this process. Give the second server another GRANTLINE_DATA_DIR.`,
+    );
   if (existsSync(file)) {
     const pid = Number(readFileSync(file, 'utf8'));
     const alive = (() => {
@@ -108,8 +113,13 @@ const lockDataDir = (dataDir: string): (() => void) => {
         `another Grantline (pid ${pid}) is using ${dataDir} (GRANTLINE_DATA_DIR). Stop it, or give this one another GRANTLINE_DATA_DIR.`,
       );
   }
+  // a pid file naming this very process is stale (a container restarted: pid 1 again)
   writeFileSync(file, String(process.pid));
-  return () => rmSync(file, { force: true });
+  locked.add(dataDir);
+  return () => {
+    locked.delete(dataDir);
+    rmSync(file, { force: true });
+  };
 };
 
 /**
@@ -158,6 +168,7 @@ export const startEmbedded = async (
     unlock();
   };
   let shuttingDown = false;
+  const servers: Server[] = [];
   try {
     const start = { onCrash: exitOnCrash(logger), logDestination: options.logDestination };
     // parse every configuration first: a bad variable is reported before anything is built
@@ -214,6 +225,7 @@ export const startEmbedded = async (
       config.HOST,
       'PORT',
     );
+    servers.push(publicServer);
     const managementPort = config.MANAGEMENT_PORT ?? (config.PORT === 0 ? 0 : config.PORT + 1000);
     const managementServer = await listen(
       (req, res) => {
@@ -225,10 +237,8 @@ export const startEmbedded = async (
       managementPort,
       config.HOST,
       'MANAGEMENT_PORT',
-    ).catch(async (error: unknown) => {
-      await close(publicServer);
-      throw error;
-    });
+    );
+    servers.push(managementServer);
     const url = origin(publicServer, config.HOST);
     const managementUrl = origin(managementServer, config.HOST);
 
@@ -254,12 +264,14 @@ export const startEmbedded = async (
       stop: async () => {
         if (shuttingDown) return;
         shuttingDown = true;
-        await Promise.all([close(publicServer), close(managementServer)]);
+        await Promise.all(servers.map(close));
         await stopModules();
         await telemetry.shutdown().catch(() => {});
       },
     };
   } catch (error) {
+    shuttingDown = true;
+    await Promise.all(servers.map(close));
     await stopModules();
     throw error;
   }
