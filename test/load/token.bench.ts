@@ -1,20 +1,45 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { PGlite } from '@electric-sql/pglite';
 import { databaseUrlFor, freePort, freePorts, resolveInfrastructure, uniqueName } from '@grantline/testing';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { childProcesses } from './processes.ts';
 import { fmt } from './stats.ts';
 
+/**
+ * pnpm bench:token — the token endpoint (client_credentials, client_secret_basic) of node-oidc-provider
+ * beside Grantline in both modes: distributed (`pnpm start:services`: a process per service on
+ * Postgres, Kafka, Redis) and embedded (`pnpm start`: one process on PGlite). Same client metadata,
+ * same load, warm-up first, one system loaded at a time, only 2xx counted.
+ * BENCH_SECONDS (default 10), BENCH_MODES (default `distributed,embedded`).
+ */
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const modes = (process.env.BENCH_MODES ?? 'distributed,embedded').split(',').map((m) => m.trim());
 const { children, spawnTs } = childProcesses();
+const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
+const kek = 'q'.repeat(43);
+
+interface Target {
+  name: string;
+  tokenUrl: string;
+  registerUrl: string;
+  adminUrl: string;
+  /** AccessTokenIssued events recorded so far (undefined while the embedded database is in use) */
+  issued(): Promise<number | undefined>;
+  close(): Promise<void>;
+}
 
 const { infra, stop } = await resolveInfrastructure();
 const database = uniqueName('bench');
-try {
+const dataDir = mkdtempSync(join(tmpdir(), 'grantline-bench-'));
+
+const distributed = async (): Promise<Target> => {
   // four public ports, then the four management ports
   const base = await freePorts(8);
   const managementBase = base + 4;
-  const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
   await spawnTs(
     'scripts/start-services.ts',
     {
@@ -26,25 +51,69 @@ try {
       GRANTLINE_DATABASE: database,
       KAFKA_TOPIC_PREFIX: `${database}.`,
       GRANTLINE_ADMIN_TOKEN: adminToken,
-      GRANTLINE_KEY_ENCRYPTION_KEY: 'q'.repeat(43),
+      GRANTLINE_KEY_ENCRYPTION_KEY: kek,
       LOG_LEVEL: 'warn',
     },
     'Grantline is running',
   );
-  const registry = `http://127.0.0.1:${base + 1}`;
-  const registryAdmin = `http://127.0.0.1:${managementBase + 1}/admin`;
-  const tokenUrl = `http://127.0.0.1:${base + 2}/oauth2/token`;
+  const db = new pg.Pool({ connectionString: databaseUrlFor(infra.databaseUrl, database) });
+  return {
+    name: 'grantline distributed',
+    registerUrl: `http://127.0.0.1:${base + 1}/oauth2/register`,
+    adminUrl: `http://127.0.0.1:${managementBase + 1}/admin`,
+    tokenUrl: `http://127.0.0.1:${base + 2}/oauth2/token`,
+    issued: async () =>
+      Number(
+        (await db.query(`SELECT count(*) AS n FROM token.events WHERE type = 'AccessTokenIssued'`)).rows[0].n,
+      ),
+    close: () => db.end(),
+  };
+};
+
+const embedded = async (): Promise<Target> => {
+  const [port, managementPort] = [await freePort(), await freePort()];
+  const child = await spawnTs(
+    'packages/server/src/main.ts',
+    {
+      PORT: String(port),
+      MANAGEMENT_PORT: String(managementPort),
+      GRANTLINE_DATA_DIR: dataDir,
+      GRANTLINE_DEMO: 'false',
+      GRANTLINE_ADMIN_TOKEN: adminToken,
+      GRANTLINE_KEY_ENCRYPTION_KEY: kek,
+      LOG_LEVEL: 'warn',
+    },
+    'Grantline is running',
+  );
+  const origin = `http://127.0.0.1:${port}`;
+  return {
+    name: 'grantline embedded',
+    registerUrl: `${origin}/oauth2/register`,
+    adminUrl: `http://127.0.0.1:${managementPort}/admin`,
+    tokenUrl: `${origin}/oauth2/token`,
+    issued: async () => undefined,
+    close: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+    },
+  };
+};
+
+/** The same client on every system: client_credentials, one scope, one resource. */
+const registerClient = async (target: Target) => {
   const json = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
-  await fetch(`${registryAdmin}/scopes`, {
+  await fetch(`${target.adminUrl}/scopes`, {
     method: 'POST',
     headers: json,
     body: JSON.stringify({ name: 'api.read', description: 'Read the API' }),
   });
   const { initial_access_token } = (await (
-    await fetch(`${registryAdmin}/initial-access-tokens`, { method: 'POST', headers: json, body: '{}' })
+    await fetch(`${target.adminUrl}/initial-access-tokens`, { method: 'POST', headers: json, body: '{}' })
   ).json()) as { initial_access_token: string };
   const client = (await (
-    await fetch(`${registry}/oauth2/register`, {
+    await fetch(target.registerUrl, {
       method: 'POST',
       headers: { authorization: `Bearer ${initial_access_token}`, 'content-type': 'application/json' },
       body: JSON.stringify({
@@ -54,78 +123,103 @@ try {
       }),
     })
   ).json()) as { client_id: string; client_secret: string };
+  const authorization = `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`;
+  // the client may take a moment to reach the token service's projection
+  for (let i = 0; i < 100; i++) {
+    const res = await fetch(target.tokenUrl, {
+      method: 'POST',
+      headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    if (res.status === 200) break;
+    await sleep(50);
+  }
+  return { ...client, authorization };
+};
+
+const load = async (url: string, authorization: string, connections: number, duration: number) => {
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    connections,
+    duration,
+    headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials',
+  });
+  return {
+    rps: result['2xx'] / duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok: result['2xx'],
+    errors: result.non2xx + result.errors + result.timeouts,
+  };
+};
+
+const targets: Target[] = [];
+try {
+  for (const mode of modes) {
+    if (mode === 'distributed') targets.push(await distributed());
+    else if (mode === 'embedded') targets.push(await embedded());
+    else throw new Error(`BENCH_MODES: unknown mode ${mode} (distributed, embedded)`);
+  }
+  const systems = [];
+  for (const target of targets) systems.push({ target, client: await registerClient(target) });
 
   const peerPort = await freePort();
+  const peerClient = systems[0]!.client;
   await spawnTs(
     'test/load/oidc-provider-peer.ts',
-    { PORT: String(peerPort), CLIENT_ID: client.client_id, CLIENT_SECRET: client.client_secret },
+    { PORT: String(peerPort), CLIENT_ID: peerClient.client_id, CLIENT_SECRET: peerClient.client_secret },
     'ready',
   );
   const peerUrl = `http://127.0.0.1:${peerPort}/token`;
 
-  const authorization = `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`;
-  const load = async (url: string, connections: number, duration: number) => {
-    const result = await autocannon({
-      url,
-      method: 'POST',
-      connections,
-      duration,
-      headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'grant_type=client_credentials',
-    });
-    return {
-      rps: result.requests.average,
-      p50: result.latency.p50,
-      p99: result.latency.p99,
-      ok: result['2xx'],
-      errors: result.non2xx + result.errors + result.timeouts,
-    };
-  };
-  // the client may take a moment to reach the token service's projection
-  for (
-    let i = 0;
-    i < 100 &&
-    (
-      await fetch(tokenUrl, {
-        method: 'POST',
-        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
-        body: 'grant_type=client_credentials',
-      })
-    ).status !== 200;
-    i++
-  )
-    await sleep(50);
-
-  const db = new pg.Pool({ connectionString: databaseUrlFor(infra.databaseUrl, database) });
-  const issuedEvents = async () =>
-    Number(
-      (await db.query(`SELECT count(*) AS n FROM token.events WHERE type = 'AccessTokenIssued'`)).rows[0].n,
-    );
   console.log(
-    `token endpoint, client_credentials + client_secret_basic, ${seconds} s per run (autocannon, same machine)`,
+    `token endpoint, client_credentials + client_secret_basic, ${seconds} s per run (autocannon, same machine; only 2xx counted)`,
   );
-  const rows: string[] = [];
+  const recorded = new Map<Target, { before: number; ok: number }>();
   for (const connections of [10, 50]) {
-    await load(peerUrl, connections, 2); // warm-up
-    await load(tokenUrl, connections, 2);
-    const peer = await load(peerUrl, connections, seconds);
-    const before = await issuedEvents();
-    const grantline = await load(tokenUrl, connections, seconds);
-    const recorded = (await issuedEvents()) - before;
-    rows.push(
-      `concurrency ${connections}:\n` +
-        `  node-oidc-provider ${fmt(peer.rps, 0).padStart(6)} tokens/s  p50 ${fmt(peer.p50)} ms  p99 ${fmt(peer.p99)} ms  errors ${peer.errors}\n` +
-        `  grantline          ${fmt(grantline.rps, 0).padStart(6)} tokens/s  p50 ${fmt(grantline.p50)} ms  p99 ${fmt(grantline.p99)} ms  errors ${grantline.errors}` +
-        `  (${recorded}/${grantline.ok} issued tokens recorded as events)\n` +
-        `  ratio grantline/peer throughput ${fmt(grantline.rps / peer.rps, 2)}x` +
-        (connections === 50
-          ? `  (target >= 1.5x: ${grantline.rps / peer.rps >= 1.5 ? 'met' : 'NOT met'}; p99 < 25 ms: ${grantline.p99 < 25 ? 'met' : 'NOT met'})`
-          : ''),
-    );
-    console.log(rows[rows.length - 1]);
+    // warm-up, each system alone
+    await load(peerUrl, peerClient.authorization, connections, 2);
+    for (const { target, client } of systems)
+      await load(target.tokenUrl, client.authorization, connections, 2);
+    const peer = await load(peerUrl, peerClient.authorization, connections, seconds);
+    const lines = [
+      `concurrency ${connections}:`,
+      `  node-oidc-provider     ${fmt(peer.rps, 0).padStart(6)} tokens/s  p50 ${fmt(peer.p50)} ms  p99 ${fmt(peer.p99)} ms  errors ${peer.errors}`,
+    ];
+    for (const { target, client } of systems) {
+      const before = (await target.issued()) ?? 0;
+      const result = await load(target.tokenUrl, client.authorization, connections, seconds);
+      const after = await target.issued();
+      const previous = recorded.get(target) ?? { before, ok: 0 };
+      recorded.set(target, { before: previous.before, ok: previous.ok + result.ok });
+      lines.push(
+        `  ${target.name.padEnd(22)} ${fmt(result.rps, 0).padStart(6)} tokens/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}` +
+          (after !== undefined ? `  (${after - before}/${result.ok} issued tokens recorded as events)` : '') +
+          `\n    ratio to node-oidc-provider ${fmt(result.rps / peer.rps, 2)}x` +
+          (connections === 50 && target.name.endsWith('distributed')
+            ? `  (target >= 1.5x: ${result.rps / peer.rps >= 1.5 ? 'met' : 'NOT met'}; p99 < 25 ms: ${result.p99 < 25 ? 'met' : 'NOT met'})`
+            : ''),
+      );
+    }
+    console.log(lines.join('\n'));
   }
-  await db.end();
+  // the embedded database can be read once its process is gone: every issued token is an event there too
+  const inProcess = targets.find((t) => t.name.endsWith('embedded'));
+  if (inProcess) {
+    await inProcess.close();
+    const db = await PGlite.create({ dataDir: join(dataDir, 'pglite') });
+    const { rows } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM token.events WHERE type = 'AccessTokenIssued'`,
+    );
+    await db.close();
+    console.log(
+      `embedded: ${rows[0]!.n} AccessTokenIssued events recorded for ${recorded.get(inProcess)!.ok} tokens answered 2xx in the measured runs (plus warm-ups)`,
+    );
+  }
 } finally {
+  for (const target of targets) await target.close().catch(() => {});
   for (const child of children) child.kill('SIGTERM');
   await Promise.all(
     children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)),
@@ -134,5 +228,6 @@ try {
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
   await admin.end();
+  rmSync(dataDir, { recursive: true, force: true });
   await stop();
 }
