@@ -1,15 +1,20 @@
 import { PGlite } from '@electric-sql/pglite';
-import { pglitePool } from '@grantline/event-store';
-import { afterAll } from 'vitest';
+import { migrate, pglitePool } from '@grantline/event-store';
+import { afterAll, beforeAll } from 'vitest';
 import { InProcessMessageBus } from '../src/in-process.ts';
 import { messageBusContract } from './contract.ts';
 
 /** The embedded adapter of the message bus: its log and offsets in PGlite, in process. */
 const pool = pglitePool(new PGlite());
 const bus = new InProcessMessageBus({ pool, logger: { warn: () => {} } });
+beforeAll(() => migrate(pool, 'consent'));
 afterAll(async () => {
   await bus.close();
   await pool.end();
 });
 
-messageBusContract('in-process (PGlite)', () => bus);
+messageBusContract(
+  'in-process (PGlite)',
+  () => bus,
+  () => ({ pool, schema: 'consent' }),
+);
