@@ -30,7 +30,8 @@ const BATCH = 200;
 export class InProcessMessageBus implements MessageBus {
   private readonly prefix: string;
   private ready: Promise<void> | undefined;
-  private readonly wakers = new Set<() => void>();
+  /** each subscriber's waker, with the topics it reads */
+  private readonly wakers = new Map<() => void, readonly string[]>();
   /** the active member of each consumer group, and the topics it reads */
   private readonly groups = new Map<string, { member: symbol; topics: readonly string[] }>();
   private closed = false;
@@ -79,7 +80,8 @@ export class InProcessMessageBus implements MessageBus {
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])`,
       [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
     );
-    for (const wake of this.wakers) wake();
+    const published = new Set(rows.map((r) => r[0]));
+    for (const [wake, topics] of this.wakers) if (topics.some((t) => published.has(t))) wake();
   }
 
   async subscribe(options: SubscriptionOptions): Promise<Subscription> {
@@ -94,7 +96,7 @@ export class InProcessMessageBus implements MessageBus {
       woken = true;
       wake?.();
     };
-    this.wakers.add(waker);
+    this.wakers.set(waker, topics);
     const idle = async (ms: number) => {
       if (!woken)
         await new Promise<void>((resolve) => {
@@ -132,7 +134,7 @@ export class InProcessMessageBus implements MessageBus {
     };
     const running = loop().finally(() => {
       if (this.groups.get(groupId)?.member === member) this.groups.delete(groupId);
-      for (const other of this.wakers) other(); // a standby takes over
+      for (const other of this.wakers.keys()) other(); // a standby takes over
     });
     return {
       stop: async () => {
@@ -144,7 +146,11 @@ export class InProcessMessageBus implements MessageBus {
     };
   }
 
-  /** Handles the group's next messages across its topics, in log order; returns how many. */
+  /**
+   * Handles the group's next messages across its topics, in log order; returns how many. Each topic
+   * is read from its offset on the (topic, seq) index, so a long log costs nothing; the offsets move
+   * once per batch, after its messages were handled (at least once: a crash in between redelivers).
+   */
   private async drain(
     groupId: string,
     topics: readonly string[],
@@ -159,30 +165,41 @@ export class InProcessMessageBus implements MessageBus {
       headers: Record<string, string>;
       published_at: Date;
     }>(
-      `SELECT m.seq, m.topic, m.key, m.value, m.headers, m.published_at FROM ${SCHEMA}.messages m
-       LEFT JOIN ${SCHEMA}.offsets o ON o.group_id = $1 AND o.topic = m.topic
-       WHERE m.topic = ANY($2) AND m.seq > coalesce(o.seq, 0)
+      `SELECT m.seq, m.topic, m.key, m.value, m.headers, m.published_at
+       FROM unnest($2::text[]) AS t(topic)
+       LEFT JOIN ${SCHEMA}.offsets o ON o.group_id = $1 AND o.topic = t.topic
+       CROSS JOIN LATERAL (
+         SELECT * FROM ${SCHEMA}.messages m
+         WHERE m.topic = t.topic AND m.seq > coalesce(o.seq, 0)
+         ORDER BY m.seq LIMIT ${BATCH}) m
        ORDER BY m.seq LIMIT ${BATCH}`,
       [groupId, topics],
     );
+    const done = new Map<string, string>();
     let handled = 0;
-    for (const row of rows) {
-      if (stopped()) break;
-      const message = {
-        key: row.key === null ? null : Buffer.from(row.key),
-        value: row.value === null ? null : Buffer.from(row.value),
-        headers: row.headers,
-        offset: row.seq,
-        timestamp: String(row.published_at.getTime()),
-        attributes: 0,
-      } as unknown as KafkaMessage;
-      await this.handle(options, row.topic, message);
-      await this.options.pool.query(
-        `INSERT INTO ${SCHEMA}.offsets (group_id, topic, seq) VALUES ($1, $2, $3)
-         ON CONFLICT (group_id, topic) DO UPDATE SET seq = excluded.seq`,
-        [groupId, row.topic, row.seq],
-      );
-      handled++;
+    try {
+      for (const row of rows) {
+        if (stopped()) break;
+        const message = {
+          key: row.key === null ? null : Buffer.from(row.key),
+          value: row.value === null ? null : Buffer.from(row.value),
+          headers: row.headers,
+          offset: row.seq,
+          timestamp: String(row.published_at.getTime()),
+          attributes: 0,
+        } as unknown as KafkaMessage;
+        await this.handle(options, row.topic, message);
+        done.set(row.topic, row.seq);
+        handled++;
+      }
+    } finally {
+      if (done.size > 0)
+        await this.options.pool.query(
+          `INSERT INTO ${SCHEMA}.offsets (group_id, topic, seq)
+           SELECT $1, * FROM unnest($2::text[], $3::bigint[])
+           ON CONFLICT (group_id, topic) DO UPDATE SET seq = excluded.seq`,
+          [groupId, [...done.keys()], [...done.values()]],
+        );
     }
     return handled;
   }
@@ -226,6 +243,6 @@ export class InProcessMessageBus implements MessageBus {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const wake of this.wakers) wake();
+    for (const wake of this.wakers.keys()) wake();
   }
 }
