@@ -20,6 +20,10 @@ try {
     `  admin API:     ${server.managementUrl}/admin   (Bearer the "adminToken" in ${shown(server.secretsFile)})`,
     `  management:    ${server.managementUrl}/readyz, ${server.managementUrl}/metrics`,
   ];
+  if (server.demo && !/^(127\.|::1$|localhost$)/.test(process.env.HOST ?? '127.0.0.1'))
+    console.warn(
+      "warning: the demo page shows the demo user's password to whoever reaches it, and HOST is not a loopback address; set GRANTLINE_DEMO=false",
+    );
   if (server.demo)
     lines.push(
       '',
