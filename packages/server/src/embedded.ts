@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -97,7 +97,16 @@ const lockDataDir = (dataDir: string): (() => void) => {
     throw new StartupError(
       `${dataDir} (GRANTLINE_DATA_DIR) is already open in this process. Give the second server another GRANTLINE_DATA_DIR.`,
     );
-  if (existsSync(file)) {
+  const claim = () => {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      return false;
+    }
+  };
+  if (!claim()) {
     const pid = Number(readFileSync(file, 'utf8'));
     const alive = (() => {
       if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;

@@ -36,7 +36,8 @@ export const localSecrets = (file: string): LocalSecrets => {
   };
   if (JSON.stringify(secrets) !== JSON.stringify(old)) {
     try {
-      mkdirSync(dirname(file), { recursive: true });
+      // the directory holds the database too: its password hashes and encrypted keys are nobody else's
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
       writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
     } catch (error) {
       throw new StartupError(

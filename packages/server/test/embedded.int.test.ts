@@ -71,6 +71,21 @@ describe('pnpm start: clear start-up errors', () => {
     }
   });
 
+  it('refuses a data directory another live process holds, and takes over one whose process is gone', async () => {
+    const dir = join(root, 'locked');
+    const first = await startEmbedded(env('locked'));
+    await first.stop();
+    // a live process that is not this one (the test runner's parent)
+    writeFileSync(join(dir, 'grantline.pid'), String(process.ppid));
+    const error = await failure(startEmbedded(env('locked')));
+    expect(error.startup).toBe(true);
+    expect(error.message).toContain(`another Grantline (pid ${process.ppid}) is using ${dir}`);
+    // a process that is gone
+    writeFileSync(join(dir, 'grantline.pid'), '2147483646');
+    const again = await startEmbedded(env('locked'));
+    await again.stop();
+  });
+
   it('names signing keys that the configured key-encryption key cannot open, and the remedy', async () => {
     const kek = () => randomBytes(32).toString('base64url');
     const original = kek();
