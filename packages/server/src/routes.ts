@@ -31,9 +31,13 @@ export const MANAGEMENT_ROUTES: readonly Route[] = [
 export const pathMatches = (path: string, prefix: string) =>
   path === prefix || path.startsWith(`${prefix}/`) || path.startsWith(`${prefix}?`);
 
+/** The service of the first route that matches `path`, if any (the management origin has no fallback). */
+export const routeFor = (path: string, routes: readonly Route[]): ServiceName | undefined =>
+  routes.find((route) => pathMatches(path, route.prefix))?.service;
+
 /** The service that answers `path` (a URL path, with or without its query). */
 export const serviceFor = (
   path: string,
   routes: readonly Route[] = PUBLIC_ROUTES,
   fallback: ServiceName = PUBLIC_FALLBACK,
-): ServiceName => routes.find((route) => pathMatches(path, route.prefix))?.service ?? fallback;
+): ServiceName => routeFor(path, routes) ?? fallback;
