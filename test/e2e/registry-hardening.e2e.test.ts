@@ -295,14 +295,20 @@ describe('registry hardening: what a client may change about itself, and who may
 
   it('finding 6: /admin and /metrics are 404 on the public port and served on the management port', async () => {
     const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
-    for (const [url, init] of [
-      [`${stack.registryUrl}/admin/organisations`, { method: 'POST', headers: admin, body: '{"name":"x"}' }],
-      [`${stack.registryUrl}/admin/initial-access-tokens`, { headers: admin }],
-      [`${stack.tokenUrl}/admin/keys/rotate`, { method: 'POST', headers: admin }],
-      [`${stack.registryUrl}/metrics`, {}],
-      [`${stack.tokenUrl}/metrics`, {}],
-    ] as const) {
-      expect((await fetch(url, init)).status, url).toBe(404);
+    // the one public origin (the gateway), and behind it the registry's and the token service's own listeners
+    for (const [registryUrl, tokenUrl] of [
+      [stack.registryUrl, stack.tokenUrl],
+      [stack.directUrls.registry, stack.directUrls.token],
+    ]) {
+      for (const [url, init] of [
+        [`${registryUrl}/admin/organisations`, { method: 'POST', headers: admin, body: '{"name":"x"}' }],
+        [`${registryUrl}/admin/initial-access-tokens`, { headers: admin }],
+        [`${tokenUrl}/admin/keys/rotate`, { method: 'POST', headers: admin }],
+        [`${registryUrl}/metrics`, {}],
+        [`${tokenUrl}/metrics`, {}],
+      ] as const) {
+        expect((await fetch(url, init)).status, url).toBe(404);
+      }
     }
     expect(
       (await fetch(`${stack.registryManagementUrl}/admin/initial-access-tokens`, { headers: admin })).status,
@@ -315,7 +321,8 @@ describe('registry hardening: what a client may change about itself, and who may
   });
 
   it('finding 6: the public /readyz says ready or not and names nothing internal; the management port details it', async () => {
-    for (const url of [stack.registryUrl, stack.tokenUrl, stack.issuer, stack.consentUrl]) {
+    // the one public origin (the gateway), and behind it each service's own public listener
+    for (const url of [stack.issuer, ...Object.values(stack.directUrls)]) {
       const res = await fetch(`${url}/readyz`);
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual({ status: 'ready' });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { eventually } from '@grantline/testing';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -39,8 +40,10 @@ const counter = async (url: string, name: string, labels: string) => {
 /**
  * Issue 7, findings 4, 12 and 13: who the login limiter believes the client is, its global budget,
  * sign-outs that outlive a Redis flush, and single-use consent forms and verdicts. The stack's
- * authorization service trusts no proxy; a second instance of it believes X-Forwarded-For from
- * 127.0.0.1, as if behind a proxy there. Both share the limiter's counts, reset after each test.
+ * authorization service sits behind the development gateway and trusts it (loopback), which says who
+ * the client is. Two more instances, reached directly: one trusts no proxy, one believes
+ * X-Forwarded-For from 127.0.0.1 as if behind a proxy there. All share the limiter's counts, reset
+ * after each test.
  */
 describe('issue 7: sign-in limits, sign-outs and single-use consent', () => {
   const GLOBAL_BUDGET = 8;
@@ -48,6 +51,8 @@ describe('issue 7: sign-in limits, sign-outs and single-use consent', () => {
   /** the instance behind the "proxy", and its management listener (`/metrics`) */
   let proxied: string;
   let proxiedManagement: string;
+  /** an instance that trusts no proxy */
+  let untrusting: string;
   let tenant: Tenant;
   let redis: Redis;
 
@@ -58,11 +63,17 @@ describe('issue 7: sign-in limits, sign-outs and single-use consent', () => {
       LOGIN_FAILURES_PER_ADDRESS: '3',
       LOGIN_FAILURES_GLOBAL: String(GLOBAL_BUDGET),
     });
-    const [instance, created] = await Promise.all([
+    const [instance, alone, created] = await Promise.all([
       stack.addAuthorizationInstance({ GRANTLINE_TRUSTED_PROXIES: '127.0.0.1' }),
+      stack.addAuthorizationInstance({ GRANTLINE_TRUSTED_PROXIES: '' }),
       createTenant(stack),
     ]);
-    [proxied, proxiedManagement, tenant] = [instance.url, instance.managementUrl, created];
+    [proxied, proxiedManagement, untrusting, tenant] = [
+      instance.url,
+      instance.managementUrl,
+      alone.url,
+      created,
+    ];
   }, 120_000);
   afterEach(() => deleteKeys(redis, `grantline:${stack.topicPrefix}authz:login-*`));
   afterAll(async () => {
@@ -70,21 +81,54 @@ describe('issue 7: sign-in limits, sign-outs and single-use consent', () => {
     await stack?.stop();
   });
 
-  /** A sign-in with a wrong password for `username` at the instance at `url`, through a proxy saying `forwardedFor`. */
-  const failedSignIn = async (url: string, username: string, forwardedFor?: string) => {
+  /**
+   * A sign-in with a wrong password for `username` at the instance at `url`, through a proxy saying
+   * `forwardedFor`, from the local address `from` (default 127.0.0.1).
+   */
+  const failedSignIn = async (url: string, username: string, forwardedFor?: string, from?: string) => {
     const agent = new Agent();
     const page = await loginPage(agent, authorizationRequest(stack, tenant));
+    const form = {
+      login_challenge: hidden(page.text, 'login_challenge'),
+      csrf_token: hidden(page.text, 'csrf_token'),
+      username,
+      password: 'not the password',
+    };
+    if (from) return postFrom(from, `${url}/login`, form, agent, forwardedFor);
     const posted = await agent.request(`${url}/login`, {
-      form: {
-        login_challenge: hidden(page.text, 'login_challenge'),
-        csrf_token: hidden(page.text, 'csrf_token'),
-        username,
-        password: 'not the password',
-      },
+      form,
       ...(forwardedFor && { headers: { 'x-forwarded-for': forwardedFor } }),
     });
     return posted.status;
   };
+  /** The sign-in form post from another loopback address (fetch cannot choose its local address). */
+  const postFrom = (
+    localAddress: string,
+    url: string,
+    form: Record<string, string>,
+    agent: Agent,
+    forwardedFor?: string,
+  ) =>
+    new Promise<number>((resolve, reject) => {
+      const req = httpRequest(
+        url,
+        {
+          method: 'POST',
+          localAddress,
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            cookie: [...agent.cookies].map(([k, v]) => `${k}=${v}`).join('; '),
+            ...(forwardedFor && { 'x-forwarded-for': forwardedFor }),
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      req.end(new URLSearchParams(form).toString());
+    });
   const nobody = () => `nobody.${randomBytes(4).toString('hex')}`;
   const loginFailedEvents = async () =>
     Number(
@@ -95,8 +139,17 @@ describe('issue 7: sign-in limits, sign-outs and single-use consent', () => {
   it('finding 4: X-Forwarded-For from an untrusted peer does not change the limited address', async () => {
     // each attempt claims another address, but the peer (127.0.0.1) is no trusted proxy: it is the address
     for (let i = 1; i <= 3; i++)
-      expect(await failedSignIn(stack.issuer, nobody(), `198.51.100.${i}`)).toBe(401);
-    expect(await failedSignIn(stack.issuer, nobody(), '198.51.100.4')).toBe(429);
+      expect(await failedSignIn(untrusting, nobody(), `198.51.100.${i}`)).toBe(401);
+    expect(await failedSignIn(untrusting, nobody(), '198.51.100.4')).toBe(429);
+  });
+
+  it('finding 4: through the gateway, the limited address is the client’s own, whatever X-Forwarded-For it sends', async () => {
+    // the gateway replaces the claimed addresses with the one it saw (127.0.0.2), which the service believes
+    for (let i = 1; i <= 3; i++)
+      expect(await failedSignIn(stack.issuer, nobody(), `198.51.100.${i}`, '127.0.0.2')).toBe(401);
+    expect(await failedSignIn(stack.issuer, nobody(), '198.51.100.4', '127.0.0.2')).toBe(429);
+    // another client behind the gateway is not locked out
+    expect(await failedSignIn(stack.issuer, nobody(), '198.51.100.2', '127.0.0.3')).toBe(401);
   });
 
   it('finding 4: with GRANTLINE_TRUSTED_PROXIES covering 127.0.0.1, X-Forwarded-For is the limited address', async () => {

@@ -3,9 +3,10 @@ import { startAuthorization } from '@grantline/authorization';
 import { startConsent } from '@grantline/consent';
 import { generateKeyMaterial, type ServiceName, serviceKeyEnv } from '@grantline/keys';
 import { startRegistry } from '@grantline/registry';
+import { startGateway } from '@grantline/server';
 import { loadConfig, loadDistributedConfig, runtimeFromConfig } from '@grantline/service-kit';
 import type { DestinationStream } from '@grantline/telemetry';
-import { createTestDatabase, freePorts, type Infrastructure, uniqueName } from '@grantline/testing';
+import { createTestDatabase, freePort, type Infrastructure, uniqueName } from '@grantline/testing';
 import { startToken } from '@grantline/token';
 import { authorizationConfigSchema } from '../../services/authorization/src/config.ts';
 import { consentConfigSchema } from '../../services/consent/src/config.ts';
@@ -26,7 +27,8 @@ export const TEST_PASSWORD_SCRYPT_N = process.env.PASSWORD_SCRYPT_N ?? '16384';
 
 /**
  * Every service built so far, each with its own port, schema and consumers, sharing one test
- * database, a unique Kafka topic prefix and Redis. A black box from here on: tests speak HTTP.
+ * database, a unique Kafka topic prefix and Redis, behind the development gateway: one origin, as
+ * `pnpm start:services` runs them. A black box from here on: tests speak HTTP.
  */
 export const startStack = async (
   infra: Infrastructure,
@@ -39,19 +41,20 @@ export const startStack = async (
 ) => {
   const db = await createTestDatabase(infra);
   const topicPrefix = `${uniqueName('e2e')}.`;
-  const base = await freePorts(4);
-  const [authorizationPort, registryPort, tokenPort, consentPort] = [base, base + 1, base + 2, base + 3];
-  const issuer = `http://127.0.0.1:${authorizationPort}`;
-  const registryUrl = `http://127.0.0.1:${registryPort}`;
-  const tokenUrl = `http://127.0.0.1:${tokenPort}`;
-  const consentUrl = `http://127.0.0.1:${consentPort}`;
+  // the gateway's port is known before the services start: every public URL they are given is on it
+  const gatewayPort = await freePort();
+  const issuer = `http://127.0.0.1:${gatewayPort}`;
+  const [registryUrl, tokenUrl, consentUrl] = [issuer, issuer, issuer];
   const common = {
     DATABASE_URL: db.url,
     KAFKA_BROKERS: infra.kafkaBrokers.join(','),
     REDIS_URL: infra.redisUrl,
     KAFKA_TOPIC_PREFIX: topicPrefix,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    PORT: '0',
     MANAGEMENT_PORT: '0',
+    // the gateway, on loopback, says who the client is (X-Forwarded-For); the login limiter counts by it
+    GRANTLINE_TRUSTED_PROXIES: 'loopback',
     GRANTLINE_ADMIN_TOKEN: ADMIN_TOKEN,
     GRANTLINE_ISSUER: issuer,
     PASSWORD_SCRYPT_N: TEST_PASSWORD_SCRYPT_N,
@@ -62,7 +65,7 @@ export const startStack = async (
   const keyEnv = serviceKeyEnv(KEYS);
   /** what each service is configured with: its own keys only (finding 5) */
   const serviceEnv: Record<ServiceName, Record<string, string>> = {
-    registry: { ...keyEnv.registry, ...common, ...only.registry, PORT: String(registryPort) },
+    registry: { ...keyEnv.registry, ...common, PUBLIC_URL: registryUrl, ...only.registry },
     token: {
       ...keyEnv.token,
       ...common,
@@ -70,12 +73,10 @@ export const startStack = async (
       KEY_ROTATION_LEAD_SECONDS: '1',
       ...env,
       ...only.token,
-      PORT: String(tokenPort),
     },
     authorization: {
       ...keyEnv.authorization,
       ...common,
-      PORT: String(authorizationPort),
       GRANTLINE_JWKS_URI: `${tokenUrl}/oauth2/jwks`,
       GRANTLINE_REGISTRATION_ENDPOINT: `${registryUrl}/oauth2/register`,
       GRANTLINE_CONSENT_URL: `${consentUrl}/consent`,
@@ -85,7 +86,6 @@ export const startStack = async (
     consent: {
       ...keyEnv.consent,
       ...common,
-      PORT: String(consentPort),
       GRANTLINE_AUTHORIZATION_URL: issuer,
       ...only.consent,
     },
@@ -125,6 +125,16 @@ export const startStack = async (
       logDestination,
     },
   );
+  const gateway = await startGateway({
+    port: gatewayPort,
+    host: '127.0.0.1',
+    targets: {
+      authorization: authorization.url,
+      registry: registry.url,
+      token: token.url,
+      consent: consent.url,
+    },
+  });
   const registryApi = registryAdmin({
     issuer,
     registryUrl,
@@ -143,6 +153,16 @@ export const startStack = async (
     /** the token service's management listener (`/admin/keys/rotate`) */
     tokenManagementUrl: token.managementUrl,
     consentUrl,
+    /**
+     * Each service's own public listener, behind the gateway: for a test about one listener (what
+     * it serves, its /readyz), not for flows, which go through the one origin.
+     */
+    directUrls: {
+      authorization: authorization.url,
+      registry: registry.url,
+      token: token.url,
+      consent: consent.url,
+    } satisfies Record<ServiceName, string>,
     token,
     /** each service's environment: its own keys only (finding 5) */
     serviceEnv,
@@ -175,6 +195,7 @@ export const startStack = async (
     stop: async () => {
       for (const t of extraTokens) await t.stop();
       for (const a of extraAuthorizations) await a.stop();
+      await gateway.stop();
       await consent.stop();
       await authorization.stop();
       await token.stop();
