@@ -1,6 +1,7 @@
 // pnpm start:services — every service built so far, each as its own process, against the Postgres,
 // Kafka and Redis named by DATABASE_URL / KAFKA_BROKERS / REDIS_URL, or found/started like the tests'
-// (running local servers, Docker, or local processes with Kafka from Maven Central jars).
+// (running local servers, Docker, or local processes with Kafka from Maven Central jars), behind the
+// development gateway: one public origin (PORT) and one management origin, as in the embedded mode.
 // Prints the issuer URL once every service is ready. Ctrl-C stops what it started.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,14 +15,20 @@ import {
   type ServiceName,
   serviceKeyEnv,
 } from '@grantline/keys';
+import { startGateway } from '@grantline/server';
+import { createLogger } from '@grantline/telemetry';
 import { databaseUrlFor, repoRoot, resolveInfrastructure } from '@grantline/testing';
 import pg from 'pg';
 
 const basePort = Number(process.env.GRANTLINE_BASE_PORT ?? 8080);
-// management listeners (/admin, /metrics, detailed /readyz): 1000 above the public ports by default
+// the one public origin: the gateway on PORT (default the base port); the services on the next four
+const gatewayPort = Number(process.env.PORT ?? basePort);
+// management (/admin, /metrics, detailed /readyz): the management gateway 1000 above the base port by
+// default, each service's own management listener on the next four
 const managementBasePort = Number(process.env.GRANTLINE_MANAGEMENT_BASE_PORT ?? basePort + 1000);
 const host = process.env.GRANTLINE_PUBLIC_HOST ?? '127.0.0.1';
-const url = (offset: number) => `http://${host}:${basePort + offset}`;
+// the services listen on loopback only: they believe the X-Forwarded-For of any loopback peer
+const serviceUrl = (offset: number) => `http://127.0.0.1:${basePort + offset}`;
 const managementUrl = (offset: number) => `http://127.0.0.1:${managementBasePort + offset}`;
 
 type DevSecrets = { adminToken: string; kek: string } & KeyMaterial;
@@ -82,39 +89,44 @@ if (
 const environment = Object.fromEntries(
   Object.entries(process.env).filter(([name]) => !KEY_VARIABLES.includes(name)),
 );
-const issuer = process.env.GRANTLINE_ISSUER ?? url(0);
+const issuer = process.env.GRANTLINE_ISSUER ?? `http://${host}:${gatewayPort}`;
 const common = {
   ...environment,
   DATABASE_URL: databaseUrlFor(infra.databaseUrl, database),
   KAFKA_BROKERS: infra.kafkaBrokers.join(','),
   REDIS_URL: infra.redisUrl,
-  HOST: process.env.HOST ?? '127.0.0.1',
+  HOST: '127.0.0.1',
+  // the gateway says who the client is; the login limiter counts per client address
+  GRANTLINE_TRUSTED_PROXIES: 'loopback',
   GRANTLINE_ADMIN_TOKEN: process.env.GRANTLINE_ADMIN_TOKEN ?? secrets.adminToken,
   GRANTLINE_KEY_ENCRYPTION_KEY: process.env.GRANTLINE_KEY_ENCRYPTION_KEY ?? secrets.kek,
+  // every public URL is on the one origin: the gateway routes each path to its service
   GRANTLINE_ISSUER: issuer,
-  GRANTLINE_AUTHORIZATION_URL: url(0),
-  GRANTLINE_CONSENT_URL: `${url(3)}/consent`,
-  GRANTLINE_GRANTS_ENDPOINT: `${url(3)}/oauth2/grants`,
-  GRANTLINE_TOKEN_ENDPOINT: `${url(2)}/oauth2/token`,
-  GRANTLINE_JWKS_URI: `${url(2)}/oauth2/jwks`,
-  GRANTLINE_REGISTRATION_ENDPOINT: `${url(1)}/oauth2/register`,
+  GRANTLINE_AUTHORIZATION_URL: issuer,
+  GRANTLINE_CONSENT_URL: `${issuer}/consent`,
+  GRANTLINE_GRANTS_ENDPOINT: `${issuer}/oauth2/grants`,
+  GRANTLINE_TOKEN_ENDPOINT: `${issuer}/oauth2/token`,
+  GRANTLINE_JWKS_URI: `${issuer}/oauth2/jwks`,
+  GRANTLINE_REGISTRATION_ENDPOINT: `${issuer}/oauth2/register`,
 };
 const services: {
   name: ServiceName;
   offset: number;
   env: Record<string, string | undefined>;
 }[] = [
-  { name: 'authorization', offset: 0, env: keysOf('authorization') },
-  { name: 'registry', offset: 1, env: { PUBLIC_URL: url(1), ...keysOf('registry') } },
-  { name: 'token', offset: 2, env: keysOf('token') },
-  { name: 'consent', offset: 3, env: keysOf('consent') },
+  { name: 'authorization', offset: 1, env: keysOf('authorization') },
+  { name: 'registry', offset: 2, env: { PUBLIC_URL: issuer, ...keysOf('registry') } },
+  { name: 'token', offset: 3, env: keysOf('token') },
+  { name: 'consent', offset: 4, env: keysOf('consent') },
 ].map((s) => ({ ...s, port: basePort + s.offset, managementPort: managementBasePort + s.offset }));
 
 const children: ChildProcess[] = [];
+let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
 let stopping = false;
 const stopAll = async (code: number) => {
   if (stopping) return;
   stopping = true;
+  await gateway?.stop();
   for (const child of children) child.kill('SIGTERM');
   await Promise.all(
     children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)),
@@ -177,19 +189,34 @@ start(first);
 await ready(first);
 for (const service of rest) start(service);
 for (const service of rest) await ready(service);
-console.log(`\nGrantline is running. Issuer: ${issuer}`);
+
+const byName = (url: (offset: number) => string) =>
+  Object.fromEntries(services.map((s) => [s.name, url(s.offset)])) as Record<ServiceName, string>;
+const management = byName(managementUrl);
+try {
+  gateway = await startGateway({
+    port: gatewayPort,
+    host: process.env.HOST ?? '127.0.0.1',
+    targets: byName(serviceUrl),
+    managementPort: managementBasePort,
+    managementTargets: { registry: management.registry, token: management.token },
+    logger: createLogger({ name: 'gateway' }),
+  });
+} catch (error) {
+  console.error(`the gateway did not start: ${(error as Error).message}`);
+  await stopAll(1);
+}
+console.log(`\nGrantline is running behind one origin. Issuer: ${issuer}`);
 console.log(`  metadata:      ${issuer}/.well-known/oauth-authorization-server`);
 console.log(
-  `  registration:  ${url(1)}/oauth2/register   (Bearer an initial access token: POST /admin/initial-access-tokens)`,
+  `  registration:  ${issuer}/oauth2/register   (Bearer an initial access token: POST /admin/initial-access-tokens)`,
 );
-console.log(`  token:         ${url(2)}/oauth2/token`);
+console.log(`  token:         ${issuer}/oauth2/token`);
+console.log(`  authorize:     ${issuer}/oauth2/authorize   (sign-in at /login, consent at /consent)`);
 console.log(
-  `  authorize:     ${issuer}/oauth2/authorize   (sign-in at /login, consent at ${url(3)}/consent)`,
+  `  admin API:     ${managementUrl(0)}/admin   (Bearer GRANTLINE_ADMIN_TOKEN; development value in .grantline/dev-secrets.json)`,
 );
-console.log(
-  `  admin API:     ${managementUrl(1)}/admin   (Bearer GRANTLINE_ADMIN_TOKEN; development value in .grantline/dev-secrets.json)`,
-);
-console.log(`  key rotation:  ${managementUrl(2)}/admin/keys/rotate`);
+console.log(`  key rotation:  ${managementUrl(0)}/admin/keys/rotate`);
 console.log(
   `  management:    ${services.map((s) => `${s.name} ${managementUrl(s.offset)}`).join(', ')}   (/metrics, /readyz with every check)`,
 );

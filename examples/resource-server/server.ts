@@ -1,5 +1,5 @@
 // An example resource server ("invoices API") protected by @grantline/resource-server:
-//   GRANTLINE_ISSUER=http://127.0.0.1:8080 GRANTLINE_JWKS_URI=http://127.0.0.1:8082/oauth2/jwks \
+//   GRANTLINE_ISSUER=http://127.0.0.1:8080 GRANTLINE_JWKS_URI=http://127.0.0.1:8080/oauth2/jwks \
 //   RESOURCE_AUDIENCE=http://127.0.0.1:8080 npx tsx examples/resource-server/server.ts
 import {
   type ResourceServerOptions,
@@ -37,7 +37,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const port = Number(process.env.PORT ?? 8090);
   invoicesApi({
     issuer: process.env.GRANTLINE_ISSUER ?? 'http://127.0.0.1:8080',
-    jwksUri: process.env.GRANTLINE_JWKS_URI ?? 'http://127.0.0.1:8082/oauth2/jwks',
+    jwksUri: process.env.GRANTLINE_JWKS_URI ?? 'http://127.0.0.1:8080/oauth2/jwks',
     audience: process.env.RESOURCE_AUDIENCE ?? process.env.GRANTLINE_ISSUER ?? 'http://127.0.0.1:8080',
   }).listen(port, '127.0.0.1', () => console.log(`invoices API on http://127.0.0.1:${port}`));
 }
