@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { serviceFor } from '@grantline/server';
 import {
   databaseUrlFor,
   eventually,
@@ -33,9 +34,10 @@ async function main() {
   const database = uniqueName('bench');
   let db: pg.Pool | undefined;
   try {
-    // four public ports, then the four management ports
-    const base = await freePorts(8);
-    const managementBase = base + 4;
+    // the gateway and the four services behind it, then the management gateway and the four
+    // services' management ports (scripts/start-services.ts)
+    const base = await freePorts(10);
+    const managementBase = base + 5;
     const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
     await spawnTs(
       'scripts/start-services.ts',
@@ -58,10 +60,11 @@ async function main() {
       },
       'Grantline is running',
     );
+    // flows go through the one origin, as a browser and a client see it
     const issuer = `http://127.0.0.1:${base}`;
-    const registryUrl = `http://127.0.0.1:${base + 1}`;
-    const tokenOrigin = `http://127.0.0.1:${base + 2}`;
-    const consentUrl = `http://127.0.0.1:${base + 3}`;
+    const [registryUrl, tokenOrigin, consentUrl] = [issuer, issuer, issuer];
+    // the refresh runs hit the token service's own port: they measure the service, not the development gateway
+    const tokenService = `http://127.0.0.1:${base + 3}`;
     db = new pg.Pool({ connectionString: databaseUrlFor(infra.databaseUrl, database) });
     const pool = db;
     // the fields of an in-process Stack that the scripted flow in test/e2e/flow.ts uses, here for the
@@ -75,7 +78,7 @@ async function main() {
       ...registryAdmin({
         issuer,
         registryUrl,
-        registryManagementUrl: `http://127.0.0.1:${managementBase + 1}`,
+        registryManagementUrl: `http://127.0.0.1:${managementBase}`,
         adminToken,
         pool,
       }),
@@ -84,11 +87,6 @@ async function main() {
     const client = tenant.client as { client_id: string; client_secret: string };
 
     // where a flow's time goes: total time per step (service and path), while `timing` is on
-    const service = new Map([
-      [String(base), 'authorization'],
-      [String(base + 2), 'token'],
-      [String(base + 3), 'consent'],
-    ]);
     const steps = new Map<string, number>();
     let timing = false;
     const timed = async <T>(key: string, run: () => Promise<T>) => {
@@ -99,7 +97,7 @@ async function main() {
     };
     const stepKey = (method: string, url: string) => {
       const u = new URL(url);
-      return `${service.get(u.port) ?? u.host} ${method} ${u.pathname}`;
+      return `${u.origin === issuer ? serviceFor(u.pathname) : u.host} ${method} ${u.pathname}`;
     };
     class TimedAgent extends Agent {
       override request(url: string, init: Parameters<Agent['request']>[1] = {}) {
@@ -274,7 +272,7 @@ async function main() {
       chains[worker] = body.refresh_token;
     };
     const peer = { name: 'node-oidc-provider', url: `${peerUrl}/token`, flow: peerFlow };
-    const grantline = { name: 'grantline', url: `${tokenOrigin}/oauth2/token`, flow: grantlineFlow };
+    const grantline = { name: 'grantline', url: `${tokenService}/oauth2/token`, flow: grantlineFlow };
     const run = async (target: typeof peer, concurrency: number, duration: number) => {
       const chains = await collect(concurrency, target.flow);
       await sleep(1_000); // let the flows' events and projections settle

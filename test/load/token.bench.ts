@@ -37,9 +37,10 @@ const database = uniqueName('bench');
 const dataDir = mkdtempSync(join(tmpdir(), 'grantline-bench-'));
 
 const distributed = async (): Promise<Target> => {
-  // four public ports, then the four management ports
-  const base = await freePorts(8);
-  const managementBase = base + 4;
+  // the gateway and the four services behind it, then the management gateway and the four services'
+  // management ports (scripts/start-services.ts)
+  const base = await freePorts(10);
+  const managementBase = base + 5;
   await spawnTs(
     'scripts/start-services.ts',
     {
@@ -59,9 +60,10 @@ const distributed = async (): Promise<Target> => {
   const db = new pg.Pool({ connectionString: databaseUrlFor(infra.databaseUrl, database) });
   return {
     name: 'grantline distributed',
-    registerUrl: `http://127.0.0.1:${base + 1}/oauth2/register`,
-    adminUrl: `http://127.0.0.1:${managementBase + 1}/admin`,
-    tokenUrl: `http://127.0.0.1:${base + 2}/oauth2/token`,
+    registerUrl: `http://127.0.0.1:${base}/oauth2/register`,
+    adminUrl: `http://127.0.0.1:${managementBase}/admin`,
+    // the token service's own port, not the development gateway: the benchmark measures the service
+    tokenUrl: `http://127.0.0.1:${base + 3}/oauth2/token`,
     issued: async () =>
       Number(
         (await db.query(`SELECT count(*) AS n FROM token.events WHERE type = 'AccessTokenIssued'`)).rows[0].n,
