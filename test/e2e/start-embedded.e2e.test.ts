@@ -83,8 +83,9 @@ const pnpmStart = (node: string, env: Record<string, string>): Started => {
   child.stderr!.on('data', (d) => {
     output += d;
   });
+  // 'close', not 'exit': pnpm may end before the server it started, which still writes to the pipe
   const exited = new Promise<number | string | null>((resolve) =>
-    child.once('exit', (code, signal) => resolve(signal ?? code)),
+    child.once('close', (code, signal) => resolve(signal ?? code)),
   );
   return { child, output: () => output, exited };
 };

@@ -34,6 +34,11 @@ try {
   console.log(lines.join('\n'));
   stopOnSignals({
     stop: async () => {
+      const timeoutMs = Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 10_000);
+      setTimeout(() => {
+        console.error(`grantline: did not stop within ${timeoutMs} ms (SHUTDOWN_TIMEOUT_MS); exiting`);
+        process.exit(1);
+      }, timeoutMs).unref();
       await server.stop();
       console.log(`Grantline stopped; its data stays in ${shown(server.dataDir)}`);
     },

@@ -175,10 +175,17 @@ export const exitOnCrash =
     process.exit(1);
   };
 
-/** Stops the service on SIGTERM and SIGINT (orchestrators and Ctrl-C). */
+/**
+ * Stops the service on SIGTERM and SIGINT (orchestrators and Ctrl-C). A repeated signal while it
+ * stops is ignored (a launcher such as tsx relays the Ctrl-C its process group already received, and
+ * a second signal must not cut the graceful stop short); the shutdown timeout bounds the stop.
+ */
 export const stopOnSignals = (service: Pick<RunningService, 'stop'>): void => {
+  let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
       service.stop().then(
         () => process.exit(0),
         () => process.exit(1),
