@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
+import { manualClock } from '@grantline/clock';
 import type { RecordedEvent } from '@grantline/events';
 import { eventually } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,5 +60,25 @@ describe('event store on PGlite', () => {
     } finally {
       await relay.stop();
     }
+  });
+
+  it("records each event at its store's clock (domain time), in appends, transactions and group commits", async () => {
+    const clock = manualClock(Date.parse('2030-01-01T00:00:00Z'));
+    const timed = new PostgresEventStore({ pool, schema: 'consent', source: '/grantline/consent', clock });
+    const id = `grant-${randomUUID()}`;
+    await timed.append(id, 'no_stream', [grantCreated(id)]);
+    clock.advance(60_000);
+    await timed.transaction((tx) => tx.append(id, 1, [orgConnected(id, 'org-2')]));
+    const other = `grant-${randomUUID()}`;
+    clock.advance(60_000);
+    await new GroupCommit(timed).append(other, grantCreated(other));
+    const times = [...(await store.readStream(id)).events, ...(await store.readStream(other)).events].map(
+      (e) => e.time.toISOString(),
+    );
+    expect(times).toEqual([
+      '2030-01-01T00:00:00.000Z',
+      '2030-01-01T00:01:00.000Z',
+      '2030-01-01T00:02:00.000Z',
+    ]);
   });
 });

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { type Clock, epochSeconds, systemClock } from '@grantline/clock';
 import type { PrivateKeyEntry, PublicKeyEntry } from '@grantline/keys';
 import { seal, unseal } from '@grantline/keys';
 import { errors, jwtVerify, SignJWT } from 'jose';
@@ -25,6 +26,8 @@ export interface FlowKeyOptions {
   codeDecryption?: readonly PrivateKeyEntry[];
   /** this service's own CSRF keys: the first one makes tokens, all check them */
   csrf?: readonly Buffer[];
+  /** what `iat`, `exp` and the expiry checks read (default: the system clock) */
+  clock?: Clock;
 }
 
 export type Verified<T extends StatementType> = StatementClaims[T] & { iat: number; exp: number };
@@ -36,7 +39,11 @@ export type Verified<T extends StatementType> = StatementClaims[T] & { iat: numb
  * only the token service can read one and only the authorization service can have made it.
  */
 export class FlowKeys {
-  constructor(private readonly options: FlowKeyOptions) {}
+  private readonly clock: Clock;
+
+  constructor(private readonly options: FlowKeyOptions) {
+    this.clock = options.clock ?? systemClock;
+  }
 
   /** A short-lived signed statement; throws if this service holds no key to sign this type. */
   async sign<T extends StatementType>(
@@ -47,10 +54,11 @@ export class FlowKeys {
     const purpose = SIGNED_WITH[typ];
     const key = this.options.signing?.[purpose]?.[0];
     if (!key) throw new Error(`this service holds no ${purpose} key and cannot sign ${typ}`);
+    const now = epochSeconds(this.clock);
     return new SignJWT({ ...claims })
       .setProtectedHeader({ alg: 'ES256', typ, kid: key.kid })
-      .setIssuedAt()
-      .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+      .setIssuedAt(now)
+      .setExpirationTime(now + ttlSeconds)
       .sign(key.privateKey);
   }
 
@@ -75,7 +83,7 @@ export class FlowKeys {
           if (!key) throw new Error('unknown key id');
           return key.publicKey;
         },
-        { algorithms: ['ES256'], typ },
+        { algorithms: ['ES256'], typ, currentDate: new Date(this.clock.now()) },
       );
       return payload as unknown as Verified<T>;
     } catch (error) {

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
+import type { Clock } from '@grantline/clock';
 import {
   isConnectionError,
   migrate,
@@ -75,6 +76,8 @@ export interface RuntimeSpec {
   /** the Postgres schema, when the service name is an SQL keyword (`authorization` is) */
   schema?: string;
   logger: Logger;
+  /** the service's clock: the time its events are recorded at (default: the system clock) */
+  clock?: Clock | undefined;
 }
 
 /** Makes a service's runtime: the one seam between a service module and the mode that runs it. */
@@ -100,7 +103,12 @@ const assemble = async (
   const { pool, bus } = parts;
   const schema = spec.schema ?? spec.service;
   await migrate(pool, schema);
-  const store = new PostgresEventStore({ pool, schema, source: `/grantline/${spec.service}` });
+  const store = new PostgresEventStore({
+    pool,
+    schema,
+    source: `/grantline/${spec.service}`,
+    clock: spec.clock,
+  });
   const relay = new Relay({ pool, schema, publisher: bus, logger: spec.logger });
   relay.start();
   const subscriptions: { stop(): Promise<void> }[] = [];

@@ -1,3 +1,4 @@
+import type { Clock } from '@grantline/clock';
 import { type DestinationStream, type Logger, startTelemetry, type Telemetry } from '@grantline/telemetry';
 import type { Express } from 'express';
 import { type ReadinessCheck, runChecks } from './health.ts';
@@ -64,6 +65,11 @@ export interface StartOptions {
   onCrash?: (error: Error) => void;
   /** where the service's logs go (default: standard output) */
   logDestination?: DestinationStream | undefined;
+  /**
+   * domain time: lifetimes, expiry and key rotation, and the time events are recorded at (default:
+   * the system clock); tests pass one they move instead of sleeping
+   */
+  clock?: Clock | undefined;
 }
 
 export interface RunningService {

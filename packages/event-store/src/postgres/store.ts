@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { type Clock, systemClock } from '@grantline/clock';
 import { type DomainEvent, type EventMetadata, type RecordedEvent, validateEvent } from '@grantline/events';
 import { ATTRS, METRICS, SPANS } from '@grantline/telemetry';
 import { context, metrics, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
@@ -75,6 +76,11 @@ export interface PostgresEventStoreOptions {
   schema: string;
   /** CloudEvents `source` of the events this store records, e.g. `/grantline/consent` */
   source: string;
+  /**
+   * what an event's `time` (`recorded_at`) reads: it is domain time (a refresh token family's age is
+   * its events' times), so it comes from the service's clock, not the database's (default: the system clock)
+   */
+  clock?: Clock;
 }
 
 const tracer = trace.getTracer('@grantline/event-store');
@@ -127,8 +133,8 @@ export class PostgresEventStore implements EventStore {
       ), cur AS (
         SELECT coalesce((SELECT stream_version FROM last), 0) AS version, (SELECT transaction_id FROM last) AS last_xid
       ), ins AS (
-        INSERT INTO ${s}.events (event_id, stream_id, stream_version, type, data, metadata, source)
-        SELECT e.id, $1, cur.version + e.ord, e.type, e.data, e.metadata, $8
+        INSERT INTO ${s}.events (event_id, stream_id, stream_version, type, data, metadata, source, recorded_at)
+        SELECT e.id, $1, cur.version + e.ord, e.type, e.data, e.metadata, $8, $9
         FROM cur, unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(id, type, data, metadata, ord)
         WHERE CASE $6::text
                 WHEN 'any' THEN true
@@ -178,6 +184,7 @@ export class PostgresEventStore implements EventStore {
       mode,
       typeof expected === 'number' ? expected : null,
       this.options.source,
+      this.now(),
     ];
     const started = performance.now();
     return tracer.startActiveSpan(
@@ -213,8 +220,8 @@ export class PostgresEventStore implements EventStore {
     const valid = items.map((i) => validateEvent(i.event));
     try {
       await this.db.query(
-        `INSERT INTO ${this.schema}.events (event_id, stream_id, stream_version, type, data, metadata, source)
-         SELECT e.id, e.stream, 1, e.type, e.data, e.metadata, $6
+        `INSERT INTO ${this.schema}.events (event_id, stream_id, stream_version, type, data, metadata, source, recorded_at)
+         SELECT e.id, e.stream, 1, e.type, e.data, e.metadata, $6, $7
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e(id, stream, type, data, metadata)`,
         [
           valid.map(() => randomUUID()),
@@ -224,6 +231,7 @@ export class PostgresEventStore implements EventStore {
           // each caller's own trace context: one statement writes many callers' events
           items.map((i) => JSON.stringify(i.metadata ?? activeTraceContext())),
           this.options.source,
+          this.now(),
         ],
       );
     } catch (error) {
@@ -261,6 +269,10 @@ export class PostgresEventStore implements EventStore {
     const recorded = rows.map(toRecordedEvent);
     const last = recorded[recorded.length - 1]!;
     return { nextExpectedVersion: last.streamVersion, lastPosition: last.position, events: recorded };
+  }
+
+  private now(): Date {
+    return new Date((this.options.clock ?? systemClock).now());
   }
 
   private async currentVersion(streamId: string): Promise<number> {
