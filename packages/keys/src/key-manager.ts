@@ -1,4 +1,5 @@
 import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
+import { type Clock, systemClock } from '@grantline/clock';
 import type { Logger } from '@grantline/telemetry';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type pg from 'pg';
@@ -32,6 +33,8 @@ export interface KeyManagerOptions {
   retainSeconds: number;
   /** how often each instance reloads keys (another instance may have rotated) */
   refreshIntervalMs?: number;
+  /** when a key activates, when a retired one is dropped, which one signs now (default: the system clock) */
+  clock?: Clock;
 }
 
 /**
@@ -44,8 +47,11 @@ export class KeyManager {
   private rows: KeyRow[] = [];
   private readonly privateKeys = new Map<string, KeyObject>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
 
-  constructor(private readonly options: KeyManagerOptions) {}
+  constructor(private readonly options: KeyManagerOptions) {
+    this.clock = options.clock ?? systemClock;
+  }
 
   private get table() {
     return `${this.options.schema}.signing_keys`;
@@ -84,8 +90,8 @@ export class KeyManager {
     const privateJwe = await this.options.kek.encrypt(JSON.stringify(await exportJWK(privateKey)), kid);
     await db.query(
       `INSERT INTO ${this.table} (kid, alg, public_jwk, private_jwe, activates_at)
-       VALUES ($1, 'ES256', $2, $3, now() + make_interval(secs => $4))`,
-      [kid, JSON.stringify(publicJwk), privateJwe, activatesInSeconds],
+       VALUES ($1, 'ES256', $2, $3, $4)`,
+      [kid, JSON.stringify(publicJwk), privateJwe, new Date(this.clock.now() + activatesInSeconds * 1000)],
     );
     return kid;
   }
@@ -120,9 +126,9 @@ export class KeyManager {
   async refresh(): Promise<void> {
     const { rows } = await this.options.pool.query<KeyRow>(
       `SELECT kid, alg, public_jwk, private_jwe, activates_at, retires_at FROM ${this.table}
-       WHERE retires_at IS NULL OR retires_at > now() - make_interval(secs => $1)
+       WHERE retires_at IS NULL OR retires_at > $1
        ORDER BY activates_at DESC`,
-      [this.options.retainSeconds],
+      [new Date(this.clock.now() - this.options.retainSeconds * 1000)],
     );
     for (const row of rows) {
       if (!this.privateKeys.has(row.kid)) {
@@ -142,7 +148,7 @@ export class KeyManager {
   }
 
   /** The key to sign with now: the newest one whose activation time has come. */
-  signingKey(now = Date.now()): SigningKey {
+  signingKey(now = this.clock.now()): SigningKey {
     const row = this.rows.find((r) => r.activates_at.getTime() <= now);
     if (!row) throw new Error('no active signing key');
     const key = this.privateKeys.get(row.kid)!;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type Clock, manualClock } from '@grantline/clock';
 import { createTestDatabase, type TestDatabase } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { KeyEncryptionKey } from '../src/kek.ts';
@@ -15,14 +16,15 @@ describe('signing keys at rest', () => {
   });
   afterAll(() => db?.drop());
 
-  const manager = (key: KeyEncryptionKey) =>
+  const manager = (key: KeyEncryptionKey, options: { schema?: string; clock?: Clock; lead?: number } = {}) =>
     new KeyManager({
       pool: db.pool,
-      schema: 'token',
+      schema: options.schema ?? 'token',
       kek: key,
       logger,
-      rotationLeadSeconds: 0,
+      rotationLeadSeconds: options.lead ?? 0,
       retainSeconds: 60,
+      ...(options.clock && { clock: options.clock }),
     });
 
   it('refuses to start with another key-encryption key than the one that encrypted them, naming cause and remedy', async () => {
@@ -37,5 +39,32 @@ describe('signing keys at rest', () => {
     expect(error).toMatchObject({ startup: true });
     expect((error as Error).message).toContain(kid);
     expect((error as Error).message).toMatch(/GRANTLINE_KEY_ENCRYPTION_KEY.*dev-secrets\.json.*Restore/s);
+  });
+
+  it('rotation on the injected clock: the new key is published first, signs after the lead time, and the old one stays published for retainSeconds', async () => {
+    await db.pool.query('CREATE SCHEMA rotation');
+    const clock = manualClock(Date.parse('2032-06-01T00:00:00Z'));
+    const keys = manager(kek(), { schema: 'rotation', clock, lead: 300 });
+    await keys.start();
+    try {
+      const old = keys.signingKey().kid;
+      const { kid, activatesAt } = await keys.rotate();
+      expect(activatesAt.toISOString()).toBe('2032-06-01T00:05:00.000Z');
+      const published = () => keys.jwks().keys.map((k) => k.kid);
+      expect(published()).toEqual([kid, old]);
+      clock.advance(300_000 - 1);
+      expect(keys.signingKey().kid).toBe(old);
+      clock.advance(1);
+      expect(keys.signingKey().kid).toBe(kid);
+      // the retired key verifies the tokens it signed for `retainSeconds` (60) after it stopped signing
+      clock.advance(60_000 - 1);
+      await keys.refresh();
+      expect(published()).toEqual([kid, old]);
+      clock.advance(1);
+      await keys.refresh();
+      expect(published()).toEqual([kid]);
+    } finally {
+      keys.stop();
+    }
   });
 });

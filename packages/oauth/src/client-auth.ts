@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds, systemClock } from '@grantline/clock';
 import type { Request } from 'express';
 import { createLocalJWKSet, decodeJwt, type JWK, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { clientAddressKey } from './addresses.ts';
@@ -38,6 +39,8 @@ export interface ClientAuthDeps {
   assertionAudiences: readonly string[];
   /** the key sets of clients that publish theirs at a `jwks_uri` */
   remoteKeys: RemoteKeySets;
+  /** what an assertion's `exp` is checked against (default: the system clock) */
+  clock?: Clock;
 }
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -178,7 +181,9 @@ const verifyAssertion = async (
   if (client.jwks) keys = createLocalJWKSet(client.jwks);
   else if (client.jwksUri) keys = deps.remoteKeys(client.jwksUri);
   else return false;
+  const clock = deps.clock ?? systemClock;
   const { payload } = await jwtVerify(assertion, keys, {
+    currentDate: new Date(clock.now()),
     issuer: client.clientId,
     subject: client.clientId,
     audience: [...deps.assertionAudiences],
@@ -186,7 +191,7 @@ const verifyAssertion = async (
     requiredClaims: ['exp', 'jti'],
     clockTolerance: CLOCK_TOLERANCE_S,
   });
-  const now = Math.floor(Date.now() / 1000);
+  const now = epochSeconds(clock);
   const exp = payload.exp!;
   // bounded, so the jti record can expire with it; a client clock a little fast is not an error
   if (exp - now > MAX_ASSERTION_LIFETIME_S + CLOCK_TOLERANCE_S) return false;

@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '@grantline/clock';
 import type { KeyValueStore } from '@grantline/key-value';
 import type { Logger } from '@grantline/telemetry';
 import { LRUCache } from 'lru-cache';
@@ -32,6 +33,8 @@ export const failureLimiter = (
     duration: 60,
     blockDuration: 60,
   });
+  // a copy of the limiter's block, which runs on the limiter's own clock (Redis TTLs, or
+  // rate-limiter-flexible's memory timers): so this copy reads the system clock too, not domain time
   const lockedUntil = new LRUCache<string, number>({ max: 10_000 });
   const pair = (clientId: string, address: string) => `${clientId}|${address}`;
   return {
@@ -97,8 +100,8 @@ export type SessionRevocations = ReturnType<typeof sessionRevocations>;
  * statement is refused (the error propagates).
  */
 export const singleUse =
-  (store: KeyValueStore, prefix: string) =>
+  (store: KeyValueStore, prefix: string, clock: Clock = systemClock) =>
   (kind: string, jti: string, expiresAt: number): Promise<boolean> =>
-    store.setIfAbsent(`${prefix}used:${kind}:${jti}`, Math.max(1, Math.ceil(expiresAt - Date.now() / 1000)));
+    store.setIfAbsent(`${prefix}used:${kind}:${jti}`, Math.max(1, Math.ceil(expiresAt - clock.now() / 1000)));
 
 export type SingleUse = ReturnType<typeof singleUse>;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { manualClock } from '@grantline/clock';
 import type { Request } from 'express';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -108,5 +109,44 @@ describe('client authentication', () => {
     await expect(authenticateClient(deps(record), request(), await form(3_600))).rejects.toBeInstanceOf(
       InvalidClient,
     );
+  });
+
+  it("checks an assertion's exp on the injected clock (30 s of skew allowed), and holds its jti until 60 s past exp", async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const record = client('private_key_jwt', {
+      jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] },
+    });
+    const t0 = Date.parse('2031-05-01T00:00:00Z');
+    const clock = manualClock(t0);
+    const claimed: number[] = [];
+    const timed: ClientAuthDeps = {
+      ...deps(record),
+      clock,
+      claimJti: async (_key, ttlSeconds) => {
+        claimed.push(ttlSeconds);
+        return true;
+      },
+    };
+    const form = async () => ({
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setIssuer('cl_1')
+        .setSubject('cl_1')
+        .setAudience(TOKEN_ENDPOINT)
+        .setJti(randomUUID())
+        .setExpirationTime(t0 / 1000 + 60)
+        .sign(privateKey),
+    });
+    await expect(authenticateClient(timed, request(), await form())).resolves.toMatchObject({
+      clientId: 'cl_1',
+    });
+    expect(claimed).toEqual([120]);
+    clock.advance(89_000);
+    await expect(authenticateClient(timed, request(), await form())).resolves.toMatchObject({
+      clientId: 'cl_1',
+    });
+    clock.advance(1_000);
+    await expect(authenticateClient(timed, request(), await form())).rejects.toBeInstanceOf(InvalidClient);
   });
 });
