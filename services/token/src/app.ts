@@ -1,3 +1,4 @@
+import { systemClock } from '@grantline/clock';
 import {
   ClientDirectory,
   directoryProjection,
@@ -48,7 +49,8 @@ export const buildToken = async (
     value: config.GRANTLINE_KEY_ENCRYPTION_KEY,
     file: config.GRANTLINE_KEY_ENCRYPTION_KEY_FILE,
   });
-  const runtime = await runtimes({ service: 'token', logger });
+  const clock = options.clock ?? systemClock;
+  const runtime = await runtimes({ service: 'token', logger, clock });
   const { pool, schema, kv, topicPrefix } = runtime;
   await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}`);
   const kvPrefix = `grantline:${topicPrefix}token:`;
@@ -60,6 +62,7 @@ export const buildToken = async (
     logger,
     rotationLeadSeconds: config.KEY_ROTATION_LEAD_SECONDS,
     retainSeconds: config.ACCESS_TOKEN_TTL_SECONDS + 300,
+    clock,
   });
   await keys.start();
 
@@ -80,6 +83,7 @@ export const buildToken = async (
   const flowKeys = new FlowKeys({
     codeDecryption: config.GRANTLINE_CODE_DECRYPTION_KEY,
     verifying: { codeSigning: config.GRANTLINE_CODE_VERIFY_KEYS },
+    clock,
   });
 
   const issue = accessTokenIssuer({
@@ -87,6 +91,7 @@ export const buildToken = async (
     events: new GroupCommit(runtime.store),
     issuer: config.GRANTLINE_ISSUER,
     ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+    clock,
   });
   const defaultAudience = config.DEFAULT_AUDIENCE ?? config.GRANTLINE_ISSUER;
   const tokenEndpointUrl = config.GRANTLINE_TOKEN_ENDPOINT ?? `${config.GRANTLINE_ISSUER}/oauth2/token`;
@@ -98,6 +103,7 @@ export const buildToken = async (
     ...limiter,
     remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
     assertionAudiences: [tokenEndpointUrl, config.GRANTLINE_ISSUER],
+    clock,
   };
 
   const service = {
@@ -120,6 +126,7 @@ export const buildToken = async (
               issue,
               defaultAudience,
               accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+              clock,
             }),
             refreshTokenGrant({
               store: runtime.store,
@@ -137,6 +144,7 @@ export const buildToken = async (
               endedSessions: config.REFRESH_TOKEN_ENDS_WITH_SESSION
                 ? new EndedSessions(pool, schema)
                 : undefined,
+              clock,
             }),
           ],
         }),

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type Clock, epochSeconds } from '@grantline/clock';
 import type { GroupCommit } from '@grantline/event-store';
 import type { KeyManager } from '@grantline/keys';
 import { accessTokenClaims } from './domain/access-token.ts';
@@ -30,9 +31,9 @@ export interface TokenResponse {
  * does not know. Events of concurrent requests share one commit.
  */
 export const accessTokenIssuer =
-  (deps: { keys: KeyManager; events: GroupCommit; issuer: string; ttlSeconds: number }) =>
+  (deps: { keys: KeyManager; events: GroupCommit; issuer: string; ttlSeconds: number; clock: Clock }) =>
   async (request: IssueRequest): Promise<TokenResponse> => {
-    const now = Math.floor(Date.now() / 1000);
+    const now = epochSeconds(deps.clock);
     const jti = request.jti ?? newTokenId();
     const claims = accessTokenClaims({
       ...request,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Clock } from '@grantline/clock';
 import type { GrantQueries, People } from '@grantline/directory';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { TokenEvent } from '@grantline/events';
@@ -29,6 +30,7 @@ export const authorizationCodeGrant = (deps: {
   issue: AccessTokenIssuer;
   defaultAudience: string;
   accessTokenTtlSeconds: number;
+  clock: Clock;
 }): Grant => ({
   grantType: 'authorization_code',
   async handle({ client, form }) {
@@ -38,7 +40,7 @@ export const authorizationCodeGrant = (deps: {
     // sealed to this service and signed by the authorization service (nothing else can make one)
     const code = await deps.keys.decrypt(form.code);
     if (!code) throw new InvalidGrant('authorization code is invalid');
-    if (code.exp < Date.now() / 1000) throw new InvalidGrant('authorization code has expired');
+    if (code.exp < deps.clock.now() / 1000) throw new InvalidGrant('authorization code has expired');
     if (code.cid !== client.clientId)
       throw new InvalidGrant('authorization code was issued to another client');
     // RFC 6749 §4.1.3: required, and identical, if the authorization request included it
@@ -103,7 +105,7 @@ export const authorizationCodeGrant = (deps: {
       });
     } catch (error) {
       if (!(error instanceof ConcurrencyError)) throw error;
-      await revokeRedemption(deps.store, code.jti, ids, deps.accessTokenTtlSeconds);
+      await revokeRedemption(deps.store, code.jti, ids, deps.accessTokenTtlSeconds, deps.clock);
       throw new InvalidGrant('authorization code has already been used');
     }
     const response = await deps.issue({
@@ -126,6 +128,7 @@ const revokeRedemption = async (
   codeId: string,
   ids: { clientId: string; grantId: string },
   accessTokenTtlSeconds: number,
+  clock: Clock,
 ) => {
   const { events } = await store.readStream<TokenEvent>(`code-${codeId}`);
   const redeemed = events.find((e) => e.type === 'CodeRedeemed')?.data as
@@ -137,5 +140,6 @@ const revokeRedemption = async (
       data: { codeId, ...ids, accessTokenIds: redeemed ? [redeemed.accessTokenId] : [] },
     },
   ]);
-  if (redeemed?.familyId) await revokeFamily(store, redeemed.familyId, 'code_replay', accessTokenTtlSeconds);
+  if (redeemed?.familyId)
+    await revokeFamily(store, redeemed.familyId, 'code_replay', accessTokenTtlSeconds, clock);
 };

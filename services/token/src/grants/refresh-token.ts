@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Clock } from '@grantline/clock';
 import type { EndedSessions, GrantQueries, People } from '@grantline/directory';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import {
@@ -44,6 +45,7 @@ const grantAndUser = async (
   subject: string,
   catchUpMs: number,
 ) => {
+  // a wait for projections measures elapsed time, not domain time: the system clock
   const deadline = Date.now() + catchUpMs;
   for (;;) {
     const [grant, user] = await Promise.all([deps.grants.get(grantId), deps.people.user(subject)]);
@@ -68,6 +70,8 @@ export const refreshTokenGrant = (deps: {
   defaultAudience: string;
   /** when set, a family dies with the sign-in it came from */
   endedSessions?: EndedSessions | undefined;
+  /** the family's ages and lifetimes are measured on it */
+  clock: Clock;
 }): Grant => ({
   grantType: 'refresh_token',
   async handle({ client, form }) {
@@ -96,7 +100,7 @@ export const refreshTokenGrant = (deps: {
         generation: presented,
         secretDigest: secretDigestOf(secret),
         clientId: client.clientId,
-        now: Date.now(),
+        now: deps.clock.now(),
         ...deps.policy,
         notBefore: user.credentialsChangedAt?.getTime(),
         equal: digestsEqual,

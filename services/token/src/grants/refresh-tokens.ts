@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { Clock } from '@grantline/clock';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { RecordedEvent, TokenEvent } from '@grantline/events';
 import { evolveFamily, type FamilyState, liveAccessTokens, tokenIdOf } from '../domain/refresh-family.ts';
@@ -52,6 +53,7 @@ export const revokeFamily = async (
   familyId: string,
   reason: 'reuse' | 'code_replay' | 'grant_revoked' | 'client',
   accessTokenTtlSeconds: number,
+  clock: Clock,
 ): Promise<void> => {
   for (let attempt = 0; attempt < 10; attempt++) {
     const { state, version } = await loadFamily(store, familyId);
@@ -65,7 +67,7 @@ export const revokeFamily = async (
             clientId: state.clientId,
             grantId: state.grantId,
             reason,
-            accessTokenIds: liveAccessTokens(state, Date.now(), accessTokenTtlSeconds),
+            accessTokenIds: liveAccessTokens(state, clock.now(), accessTokenTtlSeconds),
           },
         },
       ]);
