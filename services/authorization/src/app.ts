@@ -1,3 +1,4 @@
+import { systemClock } from '@grantline/clock';
 import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
@@ -44,7 +45,8 @@ export const buildAuthorization = async (
     level: config.LOG_LEVEL,
     destination: options.logDestination,
   });
-  const runtime = await runtimes({ service: 'authorization', schema: 'authz', logger });
+  const clock = options.clock ?? systemClock;
+  const runtime = await runtimes({ service: 'authorization', schema: 'authz', logger, clock });
   const { pool, schema, kv, topicPrefix } = runtime;
   // credentials first: it carries hashes over from the users table of older versions
   await pool.query(`${credentialsTable(schema)}; ${directoryTables(schema)}`);
@@ -98,6 +100,7 @@ export const buildAuthorization = async (
       verifying: { verdict: config.GRANTLINE_VERDICT_VERIFY_KEYS },
       codeEncryption: config.GRANTLINE_CODE_ENCRYPTION_KEY,
       csrf: config.GRANTLINE_CSRF_KEY,
+      clock,
     }),
     passwords: passwordCheck,
     clients,
@@ -118,10 +121,11 @@ export const buildAuthorization = async (
     sessions: sessionRevocations(kv, topicPrefix, async (sid) =>
       (await runtime.store.readStream(`session-${sid}`)).events.some((e) => e.type === 'UserLoggedOut'),
     ),
-    singleUse: singleUse(kv, kvPrefix),
+    singleUse: singleUse(kv, kvPrefix, clock),
     sessionTtlSeconds: config.SESSION_TTL_SECONDS,
     codeTtlSeconds: config.AUTHORIZATION_CODE_TTL_SECONDS,
     secureCookies: issuer.startsWith('https:'),
+    clock,
   };
   const form = pageForm(100);
 

@@ -1,3 +1,4 @@
+import type { Clock } from '@grantline/clock';
 import type { ClientDirectory, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
 import { type FlowKeys, type Session as SignedSession, STATEMENT } from '@grantline/flow';
@@ -40,6 +41,8 @@ export interface FlowDeps {
   sessionTtlSeconds: number;
   codeTtlSeconds: number;
   secureCookies: boolean;
+  /** sign-in times and what is left of a session (statements' iat/exp are `keys`' own clock, the same one) */
+  clock: Clock;
 }
 
 /** The signed-in user of this browser, if the session is valid and the user may still sign in. */
@@ -60,7 +63,7 @@ export const readSession = async (deps: FlowDeps, req: Request): Promise<Session
 export const startSession = async (deps: FlowDeps, res: Response, userId: string): Promise<Session> => {
   // in seconds with millisecond precision (a NumericDate may be fractional, RFC 7519 §2): a password
   // change in the same second as a sign-in is still told apart as before or after it
-  const session = { sid: randomToken(16), sub: userId, auth_time: Date.now() / 1000 };
+  const session = { sid: randomToken(16), sub: userId, auth_time: deps.clock.now() / 1000 };
   const cookie = await deps.keys.sign(STATEMENT.session, session, deps.sessionTtlSeconds);
   res.cookie(SESSION_COOKIE, cookie, cookieOptions(deps.secureCookies, deps.sessionTtlSeconds * 1000));
   return session;

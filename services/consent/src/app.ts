@@ -1,3 +1,4 @@
+import { systemClock } from '@grantline/clock';
 import {
   ClientDirectory,
   directoryProjection,
@@ -54,7 +55,8 @@ export const buildConsent = async (
     level: config.LOG_LEVEL,
     destination: options.logDestination,
   });
-  const runtime = await runtimes({ service: 'consent', logger });
+  const clock = options.clock ?? systemClock;
+  const runtime = await runtimes({ service: 'consent', logger, clock });
   const { pool, schema, store, kv, topicPrefix } = runtime;
   await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}`);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
@@ -119,13 +121,14 @@ export const buildConsent = async (
       signing: { verdict: config.GRANTLINE_VERDICT_SIGNING_KEY },
       verifying: { session: config.GRANTLINE_SESSION_VERIFY_KEYS },
       csrf: config.GRANTLINE_CSRF_KEY,
+      clock,
     }),
     clients,
     people,
     grants: new GrantQueries(pool, schema),
     store,
     sessions: sessionRevocations(kv, topicPrefix, (sid) => endedSessions.has(sid)),
-    singleUse: singleUse(kv, kvPrefix),
+    singleUse: singleUse(kv, kvPrefix, clock),
     completeUrl: `${authorizationUrl.replace(/\/$/, '')}/oauth2/authorize/complete`,
   };
   const auth = {
@@ -138,6 +141,7 @@ export const buildConsent = async (
       config.GRANTLINE_TOKEN_ENDPOINT ?? `${config.GRANTLINE_ISSUER}/oauth2/token`,
       config.GRANTLINE_ISSUER,
     ],
+    clock,
   };
   const grants = grantManagement(deps, auth, people);
   const form = pageForm(200);

@@ -1,3 +1,4 @@
+import { systemClock } from '@grantline/clock';
 import type { EventStore } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { seal } from '@grantline/keys';
@@ -54,7 +55,8 @@ export const buildRegistry = async (
     level: config.LOG_LEVEL,
     destination: options.logDestination,
   });
-  const runtime = await runtimes({ service: 'registry', logger });
+  const clock = options.clock ?? systemClock;
+  const runtime = await runtimes({ service: 'registry', logger, clock });
   if (config.PASSWORD_SCRYPT_N < OWASP_SCRYPT_N)
     logger.warn(
       { PASSWORD_SCRYPT_N: config.PASSWORD_SCRYPT_N },
@@ -69,6 +71,7 @@ export const buildRegistry = async (
         await hashPassword(password, config.PASSWORD_SCRYPT_N),
       ),
     publicUrl: config.PUBLIC_URL ?? config.GRANTLINE_ISSUER,
+    clock,
     definedScopes: async (names) => {
       const found = await Promise.all(
         names.map(async (n) =>

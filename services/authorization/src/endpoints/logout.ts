@@ -46,7 +46,7 @@ export const logoutSubmit =
           { type: 'UserLoggedOut', data: { userId: session.sub, sessionId: session.sid } },
         ]);
         await deps.sessions
-          .revoke(session.sid, (session.exp ?? 0) - Date.now() / 1000)
+          .revoke(session.sid, (session.exp ?? 0) - deps.clock.now() / 1000)
           .catch((error: unknown) =>
             req.log?.warn({ err: error }, 'sign-out not cached; the event records it'),
           );

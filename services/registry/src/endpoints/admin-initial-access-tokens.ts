@@ -1,3 +1,4 @@
+import { epochSeconds } from '@grantline/clock';
 import { handleCommand } from '@grantline/event-store';
 import { randomToken } from '@grantline/oauth';
 import type { Router } from 'express';
@@ -21,7 +22,7 @@ export const initialAccessTokenRoutes = (router: Router, deps: RegistryDeps) => 
       );
       const tokenId = `iat_${randomToken(12)}`;
       const token = randomToken(32);
-      const now = Math.floor(Date.now() / 1000);
+      const now = epochSeconds(deps.clock);
       await handleCommand(
         deps.store,
         initialAccessTokensStream,

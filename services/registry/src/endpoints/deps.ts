@@ -1,3 +1,4 @@
+import type { Clock } from '@grantline/clock';
 import type { EventStore } from '@grantline/event-store';
 import type { Response } from 'express';
 
@@ -5,6 +6,8 @@ export interface RegistryDeps {
   store: EventStore;
   adminTokenDigest: string;
   publicUrl: string;
+  /** registration and issue times */
+  clock: Clock;
   /** a password's scrypt hash, sealed to the authorization service (the only one that checks passwords) */
   sealPassword: (password: string) => Promise<string>;
   /** which of these scopes the catalogue defines */

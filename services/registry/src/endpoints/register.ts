@@ -1,3 +1,4 @@
+import { epochSeconds } from '@grantline/clock';
 import { handleCommand } from '@grantline/event-store';
 import { formatScope, randomToken } from '@grantline/oauth';
 import type { Request, Response } from 'express';
@@ -19,7 +20,7 @@ export const registerEndpoint = (deps: RegistryDeps) => async (req: Request, res
   const clientId = `cl_${randomToken(16)}`;
   const secret = usesSecret(metadata.tokenEndpointAuthMethod) ? randomToken(32) : undefined;
   const registrationToken = randomToken(32);
-  const now = Math.floor(Date.now() / 1000);
+  const now = epochSeconds(deps.clock);
   await handleCommand(
     deps.store,
     streams.client(clientId),
