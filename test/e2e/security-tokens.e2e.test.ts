@@ -1,3 +1,4 @@
+import { offsetClock } from '@grantline/clock';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTenant, hidden, pkce, redeem, refresh, runFlow, type Tenant } from './flow.ts';
@@ -301,21 +302,28 @@ describe('security checklist: authorization codes and refresh tokens', () => {
   });
 });
 
-describe('security checklist: lifetimes and the refresh grace window (short settings)', () => {
+/**
+ * The lifetimes end to end: every service runs on one clock the test moves past a lifetime, instead
+ * of sleeping through it (the lifetimes themselves, to the millisecond, are unit tests on a manual
+ * clock: services/token/test/lifetimes.unit.test.ts, packages/flow/test/lifetimes.unit.test.ts).
+ * Here: that each service reads the clock it is given. Default lifetimes, except the grace window,
+ * which is off by default.
+ */
+describe('security checklist: lifetimes and the refresh grace window (on a moved clock)', () => {
   let stack: Stack;
   let tenant: Tenant;
+  const clock = offsetClock();
+  const DAY_MS = 86_400_000;
   beforeAll(async () => {
-    stack = await startStack(inject('infra'), {
-      // short, yet with room for a loaded machine between minting a code and redeeming it
-      AUTHORIZATION_CODE_TTL_SECONDS: '3',
-      REFRESH_TOKEN_GRACE_SECONDS: '3',
-      REFRESH_TOKEN_IDLE_SECONDS: '7',
-      REFRESH_TOKEN_ENDS_WITH_SESSION: 'true',
-    });
+    stack = await startStack(
+      inject('infra'),
+      { REFRESH_TOKEN_GRACE_SECONDS: '3', REFRESH_TOKEN_ENDS_WITH_SESSION: 'true' },
+      { clock },
+    );
     tenant = await createTenant(stack);
   }, 120_000);
   afterAll(() => stack?.stop());
-  /** a code redeemed at once (its lifetime here is seconds), checked to have succeeded */
+  /** a code redeemed at once, checked to have succeeded */
   const redeemed = async (flow: Awaited<ReturnType<typeof runFlow>>) => {
     const res = await redeem(stack, tenant, flow.code!, flow.verifier);
     expect(res.status).toBe(200);
@@ -324,7 +332,7 @@ describe('security checklist: lifetimes and the refresh grace window (short sett
 
   it('item 21: a code redeemed after its lifetime is invalid_grant', async () => {
     const flow = await runFlow(stack, tenant, NEW_GRANT);
-    await new Promise((r) => setTimeout(r, 4_100));
+    clock.advance(61_000); // AUTHORIZATION_CODE_TTL_SECONDS: 60
     const res = await redeem(stack, tenant, flow.code!, flow.verifier);
     expect(res.body.error).toBe('invalid_grant');
     expect(res.body.error_description).toMatch(/expired/);
@@ -337,7 +345,7 @@ describe('security checklist: lifetimes and the refresh grace window (short sett
     expect(rotated.body).toMatchObject({ token_type: 'Bearer' });
     const retried = await refresh(stack, tenant, tokens.refresh_token as string);
     expect(retried.body).toMatchObject({ token_type: 'Bearer' });
-    await new Promise((r) => setTimeout(r, 3_300));
+    clock.advance(3_300);
     expect((await refresh(stack, tenant, tokens.refresh_token as string)).body.error).toBe('invalid_grant');
     expect((await refresh(stack, tenant, retried.body.refresh_token as string)).body.error).toBe(
       'invalid_grant',
@@ -368,8 +376,17 @@ describe('security checklist: lifetimes and the refresh grace window (short sett
   it('item 33: a refresh token family unused for longer than the idle limit dies', async () => {
     const flow = await runFlow(stack, tenant, NEW_GRANT);
     const tokens = await redeemed(flow);
-    await new Promise((r) => setTimeout(r, 7_300));
+    const used = await redeemed(await runFlow(stack, tenant, NEW_GRANT));
+    clock.advance(29 * DAY_MS); // REFRESH_TOKEN_IDLE_SECONDS: 30 days
+    const kept = await refresh(stack, tenant, used.refresh_token as string);
+    expect(kept.body).toMatchObject({ token_type: 'Bearer' });
+    clock.advance(DAY_MS + 1_000);
     const res = await refresh(stack, tenant, tokens.refresh_token as string);
     expect(res.body.error).toBe('invalid_grant');
+    expect(res.body.error_description).toMatch(/expired/);
+    // used a day ago: idle for one day only
+    expect((await refresh(stack, tenant, kept.body.refresh_token as string)).body).toMatchObject({
+      token_type: 'Bearer',
+    });
   });
 });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { startAuthorization } from '@grantline/authorization';
+import type { Clock } from '@grantline/clock';
 import { startConsent } from '@grantline/consent';
 import { generateKeyMaterial, type ServiceName, serviceKeyEnv } from '@grantline/keys';
 import { startRegistry } from '@grantline/registry';
@@ -37,6 +38,8 @@ export const startStack = async (
     logDestination?: DestinationStream;
     /** variables for one service only, over `env` */
     only?: Partial<Record<ServiceName, Record<string, string>>>;
+    /** every service's clock (default: the system clock): a test moves it past a lifetime instead of sleeping */
+    clock?: Clock;
   } = {},
 ) => {
   const db = await createTestDatabase(infra);
@@ -61,7 +64,7 @@ export const startStack = async (
     GRANTLINE_TOKEN_ENDPOINT: `${tokenUrl}/oauth2/token`,
     ...env,
   };
-  const { logDestination, only = {} } = options;
+  const { logDestination, only = {}, clock } = options;
   const keyEnv = serviceKeyEnv(KEYS);
   /** what each service is configured with: its own keys only (finding 5) */
   const serviceEnv: Record<ServiceName, Record<string, string>> = {
@@ -98,32 +101,24 @@ export const startStack = async (
   const registry = await startRegistry(
     loadConfig(registryConfigSchema, serviceEnv.registry),
     runtimeOf(serviceEnv.registry),
-    {
-      logDestination,
-    },
+    { logDestination, clock },
   );
   const token = await startToken(
     loadConfig(tokenConfigSchema, serviceEnv.token),
     runtimeOf(serviceEnv.token),
-    {
-      onCrash,
-      logDestination,
-    },
+    { onCrash, logDestination, clock },
   );
   const extraTokens: Awaited<ReturnType<typeof startToken>>[] = [];
   const authorization = await startAuthorization(
     loadConfig(authorizationConfigSchema, serviceEnv.authorization),
     runtimeOf(serviceEnv.authorization),
-    { onCrash, logDestination },
+    { onCrash, logDestination, clock },
   );
   const extraAuthorizations: Awaited<ReturnType<typeof startAuthorization>>[] = [];
   const consent = await startConsent(
     loadConfig(consentConfigSchema, serviceEnv.consent),
     runtimeOf(serviceEnv.consent),
-    {
-      onCrash,
-      logDestination,
-    },
+    { onCrash, logDestination, clock },
   );
   const gateway = await startGateway({
     port: gatewayPort,
@@ -187,7 +182,7 @@ export const startStack = async (
       const another = await startAuthorization(
         loadConfig(authorizationConfigSchema, { ...serviceEnv.authorization, ...extra, PORT: '0' }),
         runtimeOf(serviceEnv.authorization),
-        { onCrash, logDestination },
+        { onCrash, logDestination, clock },
       );
       extraAuthorizations.push(another);
       return { url: another.url, managementUrl: another.managementUrl };
