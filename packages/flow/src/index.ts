@@ -1,2 +1,3 @@
+export * from './cookies.ts';
 export * from './flow-keys.ts';
 export * from './statements.ts';

@@ -81,6 +81,13 @@ export const STATEMENT = {
 
 export type StatementType = (typeof STATEMENT)[keyof typeof STATEMENT];
 
+/**
+ * How long each hand-off statement lives (s): long enough for a user to sign in or decide, short
+ * enough that a leaked link soon means nothing. Sessions and codes are configured
+ * (SESSION_TTL_SECONDS, AUTHORIZATION_CODE_TTL_SECONDS).
+ */
+export const STATEMENT_TTL_SECONDS = { login: 600, consent: 600, verdict: 60 } as const;
+
 /** What each statement type carries. */
 export interface StatementClaims {
   'grantline-login+jwt': LoginChallenge;

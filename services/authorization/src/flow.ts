@@ -1,7 +1,13 @@
 import type { Clock } from '@grantline/clock';
 import type { ClientDirectory, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
-import { type FlowKeys, type Session as SignedSession, STATEMENT } from '@grantline/flow';
+import {
+  type FlowKeys,
+  SESSION_COOKIE,
+  type Session as SignedSession,
+  STATEMENT,
+  STATEMENT_TTL_SECONDS,
+} from '@grantline/flow';
 import {
   cookieOptions,
   cookiesOf,
@@ -14,11 +20,7 @@ import type { LoginLimiter } from './adapters/login-limiter.ts';
 import type { Passwords } from './adapters/passwords.ts';
 import type { AuthorizationRequest } from './domain/authorization-request.ts';
 
-// the hand-off statements (types, `typ`s, keys by purpose) are the contract in packages/flow
-export { STATEMENT };
-
-export const SESSION_COOKIE = 'grantline_session';
-export const LOGIN_CSRF_COOKIE = 'grantline_login_csrf';
+// the hand-off contract (statements, their `typ`s, lifetimes and keys by purpose; cookie names) is packages/flow
 
 export interface Session extends SignedSession {
   /** when the cookie expires (s) */
@@ -78,7 +80,7 @@ export const consentLocation = async (
   const challenge = await deps.keys.sign(
     STATEMENT.consent,
     { req: request, sub: session.sub, sid: session.sid, auth_time: session.auth_time, jti: randomToken(16) },
-    600,
+    STATEMENT_TTL_SECONDS.consent,
   );
   const url = new URL(deps.consentUrl);
   url.searchParams.set('consent_challenge', challenge);

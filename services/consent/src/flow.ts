@@ -1,13 +1,18 @@
 import type { ClientDirectory, GrantQueries, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
-import { type FlowKeys, STATEMENT, type Verified } from '@grantline/flow';
+import {
+  type FlowKeys,
+  SESSION_COOKIE,
+  STATEMENT,
+  STATEMENT_TTL_SECONDS,
+  type Verified,
+} from '@grantline/flow';
 import { cookiesOf, randomToken, type SessionRevocations, type SingleUse } from '@grantline/oauth';
 import type { Request } from 'express';
 
-// the hand-off statements (types, `typ`s, keys by purpose) are the contract in packages/flow
+// the hand-off contract (statements, their `typ`s, lifetimes and keys by purpose; cookie names) is packages/flow
 /** A consent challenge as verified: what the authorization service signed, with its `exp`. */
 export type ConsentChallenge = Verified<typeof STATEMENT.consent>;
-export const SESSION_COOKIE = 'grantline_session';
 
 export interface ConsentDeps {
   /** verifies sessions and consent challenges (public keys only), signs verdicts; CSRF */
@@ -63,7 +68,7 @@ export const verdictLocation = async (
       jti: randomToken(16),
       ...body,
     },
-    60,
+    STATEMENT_TTL_SECONDS.verdict,
   );
   const url = new URL(deps.completeUrl);
   url.searchParams.set('consent_verdict', verdict);

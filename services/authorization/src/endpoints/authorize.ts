@@ -1,3 +1,4 @@
+import { STATEMENT, STATEMENT_TTL_SECONDS } from '@grantline/flow';
 import { randomToken, sendErrorPage, withParameters } from '@grantline/oauth';
 import type { Request, RequestHandler, Response } from 'express';
 import {
@@ -7,7 +8,7 @@ import {
   UntrustedRequest,
   validateRequest,
 } from '../domain/authorization-request.ts';
-import { consentLocation, type FlowDeps, readSession, STATEMENT } from '../flow.ts';
+import { consentLocation, type FlowDeps, readSession } from '../flow.ts';
 
 type Params = Record<string, string | string[] | undefined>;
 
@@ -54,7 +55,11 @@ export const authorizeEndpoint =
       if (!session || request.prompt.includes('login')) {
         if (request.prompt.includes('none'))
           throw new AuthorizationError('login_required', 'the user is not signed in');
-        const challenge = await deps.keys.sign(STATEMENT.login, { req: request, jti: randomToken(16) }, 600);
+        const challenge = await deps.keys.sign(
+          STATEMENT.login,
+          { req: request, jti: randomToken(16) },
+          STATEMENT_TTL_SECONDS.login,
+        );
         res.redirect(303, `/login?login_challenge=${encodeURIComponent(challenge)}`);
         return;
       }

@@ -1,6 +1,7 @@
+import { STATEMENT } from '@grantline/flow';
 import { randomToken, sendErrorPage, withParameters } from '@grantline/oauth';
 import type { RequestHandler } from 'express';
-import { type FlowDeps, readSession, STATEMENT } from '../flow.ts';
+import { type FlowDeps, readSession } from '../flow.ts';
 import { redirectError } from './authorize.ts';
 
 /**

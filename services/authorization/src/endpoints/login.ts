@@ -1,3 +1,4 @@
+import { LOGIN_CSRF_COOKIE, type LoginChallenge, STATEMENT } from '@grantline/flow';
 import {
   cookieOptions,
   cookiesOf,
@@ -7,9 +8,7 @@ import {
   sendErrorPage,
 } from '@grantline/oauth';
 import type { Request, RequestHandler } from 'express';
-import { consentLocation, type FlowDeps, LOGIN_CSRF_COOKIE, STATEMENT, startSession } from '../flow.ts';
-
-type LoginChallenge = { jti: string };
+import { consentLocation, type FlowDeps, startSession } from '../flow.ts';
 
 const loginForm = (challenge: string, csrf: string, error?: string) =>
   renderPage(

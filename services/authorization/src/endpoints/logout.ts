@@ -1,6 +1,7 @@
+import { SESSION_COOKIE } from '@grantline/flow';
 import { cookieOptions, escapeHtml, renderPage, sendErrorPage } from '@grantline/oauth';
 import type { RequestHandler } from 'express';
-import { type FlowDeps, readSession, SESSION_COOKIE } from '../flow.ts';
+import { type FlowDeps, readSession } from '../flow.ts';
 
 const binding = (sid: string) => `logout:${sid}`;
 
