@@ -14,11 +14,12 @@ import {
   randomToken,
   type SessionRevocations,
   type SingleUse,
+  withParameters,
 } from '@grantline/oauth';
 import type { Request, Response } from 'express';
 import type { LoginLimiter } from './adapters/login-limiter.ts';
 import type { Passwords } from './adapters/passwords.ts';
-import type { AuthorizationRequest } from './domain/authorization-request.ts';
+import { type FlowState, transition } from './domain/flow-state.ts';
 
 // the hand-off contract (statements, their `typ`s, lifetimes and keys by purpose; cookie names) is packages/flow
 
@@ -71,18 +72,64 @@ export const startSession = async (deps: FlowDeps, res: Response, userId: string
   return session;
 };
 
-/** Where the browser goes once the user is known: the consent service, with a signed challenge. */
-export const consentLocation = async (
-  deps: FlowDeps,
-  request: AuthorizationRequest,
-  session: Session,
-): Promise<string> => {
-  const challenge = await deps.keys.sign(
-    STATEMENT.consent,
-    { req: request, sub: session.sub, sid: session.sid, auth_time: session.auth_time, jti: randomToken(16) },
-    STATEMENT_TTL_SECONDS.consent,
-  );
-  const url = new URL(deps.consentUrl);
-  url.searchParams.set('consent_challenge', challenge);
-  return url.href;
+/**
+ * Where the browser goes from a state of the flow (domain/flow-state.ts), and what entering that
+ * state takes: a signed challenge to the login form or the consent service, a sealed code or an
+ * error to the client (with `state` and `iss`, RFC 9207). A signed-in flow is handed to consent.
+ */
+export const redirectFor = async (deps: FlowDeps, state: FlowState): Promise<string> => {
+  switch (state.step) {
+    case 'validated':
+    case 'verdict_received':
+      // these wait for an input (the session, the verdict's claim) within the same request
+      throw new Error(`the flow does not leave the server from ${state.step}`);
+    case 'needs_sign_in': {
+      const challenge = await deps.keys.sign(
+        STATEMENT.login,
+        { req: state.request, jti: randomToken(16) },
+        STATEMENT_TTL_SECONDS.login,
+      );
+      return `/login?login_challenge=${encodeURIComponent(challenge)}`;
+    }
+    case 'signed_in': {
+      const handedOff = transition(state, { type: 'consent_requested' });
+      if (!handedOff.ok) throw new Error(`a signed-in flow goes to consent: ${handedOff.refusal.reason}`);
+      return redirectFor(deps, handedOff.state);
+    }
+    case 'awaiting_consent': {
+      const { request, session } = state;
+      const challenge = await deps.keys.sign(
+        STATEMENT.consent,
+        {
+          req: request,
+          sub: session.sub,
+          sid: session.sid,
+          auth_time: session.auth_time,
+          jti: randomToken(16),
+        },
+        STATEMENT_TTL_SECONDS.consent,
+      );
+      const url = new URL(deps.consentUrl);
+      url.searchParams.set('consent_challenge', challenge);
+      return url.href;
+    }
+    case 'code_issued': {
+      // a JWE only the token service can open
+      const code = await deps.keys.encrypt(state.code, deps.codeTtlSeconds);
+      return withParameters(state.request.redirectUri, {
+        code,
+        state: state.request.state,
+        iss: deps.issuer,
+      });
+    }
+    case 'rejected':
+      return withParameters(state.target.redirectUri, {
+        error: state.error,
+        error_description: state.description,
+        state: state.target.state,
+        iss: deps.issuer,
+      });
+    default:
+      return state satisfies never;
+  }
 };

@@ -8,7 +8,8 @@ import {
   sendErrorPage,
 } from '@grantline/oauth';
 import type { Request, RequestHandler } from 'express';
-import { consentLocation, type FlowDeps, startSession } from '../flow.ts';
+import { resumeSignIn, transition } from '../domain/flow-state.ts';
+import { type FlowDeps, redirectFor, startSession } from '../flow.ts';
 
 const loginForm = (challenge: string, csrf: string, error?: string) =>
   renderPage(
@@ -65,7 +66,7 @@ const field = (req: Request, name: string): string | undefined => {
 /**
  * POST /login: checks the CSRF token, the shared lock-out, then the password (scrypt, also for an
  * unknown user, so both cost the same; a hash weaker than the policy is replaced on success).
- * Success starts a session and answers 303 to consent; every password check's outcome is an event
+ * Success starts a session and moves the flow on (303 to consent); every password check's outcome is an event
  * for auditors (an attempt refused by the lock-out is a metric).
  */
 export const loginSubmit =
@@ -128,7 +129,9 @@ export const loginSubmit =
           },
         },
       ]);
-      res.redirect(303, await consentLocation(deps, challenge.req, session));
+      const signedIn = transition(resumeSignIn(challenge), { type: 'signed_in', session });
+      if (!signedIn.ok) throw new Error(`a sign-in always moves the flow on: ${signedIn.refusal.reason}`);
+      res.redirect(303, await redirectFor(deps, signedIn.state));
     } catch (error) {
       next(error);
     }
