@@ -29,6 +29,17 @@ export const grantEventSchemas = {
     grantId: Id,
     reason: z.enum(['user', 'client', 'admin', 'code_replay', 'refresh_reuse']),
   }),
+  /**
+   * The admin ended everything of a subject (account deletion): its grants (each also gets its own
+   * `GrantRevoked`) and every token issued to it, however issued. Stream `subject-revocation-<subject>`.
+   */
+  SubjectRevoked: z.strictObject({ subject: Id, reason: z.enum(['admin']) }),
+  /**
+   * The admin ended everything of a client (a compromised app): its grants (each also gets its own
+   * `GrantRevoked`) and every token issued to it, client credentials included. Stream
+   * `client-revocation-<client_id>`.
+   */
+  ClientRevoked: z.strictObject({ clientId: Id, reason: z.enum(['admin']) }),
 } as const;
 
 /**
