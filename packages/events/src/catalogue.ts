@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { DomainEvent } from './envelope.ts';
-import { grantEventSchemas, sessionEventSchemas } from './grants.ts';
+import { grantEventSchemas, sessionEventSchemas, wideRevocationEventSchemas } from './grants.ts';
 import { registryEventSchemas } from './registry.ts';
 import { tokenEventSchemas } from './tokens.ts';
 import { TOPICS, type Topic } from './topics.ts';
@@ -14,9 +14,10 @@ export type EventsOf<M extends SchemaMap> = {
 
 export type GrantEvent = EventsOf<typeof grantEventSchemas>;
 export type SessionEvent = EventsOf<typeof sessionEventSchemas>;
+export type WideRevocationEvent = EventsOf<typeof wideRevocationEventSchemas>;
 export type TokenEvent = EventsOf<typeof tokenEventSchemas>;
 export type RegistryEvent = EventsOf<typeof registryEventSchemas>;
-export type GrantlineEvent = GrantEvent | SessionEvent | TokenEvent | RegistryEvent;
+export type GrantlineEvent = GrantEvent | WideRevocationEvent | SessionEvent | TokenEvent | RegistryEvent;
 export type EventType = GrantlineEvent['type'];
 
 export interface EventDefinition {
@@ -42,6 +43,7 @@ export const eventCatalogue: ReadonlyMap<string, EventDefinition> = new Map(
   [
     ...define(TOPICS.registry, registryEventSchemas),
     ...define(TOPICS.grants, grantEventSchemas),
+    ...define(TOPICS.grants, wideRevocationEventSchemas),
     ...define(TOPICS.grants, sessionEventSchemas),
     ...define(TOPICS.tokens, tokenEventSchemas),
   ].map((d) => [d.type, d]),

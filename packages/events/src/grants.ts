@@ -29,6 +29,13 @@ export const grantEventSchemas = {
     grantId: Id,
     reason: z.enum(['user', 'client', 'admin', 'code_replay', 'refresh_reuse']),
   }),
+} as const;
+
+/**
+ * Revocations wider than one grant (owned by the consent service, on the grants topic): what a
+ * resource server must deny besides each grant's own `GrantRevoked`.
+ */
+export const wideRevocationEventSchemas = {
   /**
    * The admin ended everything of a subject (account deletion): its grants (each also gets its own
    * `GrantRevoked`) and every token issued to it, however issued. Stream `subject-revocation-<subject>`.
