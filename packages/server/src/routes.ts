@@ -18,6 +18,8 @@ export const PUBLIC_ROUTES: readonly Route[] = [
   { prefix: '/oauth2/register', service: 'registry' },
   { prefix: '/oauth2/grants', service: 'consent' },
   { prefix: '/consent', service: 'consent' },
+  // the signed-in user's connected apps: the page and its JSON API
+  { prefix: '/account', service: 'consent' },
 ];
 /** metadata, the authorization endpoint, sign-in and sign-out */
 export const PUBLIC_FALLBACK: ServiceName = 'authorization';

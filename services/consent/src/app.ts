@@ -13,7 +13,7 @@ import {
 } from '@grantline/directory';
 import { handleCommand } from '@grantline/event-store';
 import { grantEventSchemas, TOPICS } from '@grantline/events';
-import { FlowKeys } from '@grantline/flow';
+import { ACCOUNT_SIGN_IN_PATH, FlowKeys } from '@grantline/flow';
 import {
   failureLimiter,
   jtiGuard,
@@ -34,15 +34,25 @@ import {
   startService,
 } from '@grantline/service-kit';
 import { createLogger } from '@grantline/telemetry';
+import type { AccountDeps } from './account.ts';
 import type { ConsentConfig } from './config.ts';
 import { grantDecider } from './domain/grant.ts';
+import { accountApi } from './endpoints/account-api.ts';
+import { accountPage, accountSubmit } from './endpoints/account-page.ts';
 import { consentPage, consentSubmit } from './endpoints/consent.ts';
 import { grantManagement } from './endpoints/grants.ts';
 import type { ConsentDeps } from './flow.ts';
+import {
+  ConnectionQueries,
+  GRANT_USAGE_EVENTS,
+  grantUsageProjection,
+  grantUsageTable,
+} from './projections/connections.ts';
 
 /**
  * The consent service: owns grants (subject x client x organisations x scopes). It serves the
- * consent page and the Grant Management API, projects the registry, and revokes a grant when the
+ * consent page, the user's connected apps (`/account/connections` and its JSON API) and the Grant
+ * Management API, projects the registry, and revokes a grant when the
  * token service reports refresh-token reuse in it.
  */
 export const buildConsent = async (
@@ -58,7 +68,9 @@ export const buildConsent = async (
   const clock = options.clock ?? systemClock;
   const runtime = await runtimes({ service: 'consent', logger, clock });
   const { pool, schema, store, kv, topicPrefix } = runtime;
-  await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}`);
+  await pool.query(
+    `${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}; ${grantUsageTable(schema)}`,
+  );
   const onCrash = options.onCrash ?? exitOnCrash(logger);
   await runtime.project('consent-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
   await runtime.project('consent-grants', [TOPICS.grants], grantsProjection(schema), onCrash, {
@@ -67,6 +79,10 @@ export const buildConsent = async (
   // sign-outs, the durable record behind the Redis copy the authorization service writes at sign-out
   await runtime.project('consent-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash, {
     types: ['UserLoggedOut'],
+  });
+  // "last used" on the account page: the last access token issued under each grant
+  await runtime.project('consent-grant-usage', [TOPICS.tokens], grantUsageProjection(schema), onCrash, {
+    types: GRANT_USAGE_EVENTS,
   });
   // RFC 9700 §4.14.2: a refresh token used twice means it leaked; the whole grant ends
   await runtime.project(
@@ -144,6 +160,19 @@ export const buildConsent = async (
     clock,
   };
   const grants = grantManagement(deps, auth, people);
+  const account: AccountDeps = {
+    keys: deps.keys,
+    people,
+    clients,
+    store,
+    sessions: deps.sessions,
+    connections: new ConnectionQueries(pool, schema),
+    awaitProjected: (position) => runtime.awaitProjected(position, TOPICS.grants),
+    signInUrl: `${authorizationUrl.replace(/\/$/, '')}${ACCOUNT_SIGN_IN_PATH}`,
+    origin: new URL(config.GRANTLINE_ISSUER).origin,
+    secureCookies: config.GRANTLINE_ISSUER.startsWith('https:'),
+  };
+  const api = accountApi(account);
   const form = pageForm(200);
 
   const service = {
@@ -155,6 +184,16 @@ export const buildConsent = async (
       app.get('/consent', pageHeaders, consentPage(deps));
       app.post('/consent', pageHeaders, form, consentSubmit(deps));
       app.use('/consent', pageErrorBoundary);
+      app.get('/account/connections', pageHeaders, accountPage(account));
+      app.post('/account/connections', pageHeaders, form, accountSubmit(account));
+      app.use('/account/connections', pageErrorBoundary);
+      app.get('/account/api/connections', api.list);
+      app.delete('/account/api/connections/:client_id', api.removeApp);
+      app.delete('/account/api/connections/:client_id/grants/:grant_id', api.removeGrant);
+      app.delete(
+        '/account/api/connections/:client_id/grants/:grant_id/organisations/:organisation_id',
+        api.removeOrganisation,
+      );
       app.get('/oauth2/grants/:grant_id', grants.query);
       app.delete('/oauth2/grants/:grant_id', grants.revoke);
       app.use('/oauth2', oauthErrorBoundary(log));

@@ -1,4 +1,4 @@
-import { LOGIN_CSRF_COOKIE, type LoginChallenge, STATEMENT } from '@grantline/flow';
+import { ACCOUNT_PAGE_PATH, LOGIN_CSRF_COOKIE, type LoginChallenge, STATEMENT } from '@grantline/flow';
 import {
   cookieOptions,
   cookiesOf,
@@ -9,14 +9,27 @@ import {
 } from '@grantline/oauth';
 import type { Request, RequestHandler } from 'express';
 import { resumeSignIn, transition } from '../domain/flow-state.ts';
-import { type FlowDeps, redirectFor, startSession } from '../flow.ts';
+import { type FlowDeps, readSession, redirectFor, startSession } from '../flow.ts';
 
-const loginForm = (challenge: string, csrf: string, error?: string) =>
+/**
+ * What a sign-in is for: one authorization flow (its signed challenge), or the user's own account
+ * page (`/login?return=account`, which only ever leads to the fixed ACCOUNT_PAGE_PATH). The
+ * account sign-in is not a state of the authorization flow (domain/flow-state.ts): no client, no
+ * request, nothing to hand on but the session.
+ */
+type SignInFor = { kind: 'flow'; raw: string; challenge: LoginChallenge } | { kind: 'account' };
+
+const hiddenFields = (target: SignInFor) =>
+  target.kind === 'flow'
+    ? `<input type="hidden" name="login_challenge" value="${escapeHtml(target.raw)}">`
+    : '<input type="hidden" name="return" value="account">';
+
+const loginForm = (target: SignInFor, csrf: string, error?: string) =>
   renderPage(
     'Sign in',
     `<h1>Sign in</h1>${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
 <form method="post" action="/login">
-<input type="hidden" name="login_challenge" value="${escapeHtml(challenge)}">
+${hiddenFields(target)}
 <input type="hidden" name="csrf_token" value="${escapeHtml(csrf)}">
 <label for="username">Username<input type="text" id="username" name="username" autocomplete="username" required></label>
 <label for="password">Password<input type="password" id="password" name="password" autocomplete="current-password" required></label>
@@ -24,23 +37,42 @@ const loginForm = (challenge: string, csrf: string, error?: string) =>
 </form>`,
   );
 
-/** The CSRF binding of the login form: the browser's pre-session cookie and this flow's challenge. */
-const csrfBinding = (cookie: string, challenge: LoginChallenge) => `login:${cookie}:${challenge.jti}`;
+/** The CSRF binding of the login form: the browser's pre-session cookie and this flow's challenge (or the account). */
+const csrfBinding = (cookie: string, target: SignInFor) =>
+  `login:${cookie}:${target.kind === 'flow' ? target.challenge.jti : 'account'}`;
 
-const challengeOf = async (deps: FlowDeps, value: unknown) =>
-  typeof value === 'string' ? deps.keys.verify(STATEMENT.login, value) : undefined;
+/** A verified login challenge, else `return=account` exactly, else nothing (an error page). */
+const signInFor = async (
+  deps: FlowDeps,
+  fields: { challenge: unknown; return: unknown },
+): Promise<SignInFor | undefined> => {
+  if (typeof fields.challenge === 'string') {
+    const challenge = await deps.keys.verify(STATEMENT.login, fields.challenge);
+    return challenge && { kind: 'flow', raw: fields.challenge, challenge };
+  }
+  return fields.return === 'account' ? { kind: 'account' } : undefined;
+};
+
+/** The account page, on the consent service's origin as configured: never a URL from the request. */
+const accountPage = (deps: FlowDeps) => new URL(ACCOUNT_PAGE_PATH, deps.consentUrl).href;
 
 /**
- * GET /login: the sign-in form of one authorization flow. It only exists within a flow (a signed
- * `login_challenge`); there is no `next`/`return_to` parameter, so it cannot redirect off the issuer.
+ * GET /login: the sign-in form of one authorization flow (a signed `login_challenge`), or of the
+ * account page (`return=account`). There is no `next`/`return_to` URL parameter, so it cannot
+ * redirect off the issuer.
  */
 export const loginPage =
   (deps: FlowDeps): RequestHandler =>
   async (req, res, next) => {
     try {
-      const raw = req.query.login_challenge;
-      const challenge = await challengeOf(deps, raw);
-      if (!challenge)
+      const target = await signInFor(deps, {
+        challenge: req.query.login_challenge,
+        return: req.query.return,
+      });
+      // already signed in: the account page needs no second sign-in
+      if (target?.kind === 'account' && (await readSession(deps, req)))
+        return res.redirect(303, accountPage(deps));
+      if (!target)
         return sendErrorPage(
           res,
           400,
@@ -52,7 +84,7 @@ export const loginPage =
         cookie = randomToken(16);
         res.cookie(LOGIN_CSRF_COOKIE, cookie, cookieOptions(deps.secureCookies));
       }
-      res.type('html').send(loginForm(raw as string, deps.keys.csrfToken(csrfBinding(cookie, challenge))));
+      res.type('html').send(loginForm(target, deps.keys.csrfToken(csrfBinding(cookie, target))));
     } catch (error) {
       next(error);
     }
@@ -66,19 +98,21 @@ const field = (req: Request, name: string): string | undefined => {
 /**
  * POST /login: checks the CSRF token, the shared lock-out, then the password (scrypt, also for an
  * unknown user, so both cost the same; a hash weaker than the policy is replaced on success).
- * Success starts a session and moves the flow on (303 to consent); every password check's outcome is an event
+ * Success starts a session and moves the flow on (303 to consent), or goes to the account page; every password check's outcome is an event
  * for auditors (an attempt refused by the lock-out is a metric).
  */
 export const loginSubmit =
   (deps: FlowDeps): RequestHandler =>
   async (req, res, next) => {
     try {
-      const raw = field(req, 'login_challenge');
-      const challenge = await challengeOf(deps, raw);
-      if (!challenge)
+      const target = await signInFor(deps, {
+        challenge: field(req, 'login_challenge'),
+        return: field(req, 'return'),
+      });
+      if (!target)
         return sendErrorPage(res, 400, 'invalid_request', 'the sign-in link is invalid or expired');
       const cookie = cookiesOf(req)[LOGIN_CSRF_COOKIE];
-      if (!cookie || !deps.keys.csrfValid(csrfBinding(cookie, challenge), field(req, 'csrf_token')))
+      if (!cookie || !deps.keys.csrfValid(csrfBinding(cookie, target), field(req, 'csrf_token')))
         return sendErrorPage(
           res,
           403,
@@ -93,7 +127,7 @@ export const loginSubmit =
         res
           .status(status)
           .type('html')
-          .send(loginForm(raw!, field(req, 'csrf_token')!, message));
+          .send(loginForm(target, field(req, 'csrf_token')!, message));
       // names the user if there is one; nothing derived from a username that matches no user
       const failed = (reason: 'unknown_user' | 'wrong_password' | 'disabled', userId?: string) =>
         deps.store.append(`login-${userId ?? randomToken(16)}`, 'any', [
@@ -129,7 +163,8 @@ export const loginSubmit =
           },
         },
       ]);
-      const signedIn = transition(resumeSignIn(challenge), { type: 'signed_in', session });
+      if (target.kind === 'account') return res.redirect(303, accountPage(deps));
+      const signedIn = transition(resumeSignIn(target.challenge), { type: 'signed_in', session });
       if (!signedIn.ok) throw new Error(`a sign-in always moves the flow on: ${signedIn.refusal.reason}`);
       res.redirect(303, await redirectFor(deps, signedIn.state));
     } catch (error) {

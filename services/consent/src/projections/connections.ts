@@ -1,0 +1,73 @@
+import type { ConsumedEvent } from '@grantline/message-bus';
+import type pg from 'pg';
+
+/**
+ * When each grant was last used: the last access token the token service issued under it
+ * (`AccessTokenIssued` on the tokens topic carries its `grantId`). Idempotent: a redelivered or
+ * late event never moves the time back.
+ */
+export const grantUsageTable = (schema: string) => `
+  CREATE TABLE IF NOT EXISTS ${schema}.grant_usage (
+    grant_id text PRIMARY KEY,
+    last_used_at timestamptz NOT NULL
+  )`;
+
+export const GRANT_USAGE_EVENTS = ['AccessTokenIssued'] as const;
+
+export const grantUsageProjection = (schema: string) => async (event: ConsumedEvent, tx: pg.PoolClient) => {
+  if (event.type !== 'AccessTokenIssued') return;
+  const { grantId } = event.data as { grantId?: string };
+  // client_credentials tokens belong to no grant
+  if (!grantId) return;
+  await tx.query(
+    `INSERT INTO ${schema}.grant_usage (grant_id, last_used_at) VALUES ($1, $2)
+     ON CONFLICT (grant_id) DO UPDATE SET last_used_at = GREATEST(${schema}.grant_usage.last_used_at, $2)`,
+    [grantId, new Date(event.time)],
+  );
+};
+
+/** One of the user's active grants as the account page shows it (ids; names are the registry's). */
+export interface ConnectionRow {
+  grantId: string;
+  clientId: string;
+  scopes: string[];
+  organisations: string[];
+  connectedAt: Date;
+  lastUsedAt: Date | undefined;
+}
+
+/**
+ * The signed-in user's connections: their active grants (the grants read model) with when each
+ * was last used, oldest app first and, within an app, oldest grant first.
+ */
+export class ConnectionQueries {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly schema: string,
+  ) {}
+
+  async activeOf(subject: string): Promise<ConnectionRow[]> {
+    const { rows } = await this.pool.query<{
+      grant_id: string;
+      client_id: string;
+      scopes: string[];
+      organisations: string[];
+      created_at: Date;
+      last_used_at: Date | null;
+    }>(
+      `SELECT g.grant_id, g.client_id, g.scopes, g.organisations, g.created_at, u.last_used_at
+       FROM ${this.schema}.grants g LEFT JOIN ${this.schema}.grant_usage u USING (grant_id)
+       WHERE g.subject = $1 AND g.status = 'active' AND cardinality(g.organisations) > 0
+       ORDER BY min(g.created_at) OVER (PARTITION BY g.client_id), g.client_id, g.created_at`,
+      [subject],
+    );
+    return rows.map((r) => ({
+      grantId: r.grant_id,
+      clientId: r.client_id,
+      scopes: r.scopes,
+      organisations: r.organisations,
+      connectedAt: r.created_at,
+      lastUsedAt: r.last_used_at ?? undefined,
+    }));
+  }
+}
