@@ -39,7 +39,7 @@ const grantSection = (csrf: string, app: AppView, grant: GrantView, n: number) =
   const orgs = grant.organisations
     .map(
       (o) =>
-        `<li>${escapeHtml(o.name)} ${button(csrf, { disconnect: 'organisation', ...ids, organisation_id: o.id }, `Disconnect ${o.name}`)}</li>`,
+        `<li><span class="organisation">${escapeHtml(o.name)}</span> ${button(csrf, { disconnect: 'organisation', ...ids, organisation_id: o.id }, `Disconnect ${o.name}`)}</li>`,
     )
     .join('');
   const scopes = grant.scopes
