@@ -180,12 +180,13 @@ describe('connected apps: the account page and its JSON API', () => {
     const grant = await connect(tenant, agent, [tenant.organisations[1]!.id]);
     const { csrf_token } = await list(agent);
     const path = `/${tenant.client.client_id}/grants/${grant.grant_id}`;
-    for (const headers of [
+    const refusedHeaders: Record<string, string>[] = [
       { origin: stack.issuer },
       { 'x-csrf-token': csrf_token },
       { origin: 'https://evil.example', 'x-csrf-token': csrf_token },
       { origin: stack.issuer, 'x-csrf-token': 'x'.repeat(43) },
-    ]) {
+    ];
+    for (const headers of refusedHeaders) {
       const res = await remove(agent, path, headers);
       expect(res.status, JSON.stringify(headers)).toBe(403);
       expect(res.headers.get('content-type')).toContain('application/problem+json');
