@@ -97,6 +97,22 @@ describe('connected apps: the account page and its JSON API', () => {
     expect(again.location).toBe(`${stack.issuer}/account/connections`);
   });
 
+  it('signing out ends access to the page and the API (a copied cookie included)', async () => {
+    const agent = new Agent();
+    expect((await signInToAccount(stack, agent, tenant.user)).status).toBe(200);
+    const copy = new Agent();
+    for (const [k, v] of agent.cookies) copy.cookies.set(k, v);
+    const logout = await agent.request(`${stack.issuer}/logout`);
+    const out = await agent.request(`${stack.issuer}/logout`, {
+      form: { csrf_token: hidden(logout.text, 'csrf_token') },
+    });
+    expect(out.status).toBeLessThan(400);
+    const page = await copy.request(`${stack.issuer}/account/connections`);
+    expect(page.status).toBe(303);
+    expect(page.location).toBe(`${stack.issuer}/login?return=account`);
+    expect((await api(copy)).status).toBe(401);
+  });
+
   it('never redirects anywhere but the account page: no URL from the query (RFC 9700 §4.11.2)', async () => {
     for (const value of ['https://evil.example/', '//evil.example', '/account/connections', 'Account']) {
       const res = await new Agent().request(`${stack.issuer}/login?return=${encodeURIComponent(value)}`);
