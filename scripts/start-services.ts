@@ -199,7 +199,11 @@ try {
     host: process.env.HOST ?? '127.0.0.1',
     targets: byName(serviceUrl),
     managementPort: managementBasePort,
-    managementTargets: { registry: management.registry, token: management.token },
+    managementTargets: {
+      registry: management.registry,
+      token: management.token,
+      consent: management.consent,
+    },
     logger: createLogger({ name: 'gateway' }),
   });
 } catch (error) {

@@ -148,6 +148,8 @@ export const startStack = async (
     /** the token service's management listener (`/admin/keys/rotate`) */
     tokenManagementUrl: token.managementUrl,
     consentUrl,
+    /** the consent service's management listener (`/admin/revocations`) */
+    consentManagementUrl: consent.managementUrl,
     /**
      * Each service's own public listener, behind the gateway: for a test about one listener (what
      * it serves, its /readyz), not for flows, which go through the one origin.

@@ -38,6 +38,10 @@ export class InvalidScope extends OAuthError {
 export class InvalidTarget extends OAuthError {
   readonly error = 'invalid_target';
 }
+/** RFC 7009 §2.2.1: the server cannot revoke tokens of the presented type. */
+export class UnsupportedTokenType extends OAuthError {
+  readonly error = 'unsupported_token_type';
+}
 export class InvalidToken extends OAuthError {
   readonly error = 'invalid_token';
   override readonly status = 401;

@@ -14,6 +14,7 @@ export interface Route {
 /** Public paths, most specific first; whatever matches none goes to `PUBLIC_FALLBACK`. */
 export const PUBLIC_ROUTES: readonly Route[] = [
   { prefix: '/oauth2/token', service: 'token' },
+  { prefix: '/oauth2/revoke', service: 'token' },
   { prefix: '/oauth2/jwks', service: 'token' },
   { prefix: '/oauth2/register', service: 'registry' },
   { prefix: '/oauth2/grants', service: 'consent' },
@@ -27,6 +28,8 @@ export const PUBLIC_FALLBACK: ServiceName = 'authorization';
 /** Management paths (never on the public ingress). */
 export const MANAGEMENT_ROUTES: readonly Route[] = [
   { prefix: '/admin/keys', service: 'token' },
+  // the admin's subject and client revocations: the consent service owns grants
+  { prefix: '/admin/revocations', service: 'consent' },
   { prefix: '/admin', service: 'registry' },
 ];
 

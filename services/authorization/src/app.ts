@@ -85,6 +85,7 @@ export const buildAuthorization = async (
     authorizationEndpoint: `${issuer}/oauth2/authorize`,
     tokenEndpoint: config.GRANTLINE_TOKEN_ENDPOINT ?? `${issuer}/oauth2/token`,
     jwksUri: config.GRANTLINE_JWKS_URI ?? `${issuer}/oauth2/jwks`,
+    revocationEndpoint: config.GRANTLINE_REVOCATION_ENDPOINT ?? `${issuer}/oauth2/revoke`,
     registrationEndpoint: config.GRANTLINE_REGISTRATION_ENDPOINT ?? `${issuer}/oauth2/register`,
     grantManagementEndpoint: config.GRANTLINE_GRANTS_ENDPOINT ?? `${issuer}/oauth2/grants`,
   };

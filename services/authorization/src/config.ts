@@ -9,6 +9,8 @@ export const authorizationConfigSchema = baseConfigSchema.extend({
   /** public URLs of the other services' endpoints; default: the issuer's origin (gateway mode) */
   GRANTLINE_TOKEN_ENDPOINT: z.url().optional(),
   GRANTLINE_JWKS_URI: z.url().optional(),
+  /** the token service's RFC 7009 revocation endpoint, for the metadata (default `<issuer>/oauth2/revoke`) */
+  GRANTLINE_REVOCATION_ENDPOINT: z.url().optional(),
   GRANTLINE_REGISTRATION_ENDPOINT: z.url().optional(),
   /** the consent service's page, `<issuer>/consent` behind a gateway */
   GRANTLINE_CONSENT_URL: z.url().optional(),

@@ -39,6 +39,7 @@ import type { ConsentConfig } from './config.ts';
 import { grantDecider } from './domain/grant.ts';
 import { accountApi } from './endpoints/account-api.ts';
 import { accountPage, accountSubmit } from './endpoints/account-page.ts';
+import { adminRevocations } from './endpoints/admin-revocations.ts';
 import { consentPage, consentSubmit } from './endpoints/consent.ts';
 import { grantManagement } from './endpoints/grants.ts';
 import type { ConsentDeps } from './flow.ts';
@@ -52,8 +53,9 @@ import {
 /**
  * The consent service: owns grants (subject x client x organisations x scopes). It serves the
  * consent page, the user's connected apps (`/account/connections` and its JSON API) and the Grant
- * Management API, projects the registry, and revokes a grant when the
- * token service reports refresh-token reuse in it.
+ * Management API, projects the registry, revokes a grant when the token service reports
+ * refresh-token reuse in it, and serves the admin's subject and client revocations on its
+ * management listener.
  */
 export const buildConsent = async (
   config: ConsentConfig,
@@ -173,6 +175,16 @@ export const buildConsent = async (
     secureCookies: config.GRANTLINE_ISSUER.startsWith('https:'),
   };
   const api = accountApi(account);
+  const revocations = adminRevocations({
+    store,
+    pool,
+    schema,
+    awaitProjected: runtime.awaitProjected,
+    adminToken: config.GRANTLINE_ADMIN_TOKEN,
+    visibilityTimeoutMs: config.REVOCATION_VISIBILITY_TIMEOUT_MS,
+    knownSubject: async (subject) => (await people.user(subject)) !== undefined,
+    knownClient: async (clientId) => (await clients.read(clientId)) !== undefined,
+  });
   const form = pageForm(200);
 
   const service = {
@@ -197,6 +209,10 @@ export const buildConsent = async (
       app.get('/oauth2/grants/:grant_id', grants.query);
       app.delete('/oauth2/grants/:grant_id', grants.revoke);
       app.use('/oauth2', oauthErrorBoundary(log));
+    },
+    managementRoutes: (app) => {
+      app.post('/admin/revocations/subjects/:subject', revocations.subject);
+      app.post('/admin/revocations/clients/:client_id', revocations.client);
     },
   } satisfies ServiceModule;
   return { ...service, runtime };

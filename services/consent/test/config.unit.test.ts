@@ -8,6 +8,7 @@ const base = {
   KAFKA_BROKERS: 'localhost:9092',
   REDIS_URL: 'redis://localhost:6379',
   GRANTLINE_ISSUER: 'https://issuer.example',
+  GRANTLINE_ADMIN_TOKEN: 'a'.repeat(32),
 };
 
 describe('consent configuration', () => {

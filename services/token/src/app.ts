@@ -28,11 +28,19 @@ import { createLogger } from '@grantline/telemetry';
 import type { TokenConfig } from './config.ts';
 import { rotateKeysEndpoint } from './endpoints/admin-keys.ts';
 import { jwksEndpoint } from './endpoints/jwks.ts';
+import { revokeEndpoint } from './endpoints/revoke.ts';
 import { tokenEndpoint } from './endpoints/token.ts';
 import { authorizationCodeGrant } from './grants/authorization-code.ts';
 import { clientCredentialsGrant } from './grants/client-credentials.ts';
 import { refreshTokenGrant } from './grants/refresh-token.ts';
 import { accessTokenIssuer } from './issuer.ts';
+import {
+  WIDE_REVOCATION_TYPES,
+  WideRevocations,
+  wideRevocationsProjection,
+  wideRevocationsTable,
+} from './projections/wide-revocations.ts';
+import type { RevocationDeps } from './revocation.ts';
 
 /** The token service: the token endpoint, signing keys and the JWKS; it projects registry clients. */
 export const buildToken = async (
@@ -52,7 +60,9 @@ export const buildToken = async (
   const clock = options.clock ?? systemClock;
   const runtime = await runtimes({ service: 'token', logger, clock });
   const { pool, schema, kv, topicPrefix } = runtime;
-  await pool.query(`${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}`);
+  await pool.query(
+    `${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}; ${wideRevocationsTable(schema)}`,
+  );
   const kvPrefix = `grantline:${topicPrefix}token:`;
 
   const keys = new KeyManager({
@@ -73,12 +83,20 @@ export const buildToken = async (
   await runtime.project('token-grants', [TOPICS.grants], grantsProjection(schema), onCrash, {
     types: Object.keys(grantEventSchemas),
   });
+  await runtime.project(
+    'token-wide-revocations',
+    [TOPICS.grants],
+    wideRevocationsProjection(schema),
+    onCrash,
+    { types: WIDE_REVOCATION_TYPES },
+  );
   if (config.REFRESH_TOKEN_ENDS_WITH_SESSION)
     await runtime.project('token-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash, {
       types: ['UserLoggedOut'],
     });
   const grants = new GrantQueries(pool, schema);
   const people = new People(pool, schema);
+  const revocations = new WideRevocations(pool, schema);
   // what this service holds of the flow (packages/keys KEY_PURPOSES): it opens codes, and signs nothing
   const flowKeys = new FlowKeys({
     codeDecryption: config.GRANTLINE_CODE_DECRYPTION_KEY,
@@ -105,6 +123,14 @@ export const buildToken = async (
     assertionAudiences: [tokenEndpointUrl, config.GRANTLINE_ISSUER],
     clock,
   };
+  const revocation: RevocationDeps = {
+    store: runtime.store,
+    keys,
+    issuer: config.GRANTLINE_ISSUER,
+    accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+    clock,
+    authorizationCodeClient: async (token) => (await flowKeys.decrypt(token))?.cid,
+  };
 
   const service = {
     name: 'token',
@@ -123,6 +149,7 @@ export const buildToken = async (
               store: runtime.store,
               grants,
               people,
+              revocations,
               issue,
               defaultAudience,
               accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
@@ -132,6 +159,7 @@ export const buildToken = async (
               store: runtime.store,
               grants,
               people,
+              revocations,
               issue,
               defaultAudience,
               policy: {
@@ -149,6 +177,7 @@ export const buildToken = async (
           ],
         }),
       );
+      app.post('/oauth2/revoke', revokeEndpoint({ auth, revocation, logger: log }));
       app.get('/oauth2/jwks', jwksEndpoint(keys));
       app.use('/oauth2', oauthErrorBoundary(log));
     },

@@ -61,12 +61,16 @@ const tokenService = () => {
   const people = {
     user: async () => ({ userId: 'user-1', status: 'active', organisations: ['org-1'] }),
   } as unknown as Parameters<typeof refreshTokenGrant>[0]['people'];
-  const issue: AccessTokenIssuer = async (request) => ({
-    access_token: `at-${request.jti}`,
-    token_type: 'Bearer',
-    expires_in: 600,
-  });
-  const common = { store, grants, people, issue, defaultAudience: 'https://as.example', clock };
+  /** the admin's latest subject or client revocation, as the projection holds it */
+  const wide: { revokedAt?: number; onIssue?: () => void } = {};
+  const revocations = { revokedAt: async () => wide.revokedAt } as unknown as Parameters<
+    typeof refreshTokenGrant
+  >[0]['revocations'];
+  const issue: AccessTokenIssuer = async (request) => {
+    wide.onIssue?.();
+    return { access_token: `at-${request.jti}`, token_type: 'Bearer', expires_in: 600 };
+  };
+  const common = { store, grants, people, revocations, issue, defaultAudience: 'https://as.example', clock };
   const codes = authorizationCodeGrant({
     ...common,
     keys: new FlowKeys({
@@ -111,6 +115,8 @@ const tokenService = () => {
   return {
     clock,
     store,
+    grant,
+    wide,
     code,
     redeem,
     /** a new refresh token family, redeemed now: its generation 0 */
@@ -195,5 +201,51 @@ describe('refresh token family idle and maximum lifetime (item 33)', () => {
     }
     s.clock.advance(1);
     await expect(s.refresh(token)).rejects.toEqual(refused(/refresh token has expired/));
+  });
+});
+
+describe('F10: a revocation racing a refresh or a redemption', () => {
+  const lastFamilyEvent = (s: ReturnType<typeof tokenService>) =>
+    [...s.store.streams.entries()].filter(([id]) => id.startsWith('refresh-')).map(([, e]) => e.at(-1)!);
+
+  it('a grant revoked while the access token is being issued: invalid_grant, and the family is revoked listing that token', async () => {
+    const s = tokenService();
+    const first = await s.family();
+    s.wide.onIssue = () => {
+      s.grant.status = 'revoked';
+    };
+    await expect(s.refresh(first)).rejects.toEqual(refused(/grant has been revoked/));
+    const [last] = lastFamilyEvent(s);
+    expect(last).toMatchObject({ type: 'RefreshFamilyRevoked', data: { reason: 'grant_revoked' } });
+    const issued = (last!.data as { accessTokenIds: string[] }).accessTokenIds.at(-1);
+    const rotated = s.store.streams
+      .get(`refresh-${first.split('.')[0]}`)!
+      .find((e) => e.type === 'RefreshTokenRotated');
+    expect(issued).toBe((rotated!.data as { accessTokenId: string }).accessTokenId);
+  });
+
+  it('a code redeemed while its grant is revoked: invalid_grant, and the family it started is revoked', async () => {
+    const s = tokenService();
+    s.wide.onIssue = () => {
+      s.grant.status = 'revoked';
+    };
+    await expect(s.redeem(await s.code())).rejects.toEqual(refused(/grant has been revoked/));
+    expect(lastFamilyEvent(s)[0]).toMatchObject({
+      type: 'RefreshFamilyRevoked',
+      data: { reason: 'grant_revoked' },
+    });
+  });
+
+  it('an admin subject or client revocation ends the families and codes from before it, not those after', async () => {
+    const s = tokenService();
+    const before = await s.family();
+    const code = await s.code();
+    s.clock.advance(1_000);
+    s.wide.revokedAt = s.clock.now();
+    await expect(s.refresh(before)).rejects.toEqual(refused(/administrator revoked/));
+    await expect(s.redeem(code)).rejects.toEqual(refused(/administrator revoked/));
+    s.clock.advance(1_000);
+    const after = await s.family();
+    await expect(s.refresh(after)).resolves.toMatchObject({ token_type: 'Bearer' });
   });
 });

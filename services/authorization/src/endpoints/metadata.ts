@@ -5,6 +5,7 @@ export interface ServerUrls {
   issuer: string;
   authorizationEndpoint: string;
   tokenEndpoint: string;
+  revocationEndpoint: string;
   jwksUri: string;
   registrationEndpoint: string;
   grantManagementEndpoint: string;
@@ -24,6 +25,15 @@ export const metadataEndpoint =
         authorization_endpoint: u.authorizationEndpoint,
         token_endpoint: u.tokenEndpoint,
         jwks_uri: u.jwksUri,
+        // RFC 7009 (RFC 8414 §2): the client authenticates as at the token endpoint
+        revocation_endpoint: u.revocationEndpoint,
+        revocation_endpoint_auth_methods_supported: [
+          'client_secret_basic',
+          'client_secret_post',
+          'private_key_jwt',
+          'none',
+        ],
+        revocation_endpoint_auth_signing_alg_values_supported: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
         registration_endpoint: u.registrationEndpoint,
         scopes_supported: await scopes(),
         response_types_supported: ['code'],

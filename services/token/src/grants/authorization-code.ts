@@ -6,9 +6,11 @@ import type { TokenEvent } from '@grantline/events';
 import type { FlowKeys } from '@grantline/flow';
 import { InvalidGrant, InvalidRequest, UnauthorizedClient } from '@grantline/oauth';
 import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
+import type { WideRevocations } from '../projections/wide-revocations.ts';
 import { audienceFor } from './audience.ts';
 import type { Grant } from './grant.ts';
 import { familyStream, newFamilyId, newRefreshToken, revokeFamily } from './refresh-tokens.ts';
+import { refuseRevoked } from './still-granted.ts';
 
 /** RFC 7636 §4.1: 43 to 128 characters of [A-Za-z0-9-._~]. */
 const VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
@@ -20,13 +22,16 @@ const s256 = (verifier: string) => createHash('sha256').update(verifier).digest(
  * spent, so a replay with bad parameters revokes nothing. The code is single-use: its redemption is
  * the first event of the code's own stream (expected version "no stream"), so of concurrent
  * redemptions on any number of instances exactly one wins. A second valid redemption revokes the
- * refresh tokens issued from the code and reports the access token for the deny-list.
+ * refresh tokens issued from the code and reports the access token for the deny-list. As with a
+ * refresh (F10), the grant is checked again once the access token is recorded, before answering.
  */
 export const authorizationCodeGrant = (deps: {
   keys: FlowKeys;
   store: EventStore;
   grants: GrantQueries;
   people: People;
+  /** the admin's subject and client revocations */
+  revocations: WideRevocations;
   issue: AccessTokenIssuer;
   defaultAudience: string;
   accessTokenTtlSeconds: number;
@@ -52,7 +57,8 @@ export const authorizationCodeGrant = (deps: {
     if (!VERIFIER.test(form.code_verifier) || s256(form.code_verifier) !== code.cc)
       throw new InvalidGrant('code_verifier does not match the code_challenge');
     const [grant, user] = await Promise.all([deps.grants.get(code.gid), deps.people.user(code.sub)]);
-    if (grant?.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
+    const scope = { grantId: code.gid, subject: code.sub, clientId: client.clientId, since: code.iat * 1000 };
+    await refuseRevoked(deps, scope);
     if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
     if (user?.credentialsChangedAt && user.credentialsChangedAt.getTime() > code.auth_time * 1000)
       throw new InvalidGrant('the user signed in before their password changed');
@@ -118,6 +124,14 @@ export const authorizationCodeGrant = (deps: {
       grantId: code.gid,
       organisations,
     });
+    try {
+      await refuseRevoked(deps, scope);
+    } catch (revoked) {
+      // revoked while the redemption was in flight: the token is recorded, never handed out
+      if (familyId)
+        await revokeFamily(deps.store, familyId, 'grant_revoked', deps.accessTokenTtlSeconds, deps.clock);
+      throw revoked;
+    }
     return { ...response, grant_id: code.gid, ...(refresh && { refresh_token: refresh.token }) };
   },
 });

@@ -12,6 +12,7 @@ import {
 } from '@grantline/oauth';
 import { decideRefresh } from '../domain/refresh-family.ts';
 import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
+import type { WideRevocations } from '../projections/wide-revocations.ts';
 import { audienceFor } from './audience.ts';
 import type { Grant } from './grant.ts';
 import {
@@ -19,8 +20,10 @@ import {
   loadFamily,
   newRefreshToken,
   REFRESH_TOKEN,
+  revokeFamily,
   secretDigestOf,
 } from './refresh-tokens.ts';
+import { refuseRevoked } from './still-granted.ts';
 
 export interface RefreshPolicy {
   /** a retry with the previous token within this many seconds is answered (0: off, the default) */
@@ -58,13 +61,21 @@ const grantAndUser = async (
  * RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every use returns a new refresh token; the scope
  * may only narrow; a rotated token presented again revokes the family and, through the consent
  * service, the grant. Refused once the grant is revoked, its organisations are all disconnected,
- * or the user's password changed or the user was disabled after the family began. Concurrent
- * refreshes with one token race on the family stream's version: one rotates, the other is reuse.
+ * or the user's password changed or the user was disabled after the family began, or the admin
+ * revoked the subject or the client since. Concurrent refreshes with one token race on the family
+ * stream's version: one rotates, the other is reuse.
+ *
+ * F10, a revocation racing the refresh: the grant is read again after the new access token is
+ * recorded, and the response is sent only if it is still not revoked then. So a token handed out
+ * was recorded before this service's projection applied the revocation; one recorded after it is
+ * never handed out (its family is revoked, listing it for the deny-list).
  */
 export const refreshTokenGrant = (deps: {
   store: EventStore;
   grants: GrantQueries;
   people: People;
+  /** the admin's subject and client revocations */
+  revocations: WideRevocations;
   issue: AccessTokenIssuer;
   policy: RefreshPolicy;
   defaultAudience: string;
@@ -90,7 +101,8 @@ export const refreshTokenGrant = (deps: {
       if (state.status === 'none') throw new InvalidGrant('refresh token is invalid');
       const { grant, user } = await grantAndUser(deps, state.grantId, state.subject, deps.policy.catchUpMs);
       if (!grant || !user) throw new InvalidGrant('the grant behind this refresh token is unknown');
-      if (grant.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
+      const scope = { grantId: state.grantId, subject: state.subject, clientId: state.clientId };
+      await refuseRevoked(deps, { ...scope, since: state.startedAt });
       if (user.status === 'disabled') throw new InvalidGrant('the user is disabled');
       if (deps.endedSessions && state.sessionId && (await deps.endedSessions.has(state.sessionId)))
         throw new InvalidGrant('the user signed out of the session that authorized this token');
@@ -139,6 +151,14 @@ export const refreshTokenGrant = (deps: {
           grantId: state.grantId,
           organisations,
         });
+        try {
+          await refuseRevoked(deps, { ...scope, since: state.startedAt });
+        } catch (revoked) {
+          // revoked while this refresh was in flight: the token is recorded, never handed out
+          const { accessTokenTtlSeconds } = deps.policy;
+          await revokeFamily(deps.store, familyId, 'grant_revoked', accessTokenTtlSeconds, deps.clock);
+          throw revoked;
+        }
         return { ...response, refresh_token: next.token, grant_id: state.grantId };
       }
       try {

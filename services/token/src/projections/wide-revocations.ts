@@ -1,0 +1,53 @@
+import type { ConsumedEvent } from '@grantline/message-bus';
+import type pg from 'pg';
+
+/**
+ * The admin's revocations wider than one grant (`SubjectRevoked`, `ClientRevoked`, grants topic),
+ * as the token service keeps them: the latest revocation time per subject and per client. Each
+ * grant revoked with them also gets its own `GrantRevoked`; this table covers what that cannot:
+ * a grant the consent service had not projected yet when the admin revoked, and a code issued
+ * before the revocation and redeemed after it. A family or code from before the time is refused.
+ */
+export const wideRevocationsTable = (schema: string) => `
+  CREATE TABLE IF NOT EXISTS ${schema}.wide_revocations (
+    kind text NOT NULL,
+    id text NOT NULL,
+    revoked_at timestamptz NOT NULL,
+    PRIMARY KEY (kind, id)
+  )`;
+
+export const WIDE_REVOCATION_TYPES = ['SubjectRevoked', 'ClientRevoked'] as const;
+
+/** Keeps the latest time per subject or client (any delivery order, any number of redeliveries). */
+export const wideRevocationsProjection =
+  (schema: string) => async (event: ConsumedEvent, tx: pg.PoolClient) => {
+    const key =
+      event.type === 'SubjectRevoked'
+        ? { kind: 'subject', id: (event.data as { subject: string }).subject }
+        : event.type === 'ClientRevoked'
+          ? { kind: 'client', id: (event.data as { clientId: string }).clientId }
+          : undefined;
+    if (!key) return;
+    await tx.query(
+      `INSERT INTO ${schema}.wide_revocations (kind, id, revoked_at) VALUES ($1, $2, $3)
+     ON CONFLICT (kind, id) DO UPDATE SET revoked_at = GREATEST(${schema}.wide_revocations.revoked_at, EXCLUDED.revoked_at)`,
+      [key.kind, key.id, new Date(event.time)],
+    );
+  };
+
+export class WideRevocations {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly schema: string,
+  ) {}
+
+  /** The latest admin revocation (ms) of the subject or of the client, if any. */
+  async revokedAt(subject: string, clientId: string): Promise<number | undefined> {
+    const { rows } = await this.pool.query<{ at: Date | null }>(
+      `SELECT max(revoked_at) AS at FROM ${this.schema}.wide_revocations
+       WHERE (kind = 'subject' AND id = $1) OR (kind = 'client' AND id = $2)`,
+      [subject, clientId],
+    );
+    return rows[0]?.at?.getTime() ?? undefined;
+  }
+}
