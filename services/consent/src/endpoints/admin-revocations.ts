@@ -68,16 +68,22 @@ const revokeAll = (deps: AdminRevocationDeps, target: Target, param: string): Re
         const id = String(req.params[param]);
         if (!ID.test(id))
           return void problem(res, 400, 'Bad Request', `${param}: printable ASCII, 1 to 200 characters`);
-        const { rows } = await deps.pool.query<{ grant_id: string; status: string }>(
-          `SELECT grant_id, status FROM ${deps.schema}.grants WHERE ${target.column} = $1`,
-          [id],
-        );
-        if (rows.length === 0 && !(await known(id)))
+        const grantsOf = async () =>
+          (
+            await deps.pool.query<{ grant_id: string; status: string }>(
+              `SELECT grant_id, status FROM ${deps.schema}.grants WHERE ${target.column} = $1`,
+              [id],
+            )
+          ).rows;
+        if ((await grantsOf()).length === 0 && !(await known(id)))
           return void problem(res, 404, 'Not Found', `unknown ${target.kind} ${id}`);
         const wide = await deps.store.append(target.stream(id), 'any', [target.event(id)]);
+        // this service's own grants projection reads the same topic: once it has applied the wide
+        // fact it holds every grant created before it, so none is left out of the list below
+        await deps.awaitProjected(wide.lastPosition, TOPICS.grants, deps.visibilityTimeoutMs);
         let last = wide.lastPosition;
         const revoked: string[] = [];
-        for (const { grant_id } of rows.filter((r) => r.status === 'active')) {
+        for (const { grant_id } of (await grantsOf()).filter((r) => r.status === 'active')) {
           const result = await handleCommand(
             deps.store,
             `grant-${grant_id}`,
