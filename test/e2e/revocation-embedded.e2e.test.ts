@@ -52,7 +52,9 @@ describe('revocation in the embedded mode', () => {
   };
 
   it('RFC 7009: a revoked refresh token then fails with invalid_grant; the metadata lists the endpoint', async () => {
-    const meta = await (await fetch(`${server.url}/.well-known/oauth-authorization-server`)).json();
+    const meta = (await (
+      await fetch(`${server.url}/.well-known/oauth-authorization-server`)
+    ).json()) as Record<string, unknown>;
     expect(meta.revocation_endpoint).toBe(`${server.issuer}/oauth2/revoke`);
     const t = await tokens(new Agent());
     const res = await fetch(`${server.url}/oauth2/revoke`, {

@@ -60,7 +60,9 @@ describe('RFC 7009 token revocation', () => {
   afterAll(() => stack?.stop());
 
   it('the metadata lists the revocation endpoint and its client authentication methods (RFC 8414 §2)', async () => {
-    const meta = await (await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`)).json();
+    const meta = (await (
+      await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`)
+    ).json()) as Record<string, unknown>;
     expect(meta.revocation_endpoint).toBe(`${stack.issuer}/oauth2/revoke`);
     expect(meta.revocation_endpoint_auth_methods_supported).toEqual(
       meta.token_endpoint_auth_methods_supported,

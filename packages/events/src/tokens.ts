@@ -64,7 +64,11 @@ export const tokenEventSchemas = {
     accessTokenId: Id,
   }),
   RefreshTokenReuseDetected: z.strictObject({ familyId: Id, tokenId: Id, clientId: Id, grantId: Id }),
-  /** the family's refresh tokens are dead; `accessTokenIds` are the access tokens it issued */
+  /**
+   * the family's refresh tokens are dead; `accessTokenIds` are the access tokens it issued. Reason
+   * `client`: the client revoked it (RFC 7009); `grant_revoked`: its grant was revoked while a
+   * refresh or redemption was in flight (the token it issued was never handed out).
+   */
   RefreshFamilyRevoked: z.strictObject({
     familyId: Id,
     clientId: Id,
