@@ -66,21 +66,26 @@ const raw = (url: string, headers: Record<string, string>) =>
 describe('the development gateway', () => {
   const stopped: { server: Server }[] = [];
   let services: Record<ServiceName, string>;
-  let management: { token: string; registry: string };
+  let management: { token: string; registry: string; consent: string };
   let gateway: Gateway;
 
   beforeAll(async () => {
     const started = await Promise.all(SERVICE_NAMES.map((name) => standIn(name)));
-    const [tokenManagement, registryManagement] = await Promise.all([
+    const [tokenManagement, registryManagement, consentManagement] = await Promise.all([
       standIn('token-management'),
       standIn('registry-management'),
+      standIn('consent-management'),
     ]);
-    stopped.push(...started, tokenManagement, registryManagement);
+    stopped.push(...started, tokenManagement, registryManagement, consentManagement);
     services = Object.fromEntries(SERVICE_NAMES.map((name, i) => [name, started[i]?.origin])) as Record<
       ServiceName,
       string
     >;
-    management = { token: tokenManagement.origin, registry: registryManagement.origin };
+    management = {
+      token: tokenManagement.origin,
+      registry: registryManagement.origin,
+      consent: consentManagement.origin,
+    };
     gateway = await startGateway({
       port: 0,
       host: '127.0.0.1',
@@ -105,6 +110,7 @@ describe('the development gateway', () => {
       ['/oauth2/token', 'token'],
       ['/oauth2/token?grant_type=x', 'token'],
       ['/oauth2/jwks', 'token'],
+      ['/oauth2/revoke', 'token'],
       ['/oauth2/register', 'registry'],
       ['/oauth2/register/client-1', 'registry'],
       ['/oauth2/grants/g-1', 'consent'],
@@ -127,12 +133,15 @@ describe('the development gateway', () => {
     }
   });
 
-  it('routes /admin/keys to the token service and the rest of /admin to the registry, and nothing else', async () => {
+  it('routes /admin/keys to the token service, /admin/revocations to consent and the rest of /admin to the registry, and nothing else', async () => {
     expect(gateway.managementUrl).toBeDefined();
     const at = (path: string) => seen(`${gateway.managementUrl}${path}`).then((echo) => echo.service);
     expect(await at('/admin/keys/rotate')).toBe('token-management');
     expect(await at('/admin/keys')).toBe('token-management');
     expect(await at('/admin/keysets')).toBe('registry-management');
+    expect(await at('/admin/revocations/subjects/usr_1')).toBe('consent-management');
+    expect(await at('/admin/revocations/clients/c-1')).toBe('consent-management');
+    expect(await at('/admin/revocationsx')).toBe('registry-management');
     expect(await at('/admin/initial-access-tokens')).toBe('registry-management');
     const metrics = await fetch(`${gateway.managementUrl}/metrics`);
     expect(metrics.status).toBe(404);
