@@ -42,7 +42,10 @@ import {
 } from './projections/wide-revocations.ts';
 import type { RevocationDeps } from './revocation.ts';
 
-/** The token service: the token endpoint, signing keys and the JWKS; it projects registry clients. */
+/**
+ * The token service: the token and revocation (RFC 7009) endpoints, signing keys and the JWKS; it
+ * projects registry clients, grants and the admin's subject and client revocations.
+ */
 export const buildToken = async (
   config: TokenConfig,
   runtimes: RuntimeFactory,

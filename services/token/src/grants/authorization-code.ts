@@ -58,7 +58,7 @@ export const authorizationCodeGrant = (deps: {
       throw new InvalidGrant('code_verifier does not match the code_challenge');
     const [grant, user] = await Promise.all([deps.grants.get(code.gid), deps.people.user(code.sub)]);
     const scope = { grantId: code.gid, subject: code.sub, clientId: client.clientId, since: code.iat * 1000 };
-    await refuseRevoked(deps, scope);
+    await refuseRevoked(deps, scope, { grant });
     if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
     if (user?.credentialsChangedAt && user.credentialsChangedAt.getTime() > code.auth_time * 1000)
       throw new InvalidGrant('the user signed in before their password changed');

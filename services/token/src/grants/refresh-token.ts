@@ -102,7 +102,7 @@ export const refreshTokenGrant = (deps: {
       const { grant, user } = await grantAndUser(deps, state.grantId, state.subject, deps.policy.catchUpMs);
       if (!grant || !user) throw new InvalidGrant('the grant behind this refresh token is unknown');
       const scope = { grantId: state.grantId, subject: state.subject, clientId: state.clientId };
-      await refuseRevoked(deps, { ...scope, since: state.startedAt });
+      await refuseRevoked(deps, { ...scope, since: state.startedAt }, { grant });
       if (user.status === 'disabled') throw new InvalidGrant('the user is disabled');
       if (deps.endedSessions && state.sessionId && (await deps.endedSessions.has(state.sessionId)))
         throw new InvalidGrant('the user signed out of the session that authorized this token');

@@ -1,4 +1,4 @@
-import type { GrantQueries } from '@grantline/directory';
+import type { GrantQueries, GrantRecord } from '@grantline/directory';
 import { InvalidGrant } from '@grantline/oauth';
 import type { WideRevocations } from '../projections/wide-revocations.ts';
 
@@ -16,9 +16,11 @@ export interface RevocationViews {
 export const refuseRevoked = async (
   views: RevocationViews,
   subject: { grantId: string; subject: string; clientId: string; since: number },
+  /** the grant as the caller just read it (else it is read now) */
+  read?: { grant: GrantRecord | undefined },
 ): Promise<void> => {
   const [grant, revokedAt] = await Promise.all([
-    views.grants.get(subject.grantId),
+    read ? read.grant : views.grants.get(subject.grantId),
     views.revocations.revokedAt(subject.subject, subject.clientId),
   ]);
   if (grant?.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
