@@ -66,6 +66,16 @@ describe('pnpm start:services', () => {
       expect(
         (await fetch(`http://127.0.0.1:${management}/admin/keys/rotate`, { method: 'POST' })).status,
       ).toBe(401);
+      // the admin's revocations reach the consent service through the management gateway
+      const unknownSubject = await fetch(
+        `http://127.0.0.1:${management}/admin/revocations/subjects/usr_nobody`,
+        {
+          method: 'POST',
+          headers: { authorization: `Bearer ${adminToken}` },
+        },
+      );
+      expect(unknownSubject.status).toBe(404);
+      expect(await unknownSubject.json()).toMatchObject({ detail: 'unknown subject usr_nobody' });
       // each service's own management listener still serves /metrics and the detailed /readyz
       expect((await fetch(`http://127.0.0.1:${management + 3}/metrics`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${management + 2}/readyz`)).status).toBe(200);
