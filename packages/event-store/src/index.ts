@@ -3,7 +3,15 @@ export * from './errors.ts';
 export * from './group-commit.ts';
 export { pglitePool } from './pglite/pool.ts';
 export * from './port.ts';
-export { assertSchemaName, MIGRATIONS, migrate } from './postgres/migrations.ts';
+export {
+  assertSchemaName,
+  MIGRATIONS,
+  type Migration,
+  migrate,
+  migrateReadModel,
+  migrateReadModels,
+  type ReadModelMigrations,
+} from './postgres/migrations.ts';
 export { PostgresEventStore, type PostgresEventStoreOptions, toRecordedEvent } from './postgres/store.ts';
 export * from './relay.ts';
 export * from './retry.ts';

@@ -3,9 +3,10 @@ import { createTestDatabase, type TestDatabase } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ConcurrencyError } from '../src/errors.ts';
 import { GroupCommit } from '../src/group-commit.ts';
-import { MIGRATIONS, migrate } from '../src/postgres/migrations.ts';
+import { MIGRATIONS, migrate, migrateReadModel } from '../src/postgres/migrations.ts';
 import { PostgresEventStore } from '../src/postgres/store.ts';
 import { eventStoreContract, grantCreated, orgConnected } from './contract.ts';
+import { readModelMigrationsContract } from './read-model-migrations.ts';
 
 let db: TestDatabase;
 let store: PostgresEventStore;
@@ -18,6 +19,7 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 eventStoreContract('postgres', () => store);
+readModelMigrationsContract('postgres', () => db.pool);
 
 describe('Postgres event store', () => {
   it('applies migrations once, recording each version', async () => {
@@ -29,6 +31,18 @@ describe('Postgres event store', () => {
   it('migrates safely when several instances start at once', async () => {
     const results = await Promise.all([1, 2, 3].map(() => migrate(db.pool, 'registry')));
     expect(results.flat()).toEqual(MIGRATIONS.map((m) => m.version));
+  });
+
+  it('migrates a read model safely when several instances start at once', async () => {
+    const model = {
+      model: 'notes',
+      migrations: [
+        { version: 1, name: 'notes', sql: 'CREATE TABLE {schema}.notes (id text PRIMARY KEY)' },
+        { version: 2, name: 'bodies', sql: 'ALTER TABLE {schema}.notes ADD COLUMN body text' },
+      ],
+    };
+    const results = await Promise.all([1, 2, 3].map(() => migrateReadModel(db.pool, 'registry', model)));
+    expect(results.flat()).toEqual([1, 2]);
   });
 
   it('rejects a schema name that is not a plain identifier', () => {
