@@ -1,0 +1,57 @@
+import type { DomainEvent, EventType, GrantlineEvent } from '@grantline/events';
+import type pg from 'pg';
+import type { ConsumedEvent } from './port.ts';
+
+/**
+ * A consumed event as one member of the union `E`: checking `type` narrows `data` to that event's
+ * schema (distributes over the union, so a `switch` on `type` discriminates).
+ */
+export type Consumed<E extends DomainEvent> = E extends DomainEvent
+  ? Omit<ConsumedEvent, 'type' | 'data'> & { readonly type: E['type']; readonly data: E['data'] }
+  : never;
+
+/** The Grantline events of the given types, e.g. `EventOf<'GrantCreated' | 'GrantRevoked'>`. */
+export type EventOf<T extends EventType> = Extract<GrantlineEvent, { type: T }>;
+
+/**
+ * What the runtime feeds from topics (a read model's projection, or a reactor): the event types it
+ * handles, and how it applies one inside the transaction that records the event as processed.
+ * Events of other types never reach `apply` (nor open a transaction).
+ */
+export interface Projection {
+  readonly types: readonly EventType[];
+  readonly apply: (event: ConsumedEvent, tx: pg.PoolClient) => Promise<void>;
+}
+
+/**
+ * The consumed event typed by its `type`, or undefined when it is not one of `types`. Sound because
+ * every consumed event's data was validated against the schema of its type when it was decoded.
+ */
+export const typedEvent = <const T extends EventType>(
+  event: ConsumedEvent,
+  types: readonly T[],
+): Consumed<EventOf<T>> | undefined =>
+  (types as readonly string[]).includes(event.type) ? (event as Consumed<EventOf<T>>) : undefined;
+
+/**
+ * A projection of the given event types; `apply` receives them as a discriminated union, so a
+ * `switch (event.type)` ending in a `never` check covers exactly the types listed.
+ */
+export const onEvents = <const T extends EventType>(
+  types: readonly T[],
+  apply: (event: Consumed<EventOf<T>>, tx: pg.PoolClient) => Promise<unknown>,
+): Projection => ({
+  types,
+  apply: async (event, tx) => {
+    const typed = typedEvent(event, types);
+    if (typed) await apply(typed, tx);
+  },
+});
+
+/** Several projections as one: applied in order, in one transaction per event. */
+export const combine = (...projections: readonly Projection[]): Projection => ({
+  types: [...new Set(projections.flatMap((p) => p.types))],
+  apply: async (event, tx) => {
+    for (const p of projections) await p.apply(event, tx);
+  },
+});
