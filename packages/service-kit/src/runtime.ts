@@ -12,20 +12,17 @@ import {
 import { deadLetterTopic, TOPICS } from '@grantline/events';
 import { type KeyValueStore, MemoryKeyValueStore, RedisKeyValueStore } from '@grantline/key-value';
 import {
-  type ConsumedEvent,
   InProcessMessageBus,
   idempotentProjection,
   KafkaMessageBus,
   type MessageBus,
+  type Projection,
 } from '@grantline/message-bus';
 import type { Logger } from '@grantline/telemetry';
 import pg from 'pg';
 import { StartupError } from './config.ts';
 import type { ReadinessCheck } from './health.ts';
 import { connectRedis } from './redis.ts';
-
-/** A projection's handler: applies one event in the transaction that records it as applied. */
-export type Projector = (event: ConsumedEvent, tx: pg.PoolClient) => Promise<void>;
 
 /**
  * What every event-sourced service stands on, whichever mode runs it: its schema on a Postgres (a
@@ -49,17 +46,16 @@ export interface Runtime {
   /** run in order at shutdown: subscriptions, relay flush, connections */
   readonly shutdown: (() => Promise<unknown>)[];
   /**
-   * Keeps a read model of this service up to date from topics: each event applied once, in the
-   * transaction that records it (consumer group = `name`); stopped before the bus closes. With
-   * `types`, events of other types are passed over without touching the database (a projection
-   * that reacts to one event type of a busy topic then costs nothing for the rest).
+   * Keeps a read model of this service up to date from topics (or runs a reactor): each event applied
+   * once, in the transaction that records it (consumer group = `name`); stopped before the bus
+   * closes. Events of types the projection does not handle are passed over without touching the
+   * database (a reactor to one event type of a busy topic then costs nothing for the rest).
    */
   project(
     name: string,
     topics: readonly string[],
-    apply: Projector,
+    projection: Projection,
     onCrash: (error: Error) => void,
-    options?: { types?: readonly string[] },
   ): Promise<void>;
   /**
    * Read-your-writes for a command whose effect other services project: resolves once the event at
@@ -128,17 +124,15 @@ const assemble = async (
     topicPrefix: parts.topicPrefix,
     readiness: parts.readiness,
     shutdown,
-    project: async (name, topics, apply, onCrash, options = {}) => {
-      const idempotent = idempotentProjection({ pool, schema, consumer: name, project: apply });
-      const types = options.types && new Set(options.types);
+    project: async (name, topics, projection, onCrash) => {
+      const idempotent = idempotentProjection({ pool, schema, consumer: name, project: projection.apply });
+      const types = new Set<string>(projection.types);
       subscriptions.push(
         await bus.subscribe({
           groupId: name,
           topics,
           onCrash,
-          handle: types
-            ? (event) => (types.has(event.type) ? idempotent(event) : Promise.resolve())
-            : idempotent,
+          handle: (event) => (types.has(event.type) ? idempotent(event) : Promise.resolve()),
         }),
       );
     },

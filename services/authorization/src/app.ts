@@ -1,7 +1,8 @@
 import { systemClock } from '@grantline/clock';
-import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
+import { migrateReadModels } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
+import { combine } from '@grantline/message-bus';
 import {
   OWASP_SCRYPT_N,
   pageErrorBoundary,
@@ -10,6 +11,12 @@ import {
   sessionRevocations,
   singleUse,
 } from '@grantline/oauth';
+import {
+  ClientDirectory,
+  People,
+  registryDirectoryProjection,
+  registryDirectoryTables,
+} from '@grantline/registry-directory';
 import {
   exitOnCrash,
   listenOptions,
@@ -28,7 +35,7 @@ import { loginPage, loginSubmit } from './endpoints/login.ts';
 import { logoutPage, logoutSubmit } from './endpoints/logout.ts';
 import { metadataEndpoint, type ServerUrls } from './endpoints/metadata.ts';
 import type { FlowDeps } from './flow.ts';
-import { Credentials, credentialsProjection, credentialsTable } from './projections/credentials.ts';
+import { Credentials, credentialsProjection, credentialsTables } from './projections/credentials.ts';
 
 /**
  * The authorization service: the authorization endpoint, sign-in and sessions, and the issuer's
@@ -49,18 +56,16 @@ export const buildAuthorization = async (
   const runtime = await runtimes({ service: 'authorization', schema: 'authz', logger, clock });
   const { pool, schema, kv, topicPrefix } = runtime;
   // credentials first: it carries hashes over from the users table of older versions
-  await pool.query(`${credentialsTable(schema)}; ${directoryTables(schema)}`);
+  await migrateReadModels(pool, schema, [credentialsTables, ...registryDirectoryTables]);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
-  const directory = directoryProjection(schema);
-  const credentials = credentialsProjection(schema, config.GRANTLINE_CREDENTIALS_DECRYPTION_KEY);
   // a user and their password hash arrive in one transaction: sign-in never sees one without the other
   await runtime.project(
     'authorization-directory',
     [TOPICS.registry],
-    async (event, tx) => {
-      await directory(event, tx);
-      await credentials(event, tx);
-    },
+    combine(
+      registryDirectoryProjection(schema),
+      credentialsProjection(schema, config.GRANTLINE_CREDENTIALS_DECRYPTION_KEY),
+    ),
     onCrash,
   );
   if (config.PASSWORD_SCRYPT_N < OWASP_SCRYPT_N)

@@ -1,5 +1,4 @@
 import type { Clock } from '@grantline/clock';
-import type { ClientDirectory, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
 import {
   type FlowKeys,
@@ -16,6 +15,7 @@ import {
   type SingleUse,
   withParameters,
 } from '@grantline/oauth';
+import type { ClientDirectory, People } from '@grantline/registry-directory';
 import type { Request, Response } from 'express';
 import type { LoginLimiter } from './adapters/login-limiter.ts';
 import type { Passwords } from './adapters/passwords.ts';

@@ -1,8 +1,8 @@
-import type { ClientDirectory, People } from '@grantline/directory';
 import { type EventStore, handleCommand } from '@grantline/event-store';
 import type { GrantEvent } from '@grantline/events';
 import { type FlowKeys, SESSION_COOKIE, STATEMENT } from '@grantline/flow';
 import { cookiesOf, type SessionRevocations } from '@grantline/oauth';
+import type { ClientDirectory, People } from '@grantline/registry-directory';
 import type { Request } from 'express';
 import { type GrantCommand, type GrantState, grantDecider } from './domain/grant.ts';
 import type { ConnectionQueries } from './projections/connections.ts';

@@ -1,19 +1,17 @@
 import { systemClock } from '@grantline/clock';
+import { handleCommand, migrateReadModels } from '@grantline/event-store';
+import { TOPICS } from '@grantline/events';
+import { ACCOUNT_SIGN_IN_PATH, FlowKeys } from '@grantline/flow';
 import {
-  ClientDirectory,
-  directoryProjection,
-  directoryTables,
+  activeGrantsWithOrganisation,
   EndedSessions,
   endedSessionsProjection,
-  endedSessionsTable,
+  endedSessionsTables,
   GrantQueries,
   grantsProjection,
-  grantsTable,
-  People,
-} from '@grantline/directory';
-import { handleCommand } from '@grantline/event-store';
-import { grantEventSchemas, TOPICS } from '@grantline/events';
-import { ACCOUNT_SIGN_IN_PATH, FlowKeys } from '@grantline/flow';
+  grantsTables,
+} from '@grantline/grant-directory';
+import { onEvents } from '@grantline/message-bus';
 import {
   failureLimiter,
   jtiGuard,
@@ -25,6 +23,12 @@ import {
   sessionRevocations,
   singleUse,
 } from '@grantline/oauth';
+import {
+  ClientDirectory,
+  People,
+  registryDirectoryProjection,
+  registryDirectoryTables,
+} from '@grantline/registry-directory';
 import {
   exitOnCrash,
   listenOptions,
@@ -43,12 +47,7 @@ import { adminRevocations } from './endpoints/admin-revocations.ts';
 import { consentPage, consentSubmit } from './endpoints/consent.ts';
 import { grantManagement } from './endpoints/grants.ts';
 import type { ConsentDeps } from './flow.ts';
-import {
-  ConnectionQueries,
-  GRANT_USAGE_EVENTS,
-  grantUsageProjection,
-  grantUsageTable,
-} from './projections/connections.ts';
+import { ConnectionQueries, grantUsageProjection, grantUsageTables } from './projections/connections.ts';
 
 /**
  * The consent service: owns grants (subject x client x organisations x scopes). It serves the
@@ -70,61 +69,49 @@ export const buildConsent = async (
   const clock = options.clock ?? systemClock;
   const runtime = await runtimes({ service: 'consent', logger, clock });
   const { pool, schema, store, kv, topicPrefix } = runtime;
-  await pool.query(
-    `${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}; ${grantUsageTable(schema)}`,
-  );
+  await migrateReadModels(pool, schema, [
+    ...registryDirectoryTables,
+    grantsTables,
+    endedSessionsTables,
+    grantUsageTables,
+  ]);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
-  await runtime.project('consent-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
-  await runtime.project('consent-grants', [TOPICS.grants], grantsProjection(schema), onCrash, {
-    types: Object.keys(grantEventSchemas),
-  });
+  await runtime.project('consent-directory', [TOPICS.registry], registryDirectoryProjection(schema), onCrash);
+  await runtime.project('consent-grants', [TOPICS.grants], grantsProjection(schema), onCrash);
   // sign-outs, the durable record behind the Redis copy the authorization service writes at sign-out
-  await runtime.project('consent-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash, {
-    types: ['UserLoggedOut'],
-  });
+  await runtime.project('consent-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash);
   // "last used" on the account page: the last access token issued under each grant
-  await runtime.project('consent-grant-usage', [TOPICS.tokens], grantUsageProjection(schema), onCrash, {
-    types: GRANT_USAGE_EVENTS,
-  });
+  await runtime.project('consent-grant-usage', [TOPICS.tokens], grantUsageProjection(schema), onCrash);
   // RFC 9700 §4.14.2: a refresh token used twice means it leaked; the whole grant ends
   await runtime.project(
     'consent-token-reuse',
     [TOPICS.tokens],
-    async (event) => {
-      if (event.type !== 'RefreshTokenReuseDetected') return;
-      const { grantId } = event.data as { grantId: string };
-      await handleCommand(
+    onEvents(['RefreshTokenReuseDetected'], (event) =>
+      handleCommand(
         store,
-        `grant-${grantId}`,
+        `grant-${event.data.grantId}`,
         { type: 'Revoke', reason: 'refresh_reuse' },
         grantDecider,
-      );
-    },
+      ),
+    ),
     onCrash,
-    { types: ['RefreshTokenReuseDetected'] },
   );
 
   // an organisation the user leaves is disconnected from each of the user's grants
   await runtime.project(
     'consent-memberships',
     [TOPICS.registry],
-    async (event, tx) => {
-      if (event.type !== 'UserRemovedFromOrganisation') return;
-      const { userId, organisationId } = event.data as { userId: string; organisationId: string };
-      const { rows } = await tx.query<{ grant_id: string }>(
-        `SELECT grant_id FROM ${schema}.grants WHERE subject = $1 AND status = 'active' AND $2 = ANY(organisations)`,
-        [userId, organisationId],
-      );
-      for (const { grant_id } of rows)
+    onEvents(['UserRemovedFromOrganisation'], async (event, tx) => {
+      const { userId, organisationId } = event.data;
+      for (const grantId of await activeGrantsWithOrganisation(tx, schema, userId, organisationId))
         await handleCommand(
           store,
-          `grant-${grant_id}`,
+          `grant-${grantId}`,
           { type: 'DisconnectOrganisation', organisationId },
           grantDecider,
         );
-    },
+    }),
     onCrash,
-    { types: ['UserRemovedFromOrganisation'] },
   );
 
   const kvPrefix = `grantline:${topicPrefix}consent:`;

@@ -1,4 +1,3 @@
-import type { ClientDirectory, GrantQueries, People } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
 import {
   type FlowKeys,
@@ -7,7 +6,9 @@ import {
   STATEMENT_TTL_SECONDS,
   type Verified,
 } from '@grantline/flow';
+import type { GrantQueries } from '@grantline/grant-directory';
 import { cookiesOf, randomToken, type SessionRevocations, type SingleUse } from '@grantline/oauth';
+import type { ClientDirectory, People } from '@grantline/registry-directory';
 import type { Request } from 'express';
 
 // the hand-off contract (statements, their `typ`s, lifetimes and keys by purpose; cookie names) is packages/flow

@@ -1,16 +1,17 @@
-import { grantsTable } from '@grantline/directory';
+import { migrateReadModels } from '@grantline/event-store';
+import { grantsTables } from '@grantline/grant-directory';
 import type { ConsumedEvent } from '@grantline/message-bus';
 import { createTestDatabase, type TestDatabase } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ConnectionQueries, grantUsageProjection, grantUsageTable } from '../src/projections/connections.ts';
+import { ConnectionQueries, grantUsageProjection, grantUsageTables } from '../src/projections/connections.ts';
 
 let db: TestDatabase;
 
 beforeAll(async () => {
   db = await createTestDatabase(inject('infra'), 3);
-  await db.pool.query(`CREATE SCHEMA consent; ${grantsTable('consent')}; ${grantUsageTable('consent')}`);
-  // created idempotently: a restart runs it again
-  await db.pool.query(grantUsageTable('consent'));
+  await migrateReadModels(db.pool, 'consent', [grantsTables, grantUsageTables]);
+  // a restart migrates again: nothing left to apply
+  await migrateReadModels(db.pool, 'consent', [grantsTables, grantUsageTables]);
 });
 afterAll(() => db?.drop());
 
@@ -47,7 +48,7 @@ const grant = (id: string, subject: string, clientId: string, createdAt: string,
 const apply = async (event: ConsumedEvent) => {
   const tx = await db.pool.connect();
   try {
-    await grantUsageProjection('consent')(event, tx);
+    await grantUsageProjection('consent').apply(event, tx);
   } finally {
     tx.release();
   }

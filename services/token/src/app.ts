@@ -1,21 +1,23 @@
 import { systemClock } from '@grantline/clock';
+import { GroupCommit, migrateReadModels } from '@grantline/event-store';
+import { TOPICS } from '@grantline/events';
+import { FlowKeys } from '@grantline/flow';
 import {
-  ClientDirectory,
-  directoryProjection,
-  directoryTables,
   EndedSessions,
   endedSessionsProjection,
-  endedSessionsTable,
+  endedSessionsTables,
   GrantQueries,
   grantsProjection,
-  grantsTable,
-  People,
-} from '@grantline/directory';
-import { GroupCommit } from '@grantline/event-store';
-import { grantEventSchemas, TOPICS } from '@grantline/events';
-import { FlowKeys } from '@grantline/flow';
+  grantsTables,
+} from '@grantline/grant-directory';
 import { KeyEncryptionKey, KeyManager } from '@grantline/keys';
 import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
+import {
+  ClientDirectory,
+  People,
+  registryDirectoryProjection,
+  registryDirectoryTables,
+} from '@grantline/registry-directory';
 import {
   exitOnCrash,
   listenOptions,
@@ -35,10 +37,9 @@ import { clientCredentialsGrant } from './grants/client-credentials.ts';
 import { refreshTokenGrant } from './grants/refresh-token.ts';
 import { accessTokenIssuer } from './issuer.ts';
 import {
-  WIDE_REVOCATION_TYPES,
   WideRevocations,
   wideRevocationsProjection,
-  wideRevocationsTable,
+  wideRevocationsTables,
 } from './projections/wide-revocations.ts';
 import type { RevocationDeps } from './revocation.ts';
 
@@ -63,9 +64,12 @@ export const buildToken = async (
   const clock = options.clock ?? systemClock;
   const runtime = await runtimes({ service: 'token', logger, clock });
   const { pool, schema, kv, topicPrefix } = runtime;
-  await pool.query(
-    `${directoryTables(schema)}; ${grantsTable(schema)}; ${endedSessionsTable(schema)}; ${wideRevocationsTable(schema)}`,
-  );
+  await migrateReadModels(pool, schema, [
+    ...registryDirectoryTables,
+    grantsTables,
+    endedSessionsTables,
+    wideRevocationsTables,
+  ]);
   const kvPrefix = `grantline:${topicPrefix}token:`;
 
   const keys = new KeyManager({
@@ -82,21 +86,16 @@ export const buildToken = async (
   const clients = new ClientDirectory(pool, schema);
   const unwatchClients = clients.watch(logger);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
-  await runtime.project('token-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
-  await runtime.project('token-grants', [TOPICS.grants], grantsProjection(schema), onCrash, {
-    types: Object.keys(grantEventSchemas),
-  });
+  await runtime.project('token-directory', [TOPICS.registry], registryDirectoryProjection(schema), onCrash);
+  await runtime.project('token-grants', [TOPICS.grants], grantsProjection(schema), onCrash);
   await runtime.project(
     'token-wide-revocations',
     [TOPICS.grants],
     wideRevocationsProjection(schema),
     onCrash,
-    { types: WIDE_REVOCATION_TYPES },
   );
   if (config.REFRESH_TOKEN_ENDS_WITH_SESSION)
-    await runtime.project('token-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash, {
-      types: ['UserLoggedOut'],
-    });
+    await runtime.project('token-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash);
   const grants = new GrantQueries(pool, schema);
   const people = new People(pool, schema);
   const revocations = new WideRevocations(pool, schema);

@@ -1,7 +1,7 @@
-import type { UserRecord } from '@grantline/directory';
 import type { EventStore } from '@grantline/event-store';
 import { type PrivateKeyEntry, seal } from '@grantline/keys';
 import { hashPassword, needsRehash, verifyPassword } from '@grantline/oauth';
+import type { UserRecord } from '@grantline/registry-directory';
 import type { Credentials } from '../projections/credentials.ts';
 
 export interface Passwords {

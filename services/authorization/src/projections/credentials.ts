@@ -1,5 +1,6 @@
+import type { ReadModelMigrations } from '@grantline/event-store';
 import { type PrivateKeyEntry, unseal } from '@grantline/keys';
-import type { ConsumedEvent } from '@grantline/message-bus';
+import { onEvents } from '@grantline/message-bus';
 import type pg from 'pg';
 
 /**
@@ -7,20 +8,29 @@ import type pg from 'pg';
  * each hash to this service's credentials key; the other services' projections never see one.
  * `version` counts password changes, so a re-hash made at sign-in never undoes a later change.
  */
-export const credentialsTable = (schema: string) => `
-  CREATE TABLE IF NOT EXISTS ${schema}.credentials (
-    user_id text PRIMARY KEY,
-    password_hash text NOT NULL,
-    version integer NOT NULL
-  );
-  -- older versions kept hashes in the directory's users table: carry them over before it drops them
-  DO $$ BEGIN
-    IF EXISTS (SELECT 1 FROM information_schema.columns
-               WHERE table_schema = '${schema}' AND table_name = 'users' AND column_name = 'password_hash') THEN
-      INSERT INTO ${schema}.credentials (user_id, password_hash, version)
-        SELECT user_id, password_hash, 1 FROM ${schema}.users ON CONFLICT (user_id) DO NOTHING;
-    END IF;
-  END $$`;
+export const credentialsTables: ReadModelMigrations = {
+  model: 'credentials',
+  migrations: [
+    {
+      version: 1,
+      name: 'credentials, carried over from the users table of older versions',
+      // migrate it before the registry directory's people, whose version 2 drops those hashes
+      sql: `
+        CREATE TABLE IF NOT EXISTS {schema}.credentials (
+          user_id text PRIMARY KEY,
+          password_hash text NOT NULL,
+          version integer NOT NULL
+        );
+        DO $$ BEGIN
+          IF EXISTS (SELECT 1 FROM information_schema.columns
+                     WHERE table_schema = '{schema}' AND table_name = 'users' AND column_name = 'password_hash') THEN
+            INSERT INTO {schema}.credentials (user_id, password_hash, version)
+              SELECT user_id, password_hash, 1 FROM {schema}.users ON CONFLICT (user_id) DO NOTHING;
+          END IF;
+        END $$`,
+    },
+  ],
+};
 
 /** A sealed hash this service cannot open: its credentials key does not match the registry's. Not retriable. */
 export class UnreadableCredential extends Error {
@@ -28,11 +38,14 @@ export class UnreadableCredential extends Error {
   readonly retriable = false;
 }
 
-type D = { userId: string; sealedPasswordHash?: string; passwordHash?: string; replacesVersion?: number };
+type Sealed = { userId: string; sealedPasswordHash?: string | undefined; passwordHash?: string | undefined };
 
+// UserPasswordRehashed is not applied from the bus: the sign-in that re-hashes writes the table itself
+// (Passwords.upgrade), so a forged re-hash on a topic changes nothing. A rebuild from the registry
+// topic restores the older hash of the same password, re-hashed again at the next sign-in.
 export const credentialsProjection = (schema: string, keys: readonly PrivateKeyEntry[]) => {
   const t = `${schema}.credentials`;
-  const open = async (d: D): Promise<string> => {
+  const open = async (d: Sealed): Promise<string> => {
     // events written before hashes were sealed carry them in clear
     if (d.sealedPasswordHash === undefined && d.passwordHash !== undefined) return d.passwordHash;
     const hash = d.sealedPasswordHash && (await unseal(keys, d.sealedPasswordHash));
@@ -42,25 +55,25 @@ export const credentialsProjection = (schema: string, keys: readonly PrivateKeyE
       );
     return hash;
   };
-  const reducers: Record<string, (d: D, tx: pg.PoolClient) => Promise<unknown>> = {
-    UserCreated: async (d, tx) =>
-      tx.query(
-        `INSERT INTO ${t} (user_id, password_hash, version) VALUES ($1, $2, 1) ON CONFLICT (user_id) DO NOTHING`,
-        [d.userId, await open(d)],
-      ),
-    UserPasswordChanged: async (d, tx) =>
-      tx.query(
-        `INSERT INTO ${t} (user_id, password_hash, version) VALUES ($1, $2, 1)
-         ON CONFLICT (user_id) DO UPDATE SET password_hash = $2, version = ${t}.version + 1`,
-        [d.userId, await open(d)],
-      ),
-    // UserPasswordRehashed is not applied from the bus: the sign-in that re-hashes writes the table
-    // itself (Passwords.upgrade), so a forged re-hash on a topic changes nothing. A rebuild from the
-    // registry topic restores the older hash of the same password, re-hashed again at the next sign-in.
-  };
-  return async (event: ConsumedEvent, tx: pg.PoolClient) => {
-    await reducers[event.type]?.(event.data as D, tx);
-  };
+  return onEvents(['UserCreated', 'UserPasswordChanged'], async (event, tx) => {
+    switch (event.type) {
+      case 'UserCreated':
+        return tx.query(
+          `INSERT INTO ${t} (user_id, password_hash, version) VALUES ($1, $2, 1) ON CONFLICT (user_id) DO NOTHING`,
+          [event.data.userId, await open(event.data)],
+        );
+      case 'UserPasswordChanged':
+        return tx.query(
+          `INSERT INTO ${t} (user_id, password_hash, version) VALUES ($1, $2, 1)
+           ON CONFLICT (user_id) DO UPDATE SET password_hash = $2, version = ${t}.version + 1`,
+          [event.data.userId, await open(event.data)],
+        );
+      default: {
+        const exhaustive: never = event;
+        return exhaustive;
+      }
+    }
+  });
 };
 
 /** Reads of the credentials read model. */

@@ -1,4 +1,3 @@
-import type { People } from '@grantline/directory';
 import { handleCommand } from '@grantline/event-store';
 import type { GrantEvent } from '@grantline/events';
 import {
@@ -11,6 +10,7 @@ import {
   OAuthError,
   parseForm,
 } from '@grantline/oauth';
+import type { People } from '@grantline/registry-directory';
 import type { Request, RequestHandler, Response } from 'express';
 import { grantDecider } from '../domain/grant.ts';
 import type { ConsentDeps } from '../flow.ts';

@@ -1,4 +1,5 @@
-import type { ConsumedEvent } from '@grantline/message-bus';
+import type { ReadModelMigrations } from '@grantline/event-store';
+import { onEvents } from '@grantline/message-bus';
 import type pg from 'pg';
 
 /**
@@ -6,25 +7,32 @@ import type pg from 'pg';
  * (`AccessTokenIssued` on the tokens topic carries its `grantId`). Idempotent: a redelivered or
  * late event never moves the time back.
  */
-export const grantUsageTable = (schema: string) => `
-  CREATE TABLE IF NOT EXISTS ${schema}.grant_usage (
-    grant_id text PRIMARY KEY,
-    last_used_at timestamptz NOT NULL
-  )`;
-
-export const GRANT_USAGE_EVENTS = ['AccessTokenIssued'] as const;
-
-export const grantUsageProjection = (schema: string) => async (event: ConsumedEvent, tx: pg.PoolClient) => {
-  if (event.type !== 'AccessTokenIssued') return;
-  const { grantId } = event.data as { grantId?: string };
-  // client_credentials tokens belong to no grant
-  if (!grantId) return;
-  await tx.query(
-    `INSERT INTO ${schema}.grant_usage (grant_id, last_used_at) VALUES ($1, $2)
-     ON CONFLICT (grant_id) DO UPDATE SET last_used_at = GREATEST(${schema}.grant_usage.last_used_at, $2)`,
-    [grantId, new Date(event.time)],
-  );
+export const grantUsageTables: ReadModelMigrations = {
+  model: 'grant-usage',
+  migrations: [
+    {
+      version: 1,
+      name: 'grant usage',
+      sql: `
+        CREATE TABLE IF NOT EXISTS {schema}.grant_usage (
+          grant_id text PRIMARY KEY,
+          last_used_at timestamptz NOT NULL
+        )`,
+    },
+  ],
 };
+
+export const grantUsageProjection = (schema: string) =>
+  onEvents(['AccessTokenIssued'], async (event, tx) => {
+    const { grantId } = event.data;
+    // client_credentials tokens belong to no grant
+    if (!grantId) return;
+    await tx.query(
+      `INSERT INTO ${schema}.grant_usage (grant_id, last_used_at) VALUES ($1, $2)
+       ON CONFLICT (grant_id) DO UPDATE SET last_used_at = GREATEST(${schema}.grant_usage.last_used_at, $2)`,
+      [grantId, new Date(event.time)],
+    );
+  });
 
 /** One of the user's active grants as the account page shows it (ids; names are the registry's). */
 export interface ConnectionRow {

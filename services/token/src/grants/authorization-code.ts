@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '@grantline/clock';
-import type { GrantQueries, People } from '@grantline/directory';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { TokenEvent } from '@grantline/events';
 import type { FlowKeys } from '@grantline/flow';
+import type { GrantQueries } from '@grantline/grant-directory';
 import { InvalidGrant, InvalidRequest, UnauthorizedClient } from '@grantline/oauth';
+import type { People } from '@grantline/registry-directory';
 import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
 import type { WideRevocations } from '../projections/wide-revocations.ts';
 import { audienceFor } from './audience.ts';

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '@grantline/clock';
-import type { EndedSessions, GrantQueries, People } from '@grantline/directory';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
+import type { EndedSessions, GrantQueries } from '@grantline/grant-directory';
 import {
   digestsEqual,
   InvalidGrant,
@@ -10,6 +10,7 @@ import {
   parseScope,
   UnauthorizedClient,
 } from '@grantline/oauth';
+import type { People } from '@grantline/registry-directory';
 import { decideRefresh } from '../domain/refresh-family.ts';
 import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
 import type { WideRevocations } from '../projections/wide-revocations.ts';

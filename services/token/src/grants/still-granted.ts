@@ -1,4 +1,4 @@
-import type { GrantQueries, GrantRecord } from '@grantline/directory';
+import type { GrantQueries, GrantRecord } from '@grantline/grant-directory';
 import { InvalidGrant } from '@grantline/oauth';
 import type { WideRevocations } from '../projections/wide-revocations.ts';
 

@@ -1,4 +1,5 @@
-import type { ConsumedEvent } from '@grantline/message-bus';
+import type { ReadModelMigrations } from '@grantline/event-store';
+import { onEvents } from '@grantline/message-bus';
 import type pg from 'pg';
 
 /**
@@ -8,32 +9,36 @@ import type pg from 'pg';
  * a grant the consent service had not projected yet when the admin revoked, and a code issued
  * before the revocation and redeemed after it. A family or code from before the time is refused.
  */
-export const wideRevocationsTable = (schema: string) => `
-  CREATE TABLE IF NOT EXISTS ${schema}.wide_revocations (
-    kind text NOT NULL,
-    id text NOT NULL,
-    revoked_at timestamptz NOT NULL,
-    PRIMARY KEY (kind, id)
-  )`;
-
-export const WIDE_REVOCATION_TYPES = ['SubjectRevoked', 'ClientRevoked'] as const;
+export const wideRevocationsTables: ReadModelMigrations = {
+  model: 'wide-revocations',
+  migrations: [
+    {
+      version: 1,
+      name: 'wide revocations',
+      sql: `
+        CREATE TABLE IF NOT EXISTS {schema}.wide_revocations (
+          kind text NOT NULL,
+          id text NOT NULL,
+          revoked_at timestamptz NOT NULL,
+          PRIMARY KEY (kind, id)
+        )`,
+    },
+  ],
+};
 
 /** Keeps the latest time per subject or client (any delivery order, any number of redeliveries). */
-export const wideRevocationsProjection =
-  (schema: string) => async (event: ConsumedEvent, tx: pg.PoolClient) => {
+export const wideRevocationsProjection = (schema: string) =>
+  onEvents(['SubjectRevoked', 'ClientRevoked'], async (event, tx) => {
     const key =
       event.type === 'SubjectRevoked'
-        ? { kind: 'subject', id: (event.data as { subject: string }).subject }
-        : event.type === 'ClientRevoked'
-          ? { kind: 'client', id: (event.data as { clientId: string }).clientId }
-          : undefined;
-    if (!key) return;
+        ? { kind: 'subject', id: event.data.subject }
+        : { kind: 'client', id: event.data.clientId };
     await tx.query(
       `INSERT INTO ${schema}.wide_revocations (kind, id, revoked_at) VALUES ($1, $2, $3)
-     ON CONFLICT (kind, id) DO UPDATE SET revoked_at = GREATEST(${schema}.wide_revocations.revoked_at, EXCLUDED.revoked_at)`,
+       ON CONFLICT (kind, id) DO UPDATE SET revoked_at = GREATEST(${schema}.wide_revocations.revoked_at, EXCLUDED.revoked_at)`,
       [key.kind, key.id, new Date(event.time)],
     );
-  };
+  });
 
 export class WideRevocations {
   constructor(

@@ -1,67 +1,9 @@
 import type { ClientMetadataRecord as Metadata } from '@grantline/events';
-import type { ConsumedEvent } from '@grantline/message-bus';
 import type { ClientRecord } from '@grantline/oauth';
 import type pg from 'pg';
+import { clientsChannel } from './clients.ts';
 
 const PRINTABLE = /^[\x20-\x7e]{1,200}$/;
-const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
-
-type M = { clientId: string; metadata?: Metadata; secretDigest?: string };
-
-/** The token service's read model of registry clients: one row per client. Rebuildable from the topic. */
-export const clientsTable = (schema: string) => `
-  CREATE TABLE IF NOT EXISTS ${schema}.clients (
-    client_id text PRIMARY KEY,
-    status text NOT NULL,
-    metadata jsonb NOT NULL,
-    secret_digest text,
-    updated_at timestamptz NOT NULL DEFAULT now()
-  )`;
-
-/** eventType -> reducer, applied inside the consumer's transaction. */
-export const clientsProjection = (schema: string) => {
-  const t = `${schema}.clients`;
-  const reducers: Record<string, (d: M, tx: pg.PoolClient) => Promise<unknown>> = {
-    ClientRegistered: (d, tx) =>
-      tx.query(
-        `INSERT INTO ${t} (client_id, status, metadata, secret_digest) VALUES ($1, 'active', $2, $3)
-         ON CONFLICT (client_id) DO NOTHING`,
-        [d.clientId, JSON.stringify(d.metadata), d.secretDigest ?? null],
-      ),
-    // A client moved off the secret methods loses its secret: moved back, it authenticates only with
-    // the new one the registry issues (a ClientSecretRotated right after this event), never the old.
-    ClientMetadataUpdated: (d, tx) =>
-      tx.query(
-        `UPDATE ${t} SET metadata = $2, updated_at = now(),
-           secret_digest = CASE WHEN $3 THEN secret_digest END
-         WHERE client_id = $1`,
-        [
-          d.clientId,
-          JSON.stringify(d.metadata),
-          SECRET_METHODS.has(d.metadata?.tokenEndpointAuthMethod ?? ''),
-        ],
-      ),
-    ClientSecretRotated: (d, tx) =>
-      tx.query(`UPDATE ${t} SET secret_digest = $2, updated_at = now() WHERE client_id = $1`, [
-        d.clientId,
-        d.secretDigest,
-      ]),
-    ClientDisabled: (d, tx) =>
-      tx.query(`UPDATE ${t} SET status = 'disabled', updated_at = now() WHERE client_id = $1`, [d.clientId]),
-    ClientDeleted: (d, tx) =>
-      tx.query(`UPDATE ${t} SET status = 'deleted', updated_at = now() WHERE client_id = $1`, [d.clientId]),
-  };
-  return async (event: ConsumedEvent, tx: pg.PoolClient) => {
-    const reducer = reducers[event.type];
-    if (!reducer) return;
-    const data = event.data as M;
-    await reducer(data, tx);
-    // delivered at commit to every instance's ClientDirectory, which forgets its cached copy
-    await tx.query('SELECT pg_notify($1, $2)', [clientsChannel(schema), data.clientId]);
-  };
-};
-
-const clientsChannel = (schema: string) => `${schema}_clients`;
 
 /**
  * Client lookups on the hot path: a short-lived per-instance cache in front of the projection table.
