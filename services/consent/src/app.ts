@@ -1,9 +1,8 @@
 import { systemClock } from '@grantline/clock';
-import { handleCommand, migrateReadModels } from '@grantline/event-store';
+import { migrateReadModels } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { ACCOUNT_SIGN_IN_PATH, FlowKeys } from '@grantline/flow';
 import {
-  activeGrantsWithOrganisation,
   EndedSessions,
   endedSessionsProjection,
   endedSessionsTables,
@@ -11,7 +10,6 @@ import {
   grantsProjection,
   grantsTables,
 } from '@grantline/grant-directory';
-import { onEvents } from '@grantline/message-bus';
 import {
   failureLimiter,
   jtiGuard,
@@ -40,7 +38,6 @@ import {
 import { createLogger } from '@grantline/telemetry';
 import type { AccountDeps } from './account.ts';
 import type { ConsentConfig } from './config.ts';
-import { grantDecider } from './domain/grant.ts';
 import { accountApi } from './endpoints/account-api.ts';
 import { accountPage, accountSubmit } from './endpoints/account-page.ts';
 import { adminRevocations } from './endpoints/admin-revocations.ts';
@@ -48,6 +45,8 @@ import { consentPage, consentSubmit } from './endpoints/consent.ts';
 import { grantManagement } from './endpoints/grants.ts';
 import type { ConsentDeps } from './flow.ts';
 import { ConnectionQueries, grantUsageProjection, grantUsageTables } from './projections/connections.ts';
+import { disconnectOrganisationOnMembershipEnd } from './reactors/memberships.ts';
+import { revokeGrantOnRefreshReuse } from './reactors/token-reuse.ts';
 
 /**
  * The consent service: owns grants (subject x client x organisations x scopes). It serves the
@@ -82,35 +81,11 @@ export const buildConsent = async (
   await runtime.project('consent-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash);
   // "last used" on the account page: the last access token issued under each grant
   await runtime.project('consent-grant-usage', [TOPICS.tokens], grantUsageProjection(schema), onCrash);
-  // RFC 9700 §4.14.2: a refresh token used twice means it leaked; the whole grant ends
-  await runtime.project(
-    'consent-token-reuse',
-    [TOPICS.tokens],
-    onEvents(['RefreshTokenReuseDetected'], (event) =>
-      handleCommand(
-        store,
-        `grant-${event.data.grantId}`,
-        { type: 'Revoke', reason: 'refresh_reuse' },
-        grantDecider,
-      ),
-    ),
-    onCrash,
-  );
-
-  // an organisation the user leaves is disconnected from each of the user's grants
+  await runtime.project('consent-token-reuse', [TOPICS.tokens], revokeGrantOnRefreshReuse(store), onCrash);
   await runtime.project(
     'consent-memberships',
     [TOPICS.registry],
-    onEvents(['UserRemovedFromOrganisation'], async (event, tx) => {
-      const { userId, organisationId } = event.data;
-      for (const grantId of await activeGrantsWithOrganisation(tx, schema, userId, organisationId))
-        await handleCommand(
-          store,
-          `grant-${grantId}`,
-          { type: 'DisconnectOrganisation', organisationId },
-          grantDecider,
-        );
-    }),
+    disconnectOrganisationOnMembershipEnd(schema, store),
     onCrash,
   );
 
