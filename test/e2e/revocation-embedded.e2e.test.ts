@@ -69,6 +69,57 @@ describe('revocation in the embedded mode', () => {
     expect((await refresh(stack, tenant, t.refresh_token)).body.error).toBe('invalid_grant');
   });
 
+  const grantStatus = async (grantId: string) =>
+    (
+      await fetch(`${server.url}/oauth2/grants/${grantId}`, {
+        headers: { authorization: basic(tenant.client.client_id, tenant.client.client_secret!) },
+      })
+    ).status;
+  const until = async (check: () => Promise<boolean>, what: string) => {
+    const deadline = Date.now() + 10_000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`not within 10 s: ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  it('reactors commit their commands in the embedded mode: a reused refresh token ends the grant', async () => {
+    const t = await tokens(new Agent());
+    const rotated = await refresh(stack, tenant, t.refresh_token);
+    expect(rotated.status).toBe(200);
+    expect(await grantStatus(t.grant_id)).toBe(200);
+    // the first refresh token again: reuse (RFC 9700 §4.14.2); consent's reactor revokes the grant,
+    // issuing its command outside the projection's transaction (on PGlite's one session a command
+    // inside it waited for the transaction forever)
+    expect((await refresh(stack, tenant, t.refresh_token)).body.error).toBe('invalid_grant');
+    await until(async () => (await grantStatus(t.grant_id)) === 404, 'the grant revoked by the reactor');
+  });
+
+  it('reactors commit their commands in the embedded mode: an organisation the user leaves is disconnected', async () => {
+    const t = await tokens(new Agent());
+    const grant = async () =>
+      (await (
+        await fetch(`${server.url}/oauth2/grants/${t.grant_id}`, {
+          headers: { authorization: basic(tenant.client.client_id, tenant.client.client_secret!) },
+        })
+      ).json()) as { organisations?: string[] };
+    const before = (await grant()).organisations ?? [];
+    expect(before.length).toBeGreaterThan(0);
+    const leaving = before[0]!;
+    const res = await fetch(
+      `${server.managementUrl}/admin/users/${tenant.user.id}/organisations/${leaving}`,
+      {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${adminToken}` },
+      },
+    );
+    expect(res.status).toBeLessThan(300);
+    await until(
+      async () => !((await grant()).organisations ?? [leaving]).includes(leaving),
+      'the organisation disconnected by the reactor',
+    );
+  });
+
   it('admin revocation of the subject on the management port: its refresh tokens fail with invalid_grant at once', async () => {
     const t = await tokens(new Agent());
     const res = await fetch(`${server.managementUrl}/admin/revocations/subjects/${tenant.user.id}`, {

@@ -98,7 +98,7 @@ export const grantsProjection = (schema: string) => {
  * on the embedded database a read outside it would wait for it to end).
  */
 export const activeGrantsWithOrganisation = async (
-  tx: pg.PoolClient,
+  tx: Pick<pg.Pool, 'query'>,
   schema: string,
   subject: string,
   organisationId: string,

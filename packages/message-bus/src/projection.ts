@@ -55,3 +55,27 @@ export const combine = (...projections: readonly Projection[]): Projection => ({
     for (const p of projections) await p.apply(event, tx);
   },
 });
+
+/**
+ * What the runtime feeds a reactor: the event types it reacts to, and the reaction, run outside any
+ * transaction (it issues commands through the event store, whose own transactions must not nest in
+ * a projection's: on the embedded database's one session they would wait for each other forever).
+ * At least once: a reaction must be idempotent (a command the aggregate has already applied decides
+ * no new events).
+ */
+export interface Reactor {
+  readonly types: readonly EventType[];
+  readonly react: (event: ConsumedEvent) => Promise<void>;
+}
+
+/** A reactor to the given event types; `react` receives them as a discriminated union. */
+export const reactTo = <const T extends EventType>(
+  types: readonly T[],
+  react: (event: Consumed<EventOf<T>>) => Promise<unknown>,
+): Reactor => ({
+  types,
+  react: async (event) => {
+    const typed = typedEvent(event, types);
+    if (typed) await react(typed);
+  },
+});

@@ -17,6 +17,7 @@ import {
   KafkaMessageBus,
   type MessageBus,
   type Projection,
+  type Reactor,
 } from '@grantline/message-bus';
 import type { Logger } from '@grantline/telemetry';
 import pg from 'pg';
@@ -46,15 +47,25 @@ export interface Runtime {
   /** run in order at shutdown: subscriptions, relay flush, connections */
   readonly shutdown: (() => Promise<unknown>)[];
   /**
-   * Keeps a read model of this service up to date from topics (or runs a reactor): each event applied
-   * once, in the transaction that records it (consumer group = `name`); stopped before the bus
-   * closes. Events of types the projection does not handle are passed over without touching the
-   * database (a reactor to one event type of a busy topic then costs nothing for the rest).
+   * Keeps a read model of this service up to date from topics: each event applied once, in the
+   * transaction that records it (consumer group = `name`); stopped before the bus closes. Events of
+   * types the projection does not handle are passed over without touching the database.
    */
   project(
     name: string,
     topics: readonly string[],
     projection: Projection,
+    onCrash: (error: Error) => void,
+  ): Promise<void>;
+  /**
+   * Runs a reactor from topics (consumer group = `name`): each event of its types handed to it at
+   * least once, outside any transaction, so the commands it issues commit on their own; stopped
+   * before the bus closes.
+   */
+  react(
+    name: string,
+    topics: readonly string[],
+    reactor: Reactor,
     onCrash: (error: Error) => void,
   ): Promise<void>;
   /**
@@ -133,6 +144,17 @@ const assemble = async (
           topics,
           onCrash,
           handle: (event) => (types.has(event.type) ? idempotent(event) : Promise.resolve()),
+        }),
+      );
+    },
+    react: async (name, topics, reactor, onCrash) => {
+      const types = new Set<string>(reactor.types);
+      subscriptions.push(
+        await bus.subscribe({
+          groupId: name,
+          topics,
+          onCrash,
+          handle: (event) => (types.has(event.type) ? reactor.react(event) : Promise.resolve()),
         }),
       );
     },

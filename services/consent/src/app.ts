@@ -81,11 +81,11 @@ export const buildConsent = async (
   await runtime.project('consent-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash);
   // "last used" on the account page: the last access token issued under each grant
   await runtime.project('consent-grant-usage', [TOPICS.tokens], grantUsageProjection(schema), onCrash);
-  await runtime.project('consent-token-reuse', [TOPICS.tokens], revokeGrantOnRefreshReuse(store), onCrash);
-  await runtime.project(
+  await runtime.react('consent-token-reuse', [TOPICS.tokens], revokeGrantOnRefreshReuse(store), onCrash);
+  await runtime.react(
     'consent-memberships',
     [TOPICS.registry],
-    disconnectOrganisationOnMembershipEnd(schema, store),
+    disconnectOrganisationOnMembershipEnd(pool, schema, store),
     onCrash,
   );
 

@@ -1,13 +1,14 @@
 import { type EventStore, handleCommand } from '@grantline/event-store';
 import { activeGrantsWithOrganisation } from '@grantline/grant-directory';
-import { onEvents } from '@grantline/message-bus';
+import { reactTo } from '@grantline/message-bus';
+import type pg from 'pg';
 import { grantDecider } from '../domain/grant.ts';
 
 /** An organisation the user leaves is disconnected from each of the user's grants. */
-export const disconnectOrganisationOnMembershipEnd = (schema: string, store: EventStore) =>
-  onEvents(['UserRemovedFromOrganisation'], async (event, tx) => {
+export const disconnectOrganisationOnMembershipEnd = (pool: pg.Pool, schema: string, store: EventStore) =>
+  reactTo(['UserRemovedFromOrganisation'], async (event) => {
     const { userId, organisationId } = event.data;
-    for (const grantId of await activeGrantsWithOrganisation(tx, schema, userId, organisationId))
+    for (const grantId of await activeGrantsWithOrganisation(pool, schema, userId, organisationId))
       await handleCommand(
         store,
         `grant-${grantId}`,
