@@ -21,7 +21,18 @@ export type EventOf<T extends EventType> = Extract<GrantlineEvent, { type: T }>;
 export interface Projection {
   readonly types: readonly EventType[];
   readonly apply: (event: ConsumedEvent, tx: pg.PoolClient) => Promise<void>;
+  /** an event of its types it has nothing to do with is passed over without a transaction */
+  readonly relevant?: (event: ConsumedEvent) => boolean;
 }
+
+/** The projection, for the events `relevant` accepts only; the others cost no transaction. */
+export const onlyWhen = (
+  projection: Projection,
+  relevant: (event: ConsumedEvent) => boolean,
+): Projection => ({
+  ...projection,
+  relevant,
+});
 
 /**
  * The consumed event typed by its `type`, or undefined when it is not one of `types`. Sound because

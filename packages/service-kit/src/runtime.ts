@@ -143,7 +143,10 @@ const assemble = async (
           groupId: name,
           topics,
           onCrash,
-          handle: (event) => (types.has(event.type) ? idempotent(event) : Promise.resolve()),
+          handle: (event) =>
+            types.has(event.type) && (projection.relevant?.(event) ?? true)
+              ? idempotent(event)
+              : Promise.resolve(),
         }),
       );
     },

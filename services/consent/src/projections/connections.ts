@@ -1,5 +1,5 @@
 import type { ReadModelMigrations } from '@grantline/event-store';
-import { onEvents } from '@grantline/message-bus';
+import { onEvents, onlyWhen } from '@grantline/message-bus';
 import type pg from 'pg';
 
 /**
@@ -23,16 +23,19 @@ export const grantUsageTables: ReadModelMigrations = {
 };
 
 export const grantUsageProjection = (schema: string) =>
-  onEvents(['AccessTokenIssued'], async (event, tx) => {
-    const { grantId } = event.data;
-    // client_credentials tokens belong to no grant
-    if (!grantId) return;
-    await tx.query(
-      `INSERT INTO ${schema}.grant_usage (grant_id, last_used_at) VALUES ($1, $2)
-       ON CONFLICT (grant_id) DO UPDATE SET last_used_at = GREATEST(${schema}.grant_usage.last_used_at, $2)`,
-      [grantId, new Date(event.time)],
-    );
-  });
+  onlyWhen(
+    onEvents(['AccessTokenIssued'], async (event, tx) => {
+      const { grantId } = event.data;
+      if (!grantId) return;
+      await tx.query(
+        `INSERT INTO ${schema}.grant_usage (grant_id, last_used_at) VALUES ($1, $2)
+         ON CONFLICT (grant_id) DO UPDATE SET last_used_at = GREATEST(${schema}.grant_usage.last_used_at, $2)`,
+        [grantId, new Date(event.time)],
+      );
+    }),
+    // client_credentials tokens belong to no grant: they cost this projection no transaction
+    (event) => !!(event.data as { grantId?: string }).grantId,
+  );
 
 /** One of the user's active grants as the account page shows it (ids; names are the registry's). */
 export interface ConnectionRow {
