@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { DomainEvent } from './envelope.ts';
 import { grantEventSchemas, sessionEventSchemas, wideRevocationEventSchemas } from './grants.ts';
 import { registryEventSchemas } from './registry.ts';
+import { revocationMessageSchemas } from './revocations.ts';
 import { tokenEventSchemas } from './tokens.ts';
 import { TOPICS, type Topic } from './topics.ts';
 
@@ -17,6 +18,8 @@ export type SessionEvent = EventsOf<typeof sessionEventSchemas>;
 export type WideRevocationEvent = EventsOf<typeof wideRevocationEventSchemas>;
 export type TokenEvent = EventsOf<typeof tokenEventSchemas>;
 export type RegistryEvent = EventsOf<typeof registryEventSchemas>;
+/** messages of the revocations topic (not events of any store: the projector's facts and heartbeats) */
+export type RevocationMessage = EventsOf<typeof revocationMessageSchemas>;
 export type GrantlineEvent = GrantEvent | WideRevocationEvent | SessionEvent | TokenEvent | RegistryEvent;
 export type EventType = GrantlineEvent['type'];
 
@@ -46,6 +49,7 @@ export const eventCatalogue: ReadonlyMap<string, EventDefinition> = new Map(
     ...define(TOPICS.grants, wideRevocationEventSchemas),
     ...define(TOPICS.grants, sessionEventSchemas),
     ...define(TOPICS.tokens, tokenEventSchemas),
+    ...define(TOPICS.revocations, revocationMessageSchemas),
   ].map((d) => [d.type, d]),
 );
 

@@ -59,8 +59,12 @@ export class InProcessMessageBus implements MessageBus {
     return this.ready;
   }
 
-  /** Topics need no creation here; kept for the runtime's symmetry with Kafka. */
-  async ensureTopics(_topics: readonly { topic: string }[]): Promise<void> {
+  /** topics kept like Kafka's compacted topics: only the newest message of each key stays in the log */
+  private readonly compacted = new Set<string>();
+
+  /** Topics need no creation here; a compacted one keeps only each key's newest message, as on Kafka. */
+  async ensureTopics(topics: readonly { topic: string; compacted?: boolean }[]): Promise<void> {
+    for (const { topic, compacted } of topics) if (compacted) this.compacted.add(this.topic(topic));
     await this.schema();
   }
 
@@ -80,6 +84,16 @@ export class InProcessMessageBus implements MessageBus {
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])`,
       [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
     );
+    const compacted = rows.filter((r) => this.compacted.has(r[0]!));
+    // compaction at once rather than in the background: a group past these offsets loses nothing, and
+    // a new one reads each key's newest message only (a heartbeat a second does not grow the log)
+    if (compacted.length > 0)
+      await this.options.pool.query(
+        `DELETE FROM ${SCHEMA}.messages m USING unnest($1::text[], $2::text[]) AS c(topic, key)
+         WHERE m.topic = c.topic AND m.key = c.key
+           AND m.seq < (SELECT max(seq) FROM ${SCHEMA}.messages n WHERE n.topic = c.topic AND n.key = c.key)`,
+        [compacted.map((r) => r[0]), compacted.map((r) => r[1])],
+      );
     const published = new Set(rows.map((r) => r[0]));
     for (const [wake, topics] of this.wakers) if (topics.some((t) => published.has(t))) wake();
   }

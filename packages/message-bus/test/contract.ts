@@ -155,4 +155,59 @@ export const messageBusContract = (
         await sub.stop();
       }
     });
+
+    it('carries revocation facts and heartbeats on the compacted revocations topic, keyed by fact', async () => {
+      const key = `grant:${randomUUID()}`;
+      const time = new Date();
+      const message = (type: string, subject: string, data: unknown): RecordedEvent => ({
+        id: randomUUID(),
+        type,
+        data,
+        streamId: subject,
+        streamVersion: 1,
+        position: '0',
+        time,
+        source: '/grantline/introspection',
+        metadata: {},
+      });
+      const fact = message('RevocationFact', key, {
+        key,
+        kind: 'grant',
+        grantId: key.slice(6),
+        revokedAt: time.toISOString(),
+        expiresAt: new Date(time.getTime() + 660_000).toISOString(),
+        sequence: 1,
+      });
+      const beat = (n: number) =>
+        message('RevocationHeartbeat', 'heartbeat', { time: time.toISOString(), lastSequence: n });
+      await bus().publish([fact, beat(1), beat(2)]);
+      const seen: ConsumedEvent[] = [];
+      const sub = await bus().subscribe({
+        groupId: uniqueName('contract-revocations'),
+        topics: [TOPICS.revocations],
+        fromBeginning: true,
+        onCrash: noCrash,
+        handle: async (e) => {
+          seen.push(e);
+        },
+      });
+      try {
+        const last = () => seen.filter((e) => e.type === 'RevocationHeartbeat').at(-1);
+        await eventually(
+          () =>
+            seen.some((e) => e.subject === key) &&
+            (last()?.data as { lastSequence: number })?.lastSequence === 2
+              ? true
+              : undefined,
+          { what: 'the fact and the last heartbeat' },
+        );
+        expect(seen.find((e) => e.subject === key)).toMatchObject({
+          ceType: 'dev.grantline.RevocationFact.v1',
+          topic: expect.stringContaining(TOPICS.revocations),
+          data: { key, kind: 'grant' },
+        });
+      } finally {
+        await sub.stop();
+      }
+    });
   });

@@ -17,7 +17,11 @@ beforeAll(async () => {
     logger: pino({ level: 'silent' }),
     topicPrefix: `${uniqueName('mb')}.`,
   });
-  await bus.ensureTopics([{ topic: TOPICS.grants }, { topic: deadLetterTopic(TOPICS.grants) }]);
+  await bus.ensureTopics([
+    { topic: TOPICS.grants },
+    { topic: deadLetterTopic(TOPICS.grants) },
+    { topic: TOPICS.revocations, compacted: true },
+  ]);
 });
 afterAll(async () => {
   await bus?.close();

@@ -19,6 +19,11 @@ import {
   type Projection,
   type Reactor,
 } from '@grantline/message-bus';
+import {
+  MemoryRevocationCache,
+  RedisRevocationCache,
+  type RevocationCache,
+} from '@grantline/revocation-cache';
 import type { Logger } from '@grantline/telemetry';
 import pg from 'pg';
 import { StartupError } from './config.ts';
@@ -41,6 +46,11 @@ export interface Runtime {
   readonly bus: MessageBus;
   /** counters, lock-outs and replay guards (Redis, or memory in the embedded mode) */
   readonly kv: KeyValueStore;
+  /**
+   * The deny-list resource servers check (Redis, or memory in the embedded mode, one shared by every
+   * service of the process). Made on first use: a service that never touches it opens no connection.
+   */
+  revocations(): RevocationCache;
   /** the deployment's prefix of Kafka topics and `kv` keys ('' in the embedded mode) */
   readonly topicPrefix: string;
   readonly readiness: Record<string, ReadinessCheck>;
@@ -101,6 +111,7 @@ const assemble = async (
     pool: pg.Pool;
     bus: Bus;
     kv: KeyValueStore;
+    revocations: () => RevocationCache;
     topicPrefix: string;
     readiness: Record<string, ReadinessCheck>;
     /** closes what this runtime alone owns, after its relay flushed */
@@ -132,6 +143,7 @@ const assemble = async (
     store,
     bus,
     kv: parts.kv,
+    revocations: parts.revocations,
     topicPrefix: parts.topicPrefix,
     readiness: parts.readiness,
     shutdown,
@@ -227,10 +239,21 @@ export const distributedRuntime =
     const admin = bus.kafka.admin();
     await admin.connect();
     const redis = options.redisUrl ? connectRedis(options.redisUrl, logger) : undefined;
+    let revocations: RevocationCache | undefined;
+    const revocationCache = () => {
+      revocations ??= options.redisUrl
+        ? new RedisRevocationCache({
+            url: options.redisUrl,
+            prefix: `grantline:${options.topicPrefix ?? ''}revoked:`,
+          })
+        : new MemoryRevocationCache();
+      return revocations;
+    };
     return assemble(spec, {
       pool,
       bus,
       kv: redis ? new RedisKeyValueStore(redis) : new MemoryKeyValueStore(),
+      revocations: revocationCache,
       topicPrefix: options.topicPrefix ?? '',
       readiness: {
         postgres: () => pool.query('SELECT 1'),
@@ -242,6 +265,7 @@ export const distributedRuntime =
         () => bus.close(),
         () => pool.end(),
         ...(redis ? [() => redis.quit()] : []),
+        async () => revocations?.close(),
       ],
     });
   };
@@ -264,7 +288,8 @@ export interface EmbeddedHost {
  * The embedded adapter: every service in one process on one PGlite database (a schema each, as on a
  * shared Postgres server), one in-process bus whose log and consumer offsets live in that database
  * (at least once, in order per topic, a restart resumes each group), and one in-memory key-value
- * store (counters, lock-outs and replay guards do not outlive the process).
+ * store (counters, lock-outs and replay guards do not outlive the process) and one in-memory
+ * revocation cache (the introspection service rebuilds it from its facts at every start).
  */
 export const embeddedHost = async (options: EmbeddedOptions): Promise<EmbeddedHost> => {
   if (options.dataDir) {
@@ -286,13 +311,24 @@ export const embeddedHost = async (options: EmbeddedOptions): Promise<EmbeddedHo
   );
   const pool = pglitePool(db);
   const bus = new InProcessMessageBus({ pool, logger: options.logger });
-  await bus.ensureTopics([]);
+  await bus.ensureTopics([{ topic: TOPICS.revocations, compacted: true }]);
   const kv = new MemoryKeyValueStore();
+  const revocations = new MemoryRevocationCache();
   const readiness = { database: () => pool.query('SELECT 1') };
   return {
     readiness,
-    runtime: (spec) => assemble(spec, { pool, bus, kv, topicPrefix: '', readiness, close: [] }),
+    runtime: (spec) =>
+      assemble(spec, {
+        pool,
+        bus,
+        kv,
+        revocations: () => revocations,
+        topicPrefix: '',
+        readiness,
+        close: [],
+      }),
     close: async () => {
+      await revocations.close();
       await bus.close();
       await db.close();
     },

@@ -1,0 +1,137 @@
+import { systemClock } from '@grantline/clock';
+import { ClientDirectory, directoryProjection, directoryTables } from '@grantline/directory';
+import { TOPICS } from '@grantline/events';
+import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
+import {
+  exitOnCrash,
+  listenOptions,
+  type RuntimeFactory,
+  type ServiceModule,
+  type StartOptions,
+  startService,
+} from '@grantline/service-kit';
+import { createLogger } from '@grantline/telemetry';
+import { createRemoteJWKSet } from 'jose';
+import type { IntrospectionConfig } from './config.ts';
+import { REVOKING_EVENT_TYPES } from './domain/facts.ts';
+import { introspectEndpoint } from './endpoints/introspect.ts';
+import { introspectionJwksEndpoint } from './endpoints/jwks.ts';
+import { revocationStreamEndpoint } from './endpoints/revocation-stream.ts';
+import { tokenInspector } from './inspector.ts';
+import { FactLog, factsProjection, factsTable } from './projections/facts.ts';
+import { FAMILY_EVENT_TYPES, familiesProjection, familiesTable } from './projections/families.ts';
+import { RevocationPublisher } from './publisher.ts';
+
+/**
+ * The introspection service: RFC 7662 introspection answered from its own projections, and the
+ * revocation projector (grants and tokens topics -> facts -> deny-list, revocations topic, stream).
+ */
+export const buildIntrospection = async (
+  config: IntrospectionConfig,
+  runtimes: RuntimeFactory,
+  options: StartOptions = {},
+) => {
+  const logger = createLogger({
+    name: 'introspection',
+    level: config.LOG_LEVEL,
+    destination: options.logDestination,
+  });
+  const clock = options.clock ?? systemClock;
+  const runtime = await runtimes({ service: 'introspection', logger, clock });
+  const { pool, schema, kv, topicPrefix } = runtime;
+  await pool.query(`${directoryTables(schema)}; ${factsTable(schema)}; ${familiesTable(schema)}`);
+  const issuer = config.GRANTLINE_ISSUER.replace(/\/$/, '');
+  const onCrash = options.onCrash ?? exitOnCrash(logger);
+
+  const facts = new FactLog(pool, schema);
+  const publisher = new RevocationPublisher({
+    bus: runtime.bus,
+    facts,
+    cache: runtime.revocations,
+    logger,
+    clock,
+    heartbeatMs: config.REVOCATION_HEARTBEAT_MS,
+  });
+  const clients = new ClientDirectory(pool, schema);
+  const unwatchClients = clients.watch(logger);
+  await runtime.project('introspection-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
+  await runtime.project('introspection-families', [TOPICS.tokens], familiesProjection(schema), onCrash, {
+    types: FAMILY_EVENT_TYPES,
+  });
+  await runtime.project(
+    'introspection-revocations',
+    [TOPICS.grants, TOPICS.tokens],
+    factsProjection(schema, {
+      ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS + config.REVOCATION_CLOCK_SKEW_SECONDS,
+      cache: runtime.revocations,
+      onRecorded: () => setTimeout(() => publisher.soon(), 2).unref(),
+    }),
+    onCrash,
+    { types: REVOKING_EVENT_TYPES },
+  );
+  await publisher.start();
+
+  const inspect = tokenInspector({
+    issuer,
+    keys: createRemoteJWKSet(new URL(config.GRANTLINE_JWKS_URI ?? `${issuer}/oauth2/jwks`), {
+      cooldownDuration: 30_000,
+      cacheMaxAge: 600_000,
+    }),
+    facts,
+    pool,
+    schema,
+    refreshIdleSeconds: config.REFRESH_TOKEN_IDLE_SECONDS,
+    refreshMaxLifetimeSeconds: config.REFRESH_TOKEN_MAX_LIFETIME_SECONDS,
+    clock,
+  });
+  const auth = {
+    lookup: (id: string) => clients.get(id),
+    lookupFresh: (id: string) => clients.read(id),
+    claimJti: jtiGuard(kv, topicPrefix),
+    ...failureLimiter(
+      kv,
+      `grantline:${topicPrefix}introspection:`,
+      config.CLIENT_AUTH_FAILURES_PER_MINUTE,
+      logger,
+    ),
+    remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
+    assertionAudiences: [
+      config.GRANTLINE_INTROSPECTION_ENDPOINT ?? `${issuer}/oauth2/introspect`,
+      config.GRANTLINE_TOKEN_ENDPOINT ?? `${issuer}/oauth2/token`,
+      issuer,
+    ],
+    clock,
+  };
+  const signingKeys = config.GRANTLINE_INTROSPECTION_SIGNING_KEY;
+
+  const service = {
+    name: 'introspection',
+    logger,
+    readiness: {
+      ...runtime.readiness,
+      // not ready while the deny-list lacks a fact it should hold (Redis restarted empty): rebuilt first
+      'revocation-cache': () => publisher.ensureWarm(),
+    },
+    onShutdown: [() => publisher.stop(), unwatchClients, ...runtime.shutdown],
+    routes: (app, log) => {
+      app.post(
+        '/oauth2/introspect',
+        introspectEndpoint({ auth, inspect, issuer, signingKey: signingKeys[0]!, clock }),
+      );
+      app.get('/oauth2/introspection/jwks', introspectionJwksEndpoint(signingKeys));
+      app.get('/oauth2/revocations/stream', revocationStreamEndpoint({ auth, facts, publisher, clock }));
+      app.use('/oauth2', oauthErrorBoundary(log));
+    },
+  } satisfies ServiceModule;
+  return { ...service, runtime, publisher };
+};
+
+/** The introspection service on listeners of its own (the distributed mode). */
+export const startIntrospection = async (
+  config: IntrospectionConfig,
+  runtimes: RuntimeFactory,
+  options: StartOptions = {},
+) => {
+  const { runtime, publisher, ...module } = await buildIntrospection(config, runtimes, options);
+  return { ...(await startService({ ...module, ...listenOptions(config) })), runtime, publisher };
+};

@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '@grantline/clock';
+import { REVOCATION_HEARTBEAT_KEY, type RecordedEvent } from '@grantline/events';
+import type { MessageBus } from '@grantline/message-bus';
+import type { RevocationCache } from '@grantline/revocation-cache';
+import type { Logger } from '@grantline/telemetry';
+import type { FactLog, FactMessage } from './projections/facts.ts';
+
+/** What the HTTP stream sends: each fact once it is on the topic, and the heartbeats. */
+export type StreamItem =
+  | { type: 'fact'; fact: FactMessage }
+  | { type: 'heartbeat'; time: string; lastSequence: number };
+
+/**
+ * A deny-list key that says the cache holds every live fact. Redis restarted empty has lost it: the
+ * next check (every heartbeat, and readiness) copies the live facts back before setting it again.
+ */
+const WARM_KEY = 'meta:rebuilt';
+const WARM_TTL_SECONDS = 86_400;
+
+/**
+ * Publishes the facts the projector records to `grantline.revocations.v1` (at least once, oldest
+ * first, each keyed by its deny-list key), a heartbeat every `heartbeatMs`, and both to the HTTP
+ * stream's listeners; keeps the deny-list whole after a cache that lost its data.
+ */
+export class RevocationPublisher {
+  private readonly listeners = new Set<(item: StreamItem) => void>();
+  private timers: NodeJS.Timeout[] = [];
+  private running: Promise<void> | undefined;
+  private again = false;
+  private lastSequence = 0;
+  private warm = false;
+
+  constructor(
+    private readonly deps: {
+      bus: MessageBus;
+      facts: FactLog;
+      cache: () => RevocationCache;
+      logger: Logger;
+      clock: Clock;
+      heartbeatMs: number;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    this.lastSequence = await this.deps.facts.lastSequence();
+    await this.ensureWarm().catch((error: unknown) =>
+      this.deps.logger.warn({ err: error }, 'revocation cache unavailable; rebuilding it once it answers'),
+    );
+    this.timers.push(
+      setInterval(() => void this.heartbeat(), this.deps.heartbeatMs),
+      // the safety net: `soon` is called after each projected event, before its transaction commits
+      setInterval(() => this.soon(), 250),
+    );
+    for (const t of this.timers) t.unref();
+    this.soon();
+  }
+
+  /** A publication pass now (and again after the one under way). */
+  soon(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.publish()
+      .catch((error: unknown) =>
+        this.deps.logger.warn({ err: error }, 'publishing revocations failed; retrying'),
+      )
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          setTimeout(() => this.soon(), 5).unref();
+        }
+      });
+  }
+
+  /** Listens to what is published from now on; returns the unsubscribe. */
+  listen(listener: (item: StreamItem) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get published(): number {
+    return this.lastSequence;
+  }
+
+  /** Throws unless the cache answers and holds every live fact (rebuilding it first when it lost them). */
+  async ensureWarm(): Promise<void> {
+    const cache = this.deps.cache();
+    if (this.warm && (await cache.isRevoked([WARM_KEY]))) return;
+    this.warm = false;
+    const now = new Date(this.deps.clock.now());
+    const live = await this.deps.facts.liveRevocations(now);
+    for (let i = 0; i < live.length; i += 1_000) await cache.revoke(live.slice(i, i + 1_000));
+    await cache.revoke([{ key: WARM_KEY, ttlSeconds: WARM_TTL_SECONDS }]);
+    this.deps.logger.info({ facts: live.length }, 'revocation cache rebuilt from the recorded facts');
+    this.warm = true;
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.running;
+    this.listeners.clear();
+  }
+
+  private message(type: string, key: string, data: unknown, time: Date): RecordedEvent {
+    return {
+      id: randomUUID(),
+      type,
+      data,
+      streamId: key,
+      streamVersion: 1,
+      position: '0',
+      time,
+      source: '/grantline/introspection',
+      metadata: {},
+    };
+  }
+
+  private async publish(): Promise<void> {
+    for (;;) {
+      const facts = await this.deps.facts.unpublished();
+      if (facts.length === 0) return;
+      await this.deps.bus.publish(
+        facts.map((f) => this.message('RevocationFact', f.key, f, new Date(f.revokedAt))),
+      );
+      await this.deps.facts.markPublished(facts);
+      for (const fact of facts) {
+        this.lastSequence = Math.max(this.lastSequence, fact.sequence);
+        this.emit({ type: 'fact', fact });
+      }
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const time = new Date(this.deps.clock.now());
+    const beat = { time: time.toISOString(), lastSequence: this.lastSequence };
+    this.emit({ type: 'heartbeat', ...beat });
+    try {
+      await this.deps.bus.publish([
+        this.message('RevocationHeartbeat', REVOCATION_HEARTBEAT_KEY, beat, time),
+      ]);
+      await this.ensureWarm();
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'revocation heartbeat or cache check failed');
+    }
+  }
+
+  private emit(item: StreamItem): void {
+    for (const listener of this.listeners) listener(item);
+  }
+}
