@@ -107,6 +107,7 @@ const common = {
   GRANTLINE_GRANTS_ENDPOINT: `${issuer}/oauth2/grants`,
   GRANTLINE_TOKEN_ENDPOINT: `${issuer}/oauth2/token`,
   GRANTLINE_JWKS_URI: `${issuer}/oauth2/jwks`,
+  GRANTLINE_INTROSPECTION_ENDPOINT: `${issuer}/oauth2/introspect`,
   GRANTLINE_REGISTRATION_ENDPOINT: `${issuer}/oauth2/register`,
 };
 const services: {
@@ -118,6 +119,7 @@ const services: {
   { name: 'registry', offset: 2, env: { PUBLIC_URL: issuer, ...keysOf('registry') } },
   { name: 'token', offset: 3, env: keysOf('token') },
   { name: 'consent', offset: 4, env: keysOf('consent') },
+  { name: 'introspection', offset: 5, env: keysOf('introspection') },
 ].map((s) => ({ ...s, port: basePort + s.offset, managementPort: managementBasePort + s.offset }));
 
 const children: ChildProcess[] = [];
@@ -216,6 +218,7 @@ console.log(
   `  registration:  ${issuer}/oauth2/register   (Bearer an initial access token: POST /admin/initial-access-tokens)`,
 );
 console.log(`  token:         ${issuer}/oauth2/token`);
+console.log(`  introspection: ${issuer}/oauth2/introspect   (revocations: ${issuer}/oauth2/revocations/stream)`);
 console.log(`  authorize:     ${issuer}/oauth2/authorize   (sign-in at /login, consent at /consent)`);
 console.log(
   `  admin API:     ${managementUrl(0)}/admin   (Bearer GRANTLINE_ADMIN_TOKEN; development value in .grantline/dev-secrets.json)`,

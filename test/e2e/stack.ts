@@ -3,6 +3,7 @@ import { startAuthorization } from '@grantline/authorization';
 import type { Clock } from '@grantline/clock';
 import { startConsent } from '@grantline/consent';
 import { generateKeyMaterial, type ServiceName, serviceKeyEnv } from '@grantline/keys';
+import { startIntrospection } from '@grantline/introspection';
 import { startRegistry } from '@grantline/registry';
 import { startGateway } from '@grantline/server';
 import { loadConfig, loadDistributedConfig, runtimeFromConfig } from '@grantline/service-kit';
@@ -11,6 +12,7 @@ import { createTestDatabase, freePort, type Infrastructure, uniqueName } from '@
 import { startToken } from '@grantline/token';
 import { authorizationConfigSchema } from '../../services/authorization/src/config.ts';
 import { consentConfigSchema } from '../../services/consent/src/config.ts';
+import { introspectionConfigSchema } from '../../services/introspection/src/config.ts';
 import { registryConfigSchema } from '../../services/registry/src/config.ts';
 import { tokenConfigSchema } from '../../services/token/src/config.ts';
 import { registryAdmin } from './registry-admin.ts';
@@ -92,6 +94,13 @@ export const startStack = async (
       GRANTLINE_AUTHORIZATION_URL: issuer,
       ...only.consent,
     },
+    introspection: {
+      ...keyEnv.introspection,
+      ...common,
+      GRANTLINE_JWKS_URI: `${tokenUrl}/oauth2/jwks`,
+      GRANTLINE_INTROSPECTION_ENDPOINT: `${issuer}/oauth2/introspect`,
+      ...only.introspection,
+    },
   };
   const onCrash = (e: Error) => {
     throw e;
@@ -120,6 +129,11 @@ export const startStack = async (
     runtimeOf(serviceEnv.consent),
     { onCrash, logDestination, clock },
   );
+  const introspection = await startIntrospection(
+    loadConfig(introspectionConfigSchema, serviceEnv.introspection),
+    runtimeOf(serviceEnv.introspection),
+    { onCrash, logDestination, clock },
+  );
   const gateway = await startGateway({
     port: gatewayPort,
     host: '127.0.0.1',
@@ -128,6 +142,7 @@ export const startStack = async (
       registry: registry.url,
       token: token.url,
       consent: consent.url,
+      introspection: introspection.url,
     },
   });
   const registryApi = registryAdmin({
@@ -159,7 +174,11 @@ export const startStack = async (
       registry: registry.url,
       token: token.url,
       consent: consent.url,
+      introspection: introspection.url,
     } satisfies Record<ServiceName, string>,
+    /** the introspection service's management listener (detailed `/readyz`: the revocation cache) */
+    introspectionManagementUrl: introspection.managementUrl,
+    introspection,
     token,
     /** each service's environment: its own keys only (finding 5) */
     serviceEnv,
@@ -193,6 +212,7 @@ export const startStack = async (
       for (const t of extraTokens) await t.stop();
       for (const a of extraAuthorizations) await a.stop();
       await gateway.stop();
+      await introspection.stop();
       await consent.stop();
       await authorization.stop();
       await token.stop();

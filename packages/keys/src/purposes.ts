@@ -1,7 +1,7 @@
 import { generateKeyPairSync, type JsonWebKey, randomBytes } from 'node:crypto';
 import { type KeyUse, parsePrivateKeys, publicJwks } from './key-material.ts';
 
-export type ServiceName = 'authorization' | 'consent' | 'token' | 'registry';
+export type ServiceName = 'authorization' | 'consent' | 'token' | 'registry' | 'introspection';
 
 /**
  * Keys by purpose (ARCHITECTURE.md): each purpose has its own key pair; one service holds the
@@ -38,6 +38,15 @@ export const KEY_PURPOSES = {
     use: 'enc',
     holder: { service: 'authorization', variable: 'GRANTLINE_CREDENTIALS_DECRYPTION_KEY' },
     users: [{ service: 'registry', variable: 'GRANTLINE_CREDENTIALS_ENCRYPTION_KEY' }],
+  },
+  /**
+   * RFC 9701 signed introspection responses: introspection signs; resource servers verify with the
+   * public keys it publishes at /oauth2/introspection/jwks (no other service needs them)
+   */
+  introspectionSigning: {
+    use: 'sig',
+    holder: { service: 'introspection', variable: 'GRANTLINE_INTROSPECTION_SIGNING_KEY' },
+    users: [],
   },
 } as const satisfies Record<
   string,
@@ -86,6 +95,7 @@ export const serviceKeyEnv = (material: KeyMaterial): Record<ServiceName, Record
     consent: {},
     token: {},
     registry: {},
+    introspection: {},
   };
   for (const [purpose, spec] of Object.entries(KEY_PURPOSES)) {
     const jwk = material.keys[purpose as KeyPurpose];

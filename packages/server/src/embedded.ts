@@ -7,6 +7,8 @@ import { authorizationConfigSchema } from '@grantline/authorization/config';
 import { buildConsent } from '@grantline/consent';
 import { consentConfigSchema } from '@grantline/consent/config';
 import type { ServiceName } from '@grantline/keys';
+import { buildIntrospection } from '@grantline/introspection';
+import { introspectionConfigSchema } from '@grantline/introspection/config';
 import { buildRegistry } from '@grantline/registry';
 import { registryConfigSchema } from '@grantline/registry/config';
 import {
@@ -185,6 +187,7 @@ export const startEmbedded = async (
     const tokenConfig = loadConfig(tokenConfigSchema, envOf('token'));
     const authorizationConfig = loadConfig(authorizationConfigSchema, envOf('authorization'));
     const consentConfig = loadConfig(consentConfigSchema, envOf('consent'));
+    const introspectionConfig = loadConfig(introspectionConfigSchema, envOf('introspection'));
     built.push({ name: 'registry', module: await buildRegistry(registryConfig, host.runtime, start) });
     built.push({ name: 'token', module: await buildToken(tokenConfig, host.runtime, start) });
     built.push({
@@ -192,6 +195,10 @@ export const startEmbedded = async (
       module: await buildAuthorization(authorizationConfig, host.runtime, start),
     });
     built.push({ name: 'consent', module: await buildConsent(consentConfig, host.runtime, start) });
+    built.push({
+      name: 'introspection',
+      module: await buildIntrospection(introspectionConfig, host.runtime, start),
+    });
 
     const telemetry = startTelemetry({
       serviceName: 'grantline',

@@ -21,6 +21,10 @@ export const PUBLIC_ROUTES: readonly Route[] = [
   { prefix: '/consent', service: 'consent' },
   // the signed-in user's connected apps: the page and its JSON API
   { prefix: '/account', service: 'consent' },
+  // introspection, its response-signing keys and the revocation stream
+  { prefix: '/oauth2/introspect', service: 'introspection' },
+  { prefix: '/oauth2/introspection', service: 'introspection' },
+  { prefix: '/oauth2/revocations', service: 'introspection' },
 ];
 /** metadata, the authorization endpoint, sign-in and sign-out */
 export const PUBLIC_FALLBACK: ServiceName = 'authorization';

@@ -75,6 +75,7 @@ export const serviceSecretEnv = (
     registry: of('registry'),
     token: of('token'),
     consent: of('consent'),
+    introspection: of('introspection'),
   };
 };
 

@@ -93,6 +93,7 @@ export const buildAuthorization = async (
     revocationEndpoint: config.GRANTLINE_REVOCATION_ENDPOINT ?? `${issuer}/oauth2/revoke`,
     registrationEndpoint: config.GRANTLINE_REGISTRATION_ENDPOINT ?? `${issuer}/oauth2/register`,
     grantManagementEndpoint: config.GRANTLINE_GRANTS_ENDPOINT ?? `${issuer}/oauth2/grants`,
+    introspectionEndpoint: config.GRANTLINE_INTROSPECTION_ENDPOINT ?? `${issuer}/oauth2/introspect`,
   };
   const deps: FlowDeps = {
     issuer,

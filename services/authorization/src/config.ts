@@ -16,6 +16,8 @@ export const authorizationConfigSchema = baseConfigSchema.extend({
   GRANTLINE_CONSENT_URL: z.url().optional(),
   /** the consent service's origin, for the Grant Management endpoint in the metadata */
   GRANTLINE_GRANTS_ENDPOINT: z.url().optional(),
+  /** the introspection service's endpoint (RFC 7662), `<issuer>/oauth2/introspect` behind a gateway */
+  GRANTLINE_INTROSPECTION_ENDPOINT: z.url().optional(),
   // Keys by purpose (packages/keys KEY_PURPOSES; README "Keys"). Private keys: a JWK, a JWK set or
   // PEM, newest first (the first signs, all verify). Public keys: a JWK or a JWK set.
   /** private: signs sessions and login/consent challenges (consent holds the public key) */

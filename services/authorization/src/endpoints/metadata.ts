@@ -9,6 +9,7 @@ export interface ServerUrls {
   jwksUri: string;
   registrationEndpoint: string;
   grantManagementEndpoint: string;
+  introspectionEndpoint: string;
 }
 
 /**
@@ -46,6 +47,15 @@ export const metadataEndpoint =
           'none',
         ],
         token_endpoint_auth_signing_alg_values_supported: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
+        // RFC 7662 (public clients may not introspect); RFC 9701 signed responses
+        introspection_endpoint: u.introspectionEndpoint,
+        introspection_endpoint_auth_methods_supported: [
+          'client_secret_basic',
+          'client_secret_post',
+          'private_key_jwt',
+        ],
+        introspection_endpoint_auth_signing_alg_values_supported: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
+        introspection_signing_alg_values_supported: ['ES256'],
         code_challenge_methods_supported: ['S256'],
         prompt_values_supported: ['none', 'login', 'consent'],
         // RFC 9207
