@@ -218,7 +218,9 @@ console.log(
   `  registration:  ${issuer}/oauth2/register   (Bearer an initial access token: POST /admin/initial-access-tokens)`,
 );
 console.log(`  token:         ${issuer}/oauth2/token`);
-console.log(`  introspection: ${issuer}/oauth2/introspect   (revocations: ${issuer}/oauth2/revocations/stream)`);
+console.log(
+  `  introspection: ${issuer}/oauth2/introspect   (revocations: ${issuer}/oauth2/revocations/stream)`,
+);
 console.log(`  authorize:     ${issuer}/oauth2/authorize   (sign-in at /login, consent at /consent)`);
 console.log(
   `  admin API:     ${managementUrl(0)}/admin   (Bearer GRANTLINE_ADMIN_TOKEN; development value in .grantline/dev-secrets.json)`,

@@ -6,9 +6,9 @@ import { buildAuthorization } from '@grantline/authorization';
 import { authorizationConfigSchema } from '@grantline/authorization/config';
 import { buildConsent } from '@grantline/consent';
 import { consentConfigSchema } from '@grantline/consent/config';
-import type { ServiceName } from '@grantline/keys';
 import { buildIntrospection } from '@grantline/introspection';
 import { introspectionConfigSchema } from '@grantline/introspection/config';
+import type { ServiceName } from '@grantline/keys';
 import { buildRegistry } from '@grantline/registry';
 import { registryConfigSchema } from '@grantline/registry/config';
 import {

@@ -1,0 +1,216 @@
+import { randomUUID } from 'node:crypto';
+import { type RecordedEvent, TOPICS } from '@grantline/events';
+import { generateKeyMaterial, serviceKeyEnv } from '@grantline/keys';
+import type { ConsumedEvent } from '@grantline/message-bus';
+import { MemoryRevocationCache, RedisRevocationCache, revocationKeys } from '@grantline/revocation-cache';
+import { loadConfig, loadDistributedConfig, runtimeFromConfig } from '@grantline/service-kit';
+import { createTestDatabase, eventually, type TestDatabase, uniqueName } from '@grantline/testing';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startIntrospection } from '../src/app.ts';
+import { introspectionConfigSchema } from '../src/config.ts';
+import { familyKey } from '../src/domain/facts.ts';
+import { factsProjection, factsTable } from '../src/projections/facts.ts';
+
+const base = Math.floor(Date.now() / 60_000) * 60_000;
+const at = (s: number) => new Date(base + s * 1_000);
+let seq = 0;
+const event = (type: string, subject: string, data: unknown, time = at(++seq % 60)): RecordedEvent => ({
+  id: randomUUID(),
+  type,
+  data,
+  streamId: subject,
+  streamVersion: 1,
+  position: String(seq),
+  time,
+  source: '/grantline/test',
+  metadata: {},
+});
+const consumed = (e: RecordedEvent): ConsumedEvent => ({
+  id: e.id,
+  type: e.type,
+  ceType: `dev.grantline.${e.type}.v1`,
+  source: e.source,
+  subject: e.streamId,
+  streamVersion: e.streamVersion,
+  time: e.time.toISOString(),
+  data: e.data,
+  topic: 't',
+  partition: 0,
+  offset: '0',
+});
+
+/** One grant's life and its tokens' ends: every kind of fact the projector records. */
+const history = (g = randomUUID(), family = randomUUID().replace(/-/g, '').slice(0, 22)) => [
+  event('GrantCreated', `grant-${g}`, {
+    grantId: g,
+    subject: 'ada',
+    clientId: 'app',
+    organisations: ['acme', 'globex'],
+    scopes: ['invoices.read'],
+  }),
+  event('OrganisationDisconnected', `grant-${g}`, { grantId: g, organisationId: 'acme' }),
+  event('OrganisationConnected', `grant-${g}`, { grantId: g, organisationId: 'acme' }),
+  event('TokenRevoked', 'access-token-j1', { tokenId: 'j1', tokenType: 'access_token', clientId: 'app' }),
+  event('RefreshFamilyRevoked', `refresh-${family}`, {
+    familyId: family,
+    clientId: 'app',
+    grantId: g,
+    reason: 'reuse',
+    accessTokenIds: ['j2', 'j3'],
+  }),
+  event('GrantRevoked', `grant-${g}`, { grantId: g, reason: 'user' }),
+  // the same grant revoked again later (a redelivery, or a second disconnect): still one fact
+  event('GrantRevoked', `grant-${g}`, { grantId: g, reason: 'admin' }, at(59)),
+  event('SubjectRevoked', 'subject-revocation-bob', { subject: 'bob', reason: 'admin' }),
+  event('ClientRevoked', 'client-revocation-evil', { clientId: 'evil', reason: 'admin' }),
+];
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase(inject('infra'));
+});
+afterAll(() => db?.drop());
+
+const snapshot = async (schema: string) =>
+  (
+    await db.pool.query(
+      `SELECT key, fact, revoked_at, expires_at FROM ${schema}.revocation_facts ORDER BY key`,
+    )
+  ).rows;
+
+describe('revocation projector', () => {
+  it('item 37 / F7 / F8: replayed from offset 0, duplicated and out of order, it records the same facts', async () => {
+    const events = history().map(consumed);
+    const apply = async (schema: string, order: ConsumedEvent[]) => {
+      await db.pool.query(`CREATE SCHEMA ${schema}; ${factsTable(schema)}`);
+      const project = factsProjection(schema, {
+        ttlSeconds: 660,
+        cache: () => new MemoryRevocationCache(),
+        onRecorded: () => {},
+      });
+      for (const e of order) {
+        const tx = await db.pool.connect();
+        try {
+          await tx.query('BEGIN');
+          await project(e, tx);
+          await tx.query('COMMIT');
+        } finally {
+          tx.release();
+        }
+      }
+    };
+    const [inOrder, shuffled] = [uniqueName('facts'), uniqueName('facts')];
+    await apply(inOrder, events);
+    // reversed, then everything again from the start (a replay from offset 0)
+    await apply(shuffled, [...events].reverse().concat(events));
+    const facts = await snapshot(inOrder);
+    expect(await snapshot(shuffled)).toEqual(facts);
+    const g = (events[0]!.data as { grantId: string }).grantId;
+    expect(facts.map((f) => f.key).sort()).toEqual(
+      [
+        revocationKeys.grant(g),
+        revocationKeys.grantOrganisation(g, 'acme'),
+        revocationKeys.token('j1'),
+        revocationKeys.token('j2'),
+        revocationKeys.token('j3'),
+        familyKey((events[4]!.data as { familyId: string }).familyId),
+        revocationKeys.subject('bob'),
+        revocationKeys.client('evil'),
+      ].sort(),
+    );
+    // the grant's fact keeps its first revocation and the expiry of its last (TTL after each)
+    const grant = facts.find((f) => f.key === revocationKeys.grant(g))!;
+    expect(grant.revoked_at).toEqual(events[5]!.time && new Date(events[5]!.time));
+    expect(grant.expires_at).toEqual(new Date(at(59).getTime() + 660_000));
+    // reconnecting the organisation does not take its disconnection back: revocation is terminal
+    expect(facts.some((f) => f.key === revocationKeys.grantOrganisation(g, 'acme'))).toBe(true);
+  });
+
+  describe('as a service on Postgres, Kafka and Redis', () => {
+    const infra = () => inject('infra');
+    const prefix = `${uniqueName('rev')}.`;
+    let service: Awaited<ReturnType<typeof startIntrospection>>;
+    let cache: RedisRevocationCache;
+    beforeAll(async () => {
+      const env = {
+        ...serviceKeyEnv(generateKeyMaterial()).introspection,
+        DATABASE_URL: db.url,
+        KAFKA_BROKERS: infra().kafkaBrokers.join(','),
+        REDIS_URL: infra().redisUrl,
+        KAFKA_TOPIC_PREFIX: prefix,
+        LOG_LEVEL: 'silent',
+        PORT: '0',
+        GRANTLINE_ISSUER: 'http://127.0.0.1:1',
+      };
+      service = await startIntrospection(
+        loadConfig(introspectionConfigSchema, env),
+        runtimeFromConfig(loadDistributedConfig(env)),
+        {
+          onCrash: (e) => {
+            throw e;
+          },
+        },
+      );
+      cache = new RedisRevocationCache({ url: infra().redisUrl, prefix: `grantline:${prefix}revoked:` });
+    });
+    afterAll(async () => {
+      await service?.stop();
+      await cache?.close();
+    });
+
+    it('F5: fills the deny-list, publishes each fact and a heartbeat a second, and rebuilds an emptied Redis before it is ready', async () => {
+      const events = history();
+      const g = (events[0]!.data as { grantId: string }).grantId;
+      const seen: ConsumedEvent[] = [];
+      const sub = await service.runtime.bus.subscribe({
+        groupId: uniqueName('rs'),
+        topics: [TOPICS.revocations],
+        fromBeginning: true,
+        onCrash: () => {},
+        handle: async (e) => {
+          seen.push(e);
+        },
+      });
+      try {
+        await service.runtime.bus.publish(events);
+        await eventually(
+          async () => ((await cache.isRevoked([revocationKeys.client('evil')])) ? true : undefined),
+          {
+            what: 'the deny-list',
+          },
+        );
+        expect(await cache.isRevoked([revocationKeys.grant(g)])).toBe(true);
+        expect(await cache.isRevoked([revocationKeys.grant(randomUUID())])).toBe(false);
+        // every fact on the topic, keyed by its deny-list key; heartbeats a second apart
+        await eventually(
+          () =>
+            seen.filter((e) => e.type === 'RevocationFact').length >= 8 &&
+            seen.filter((e) => e.type === 'RevocationHeartbeat').length >= 2
+              ? true
+              : undefined,
+          { what: 'facts and heartbeats on the revocations topic' },
+        );
+        const fact = seen.find((e) => e.subject === revocationKeys.grant(g))!;
+        expect(fact.data).toMatchObject({ key: revocationKeys.grant(g), kind: 'grant', grantId: g });
+        expect(seen.find((e) => e.type === 'RevocationHeartbeat')!.subject).toBe('heartbeat');
+
+        // Redis loses its data: readiness rebuilds the deny-list from the recorded facts first
+        const keys = await cache.redis.keys(`grantline:${prefix}revoked:*`);
+        await cache.redis.del(...keys);
+        expect(await cache.isRevoked([revocationKeys.grant(g)])).toBe(false);
+        const ready = await fetch(`${service.managementUrl}/readyz`);
+        expect(ready.status).toBe(200);
+        expect(await cache.isRevoked([revocationKeys.grant(g)])).toBe(true);
+        expect(await cache.isRevoked([revocationKeys.token('j3')])).toBe(true);
+
+        // the same events again (at least once): nothing new is recorded or published
+        const before = await snapshot('introspection');
+        await service.runtime.bus.publish(events.map((e) => ({ ...e, id: randomUUID() })));
+        await new Promise((r) => setTimeout(r, 1_500));
+        expect(await snapshot('introspection')).toEqual(before);
+      } finally {
+        await sub.stop();
+      }
+    });
+  });
+});
