@@ -6,7 +6,13 @@ import { freePort, portOpen } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Gateway, GatewayConfigError, startGateway } from '../src/gateway.ts';
 
-const SERVICE_NAMES: readonly ServiceName[] = ['authorization', 'registry', 'token', 'consent'];
+const SERVICE_NAMES: readonly ServiceName[] = [
+  'authorization',
+  'registry',
+  'token',
+  'consent',
+  'introspection',
+];
 
 /** What a stand-in service saw of a request. */
 interface Seen {
@@ -116,6 +122,10 @@ describe('the development gateway', () => {
       ['/oauth2/grants/g-1', 'consent'],
       ['/consent', 'consent'],
       ['/consent?consent_challenge=c', 'consent'],
+      ['/oauth2/introspect', 'introspection'],
+      ['/oauth2/introspection/jwks', 'introspection'],
+      ['/oauth2/revocations/stream', 'introspection'],
+      ['/oauth2/introspector', 'authorization'],
       ['/consents', 'authorization'],
       ['/account/connections', 'consent'],
       ['/account/api/connections/c-1', 'consent'],
