@@ -3,7 +3,7 @@ import { offsetClock } from '@grantline/clock';
 import { eventually } from '@grantline/testing';
 import { createLocalJWKSet, decodeJwt, type JWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTenant, redeem, refresh, runFlow, type Tenant } from './flow.ts';
+import { Agent, createTenant, redeem, refresh, runFlow, type Tenant } from './flow.ts';
 import { basic, type Stack, startStack } from './stack.ts';
 
 const API = 'https://invoices.example/';
@@ -239,6 +239,63 @@ describe('introspection (RFC 7662) and the revocation stream', () => {
     );
     expect(Date.now() - sent).toBeLessThan(5_000);
     expect((await introspect(rs, { token: tokens.access_token })).body).toEqual({ active: false });
+    expect((await introspect(tenant.client, { token: tokens.refresh_token })).body).toEqual({
+      active: false,
+    });
+  });
+
+  it('item 35: disconnecting on /account/connections (an organisation, then the app) reaches introspection', async () => {
+    const agent = new Agent();
+    const [acme, globex] = tenant.organisations;
+    const flow = await runFlow(stack, tenant, {
+      agent,
+      organisations: [acme!.id, globex!.id],
+      params: { grant_management_action: 'create' },
+    });
+    const tokens = (await redeem(stack, tenant, flow.code!, flow.verifier)).body as {
+      access_token: string;
+      refresh_token: string;
+      grant_id: string;
+    };
+    const api = `${stack.issuer}/account/api/connections`;
+    const csrf = await eventually(
+      async () => {
+        const listed = JSON.parse((await agent.request(api)).text) as {
+          csrf_token: string;
+          apps: { grants: { grant_id: string }[] }[];
+        };
+        return listed.apps.some((a) => a.grants.some((g) => g.grant_id === tokens.grant_id))
+          ? listed.csrf_token
+          : undefined;
+      },
+      { what: 'the connection to be listed' },
+    );
+    const remove = (path: string) =>
+      agent.request(`${api}/${tenant.client.client_id}${path}`, {
+        method: 'DELETE',
+        headers: { origin: stack.issuer, 'x-csrf-token': csrf },
+      });
+    expect((await remove(`/grants/${tokens.grant_id}/organisations/${globex!.id}`)).status).toBe(204);
+    await eventually(
+      async () => {
+        const res = await introspect(rs, { token: tokens.access_token });
+        return res.body.organisations?.length === 1 ? true : undefined;
+      },
+      { what: 'the disconnected organisation to be left out' },
+    );
+    expect((await introspect(rs, { token: tokens.access_token })).body).toMatchObject({
+      active: true,
+      organisations: [acme!.id],
+    });
+    expect((await introspect(tenant.client, { token: tokens.refresh_token })).body).toMatchObject({
+      active: true,
+      organisations: [acme!.id],
+    });
+    expect((await remove('')).status).toBe(204);
+    await eventually(
+      async () => ((await introspect(rs, { token: tokens.access_token })).body.active ? undefined : true),
+      { what: 'the disconnected app to introspect inactive', intervalMs: 10 },
+    );
     expect((await introspect(tenant.client, { token: tokens.refresh_token })).body).toEqual({
       active: false,
     });
