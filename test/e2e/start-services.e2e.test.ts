@@ -13,9 +13,9 @@ import { basic } from './stack.ts';
 describe('pnpm start:services', () => {
   it('starts every service as its own process behind one origin, issues a token through it, and stops cleanly on SIGTERM', async () => {
     const infra = inject('infra');
-    // the gateway, the four services; the management gateway, the four services' management listeners
-    const base = await freePorts(10);
-    const management = base + 5;
+    // the gateway, the five services; the management gateway, the five services' management listeners
+    const base = await freePorts(12);
+    const management = base + 6;
     const database = uniqueName('start');
     const adminToken = randomBytes(32).toString('base64url');
     const started = spawnScript('scripts/start-services.ts', {
@@ -53,6 +53,7 @@ describe('pnpm start:services', () => {
         jwks_uri: `${origin}/oauth2/jwks`,
         registration_endpoint: `${origin}/oauth2/register`,
         grant_management_endpoint: `${origin}/oauth2/grants`,
+        introspection_endpoint: `${origin}/oauth2/introspect`,
       });
       const endpoints = Object.entries(meta).filter(
         ([name]) => name === 'issuer' || name.endsWith('_endpoint') || name === 'jwks_uri',
