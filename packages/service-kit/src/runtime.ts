@@ -59,13 +59,16 @@ export interface Runtime {
   /**
    * Keeps a read model of this service up to date from topics: each event applied once, in the
    * transaction that records it (consumer group = `name`); stopped before the bus closes. Events of
-   * types the projection does not handle are passed over without touching the database.
+   * types the projection does not handle are passed over without touching the database. `applied`
+   * is called once an event's transaction has committed (what the read model now shows may be sent
+   * on).
    */
   project(
     name: string,
     topics: readonly string[],
     projection: Projection,
     onCrash: (error: Error) => void,
+    options?: { applied?: (event: ConsumedEvent) => void },
   ): Promise<void>;
   /**
    * Runs a reactor from topics (consumer group = `name`): each event of its types handed to it at
@@ -147,8 +150,15 @@ const assemble = async (
     topicPrefix: parts.topicPrefix,
     readiness: parts.readiness,
     shutdown,
-    project: async (name, topics, projection, onCrash) => {
-      const idempotent = idempotentProjection({ pool, schema, consumer: name, project: projection.apply });
+    project: async (name, topics, projection, onCrash, options = {}) => {
+      const recorded = idempotentProjection({ pool, schema, consumer: name, project: projection.apply });
+      const { applied } = options;
+      const idempotent = applied
+        ? async (event: ConsumedEvent) => {
+            await recorded(event);
+            applied(event);
+          }
+        : recorded;
       const types = new Set<string>(projection.types);
       subscriptions.push(
         await bus.subscribe({

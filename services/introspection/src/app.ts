@@ -64,10 +64,10 @@ export const buildIntrospection = async (
     factsProjection(schema, {
       ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS + config.REVOCATION_CLOCK_SKEW_SECONDS,
       cache: runtime.revocations,
-      onRecorded: () => setTimeout(() => publisher.soon(), 2).unref(),
     }),
     onCrash,
-    { types: REVOKING_EVENT_TYPES },
+    // committed: on to the topic and the stream at once (the publisher's poll is only a safety net)
+    { types: REVOKING_EVENT_TYPES, applied: () => publisher.soon() },
   );
   await publisher.start();
 

@@ -49,7 +49,7 @@ export class RevocationPublisher {
     );
     this.timers.push(
       setInterval(() => void this.heartbeat(), this.deps.heartbeatMs),
-      // the safety net: `soon` is called after each projected event, before its transaction commits
+      // the safety net: `soon` is called once each projected event has committed
       setInterval(() => this.soon(), 250),
     );
     for (const t of this.timers) t.unref();

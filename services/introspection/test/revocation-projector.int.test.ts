@@ -86,7 +86,6 @@ describe('revocation projector', () => {
       const project = factsProjection(schema, {
         ttlSeconds: 660,
         cache: () => new MemoryRevocationCache(),
-        onRecorded: () => {},
       });
       for (const e of order) {
         const tx = await db.pool.connect();

@@ -30,7 +30,7 @@ export const factsTable = (schema: string) => `
  */
 export const factsProjection = (
   schema: string,
-  options: { ttlSeconds: number; cache: () => RevocationCache; onRecorded: () => void },
+  options: { ttlSeconds: number; cache: () => RevocationCache },
 ) => {
   const t = `${schema}.revocation_facts`;
   return async (event: ConsumedEvent, tx: pg.PoolClient) => {
@@ -49,7 +49,6 @@ export const factsProjection = (
     );
     const ttl = (expiresAt.getTime() - Date.now()) / 1_000;
     if (ttl > 0) await options.cache().revoke(facts.map((f) => ({ key: f.key, ttlSeconds: ttl })));
-    options.onRecorded();
   };
 };
 
