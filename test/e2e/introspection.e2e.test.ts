@@ -301,6 +301,35 @@ describe('introspection (RFC 7662) and the revocation stream', () => {
     });
   });
 
+  it("a disabled client's tokens introspect inactive", async () => {
+    const m2m = (await stack.register({
+      client_name: 'Ledger Sync',
+      grant_types: ['client_credentials'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      scope: 'invoices.read',
+      resources: [API],
+    })) as { client_id: string; client_secret: string };
+    const issued = await fetch(`${stack.issuer}/oauth2/token`, {
+      method: 'POST',
+      headers: {
+        authorization: basic(m2m.client_id, m2m.client_secret),
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: 'grant_type=client_credentials',
+    });
+    const { access_token } = (await issued.json()) as { access_token: string };
+    expect((await introspect(rs, { token: access_token })).body).toMatchObject({
+      active: true,
+      client_id: m2m.client_id,
+      sub: m2m.client_id,
+    });
+    expect((await stack.admin(`/clients/${m2m.client_id}/disable`)).status).toBe(204);
+    await eventually(
+      async () => ((await introspect(rs, { token: access_token })).body.active ? undefined : true),
+      { what: 'the disabled client to be projected' },
+    );
+  });
+
   it('RFC 9701: asked for application/token-introspection+jwt, it answers a JWT signed with a key of its JWKS', async () => {
     const tokens = await connect();
     const res = await introspect(

@@ -1,5 +1,5 @@
 import { systemClock } from '@grantline/clock';
-import { ClientDirectory, directoryProjection, directoryTables } from '@grantline/directory';
+import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
 import { TOPICS } from '@grantline/events';
 import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
 import {
@@ -78,6 +78,8 @@ export const buildIntrospection = async (
       cacheMaxAge: 600_000,
     }),
     facts,
+    clients: (id) => clients.get(id),
+    people: new People(pool, schema),
     pool,
     schema,
     refreshIdleSeconds: config.REFRESH_TOKEN_IDLE_SECONDS,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '@grantline/clock';
+import type { People } from '@grantline/directory';
 import type { ClientRecord } from '@grantline/oauth';
 import { revocationKeys } from '@grantline/revocation-cache';
 import { type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
@@ -33,6 +34,9 @@ export interface InspectorDeps {
   /** the token service's public signing keys (its JWKS) */
   keys: JWTVerifyGetKey;
   facts: FactLog;
+  /** the registry's clients and users as this service projects them */
+  clients: (clientId: string) => Promise<ClientRecord | undefined>;
+  people: People;
   pool: pg.Pool;
   schema: string;
   refreshIdleSeconds: number;
@@ -42,8 +46,8 @@ export interface InspectorDeps {
 
 /**
  * What a token is, from this service's own projections and facts only (never by asking another
- * service): undefined for anything not active (unknown, malformed, expired, revoked, or with no
- * organisation left). Organisations disconnected from the token's grant are left out of the answer.
+ * service): undefined for anything not active (unknown, malformed, expired, revoked, of a disabled
+ * or deleted client or a disabled user, or with no organisation left). Organisations disconnected from the token's grant are left out of the answer.
  */
 export const tokenInspector = (deps: InspectorDeps) => {
   /** the facts that deny this token, its grant, subject or client, or (organisations) each of its organisations */
@@ -67,6 +71,18 @@ export const tokenInspector = (deps: InspectorDeps) => {
     const whole = keys.filter((k) => !k.startsWith('grant-org:')).some((k) => revoked.has(k));
     const organisations = t.organisations?.filter((o) => !revoked.has(orgKey(o)));
     return { whole, organisations };
+  };
+
+  /**
+   * The client still active, and a user subject neither disabled nor (for a refresh token issued at
+   * `since`) with credentials changed after it: as the token service would refuse a refresh.
+   */
+  const partiesActive = async (clientId: string, subject: string, since?: Date) => {
+    const [client, user] = await Promise.all([deps.clients(clientId), deps.people.user(subject)]);
+    if (client?.status !== 'active') return false;
+    if (!user) return true; // a client's own token (client credentials): its subject is the client
+    if (user.status !== 'active') return false;
+    return !(since && user.credentialsChangedAt && user.credentialsChangedAt > since);
   };
 
   const withOrganisations = (
@@ -108,7 +124,7 @@ export const tokenInspector = (deps: InspectorDeps) => {
       clientId: String(c.client_id),
       ...(had && { organisations: had }),
     });
-    if (whole) return undefined;
+    if (whole || !(await partiesActive(String(c.client_id), c.sub!))) return undefined;
     const info: TokenInfo = {
       active: true,
       token_type: 'Bearer',
@@ -146,7 +162,7 @@ export const tokenInspector = (deps: InspectorDeps) => {
       clientId: family.clientId,
       organisations: family.organisations,
     });
-    if (whole) return undefined;
+    if (whole || !(await partiesActive(family.clientId, family.subject, family.issuedAt))) return undefined;
     const info: TokenInfo = {
       active: true,
       token_type: 'refresh_token',
