@@ -12,7 +12,8 @@ import {
 } from '@grantline/oauth';
 import type { Request, RequestHandler } from 'express';
 import { SignJWT } from 'jose';
-import { isConfidential, maySee, type TokenInspector } from '../inspector.ts';
+import { isConfidential, maySee } from '../access.ts';
+import type { TokenInspector } from '../inspector.ts';
 
 /** RFC 9701 §5: the media type a caller asks for with `Accept` to get a signed JWT response. */
 export const INTROSPECTION_JWT = 'application/token-introspection+jwt';

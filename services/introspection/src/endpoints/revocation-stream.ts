@@ -7,7 +7,7 @@ import {
   InvalidRequest,
 } from '@grantline/oauth';
 import type { Request, RequestHandler, Response } from 'express';
-import { isResourceServer } from '../inspector.ts';
+import { isResourceServer } from '../access.ts';
 import type { FactLog } from '../projections/facts.ts';
 import type { RevocationPublisher, StreamItem } from '../publisher.ts';
 
