@@ -330,6 +330,59 @@ describe('introspection (RFC 7662) and the revocation stream', () => {
     );
   });
 
+  const inactive = (caller: { client_id: string; client_secret?: string }, token: string, what: string) =>
+    eventually(async () => ((await introspect(caller, { token })).body.active ? undefined : true), {
+      what,
+      intervalMs: 10,
+    });
+
+  it('item 17: a replayed code revokes what it issued: its access token introspects inactive', async () => {
+    const flow = await runFlow(stack, tenant, { params: { grant_management_action: 'create' } });
+    const first = await redeem(stack, tenant, flow.code!, flow.verifier);
+    expect(first.status).toBe(200);
+    const token = first.body.access_token as string;
+    expect((await introspect(rs, { token })).body.active).toBe(true);
+    expect((await redeem(stack, tenant, flow.code!, flow.verifier)).status).toBe(400);
+    await inactive(rs, token, "the replayed code's access token to introspect inactive");
+    await inactive(tenant.client, first.body.refresh_token as string, 'its refresh token too');
+  });
+
+  it('item 28: a reused refresh token revokes its family: every access token of it introspects inactive', async () => {
+    const tokens = await connect();
+    const rotated = await refresh(stack, tenant, tokens.refresh_token);
+    expect(rotated.status).toBe(200);
+    expect((await refresh(stack, tenant, tokens.refresh_token)).status).toBe(400);
+    await inactive(
+      rs,
+      rotated.body.access_token as string,
+      "the family's latest access token to introspect inactive",
+    );
+    await inactive(rs, tokens.access_token, 'its first access token too');
+    await inactive(tenant.client, rotated.body.refresh_token as string, 'the rotated refresh token too');
+  });
+
+  it('item 34: what RFC 7009 revokes introspects inactive (an access token by its jti, a refresh token with its family)', async () => {
+    const tokens = await connect();
+    const revoke = (token: string) =>
+      fetch(`${stack.issuer}/oauth2/revoke`, {
+        method: 'POST',
+        headers: {
+          authorization: basic(tenant.client.client_id, tenant.client.client_secret!),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ token }),
+      });
+    const other = await connect();
+    expect((await revoke(tokens.access_token)).status).toBe(200);
+    await inactive(rs, tokens.access_token, 'the revoked access token to introspect inactive');
+    expect((await introspect(tenant.client, { token: tokens.refresh_token })).body.active).toBe(true);
+    expect((await revoke(tokens.refresh_token)).status).toBe(200);
+    await inactive(tenant.client, tokens.refresh_token, 'the revoked refresh token to introspect inactive');
+    // another grant of the same app is untouched
+    expect((await introspect(rs, { token: other.access_token })).body.active).toBe(true);
+    expect((await introspect(tenant.client, { token: other.refresh_token })).body.active).toBe(true);
+  });
+
   it('RFC 9701: asked for application/token-introspection+jwt, it answers a JWT signed with a key of its JWKS', async () => {
     const tokens = await connect();
     const res = await introspect(
