@@ -64,6 +64,7 @@ export const buildIntrospection = async (
     factsProjection(schema, {
       ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS + config.REVOCATION_CLOCK_SKEW_SECONDS,
       cache: runtime.revocations,
+      cacheFailed: (error) => publisher.cacheFailed(error),
     }),
     onCrash,
     // committed: on to the topic and the stream at once (the publisher's poll is only a safety net)

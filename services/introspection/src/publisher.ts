@@ -85,6 +85,12 @@ export class RevocationPublisher {
     return this.lastSequence;
   }
 
+  /** The cache missed a fact (it could not be reached): copy every live fact again at the next check. */
+  cacheFailed(error: unknown): void {
+    if (this.warm) this.deps.logger.warn({ err: error }, 'revocation cache missed a fact; rebuilding it');
+    this.warm = false;
+  }
+
   /** Throws unless the cache answers and holds every live fact (rebuilding it first when it lost them). */
   async ensureWarm(): Promise<void> {
     const cache = this.deps.cache();

@@ -86,6 +86,9 @@ describe('revocation projector', () => {
       const project = factsProjection(schema, {
         ttlSeconds: 660,
         cache: () => new MemoryRevocationCache(),
+        cacheFailed: (error) => {
+          throw error;
+        },
       });
       for (const e of order) {
         const tx = await db.pool.connect();
@@ -123,6 +126,33 @@ describe('revocation projector', () => {
     expect(grant.expires_at).toEqual(new Date(at(59).getTime() + 660_000));
     // reconnecting the organisation does not take its disconnection back: revocation is terminal
     expect(facts.some((f) => f.key === revocationKeys.grantOrganisation(g, 'acme'))).toBe(true);
+  });
+
+  it('records a fact the deny-list cannot take (Redis down), and says so so the deny-list is copied again', async () => {
+    const schema = uniqueName('facts');
+    await db.pool.query(`CREATE SCHEMA ${schema}; ${factsTable(schema)}`);
+    const failures: unknown[] = [];
+    const project = factsProjection(schema, {
+      ttlSeconds: 660,
+      cache: () => ({
+        revoke: () => Promise.reject(new Error('ECONNREFUSED')),
+        isRevoked: () => Promise.reject(new Error('ECONNREFUSED')),
+        ping: () => Promise.reject(new Error('ECONNREFUSED')),
+        close: async () => {},
+      }),
+      cacheFailed: (error) => failures.push(error),
+    });
+    const tx = await db.pool.connect();
+    try {
+      await project(
+        consumed(event('GrantRevoked', 'grant-x', { grantId: 'x', reason: 'user' }, new Date())),
+        tx,
+      );
+    } finally {
+      tx.release();
+    }
+    expect((await snapshot(schema)).map((f) => f.key)).toEqual([revocationKeys.grant('x')]);
+    expect(failures).toHaveLength(1);
   });
 
   describe('as a service on Postgres, Kafka and Redis', () => {

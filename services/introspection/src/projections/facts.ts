@@ -26,11 +26,13 @@ export const factsTable = (schema: string) => `
  * Records the facts an event states. Order-free: a fact recorded again keeps the earliest revocation
  * time and the latest expiry (both commutative), so replaying the topics from offset 0, or receiving
  * events out of order, ends in the same rows. The deny-list gets each fact in the same step: a
- * transaction that then fails only leaves a revocation the redelivery records anyway.
+ * transaction that then fails only leaves a revocation the redelivery records anyway. A deny-list
+ * that cannot take it (Redis down) does not stop the record: `cacheFailed` has the whole list
+ * copied again once it answers.
  */
 export const factsProjection = (
   schema: string,
-  options: { ttlSeconds: number; cache: () => RevocationCache },
+  options: { ttlSeconds: number; cache: () => RevocationCache; cacheFailed: (error: unknown) => void },
 ) => {
   const t = `${schema}.revocation_facts`;
   return async (event: ConsumedEvent, tx: pg.PoolClient) => {
@@ -48,7 +50,11 @@ export const factsProjection = (
       [facts.map((f) => f.key), facts.map((f) => JSON.stringify(f)), revokedAt, expiresAt],
     );
     const ttl = (expiresAt.getTime() - Date.now()) / 1_000;
-    if (ttl > 0) await options.cache().revoke(facts.map((f) => ({ key: f.key, ttlSeconds: ttl })));
+    if (ttl > 0)
+      await options
+        .cache()
+        .revoke(facts.map((f) => ({ key: f.key, ttlSeconds: ttl })))
+        .catch(options.cacheFailed);
   };
 };
 
