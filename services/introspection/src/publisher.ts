@@ -81,10 +81,6 @@ export class RevocationPublisher {
     return () => this.listeners.delete(listener);
   }
 
-  get published(): number {
-    return this.lastSequence;
-  }
-
   /** The cache missed a fact (it could not be reached): copy every live fact again at the next check. */
   cacheFailed(error: unknown): void {
     if (this.warm) this.deps.logger.warn({ err: error }, 'revocation cache missed a fact; rebuilding it');
@@ -125,18 +121,25 @@ export class RevocationPublisher {
     };
   }
 
+  /**
+   * Publishes what is unpublished, then passes on to the stream's listeners every fact published
+   * since the last pass, by this instance or another (numbers commit in order: none is passed over).
+   */
   private async publish(): Promise<void> {
-    for (;;) {
-      const facts = await this.deps.facts.unpublished();
-      if (facts.length === 0) return;
-      await this.deps.bus.publish(
+    const send = (facts: FactMessage[]) =>
+      this.deps.bus.publish(
         facts.map((f) => this.message('RevocationFact', f.key, f, new Date(f.revokedAt))),
       );
-      await this.deps.facts.markPublished(facts);
+    while ((await this.deps.facts.publish(send)) > 0) {
+      // until nothing is left unpublished
+    }
+    for (;;) {
+      const facts = await this.deps.facts.publishedAfter(this.lastSequence);
       for (const fact of facts) {
-        this.lastSequence = Math.max(this.lastSequence, fact.sequence);
+        this.lastSequence = fact.sequence;
         this.emit({ type: 'fact', fact });
       }
+      if (facts.length < 1_000) return;
     }
   }
 

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startIntrospection } from '../src/app.ts';
 import { introspectionConfigSchema } from '../src/config.ts';
 import { familyKey } from '../src/domain/facts.ts';
-import { factsProjection, factsTable } from '../src/projections/facts.ts';
+import { FactLog, factsProjection, factsTable } from '../src/projections/facts.ts';
+import type { StreamItem } from '../src/publisher.ts';
 
 const base = Math.floor(Date.now() / 60_000) * 60_000;
 const at = (s: number) => new Date(base + s * 1_000);
@@ -244,6 +245,34 @@ describe('revocation projector', () => {
         expect(await snapshot('introspection')).toEqual(before);
       } finally {
         await sub.stop();
+      }
+    });
+
+    it('passes on to its stream the facts another instance published, in publication order', async () => {
+      const items: StreamItem[] = [];
+      const stop = service.publisher.listen((item) => items.push(item));
+      try {
+        const other = new FactLog(db.pool, 'introspection');
+        const key = revocationKeys.token(randomUUID());
+        await db.pool.query(
+          `INSERT INTO introspection.revocation_facts (key, fact, revoked_at, expires_at)
+           VALUES ($1, $2, now(), now() + interval '10 minutes')`,
+          [key, JSON.stringify({ key, kind: 'token', jti: key.slice(4) })],
+        );
+        const sent: number[] = [];
+        expect(await other.publish(async (facts) => void sent.push(...facts.map((f) => f.sequence)))).toBe(1);
+        const fact = await eventually(
+          () =>
+            items.find((i) => i.type === 'fact' && i.fact.key === key) as
+              | Extract<StreamItem, { type: 'fact' }>
+              | undefined,
+          { what: "the other instance's fact on this instance's stream" },
+        );
+        expect(fact.fact.sequence).toBe(sent[0]);
+        const sequences = items.flatMap((i) => (i.type === 'fact' ? [i.fact.sequence] : []));
+        expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+      } finally {
+        stop();
       }
     });
   });

@@ -70,7 +70,7 @@ export const revocationStreamEndpoint = (deps: {
     });
     req.on('close', stop);
     for (;;) {
-      const batch = await deps.facts.liveAfter(last, new Date(deps.clock.now()));
+      const batch = await deps.facts.publishedAfter(last, new Date(deps.clock.now()));
       for (const fact of batch) deliver({ type: 'fact', fact });
       if (batch.length < 1_000) break;
     }

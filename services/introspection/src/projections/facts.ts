@@ -9,18 +9,22 @@ export type FactMessage = Extract<RevocationMessage, { type: 'RevocationFact' }>
 /**
  * The revocation facts, one row per deny-list key: the service's own record, rebuilt from the grants
  * and tokens topics. The deny-list (Redis, or memory) is a copy of its live rows, the revocations
- * topic and the HTTP stream publish them; `sequence` numbers them for the stream's resumable ids.
+ * topic and the HTTP stream publish them. `published_seq` numbers them in the order they were
+ * published (null until then): the topic's `sequence` and the stream's resumable ids. It is given
+ * under a lock, in the transaction that publishes, so numbers commit in order on every instance and
+ * a reader that has seen n has seen everything below n.
  */
 export const factsTable = (schema: string) => `
   CREATE TABLE IF NOT EXISTS ${schema}.revocation_facts (
-    sequence bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     key text NOT NULL UNIQUE,
     fact jsonb NOT NULL,
     revoked_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
-    published boolean NOT NULL DEFAULT false
+    published_seq bigint UNIQUE
   );
-  CREATE INDEX IF NOT EXISTS revocation_facts_unpublished ON ${schema}.revocation_facts (sequence) WHERE NOT published`;
+  CREATE SEQUENCE IF NOT EXISTS ${schema}.revocation_publication;
+  CREATE INDEX IF NOT EXISTS revocation_facts_unpublished ON ${schema}.revocation_facts (id) WHERE published_seq IS NULL`;
 
 /**
  * Records the facts an event states. Order-free: a fact recorded again keeps the earliest revocation
@@ -46,7 +50,8 @@ export const factsProjection = (
        ON CONFLICT (key) DO UPDATE SET
          revoked_at = LEAST(f.revoked_at, excluded.revoked_at),
          expires_at = GREATEST(f.expires_at, excluded.expires_at),
-         published = f.published AND f.expires_at >= excluded.expires_at`,
+         -- a longer life is a new publication
+         published_seq = CASE WHEN f.expires_at >= excluded.expires_at THEN f.published_seq END`,
       [facts.map((f) => f.key), facts.map((f) => JSON.stringify(f)), revokedAt, expiresAt],
     );
     const ttl = (expiresAt.getTime() - Date.now()) / 1_000;
@@ -59,7 +64,7 @@ export const factsProjection = (
 };
 
 interface Row {
-  sequence: string;
+  published_seq: string;
   fact: FactMessage;
   revoked_at: Date;
   expires_at: Date;
@@ -69,59 +74,73 @@ const message = (r: Row): FactMessage => ({
   ...r.fact,
   revokedAt: r.revoked_at.toISOString(),
   expiresAt: r.expires_at.toISOString(),
-  sequence: Number(r.sequence),
+  sequence: Number(r.published_seq),
 });
 
 /** Queries over the facts: what introspection checks, what the publisher and the stream send. */
 export class FactLog {
+  private readonly t: string;
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly schema: string,
-  ) {}
+  ) {
+    this.t = `${schema}.revocation_facts`;
+  }
 
   /** Which of `keys` are revoked, whatever their age (the table forgets nothing: a refresh token outlives any TTL). */
   async revoked(keys: readonly string[]): Promise<Set<string>> {
     if (keys.length === 0) return new Set();
     const { rows } = await this.pool.query<{ key: string }>(
-      `SELECT key FROM ${this.schema}.revocation_facts WHERE key = ANY($1::text[])`,
+      `SELECT key FROM ${this.t} WHERE key = ANY($1::text[])`,
       [keys],
     );
     return new Set(rows.map((r) => r.key));
   }
 
-  /** Live facts after `sequence`, in order (the stream's replay from a `Last-Event-ID`). */
-  async liveAfter(sequence: number, now: Date, limit = 1_000): Promise<FactMessage[]> {
+  /** Published facts after `sequence`, in order; with `now`, only those still live (the stream's replay). */
+  async publishedAfter(sequence: number, now?: Date, limit = 1_000): Promise<FactMessage[]> {
     const { rows } = await this.pool.query<Row>(
-      `SELECT sequence, fact, revoked_at, expires_at FROM ${this.schema}.revocation_facts
-       WHERE sequence > $1 AND expires_at > $2 ORDER BY sequence LIMIT $3`,
-      [sequence, now, limit],
+      `SELECT published_seq, fact, revoked_at, expires_at FROM ${this.t}
+       WHERE published_seq > $1 AND ($2::timestamptz IS NULL OR expires_at > $2)
+       ORDER BY published_seq LIMIT $3`,
+      [sequence, now ?? null, limit],
     );
     return rows.map(message);
   }
 
-  /** Facts not yet on the revocations topic, oldest first. */
-  async unpublished(limit = 500): Promise<FactMessage[]> {
-    const { rows } = await this.pool.query<Row>(
-      `SELECT sequence, fact, revoked_at, expires_at FROM ${this.schema}.revocation_facts
-       WHERE NOT published ORDER BY sequence LIMIT $1`,
-      [limit],
-    );
-    return rows.map(message);
-  }
-
-  /** Marks facts as published, unless an expiry they were published with has since grown. */
-  async markPublished(facts: readonly FactMessage[]): Promise<void> {
-    await this.pool.query(
-      `UPDATE ${this.schema}.revocation_facts f SET published = true
-       FROM unnest($1::bigint[], $2::timestamptz[]) AS p(sequence, expires_at)
-       WHERE f.sequence = p.sequence AND f.expires_at = p.expires_at`,
-      [facts.map((f) => f.sequence), facts.map((f) => f.expiresAt)],
-    );
+  /**
+   * Numbers the oldest unpublished facts and hands them to `send` (the topic), in one transaction
+   * under a lock: numbers commit in the order given, and a failed `send` leaves them unpublished.
+   * Returns how many were published.
+   */
+  async publish(send: (facts: FactMessage[]) => Promise<void>, limit = 500): Promise<number> {
+    const tx = await this.pool.connect();
+    try {
+      await tx.query('BEGIN');
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [this.t]);
+      const { rows } = await tx.query<Row>(
+        `UPDATE ${this.t} f SET published_seq = nextval('${this.schema}.revocation_publication')
+         FROM (SELECT id FROM ${this.t} WHERE published_seq IS NULL ORDER BY id LIMIT $1) u
+         WHERE f.id = u.id
+         RETURNING f.published_seq, f.fact, f.revoked_at, f.expires_at`,
+        [limit],
+      );
+      const facts = rows.map(message).sort((a, b) => a.sequence - b.sequence);
+      if (facts.length > 0) await send(facts);
+      await tx.query('COMMIT');
+      return facts.length;
+    } catch (error) {
+      await tx.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      tx.release();
+    }
   }
 
   async lastSequence(): Promise<number> {
     const { rows } = await this.pool.query<{ max: string | null }>(
-      `SELECT max(sequence) FROM ${this.schema}.revocation_facts`,
+      `SELECT max(published_seq) FROM ${this.t}`,
     );
     return Number(rows[0]?.max ?? 0);
   }
@@ -129,7 +148,7 @@ export class FactLog {
   /** Every live fact as a deny-list entry with its remaining lifetime (the rebuild of an emptied cache). */
   async liveRevocations(now: Date): Promise<Revocation[]> {
     const { rows } = await this.pool.query<{ key: string; expires_at: Date }>(
-      `SELECT key, expires_at FROM ${this.schema}.revocation_facts WHERE expires_at > $1`,
+      `SELECT key, expires_at FROM ${this.t} WHERE expires_at > $1`,
       [now],
     );
     return rows.map((r) => ({ key: r.key, ttlSeconds: (r.expires_at.getTime() - now.getTime()) / 1_000 }));
