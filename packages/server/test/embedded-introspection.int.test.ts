@@ -105,6 +105,29 @@ describe('pnpm start: introspection and the revocation stream', () => {
     abort.abort();
     expect(text).toMatch(/event: heartbeat\ndata: \{"time":"[^"]+","lastSequence":\d+\}/);
 
+    // RFC 7009 revocation: the fact reaches the stream and introspection (the in-process bus and PGlite)
+    const stream2 = new AbortController();
+    const live = await fetch(`${server.url}/oauth2/revocations/stream`, {
+      headers: { authorization: basic(rs.client_id, rs.client_secret) },
+      signal: stream2.signal,
+    });
+    const revoked = await fetch(`${server.url}/oauth2/revoke`, {
+      method: 'POST',
+      headers: {
+        authorization: basic(app.client_id, app.client_secret),
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ token: access_token }),
+    });
+    expect(revoked.status).toBe(200);
+    const liveReader = live.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let events = '';
+    const jti = String(decodeJwt(access_token).jti);
+    while (!events.includes(`"key":"jti:${jti}"`)) events += (await liveReader.read()).value ?? '';
+    stream2.abort();
+    expect(events).toMatch(/id: \d+\nevent: revocation\ndata: \{[^\n]*"key":"jti:/);
+    expect(await (await introspect()).json()).toEqual({ active: false });
+
     const ready = await (await fetch(`${server.managementUrl}/readyz`)).json();
     expect(ready).toMatchObject({ status: 'ready', checks: { 'revocation-cache': 'ok' } });
   });

@@ -259,8 +259,8 @@ describe('revocation projector', () => {
            VALUES ($1, $2, now(), now() + interval '10 minutes')`,
           [key, JSON.stringify({ key, kind: 'token', jti: key.slice(4) })],
         );
-        const sent: number[] = [];
-        expect(await other.publish(async (facts) => void sent.push(...facts.map((f) => f.sequence)))).toBe(1);
+        // numbered (and sent) by the other instance, or by this one's own pass: whichever came first
+        await other.publish(async () => {});
         const fact = await eventually(
           () =>
             items.find((i) => i.type === 'fact' && i.fact.key === key) as
@@ -268,7 +268,11 @@ describe('revocation projector', () => {
               | undefined,
           { what: "the other instance's fact on this instance's stream" },
         );
-        expect(fact.fact.sequence).toBe(sent[0]);
+        const { rows } = await db.pool.query(
+          'SELECT published_seq FROM introspection.revocation_facts WHERE key = $1',
+          [key],
+        );
+        expect(fact.fact.sequence).toBe(Number(rows[0].published_seq));
         const sequences = items.flatMap((i) => (i.type === 'fact' ? [i.fact.sequence] : []));
         expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
       } finally {

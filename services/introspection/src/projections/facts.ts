@@ -11,8 +11,8 @@ export type FactMessage = Extract<RevocationMessage, { type: 'RevocationFact' }>
  * and tokens topics. The deny-list (Redis, or memory) is a copy of its live rows, the revocations
  * topic and the HTTP stream publish them. `published_seq` numbers them in the order they were
  * published (null until then): the topic's `sequence` and the stream's resumable ids. It is given
- * under a lock, in the transaction that publishes, so numbers commit in order on every instance and
- * a reader that has seen n has seen everything below n.
+ * under a lock in a transaction of its own, so numbers commit in order on every instance and a reader
+ * that has seen n has seen everything below n; `sent` says the topic has it.
  */
 export const factsTable = (schema: string) => `
   CREATE TABLE IF NOT EXISTS ${schema}.revocation_facts (
@@ -21,10 +21,12 @@ export const factsTable = (schema: string) => `
     fact jsonb NOT NULL,
     revoked_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
-    published_seq bigint UNIQUE
+    published_seq bigint UNIQUE,
+    sent boolean NOT NULL DEFAULT false
   );
   CREATE SEQUENCE IF NOT EXISTS ${schema}.revocation_publication;
-  CREATE INDEX IF NOT EXISTS revocation_facts_unpublished ON ${schema}.revocation_facts (id) WHERE published_seq IS NULL`;
+  CREATE INDEX IF NOT EXISTS revocation_facts_unpublished ON ${schema}.revocation_facts (id) WHERE published_seq IS NULL;
+  CREATE INDEX IF NOT EXISTS revocation_facts_unsent ON ${schema}.revocation_facts (published_seq) WHERE NOT sent`;
 
 /**
  * Records the facts an event states. Order-free: a fact recorded again keeps the earliest revocation
@@ -51,7 +53,8 @@ export const factsProjection = (
          revoked_at = LEAST(f.revoked_at, excluded.revoked_at),
          expires_at = GREATEST(f.expires_at, excluded.expires_at),
          -- a longer life is a new publication
-         published_seq = CASE WHEN f.expires_at >= excluded.expires_at THEN f.published_seq END`,
+         published_seq = CASE WHEN f.expires_at >= excluded.expires_at THEN f.published_seq END,
+         sent = f.sent AND f.expires_at >= excluded.expires_at`,
       [facts.map((f) => f.key), facts.map((f) => JSON.stringify(f)), revokedAt, expiresAt],
     );
     const ttl = (expiresAt.getTime() - Date.now()) / 1_000;
@@ -110,32 +113,43 @@ export class FactLog {
   }
 
   /**
-   * Numbers the oldest unpublished facts and hands them to `send` (the topic), in one transaction
-   * under a lock: numbers commit in the order given, and a failed `send` leaves them unpublished.
-   * Returns how many were published.
+   * Numbers the unpublished facts (oldest first) in a transaction of its own under a lock, so the
+   * numbers commit in the order given; then hands the numbered facts the topic lacks to `send`, in
+   * order, and marks them sent (at least once: a failed `send` is retried at the next pass). The
+   * transaction makes no other query meanwhile: PGlite has one session. Returns how many were sent.
    */
   async publish(send: (facts: FactMessage[]) => Promise<void>, limit = 500): Promise<number> {
     const tx = await this.pool.connect();
     try {
       await tx.query('BEGIN');
       await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [this.t]);
-      const { rows } = await tx.query<Row>(
+      await tx.query(
         `UPDATE ${this.t} f SET published_seq = nextval('${this.schema}.revocation_publication')
          FROM (SELECT id FROM ${this.t} WHERE published_seq IS NULL ORDER BY id LIMIT $1) u
-         WHERE f.id = u.id
-         RETURNING f.published_seq, f.fact, f.revoked_at, f.expires_at`,
+         WHERE f.id = u.id`,
         [limit],
       );
-      const facts = rows.map(message).sort((a, b) => a.sequence - b.sequence);
-      if (facts.length > 0) await send(facts);
       await tx.query('COMMIT');
-      return facts.length;
     } catch (error) {
       await tx.query('ROLLBACK').catch(() => {});
       throw error;
     } finally {
       tx.release();
     }
+    const { rows } = await this.pool.query<Row>(
+      `SELECT published_seq, fact, revoked_at, expires_at FROM ${this.t}
+       WHERE NOT sent AND published_seq IS NOT NULL ORDER BY published_seq LIMIT $1`,
+      [limit],
+    );
+    if (rows.length === 0) return 0;
+    const facts = rows.map(message);
+    await send(facts);
+    await this.pool.query(
+      `UPDATE ${this.t} f SET sent = true
+       FROM unnest($1::bigint[]) AS s(published_seq) WHERE f.published_seq = s.published_seq`,
+      [facts.map((f) => f.sequence)],
+    );
+    return facts.length;
   }
 
   async lastSequence(): Promise<number> {
