@@ -12,6 +12,7 @@ import {
 import { deadLetterTopic, TOPICS } from '@grantline/events';
 import { type KeyValueStore, MemoryKeyValueStore, RedisKeyValueStore } from '@grantline/key-value';
 import {
+  type ConsumedEvent,
   InProcessMessageBus,
   idempotentProjection,
   KafkaMessageBus,

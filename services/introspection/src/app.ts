@@ -1,7 +1,13 @@
 import { systemClock } from '@grantline/clock';
-import { ClientDirectory, directoryProjection, directoryTables, People } from '@grantline/directory';
+import { migrateReadModels } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
+import {
+  ClientDirectory,
+  People,
+  registryDirectoryProjection,
+  registryDirectoryTables,
+} from '@grantline/registry-directory';
 import {
   exitOnCrash,
   listenOptions,
@@ -13,13 +19,12 @@ import {
 import { createLogger } from '@grantline/telemetry';
 import { createRemoteJWKSet } from 'jose';
 import type { IntrospectionConfig } from './config.ts';
-import { REVOKING_EVENT_TYPES } from './domain/facts.ts';
 import { introspectEndpoint } from './endpoints/introspect.ts';
 import { introspectionJwksEndpoint } from './endpoints/jwks.ts';
 import { revocationStreamEndpoint } from './endpoints/revocation-stream.ts';
 import { tokenInspector } from './inspector.ts';
-import { FactLog, factsProjection, factsTable } from './projections/facts.ts';
-import { FAMILY_EVENT_TYPES, familiesProjection, familiesTable } from './projections/families.ts';
+import { FactLog, factsProjection, factsTables } from './projections/facts.ts';
+import { familiesProjection, familiesTables } from './projections/families.ts';
 import { RevocationPublisher } from './publisher.ts';
 
 /**
@@ -39,7 +44,7 @@ export const buildIntrospection = async (
   const clock = options.clock ?? systemClock;
   const runtime = await runtimes({ service: 'introspection', logger, clock });
   const { pool, schema, kv, topicPrefix } = runtime;
-  await pool.query(`${directoryTables(schema)}; ${factsTable(schema)}; ${familiesTable(schema)}`);
+  await migrateReadModels(pool, schema, [...registryDirectoryTables, factsTables, familiesTables]);
   const issuer = config.GRANTLINE_ISSUER.replace(/\/$/, '');
   const onCrash = options.onCrash ?? exitOnCrash(logger);
 
@@ -54,10 +59,13 @@ export const buildIntrospection = async (
   });
   const clients = new ClientDirectory(pool, schema);
   const unwatchClients = clients.watch(logger);
-  await runtime.project('introspection-directory', [TOPICS.registry], directoryProjection(schema), onCrash);
-  await runtime.project('introspection-families', [TOPICS.tokens], familiesProjection(schema), onCrash, {
-    types: FAMILY_EVENT_TYPES,
-  });
+  await runtime.project(
+    'introspection-directory',
+    [TOPICS.registry],
+    registryDirectoryProjection(schema),
+    onCrash,
+  );
+  await runtime.project('introspection-families', [TOPICS.tokens], familiesProjection(schema), onCrash);
   await runtime.project(
     'introspection-revocations',
     [TOPICS.grants, TOPICS.tokens],
@@ -68,7 +76,7 @@ export const buildIntrospection = async (
     }),
     onCrash,
     // committed: on to the topic and the stream at once (the publisher's poll is only a safety net)
-    { types: REVOKING_EVENT_TYPES, applied: () => publisher.soon() },
+    { applied: () => publisher.soon() },
   );
   await publisher.start();
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '@grantline/clock';
-import type { People } from '@grantline/directory';
 import type { ClientRecord } from '@grantline/oauth';
+import type { People } from '@grantline/registry-directory';
 import { revocationKeys } from '@grantline/revocation-cache';
 import { type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import type pg from 'pg';

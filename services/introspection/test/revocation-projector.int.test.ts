@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { migrateReadModels } from '@grantline/event-store';
 import { type RecordedEvent, TOPICS } from '@grantline/events';
 import { generateKeyMaterial, serviceKeyEnv } from '@grantline/keys';
 import type { ConsumedEvent } from '@grantline/message-bus';
@@ -9,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startIntrospection } from '../src/app.ts';
 import { introspectionConfigSchema } from '../src/config.ts';
 import { familyKey } from '../src/domain/facts.ts';
-import { FactLog, factsProjection, factsTable } from '../src/projections/facts.ts';
+import { FactLog, factsProjection, factsTables } from '../src/projections/facts.ts';
 import type { StreamItem } from '../src/publisher.ts';
 
 const base = Math.floor(Date.now() / 60_000) * 60_000;
@@ -83,7 +84,8 @@ describe('revocation projector', () => {
   it('F7 / F8: replayed from offset 0, duplicated and out of order, it records the same facts', async () => {
     const events = history().map(consumed);
     const apply = async (schema: string, order: ConsumedEvent[]) => {
-      await db.pool.query(`CREATE SCHEMA ${schema}; ${factsTable(schema)}`);
+      await db.pool.query(`CREATE SCHEMA ${schema}`);
+      await migrateReadModels(db.pool, schema, [factsTables]);
       const project = factsProjection(schema, {
         ttlSeconds: 660,
         cache: () => new MemoryRevocationCache(),
@@ -95,7 +97,7 @@ describe('revocation projector', () => {
         const tx = await db.pool.connect();
         try {
           await tx.query('BEGIN');
-          await project(e, tx);
+          await project.apply(e, tx);
           await tx.query('COMMIT');
         } finally {
           tx.release();
@@ -131,7 +133,8 @@ describe('revocation projector', () => {
 
   it('records a fact the deny-list cannot take (Redis down), and says so so the deny-list is copied again', async () => {
     const schema = uniqueName('facts');
-    await db.pool.query(`CREATE SCHEMA ${schema}; ${factsTable(schema)}`);
+    await db.pool.query(`CREATE SCHEMA ${schema}`);
+    await migrateReadModels(db.pool, schema, [factsTables]);
     const failures: unknown[] = [];
     const project = factsProjection(schema, {
       ttlSeconds: 660,
@@ -145,7 +148,7 @@ describe('revocation projector', () => {
     });
     const tx = await db.pool.connect();
     try {
-      await project(
+      await project.apply(
         consumed(event('GrantRevoked', 'grant-x', { grantId: 'x', reason: 'user' }, new Date())),
         tx,
       );

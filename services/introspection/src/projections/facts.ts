@@ -1,8 +1,9 @@
+import type { ReadModelMigrations } from '@grantline/event-store';
 import type { RevocationMessage } from '@grantline/events';
-import type { ConsumedEvent } from '@grantline/message-bus';
+import type { ConsumedEvent, Projection } from '@grantline/message-bus';
 import type { Revocation, RevocationCache } from '@grantline/revocation-cache';
 import type pg from 'pg';
-import { factsOf } from '../domain/facts.ts';
+import { factsOf, REVOKING_EVENT_TYPES } from '../domain/facts.ts';
 
 export type FactMessage = Extract<RevocationMessage, { type: 'RevocationFact' }>['data'];
 
@@ -14,19 +15,28 @@ export type FactMessage = Extract<RevocationMessage, { type: 'RevocationFact' }>
  * under a lock in a transaction of its own, so numbers commit in order on every instance and a reader
  * that has seen n has seen everything below n; `sent` says the topic has it.
  */
-export const factsTable = (schema: string) => `
-  CREATE TABLE IF NOT EXISTS ${schema}.revocation_facts (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    key text NOT NULL UNIQUE,
-    fact jsonb NOT NULL,
-    revoked_at timestamptz NOT NULL,
-    expires_at timestamptz NOT NULL,
-    published_seq bigint UNIQUE,
-    sent boolean NOT NULL DEFAULT false
-  );
-  CREATE SEQUENCE IF NOT EXISTS ${schema}.revocation_publication;
-  CREATE INDEX IF NOT EXISTS revocation_facts_unpublished ON ${schema}.revocation_facts (id) WHERE published_seq IS NULL;
-  CREATE INDEX IF NOT EXISTS revocation_facts_unsent ON ${schema}.revocation_facts (published_seq) WHERE NOT sent`;
+export const factsTables: ReadModelMigrations = {
+  model: 'revocation-facts',
+  migrations: [
+    {
+      version: 1,
+      name: 'revocation facts',
+      sql: `
+        CREATE TABLE {schema}.revocation_facts (
+          id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          key text NOT NULL UNIQUE,
+          fact jsonb NOT NULL,
+          revoked_at timestamptz NOT NULL,
+          expires_at timestamptz NOT NULL,
+          published_seq bigint UNIQUE,
+          sent boolean NOT NULL DEFAULT false
+        );
+        CREATE SEQUENCE {schema}.revocation_publication;
+        CREATE INDEX revocation_facts_unpublished ON {schema}.revocation_facts (id) WHERE published_seq IS NULL;
+        CREATE INDEX revocation_facts_unsent ON {schema}.revocation_facts (published_seq) WHERE NOT sent`,
+    },
+  ],
+};
 
 /**
  * Records the facts an event states. Order-free: a fact recorded again keeps the earliest revocation
@@ -41,7 +51,7 @@ export const factsProjection = (
   options: { ttlSeconds: number; cache: () => RevocationCache; cacheFailed: (error: unknown) => void },
 ) => {
   const t = `${schema}.revocation_facts`;
-  return async (event: ConsumedEvent, tx: pg.PoolClient) => {
+  const apply = async (event: ConsumedEvent, tx: pg.PoolClient) => {
     const facts = factsOf(event);
     if (facts.length === 0) return;
     const revokedAt = new Date(event.time);
@@ -64,6 +74,7 @@ export const factsProjection = (
         .revoke(facts.map((f) => ({ key: f.key, ttlSeconds: ttl })))
         .catch(options.cacheFailed);
   };
+  return { types: REVOKING_EVENT_TYPES, apply } satisfies Projection;
 };
 
 interface Row {

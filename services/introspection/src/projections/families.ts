@@ -1,4 +1,5 @@
-import type { ConsumedEvent } from '@grantline/message-bus';
+import type { ReadModelMigrations } from '@grantline/event-store';
+import { onEvents } from '@grantline/message-bus';
 import type pg from 'pg';
 
 /**
@@ -6,8 +7,14 @@ import type pg from 'pg';
  * for, and its current token (id and secret digest). Whether a family is revoked is a fact
  * (`family:<id>`), not a column here, so revocation stays terminal whatever the order of events.
  */
-export const familiesTable = (schema: string) => `
-  CREATE TABLE IF NOT EXISTS ${schema}.refresh_families (
+export const familiesTables: ReadModelMigrations = {
+  model: 'refresh-families',
+  migrations: [
+    {
+      version: 1,
+      name: 'refresh token families',
+      sql: `
+  CREATE TABLE {schema}.refresh_families (
     family_id text PRIMARY KEY,
     client_id text NOT NULL,
     grant_id text NOT NULL,
@@ -20,57 +27,51 @@ export const familiesTable = (schema: string) => `
     version int NOT NULL,
     issued_at timestamptz NOT NULL,
     used_at timestamptz NOT NULL
-  )`;
-
-type D = {
-  familyId: string;
-  tokenId: string;
-  nextTokenId: string;
-  secretDigest: string;
-  clientId: string;
-  grantId: string;
-  subject: string;
-  scopes: string[];
-  organisations: string[];
-  resources: string[];
+  )`,
+    },
+  ],
 };
 
 /** eventType -> reducer; a rotation older than the row (a redelivery) changes nothing. */
 export const familiesProjection = (schema: string) => {
   const t = `${schema}.refresh_families`;
-  const reducers: Record<string, (d: D, v: number, at: Date, tx: pg.PoolClient) => Promise<unknown>> = {
-    RefreshTokenIssued: (d, v, at, tx) =>
-      tx.query(
-        `INSERT INTO ${t} (family_id, client_id, grant_id, subject, scopes, organisations, resources,
-           token_id, secret_digest, version, issued_at, used_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (family_id) DO NOTHING`,
-        [
-          d.familyId,
-          d.clientId,
-          d.grantId,
-          d.subject,
-          d.scopes,
-          d.organisations,
-          d.resources,
-          d.tokenId,
-          d.secretDigest,
-          v,
-          at,
-        ],
-      ),
-    RefreshTokenRotated: (d, v, at, tx) =>
-      tx.query(
-        `UPDATE ${t} SET token_id = $2, secret_digest = $3, version = $4, used_at = $5
-         WHERE family_id = $1 AND version < $4`,
-        [d.familyId, d.nextTokenId, d.secretDigest, v, at],
-      ),
-  };
-  return async (event: ConsumedEvent, tx: pg.PoolClient) => {
-    await reducers[event.type]?.(event.data as D, event.streamVersion, new Date(event.time), tx);
-  };
+  return onEvents(['RefreshTokenIssued', 'RefreshTokenRotated'], async (event, tx) => {
+    const at = new Date(event.time);
+    switch (event.type) {
+      case 'RefreshTokenIssued': {
+        const d = event.data;
+        return tx.query(
+          `INSERT INTO ${t} (family_id, client_id, grant_id, subject, scopes, organisations, resources,
+             token_id, secret_digest, version, issued_at, used_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (family_id) DO NOTHING`,
+          [
+            d.familyId,
+            d.clientId,
+            d.grantId,
+            d.subject,
+            d.scopes,
+            d.organisations,
+            d.resources,
+            d.tokenId,
+            d.secretDigest,
+            event.streamVersion,
+            at,
+          ],
+        );
+      }
+      case 'RefreshTokenRotated': {
+        const d = event.data;
+        return tx.query(
+          `UPDATE ${t} SET token_id = $2, secret_digest = $3, version = $4, used_at = $5
+           WHERE family_id = $1 AND version < $4`,
+          [d.familyId, d.nextTokenId, d.secretDigest, event.streamVersion, at],
+        );
+      }
+      default:
+        return event satisfies never;
+    }
+  });
 };
-
-export const FAMILY_EVENT_TYPES = ['RefreshTokenIssued', 'RefreshTokenRotated'] as const;
 
 export interface Family {
   familyId: string;
