@@ -4,7 +4,7 @@ import { eventually } from '@grantline/testing';
 import { createLocalJWKSet, decodeJwt, type JWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Agent, createTenant, redeem, refresh, runFlow, type Tenant } from './flow.ts';
-import { basic, type Stack, startStack } from './stack.ts';
+import { ADMIN_TOKEN, basic, type Stack, startStack } from './stack.ts';
 
 const API = 'https://invoices.example/';
 
@@ -381,6 +381,62 @@ describe('introspection (RFC 7662) and the revocation stream', () => {
     // another grant of the same app is untouched
     expect((await introspect(rs, { token: other.access_token })).body.active).toBe(true);
     expect((await introspect(tenant.client, { token: other.refresh_token })).body.active).toBe(true);
+  });
+
+  it("an admin's client revocation makes the client's earlier tokens inactive, and leaves those issued after it active (as the token service issues them)", async () => {
+    const job = (await stack.register({
+      client_name: `Nightly job ${randomBytes(3).toString('hex')}`,
+      grant_types: ['client_credentials'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    })) as { client_id: string; client_secret: string };
+    await eventually(
+      async () =>
+        (
+          await stack.db.pool.query('SELECT 1 FROM introspection.clients WHERE client_id = $1', [
+            job.client_id,
+          ])
+        ).rowCount
+          ? true
+          : undefined,
+      { what: 'the introspection service to know the client' },
+    );
+    const token = async () => {
+      const res = await fetch(`${stack.tokenUrl}/oauth2/token`, {
+        method: 'POST',
+        headers: {
+          authorization: basic(job.client_id, job.client_secret),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: 'grant_type=client_credentials',
+      });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { access_token: string }).access_token;
+    };
+    const before = await token();
+    expect((await introspect(job, { token: before })).body.active).toBe(true);
+    const revoked = await fetch(`${stack.consentManagementUrl}/admin/revocations/clients/${job.client_id}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(revoked.status).toBe(200);
+    await eventually(
+      async () => ((await introspect(job, { token: before })).body.active === false ? true : undefined),
+      {
+        what: 'the earlier token inactive',
+      },
+    );
+    // a token issued a second later (access tokens carry iat in whole seconds)
+    clock.advance(2_000);
+    try {
+      const after = await token();
+      expect((await introspect(job, { token: after })).body).toMatchObject({
+        active: true,
+        client_id: job.client_id,
+      });
+      expect((await introspect(job, { token: before })).body).toEqual({ active: false });
+    } finally {
+      clock.advance(-2_000);
+    }
   });
 
   it('RFC 9701: asked for application/token-introspection+jwt, it answers a JWT signed with a key of its JWKS', async () => {

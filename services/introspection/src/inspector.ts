@@ -27,7 +27,6 @@ export interface TokenInfo {
 
 /** `<family id>.<generation>.<secret>` (the token service's format) */
 const REFRESH_TOKEN = /^([A-Za-z0-9_-]{22})\.(\d{1,6})\.([A-Za-z0-9_-]{43})$/;
-const CLOCK_TOLERANCE_S = 30;
 
 export interface InspectorDeps {
   issuer: string;
@@ -52,6 +51,8 @@ export interface InspectorDeps {
 export const tokenInspector = (deps: InspectorDeps) => {
   /** the facts that deny this token, its grant, subject or client, or (organisations) each of its organisations */
   const denied = async (t: {
+    /** when the token (an access token's `iat`) or its refresh family began */
+    since: Date;
     jti?: string;
     familyId?: string;
     grantId?: string;
@@ -68,7 +69,15 @@ export const tokenInspector = (deps: InspectorDeps) => {
       ...(t.grantId ? [revocationKeys.grant(t.grantId), ...(t.organisations ?? []).map(orgKey)] : []),
     ];
     const revoked = await deps.facts.revoked(keys);
-    const whole = keys.filter((k) => !k.startsWith('grant-org:')).some((k) => revoked.has(k));
+    // everything of a subject or a client revoked by the admin: what began before; what the token
+    // service issued after it (a new connection, new client credentials) stands, as it does there
+    const wide = new Set([revocationKeys.subject(t.sub), revocationKeys.client(t.clientId)]);
+    const whole = keys
+      .filter((k) => !k.startsWith('grant-org:'))
+      .some((k) => {
+        const at = revoked.get(k);
+        return at !== undefined && (!wide.has(k) || t.since.getTime() <= at.getTime());
+      });
     const organisations = t.organisations?.filter((o) => !revoked.has(orgKey(o)));
     return { whole, organisations };
   };
@@ -104,7 +113,6 @@ export const tokenInspector = (deps: InspectorDeps) => {
         typ: 'at+jwt',
         algorithms: ['ES256'],
         requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
-        clockTolerance: CLOCK_TOLERANCE_S,
         currentDate: new Date(deps.clock.now()),
       }));
     } catch {
@@ -118,6 +126,7 @@ export const tokenInspector = (deps: InspectorDeps) => {
     };
     const had = Array.isArray(c.organisations) ? c.organisations.map(String) : undefined;
     const { whole, organisations } = await denied({
+      since: new Date(c.iat! * 1_000),
       jti: c.jti!,
       ...(c.grant_id !== undefined && { grantId: String(c.grant_id) }),
       sub: c.sub!,
@@ -156,6 +165,7 @@ export const tokenInspector = (deps: InspectorDeps) => {
     );
     if (exp <= now) return undefined;
     const { whole, organisations } = await denied({
+      since: family.issuedAt,
       familyId,
       grantId: family.grantId,
       sub: family.subject,

@@ -102,14 +102,17 @@ export class FactLog {
     this.t = `${schema}.revocation_facts`;
   }
 
-  /** Which of `keys` are revoked, whatever their age (the table forgets nothing: a refresh token outlives any TTL). */
-  async revoked(keys: readonly string[]): Promise<Set<string>> {
-    if (keys.length === 0) return new Set();
-    const { rows } = await this.pool.query<{ key: string }>(
-      `SELECT key FROM ${this.t} WHERE key = ANY($1::text[])`,
+  /**
+   * Which of `keys` are revoked, and since when, whatever their age (the table forgets nothing: a
+   * refresh token outlives any TTL).
+   */
+  async revoked(keys: readonly string[]): Promise<Map<string, Date>> {
+    if (keys.length === 0) return new Map();
+    const { rows } = await this.pool.query<{ key: string; revoked_at: Date }>(
+      `SELECT key, revoked_at FROM ${this.t} WHERE key = ANY($1::text[])`,
       [keys],
     );
-    return new Set(rows.map((r) => r.key));
+    return new Map(rows.map((r) => [r.key, r.revoked_at]));
   }
 
   /** Published facts after `sequence`, in order; with `now`, only those still live (the stream's replay). */
