@@ -218,6 +218,10 @@ describe.skipIf(!executablePath || !pnpm)('pnpm start on a bare machine', () => 
       // the authorization code flow in a browser, through the demo page
       const page = await browser.newPage();
       await page.goto(`${issuer}/demo`);
+      const demoCookie = async () =>
+        (await page.context().cookies(`${issuer}/demo`)).find((c) => c.name === 'grantline_demo')?.value;
+      const before = await demoCookie();
+      expect(before).toBeTruthy();
       await page.getByRole('button', { name: 'Connect the demo app' }).click();
       await page.getByLabel('Username').fill(demo().user.username);
       await page.getByLabel('Password').fill(demo().user.password);
@@ -231,6 +235,8 @@ describe.skipIf(!executablePath || !pnpm)('pnpm start on a bare machine', () => 
       await page.getByRole('button', { name: 'Allow' }).click();
       await page.waitForURL(`${issuer}/demo`);
       await page.getByRole('heading', { name: 'Token response' }).waitFor();
+      // the tokens live under a new demo session id: one planted in the browser beforehand sees nothing
+      expect(await demoCookie()).not.toBe(before);
       const shown = () =>
         page
           .locator('pre')

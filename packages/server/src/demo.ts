@@ -146,12 +146,17 @@ export const demoRoutes = (options: { issuer: string; publicUrl: string; seed: D
     const id = cookiesOf(req)[COOKIE];
     const found = id ? sessions.get(id) : undefined;
     if (found) return found;
-    const fresh = randomBytes(24).toString('base64url');
     const session: Session = { csrf: randomBytes(24).toString('base64url') };
-    if (sessions.size > 1_000) sessions.delete(sessions.keys().next().value!);
-    sessions.set(fresh, session);
-    res.cookie(COOKIE, fresh, { httpOnly: true, sameSite: 'lax', secure, path: '/demo' });
+    issue(res, session);
     return session;
+  };
+  /** a new id for the session (a fixed one planted in the browser beforehand sees nothing of it) */
+  const issue = (res: express.Response, session: Session, previous?: string) => {
+    if (previous) sessions.delete(previous);
+    const id = randomBytes(24).toString('base64url');
+    if (sessions.size > 1_000) sessions.delete(sessions.keys().next().value!);
+    sessions.set(id, session);
+    res.cookie(COOKIE, id, { httpOnly: true, sameSite: 'lax', secure, path: '/demo' });
   };
 
   const page = (session: Session) => {
@@ -227,6 +232,8 @@ export const demoRoutes = (options: { issuer: string; publicUrl: string; seed: D
     } catch (error) {
       session.error = describe(error);
     }
+    // the tokens now belong to this browser's session only: under an id nobody could have planted
+    if (session.tokens) issue(res, session, cookiesOf(req)[COOKIE]);
     res.redirect(303, '/demo');
   });
   app.post('/demo/refresh', express.urlencoded({ extended: false, limit: '4kb' }), async (req, res) => {

@@ -1,4 +1,5 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -41,11 +42,14 @@ export const embeddedConfigSchema = z.object({
   GRANTLINE_ISSUER: z.url().optional(),
   /** where the embedded database, the local secrets and the demo's details are kept */
   GRANTLINE_DATA_DIR: z.string().min(1).default('.grantline/data'),
-  /** `false`: no demo organisations, user, clients or `/demo` page */
+  /**
+   * the demo organisations, user, clients and `/demo` page (which shows the demo user's password);
+   * default: on when the issuer is a loopback address (`localhost`, 127.0.0.1, [::1]), else off
+   */
   GRANTLINE_DEMO: z
     .enum(['true', 'false'])
-    .default('true')
-    .transform((v) => v === 'true'),
+    .optional()
+    .transform((v) => (v === undefined ? undefined : v === 'true')),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('warn'),
 });
 
@@ -79,6 +83,12 @@ const listen = (
     server.listen(port, host, () => ok(server));
   });
 
+/** Whether a URL names this machine only (the demo is on by default for such an issuer only). */
+export const isLoopback = (url: string): boolean => {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
+};
+
 const origin = (server: Server, host: string) =>
   `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}`;
 
@@ -89,19 +99,24 @@ const close = (server: Server) =>
   });
 
 /**
- * Only one process may open an embedded database: a second one would corrupt it. The lock is a pid
- * file; one left by a process that is gone is taken over.
+ * Only one process may open an embedded database: a second one would corrupt it. The lock is a file
+ * the holder touches every few seconds (`grantline.lock`, naming its pid and a random token): a lock
+ * touched recently is held, whatever its pid says (pids repeat across containers, pid 1 in each); one
+ * left untouched for LOCK_STALE_MS by a process that is gone is taken over.
  */
+const LOCK_STALE_MS = 15_000;
+const LOCK_TOUCH_MS = 5_000;
 const locked = new Set<string>();
 const lockDataDir = (dataDir: string): (() => void) => {
-  const file = join(dataDir, 'grantline.pid');
+  const file = join(dataDir, 'grantline.lock');
   if (locked.has(dataDir))
     throw new StartupError(
       `${dataDir} (GRANTLINE_DATA_DIR) is already open in this process. Give the second server another GRANTLINE_DATA_DIR.`,
     );
+  const token = randomBytes(16).toString('hex');
   const claim = () => {
     try {
-      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      writeFileSync(file, JSON.stringify({ pid: process.pid, token }), { flag: 'wx', mode: 0o600 });
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -109,27 +124,46 @@ const lockDataDir = (dataDir: string): (() => void) => {
     }
   };
   if (!claim()) {
-    const pid = Number(readFileSync(file, 'utf8'));
-    const alive = (() => {
-      if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+    const holder = (() => {
       try {
-        process.kill(pid, 0);
-        return true;
-      } catch (error) {
-        return (error as NodeJS.ErrnoException).code === 'EPERM';
+        return {
+          ...(JSON.parse(readFileSync(file, 'utf8')) as { pid?: number }),
+          touched: statSync(file).mtimeMs,
+        };
+      } catch {
+        return { pid: undefined, touched: 0 };
       }
     })();
-    if (alive)
+    if (Date.now() - holder.touched < LOCK_STALE_MS)
       throw new StartupError(
-        `another Grantline (pid ${pid}) is using ${dataDir} (GRANTLINE_DATA_DIR). Stop it, or give this one another GRANTLINE_DATA_DIR.`,
+        `another Grantline (pid ${holder.pid ?? 'unknown'}) is using ${dataDir} (GRANTLINE_DATA_DIR). Stop it, or give this one another GRANTLINE_DATA_DIR.`,
+      );
+    // stale: its holder stopped touching it; whoever removes and re-creates it first holds it
+    rmSync(file, { force: true });
+    if (!claim())
+      throw new StartupError(
+        `another Grantline is starting on ${dataDir} (GRANTLINE_DATA_DIR). Stop it, or give this one another GRANTLINE_DATA_DIR.`,
       );
   }
-  // a pid file naming this very process is stale (a container restarted: pid 1 again)
-  writeFileSync(file, String(process.pid));
   locked.add(dataDir);
+  const touch = setInterval(() => {
+    try {
+      const now = new Date();
+      utimesSync(file, now, now);
+    } catch {
+      // the directory went away: the database will say so
+    }
+  }, LOCK_TOUCH_MS);
+  touch.unref();
   return () => {
+    clearInterval(touch);
     locked.delete(dataDir);
-    rmSync(file, { force: true });
+    try {
+      if ((JSON.parse(readFileSync(file, 'utf8')) as { token?: string }).token === token)
+        rmSync(file, { force: true });
+    } catch {
+      // already gone
+    }
   };
 };
 
@@ -151,8 +185,23 @@ export const startEmbedded = async (
     destination: options.logDestination,
   });
   const secretsFile = join(dataDir, 'secrets.json');
-  const secrets = localSecrets(secretsFile);
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new StartupError(
+      `cannot create ${dataDir} (GRANTLINE_DATA_DIR): ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}. Point GRANTLINE_DATA_DIR at a directory this user can write.`,
+    );
+  }
+  // the lock first: two first starts must not each write the secrets the other then reads
   const unlock = lockDataDir(dataDir);
+  const secrets = (() => {
+    try {
+      return localSecrets(secretsFile);
+    } catch (error) {
+      unlock();
+      throw error;
+    }
+  })();
   if (!environmentHasSecrets(env))
     logger.debug({ secretsFile }, 'secrets not set in the environment come from the local secrets file');
 
@@ -259,7 +308,7 @@ export const startEmbedded = async (
     const managementUrl = origin(managementServer, config.HOST);
 
     let seed: EmbeddedServer['demo'];
-    if (config.GRANTLINE_DEMO) {
+    if (config.GRANTLINE_DEMO ?? isLoopback(issuer)) {
       const seeded = await seedDemo({
         file: join(dataDir, 'demo.json'),
         issuer,

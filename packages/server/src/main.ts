@@ -3,7 +3,7 @@
 // counters. Nothing but Node is needed; nothing else is started. Ctrl-C stops it; the data stays.
 import { join, relative } from 'node:path';
 import { describeStartupFailure, stopOnSignals } from '@grantline/service-kit';
-import { startEmbedded } from './embedded.ts';
+import { isLoopback, startEmbedded } from './embedded.ts';
 
 try {
   const server = await startEmbedded();
@@ -20,9 +20,12 @@ try {
     `  admin API:     ${server.managementUrl}/admin   (Bearer the "adminToken" in ${shown(server.secretsFile)})`,
     `  management:    ${server.managementUrl}/readyz, ${server.managementUrl}/metrics`,
   ];
-  if (server.demo && !/^(127\.|::1$|localhost$)/.test(process.env.HOST ?? '127.0.0.1'))
+  if (
+    server.demo &&
+    (!/^(127\.|::1$|localhost$)/.test(process.env.HOST ?? '127.0.0.1') || !isLoopback(server.issuer))
+  )
     console.warn(
-      "warning: the demo page shows the demo user's password to whoever reaches it, and HOST is not a loopback address; set GRANTLINE_DEMO=false",
+      "warning: the demo page shows the demo user's password to whoever reaches it, and HOST or the issuer is not a loopback address; set GRANTLINE_DEMO=false",
     );
   if (server.demo)
     lines.push(

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -41,7 +41,7 @@ describe('pnpm start: clear start-up errors', () => {
     writeFileSync(file, 'not a directory');
     const error = await failure(startEmbedded({ ...env('x'), GRANTLINE_DATA_DIR: join(file, 'data') }));
     expect(error.startup).toBe(true);
-    expect(error.message).toMatch(/cannot write .*ENOTDIR.*GRANTLINE_DATA_DIR/);
+    expect(error.message).toMatch(/cannot (create|write) .*ENOTDIR.*GRANTLINE_DATA_DIR/);
   });
 
   it('names a port in use, and leaves the data directory free for the next start', async () => {
@@ -71,19 +71,41 @@ describe('pnpm start: clear start-up errors', () => {
     }
   });
 
-  it('refuses a data directory another live process holds, and takes over one whose process is gone', async () => {
+  it('refuses a data directory whose lock another process keeps touching, whatever its pid, and takes over one left untouched', async () => {
     const dir = join(root, 'locked');
     const first = await startEmbedded(env('locked'));
     await first.stop();
-    // a live process that is not this one (the test runner's parent)
-    writeFileSync(join(dir, 'grantline.pid'), String(process.ppid));
+    // held: touched just now, even if it names this very pid (containers: pid 1 each)
+    writeFileSync(join(dir, 'grantline.lock'), JSON.stringify({ pid: process.pid, token: 'other' }));
     const error = await failure(startEmbedded(env('locked')));
     expect(error.startup).toBe(true);
-    expect(error.message).toContain(`another Grantline (pid ${process.ppid}) is using ${dir}`);
-    // a process that is gone
-    writeFileSync(join(dir, 'grantline.pid'), '2147483646');
+    expect(error.message).toContain(`another Grantline (pid ${process.pid}) is using ${dir}`);
+    // abandoned: untouched for a minute
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(dir, 'grantline.lock'), old, old);
     const again = await startEmbedded(env('locked'));
     await again.stop();
+  });
+
+  it('seeds the demo for a loopback issuer only, unless told', async () => {
+    /** the environment without GRANTLINE_DEMO: the default decides */
+    const unset = (e: Record<string, string>) =>
+      Object.fromEntries(Object.entries(e).filter(([k]) => k !== 'GRANTLINE_DEMO'));
+    const local = await startEmbedded(unset(env('demo-local')));
+    try {
+      expect(local.demo?.user.username).toBe('demo');
+    } finally {
+      await local.stop();
+    }
+    const remote = await startEmbedded(
+      unset(env('demo-remote', { GRANTLINE_ISSUER: 'https://auth.example.com' })),
+    );
+    try {
+      expect(remote.demo).toBeUndefined();
+      expect((await fetch(`${remote.url}/demo`)).status).toBe(404);
+    } finally {
+      await remote.stop();
+    }
   });
 
   it('names signing keys that the configured key-encryption key cannot open, and the remedy', async () => {
