@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRetriable, withRetry } from '@grantline/event-store';
-import type { RecordedEvent } from '@grantline/events';
+import { deadLetterTopic, type RecordedEvent } from '@grantline/events';
 import type { Logger } from '@grantline/telemetry';
 import type { KafkaMessage } from 'kafkajs';
 import type pg from 'pg';
@@ -228,9 +228,25 @@ export class InProcessMessageBus implements MessageBus {
       });
     } catch (error) {
       if (isRetriable(error)) throw error;
+      const reason = `${(error as Error).name}: ${(error as Error).message}`.slice(0, 1_000);
       this.options.logger.warn(
-        { topic, offset: message.offset, consumer: options.groupId, reason: (error as Error).message },
-        'message skipped (dead letter)',
+        { topic, offset: message.offset, consumer: options.groupId, reason },
+        'message dead-lettered',
+      );
+      // parked on the topic's dead-letter topic, as on Kafka: kept for an operator, not lost
+      await this.options.pool.query(
+        `INSERT INTO ${SCHEMA}.messages (topic, key, value, headers) VALUES ($1, $2, $3, $4)`,
+        [
+          deadLetterTopic(topic),
+          message.key?.toString() ?? null,
+          message.value?.toString() ?? null,
+          JSON.stringify({
+            ...message.headers,
+            'x-grantline-dlq-reason': reason,
+            'x-grantline-dlq-consumer': options.groupId,
+            'x-grantline-dlq-origin': `${topic}/0/${message.offset}`,
+          }),
+        ],
       );
     }
   }

@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
 import { migrate, pglitePool } from '@grantline/event-store';
-import { TOPICS } from '@grantline/events';
-import { afterAll, beforeAll } from 'vitest';
+import { deadLetterTopic, TOPICS } from '@grantline/events';
+import { eventually, uniqueName } from '@grantline/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InProcessMessageBus } from '../src/in-process.ts';
 import { messageBusContract } from './contract.ts';
 
@@ -22,3 +24,44 @@ messageBusContract(
   () => bus,
   () => ({ pool, schema: 'consent' }),
 );
+
+describe('in-process bus: dead letters', () => {
+  it('parks a message its handler rejects for good on the dead-letter topic, with the reason', async () => {
+    const stream = `grant-${randomUUID()}`;
+    const sub = await bus.subscribe({
+      groupId: uniqueName('dlq'),
+      topics: [TOPICS.grants],
+      onCrash: (e) => {
+        throw e;
+      },
+      handle: async (e) => {
+        if (e.subject === stream) throw new TypeError('cannot handle this one');
+      },
+    });
+    try {
+      await bus.publish([
+        {
+          id: randomUUID(),
+          type: 'OrganisationConnected',
+          data: { grantId: stream, organisationId: 'org-1' },
+          streamId: stream,
+          streamVersion: 1,
+          position: '1',
+          time: new Date(),
+          source: '/grantline/test',
+          metadata: {},
+        },
+      ]);
+      const parked = await eventually(async () => {
+        const { rows } = await pool.query<{ key: string; headers: Record<string, string> }>(
+          `SELECT key, headers FROM bus.messages WHERE topic = $1 AND key = $2`,
+          [deadLetterTopic(TOPICS.grants), stream],
+        );
+        return rows[0];
+      });
+      expect(parked.headers['x-grantline-dlq-reason']).toBe('TypeError: cannot handle this one');
+    } finally {
+      await sub.stop();
+    }
+  });
+});
