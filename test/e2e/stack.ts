@@ -52,6 +52,9 @@ export const startStack = async (
   const [registryUrl, tokenUrl, consentUrl] = [issuer, issuer, issuer];
   const common = {
     DATABASE_URL: db.url,
+    // five services and extra instances per test file, three files at once, on a server that takes
+    // 100 connections (Postgres's default): a few each is plenty for tests
+    DATABASE_POOL_SIZE: '5',
     KAFKA_BROKERS: infra.kafkaBrokers.join(','),
     REDIS_URL: infra.redisUrl,
     KAFKA_TOPIC_PREFIX: topicPrefix,

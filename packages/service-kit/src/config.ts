@@ -84,6 +84,8 @@ export const distributedConfigSchema = z.object({
     .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1, 'at least one broker')),
   /** Redis connection string (revocation cache, shared rate limits); required by the services that use it */
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
+  /** the most Postgres connections the service opens (its pool's size) */
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
   /** prefix of every Kafka topic, to share a cluster between deployments */
   KAFKA_TOPIC_PREFIX: z
     .string()

@@ -20,6 +20,7 @@ export const runtimeFromConfig = (config: DistributedConfig): RuntimeFactory =>
     kafkaBrokers: config.KAFKA_BROKERS,
     topicPrefix: config.KAFKA_TOPIC_PREFIX,
     redisUrl: config.REDIS_URL,
+    poolSize: config.DATABASE_POOL_SIZE,
   });
 
 /**
