@@ -1,70 +1,77 @@
-import type { RequestHandler, Response } from 'express';
-import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import type { Request, RequestHandler, Response } from 'express';
+import { BearerError, InsufficientScope, InvalidRequest, RevocationStateUnavailable } from './errors.ts';
+import { createVerifier, type GrantlineAccessToken, type ResourceServerOptions } from './verifier.ts';
 
-/** The claims a Grantline access token carries (RFC 9068 plus `grant_id` and `organisations`). */
-export interface GrantlineAccessToken extends JWTPayload {
-  sub: string;
-  client_id: string;
-  scope?: string;
-  grant_id?: string;
-  organisations?: string[];
+export * from './deny-list.ts';
+export * from './discovery.ts';
+export * from './errors.ts';
+export * from './introspection.ts';
+export * from './subscriber.ts';
+export { METRICS } from './telemetry.ts';
+export * from './verifier.ts';
+
+/** the header naming the organisation a request targets when its route does not (as Xero's tenant header) */
+export const ORGANISATION_HEADER = 'Grantline-Organisation';
+
+export interface MiddlewareOptions extends ResourceServerOptions {
+  /** scopes every request needs */
+  scopes?: readonly string[];
+  /**
+   * the route parameter naming the organisation a request targets (default `organisationId`); where
+   * the route has none, the `Grantline-Organisation` header; where neither, no organisation check
+   */
+  organisation?: string;
 }
 
-export interface ResourceServerOptions {
-  /** the authorization server's issuer, compared exactly with `iss` */
-  issuer: string;
-  /** this resource server's identifier: tokens for other audiences are refused (RFC 9700 §2.3) */
-  audience: string;
-  /** where the signing keys are; refetched on an unknown `kid` (key rotation), at most once per cooldown */
-  jwksUri: string;
-  /** the least time between two JWKS fetches, seconds (default 30): a flood of unknown `kid`s costs one */
-  jwksCooldownSeconds?: number;
-  /** clock skew tolerated on `exp`/`nbf` against the authorization server's clock, seconds (default 5) */
-  clockToleranceSeconds?: number;
-  /** this server's clock (default: the system clock) */
-  now?: () => Date;
-}
-
-const challenge = (res: Response, status: number, error: string, description: string, scope?: string) => {
+const render = (res: Response, error: unknown) => {
+  if (error instanceof RevocationStateUnavailable) {
+    res
+      .status(503)
+      .set('Retry-After', String(error.retryAfterSeconds))
+      .json({ error: 'temporarily_unavailable', error_description: 'revocation state is not fresh' });
+    return;
+  }
+  const e = error instanceof BearerError ? error : new InvalidRequest('the request could not be authorised');
   const params = [
-    `error="${error}"`,
-    `error_description="${description}"`,
-    ...(scope ? [`scope="${scope}"`] : []),
+    `error="${e.error}"`,
+    `error_description="${e.message}"`,
+    ...(e.scope ? [`scope="${e.scope}"`] : []),
   ];
   res
-    .status(status)
+    .status(e.status)
     .set('WWW-Authenticate', `Bearer ${params.join(', ')}`)
-    .json({ error, error_description: description });
+    .json({ error: e.error, error_description: e.message });
+};
+
+const organisationOf = (req: Request, param: string): string | undefined => {
+  const fromRoute = req.params?.[param];
+  if (typeof fromRoute === 'string' && fromRoute) return fromRoute;
+  return req.get(ORGANISATION_HEADER) || undefined;
 };
 
 /**
  * Express middleware for a resource server (RFC 6750, RFC 9068 §4): the bearer token comes from the
- * Authorization header only (never the query string, RFC 9700 §2.1.2), is verified against the
- * issuer's JWKS (`typ: at+jwt`, ES256, issuer, audience, expiry) and lands in `res.locals.token`.
- * The revocation issue adds the deny-list check here.
+ * Authorization header only (never the query string, RFC 9700 §2.1.2), is verified (signature,
+ * `typ: at+jwt`, ES256, issuer, audience, expiry), checked against the deny-list for the
+ * organisation the request targets (or, when the deny-list is stale, by the declared policy), and
+ * lands in `res.locals.token`. 401 `invalid_token`, 403 `insufficient_scope`, 503 + `Retry-After`.
  */
-export const requireAccessToken = (options: ResourceServerOptions): RequestHandler => {
-  const keys: JWTVerifyGetKey = createRemoteJWKSet(new URL(options.jwksUri), {
-    cooldownDuration: (options.jwksCooldownSeconds ?? 30) * 1000,
-  });
+export const requireAccessToken = (options: MiddlewareOptions): RequestHandler => {
+  const { verify } = createVerifier(options);
+  const param = options.organisation ?? 'organisationId';
   return async (req, res, next) => {
     const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(req.get('authorization') ?? '');
     if (!match)
-      return challenge(res, 401, 'invalid_request', 'a bearer token in the Authorization header is required');
+      return render(res, new InvalidRequest('a bearer token in the Authorization header is required'));
     try {
-      const { payload } = await jwtVerify<GrantlineAccessToken>(match[1]!, keys, {
-        issuer: options.issuer,
-        audience: options.audience,
-        typ: 'at+jwt',
-        algorithms: ['ES256'],
-        clockTolerance: options.clockToleranceSeconds ?? 5,
-        ...(options.now && { currentDate: options.now() }),
-        requiredClaims: ['sub', 'client_id', 'jti', 'exp', 'iat'],
+      const organisation = organisationOf(req, param);
+      res.locals.token = await verify(match[1]!, {
+        ...(organisation !== undefined && { organisation }),
+        ...(options.scopes && { scopes: options.scopes }),
       });
-      res.locals.token = payload;
       next();
-    } catch {
-      challenge(res, 401, 'invalid_token', 'the access token is invalid or expired');
+    } catch (error) {
+      render(res, error);
     }
   };
 };
@@ -77,7 +84,7 @@ export const requireScopes =
   (_req, res, next) => {
     const held = new Set((tokenOf(res).scope ?? '').split(' '));
     if (scopes.every((s) => held.has(s))) return next();
-    challenge(res, 403, 'insufficient_scope', 'the access token lacks a required scope', scopes.join(' '));
+    render(res, new InsufficientScope('the access token lacks a required scope', scopes.join(' ')));
   };
 
 /** 403 unless the user connected the organisation named by route parameter `param` to this grant. */
@@ -86,5 +93,5 @@ export const requireOrganisation =
   (req, res, next) => {
     const organisation = String(req.params[param] ?? '');
     if (organisation && tokenOf(res).organisations?.includes(organisation)) return next();
-    challenge(res, 403, 'insufficient_scope', 'the organisation is not connected to this grant');
+    render(res, new InsufficientScope('the organisation is not connected to this grant'));
   };
