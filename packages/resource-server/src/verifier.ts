@@ -121,14 +121,14 @@ export const createVerifier = (options: ResourceServerOptions) => {
       decided(error instanceof InvalidToken ? 'revoked' : 'unavailable');
       throw error;
     }
-    if (organisation !== undefined && !token.organisations?.includes(organisation)) {
-      decided('insufficient_scope');
-      throw new InsufficientScope('the organisation is not connected to this grant');
-    }
     const held = new Set((token.scope ?? '').split(' '));
     if (!scopes.every((s) => held.has(s))) {
       decided('insufficient_scope');
       throw new InsufficientScope('the access token lacks a required scope', scopes.join(' '));
+    }
+    if (organisation !== undefined && !token.organisations?.includes(organisation)) {
+      decided('insufficient_scope');
+      throw new InsufficientScope('the organisation is not connected to this grant');
     }
     decided('allowed');
     return token;

@@ -1,0 +1,94 @@
+import { startInvoicesApi } from '@grantline/example-resource-server';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type Agent, createTenant, redeem, runFlow, type Tenant } from './flow.ts';
+import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
+
+/**
+ * The example invoices API (examples/resource-server, started in-process with the SDK) against the
+ * distributed stack: it registers itself as a resource-server client, bootstraps its deny-list from
+ * the revocation stream, and stops honouring what the user disconnects within a second (security.md
+ * item 35, with T = 1 s rather than the checklist's 5 s), and nothing else.
+ */
+describe('resource servers: disconnects reach the example invoices API', () => {
+  let stack: Stack;
+  let api: Awaited<ReturnType<typeof startInvoicesApi>>;
+  let tenant: Tenant;
+
+  beforeAll(async () => {
+    stack = await startStack(inject('infra'));
+    api = await startInvoicesApi({
+      issuer: stack.issuer,
+      managementUrl: stack.registryManagementUrl,
+      adminToken: ADMIN_TOKEN,
+      policy: 'fail-closed',
+      host: '127.0.0.1',
+      port: 0,
+    });
+    tenant = await createTenant(stack, { resources: [api.url] });
+  }, 120_000);
+  afterAll(async () => {
+    await api?.stop();
+    await stack?.stop();
+  });
+
+  const invoices = (token: string, organisation: string) =>
+    fetch(`${api.url}organisations/${organisation}/invoices`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(5_000),
+    });
+  /** polls every 20 ms; the milliseconds until the API answered 401 invalid_token */
+  const rejectedWithin = async (token: string, organisation: string, budgetMs = 1_000) => {
+    const started = Date.now();
+    for (;;) {
+      const res = await invoices(token, organisation);
+      if (res.status === 401) {
+        expect(res.headers.get('www-authenticate')).toMatch(/^Bearer error="invalid_token"/);
+        return Date.now() - started;
+      }
+      expect(res.status).toBe(200);
+      if (Date.now() - started > budgetMs) throw new Error(`still served after ${budgetMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const connections = (agent: Agent, path: string, method = 'GET', csrf?: string) =>
+    agent.request(`${stack.issuer}/account/api/connections${path}`, {
+      method,
+      headers: csrf ? { origin: stack.issuer, 'x-csrf-token': csrf } : {},
+    });
+
+  it('item 35: disconnecting one organisation rejects the old token for it within 1 s and keeps serving the other; disconnecting the app rejects everything', async () => {
+    const [acme, globex, initech] = tenant.organisations.map((o) => o.id) as [string, string, string];
+    const flow = await runFlow(stack, tenant, { organisations: [acme, globex] });
+    const tokens = await redeem(stack, tenant, flow.code!, flow.verifier);
+    expect(tokens.status).toBe(200);
+    const { access_token, grant_id } = tokens.body as { access_token: string; grant_id: string };
+
+    expect((await invoices(access_token, acme)).status).toBe(200);
+    expect(await (await invoices(access_token, globex)).json()).toMatchObject({ organisation: globex });
+    const notConnected = await invoices(access_token, initech);
+    expect(notConnected.status).toBe(403);
+    expect(notConnected.headers.get('www-authenticate')).toMatch(/^Bearer error="insufficient_scope"/);
+
+    const { csrf_token } = JSON.parse((await connections(flow.agent, '')).text) as { csrf_token: string };
+    const client = tenant.client.client_id;
+    const org = await connections(
+      flow.agent,
+      `/${client}/grants/${grant_id}/organisations/${acme}`,
+      'DELETE',
+      csrf_token,
+    );
+    expect(org.status).toBe(204);
+    expect(await rejectedWithin(access_token, acme)).toBeLessThan(1_000);
+    expect((await invoices(access_token, globex)).status).toBe(200);
+
+    const app = await connections(flow.agent, `/${client}`, 'DELETE', csrf_token);
+    expect(app.status).toBe(204);
+    expect(await rejectedWithin(access_token, globex)).toBeLessThan(1_000);
+    expect((await invoices(access_token, acme)).status).toBe(401);
+  });
+
+  it('the API serves only once its deny-list is bootstrapped, and reports it fresh from the heartbeats', () => {
+    expect(api.subscriber.denyList.ready).toBe(true);
+    expect(api.subscriber.denyList.isFresh(5_000)).toBe(true);
+  });
+});
