@@ -92,6 +92,9 @@ export const startInvoicesApi = async (
 ): Promise<{
   url: string;
   clientId: string;
+  clientSecret: string;
+  /** what the API's middleware was built with (discovered; the subscriber's deny-list) */
+  options: ResourceServerOptions;
   subscriber: RevocationSubscriber;
   stop: () => Promise<void>;
 }> => {
@@ -135,6 +138,8 @@ export const startInvoicesApi = async (
     return {
       url,
       clientId,
+      clientSecret,
+      options,
       subscriber,
       stop: async () => {
         await subscriber.close();

@@ -1,4 +1,7 @@
-import { startInvoicesApi } from '@grantline/example-resource-server';
+import type { AddressInfo } from 'node:net';
+import { invoicesApi, startInvoicesApi } from '@grantline/example-resource-server';
+import { connectResourceServer } from '@grantline/resource-server';
+import { eventually } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Agent, createTenant, redeem, runFlow, type Tenant } from './flow.ts';
 import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
@@ -85,6 +88,46 @@ describe('resource servers: disconnects reach the example invoices API', () => {
     expect(app.status).toBe(204);
     expect(await rejectedWithin(access_token, globex)).toBeLessThan(1_000);
     expect((await invoices(access_token, acme)).status).toBe(401);
+  });
+
+  it('introspect policy: with its deny-list gone stale the API asks RFC 7662 introspection, which agrees about a disconnected organisation', async () => {
+    const [acme, globex] = tenant.organisations.map((o) => o.id) as [string, string];
+    const flow = await runFlow(stack, tenant, {
+      organisations: [acme, globex],
+      params: { grant_management_action: 'create' },
+    });
+    const tokens = await redeem(stack, tenant, flow.code!, flow.verifier);
+    const { access_token, grant_id } = tokens.body as { access_token: string; grant_id: string };
+    // a second instance of the API with its own subscriber, which the test then cuts off
+    const cut = await connectResourceServer({
+      issuer: stack.issuer,
+      audience: api.url,
+      clientId: api.clientId,
+      clientSecret: api.clientSecret,
+      policy: 'introspect',
+    });
+    await cut.subscriber.close();
+    expect(cut.subscriber.denyList.isFresh(5_000)).toBe(false);
+    const server = invoicesApi(cut.options).listen(0, '127.0.0.1');
+    await new Promise((ok) => server.once('listening', ok));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const call = (organisation: string) =>
+      fetch(`${base}/organisations/${organisation}/invoices`, {
+        headers: { authorization: `Bearer ${access_token}` },
+        signal: AbortSignal.timeout(5_000),
+      });
+    try {
+      expect((await call(acme)).status).toBe(200);
+      const { csrf_token } = JSON.parse((await connections(flow.agent, '')).text) as { csrf_token: string };
+      const path = `/${tenant.client.client_id}/grants/${grant_id}/organisations/${acme}`;
+      expect((await connections(flow.agent, path, 'DELETE', csrf_token)).status).toBe(204);
+      await eventually(async () => ((await call(acme)).status === 401 ? true : undefined), {
+        what: 'introspection to drop the organisation',
+      });
+      expect((await call(globex)).status).toBe(200);
+    } finally {
+      server.close();
+    }
   });
 
   it('the API serves only once its deny-list is bootstrapped, and reports it fresh from the heartbeats', () => {

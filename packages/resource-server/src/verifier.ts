@@ -51,14 +51,17 @@ export interface VerifyOptions {
   scopes?: readonly string[];
 }
 
-/** The keys of the deny-list that would deny this token for this organisation (README, the topic contract). */
+/**
+ * The keys of the deny-list that would deny this token for this organisation (README, the topic
+ * contract). Access tokens do not name their refresh family: a family's revocation reaches them as
+ * `jti:` facts, one per access token of the family (`RefreshFamilyRevoked` lists them).
+ */
 export const denyKeys = (token: GrantlineAccessToken, organisation?: string): string[] => [
   `jti:${token.jti}`,
   `sub:${token.sub}`,
   `client:${token.client_id}`,
   ...(token.grant_id ? [`grant:${token.grant_id}`] : []),
   ...(token.grant_id && organisation ? [`grant-org:${token.grant_id}:${organisation}`] : []),
-  ...(typeof token.family_id === 'string' ? [`family:${token.family_id}`] : []),
 ];
 
 const decided = (decision: string) => instruments.decisions.add(1, { [DECISION]: decision });
