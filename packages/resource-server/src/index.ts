@@ -6,6 +6,7 @@ export * from './deny-list.ts';
 export * from './discovery.ts';
 export * from './errors.ts';
 export * from './introspection.ts';
+export * from './kafka-subscriber.ts';
 export * from './subscriber.ts';
 export { METRICS } from './telemetry.ts';
 export * from './verifier.ts';
