@@ -46,6 +46,8 @@ export interface ExampleConfig {
   clientSecret?: string;
   /** GRANTLINE_REVOCATION_POLICY: `fail-closed` (default) or `introspect` when the deny-list is stale */
   policy: StalenessPolicy;
+  /** KAFKA_BROKERS / KAFKA_TOPIC_PREFIX: subscribe to the revocations topic on Kafka; without, the HTTP stream */
+  kafka?: { brokers: string[]; topicPrefix?: string };
   /** HOST / PORT: where the API listens (default 127.0.0.1:8090; 0 picks a free port) */
   host: string;
   port: number;
@@ -65,6 +67,12 @@ export const configFromEnv = (env: NodeJS.ProcessEnv = process.env): ExampleConf
     ...(env.GRANTLINE_CLIENT_ID && { clientId: env.GRANTLINE_CLIENT_ID }),
     ...(env.GRANTLINE_CLIENT_SECRET && { clientSecret: env.GRANTLINE_CLIENT_SECRET }),
     policy,
+    ...(env.KAFKA_BROKERS && {
+      kafka: {
+        brokers: env.KAFKA_BROKERS.split(',').map((b) => b.trim()),
+        ...(env.KAFKA_TOPIC_PREFIX && { topicPrefix: env.KAFKA_TOPIC_PREFIX }),
+      },
+    }),
     host: env.HOST ?? '127.0.0.1',
     port: Number(env.PORT ?? 8090),
   };
@@ -131,6 +139,7 @@ export const startInvoicesApi = async (
           clientId,
           clientSecret,
           policy: config.policy,
+          ...(config.kafka && { kafka: config.kafka }),
         }),
       30_000,
     );

@@ -15,35 +15,44 @@ import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
 describe('resource servers: disconnects reach the example invoices API', () => {
   let stack: Stack;
   let api: Awaited<ReturnType<typeof startInvoicesApi>>;
+  /** the same API subscribed to grantline.revocations.v1 on Kafka instead of the HTTP stream */
+  let kafkaApi: Awaited<ReturnType<typeof startInvoicesApi>>;
   let tenant: Tenant;
 
   beforeAll(async () => {
     stack = await startStack(inject('infra'));
-    api = await startInvoicesApi({
+    const config = {
       issuer: stack.issuer,
       managementUrl: stack.registryManagementUrl,
       adminToken: ADMIN_TOKEN,
       policy: 'fail-closed',
       host: '127.0.0.1',
       port: 0,
+    } as const;
+    api = await startInvoicesApi(config);
+    kafkaApi = await startInvoicesApi({
+      ...config,
+      kafka: { brokers: inject('infra').kafkaBrokers, topicPrefix: stack.topicPrefix },
     });
-    tenant = await createTenant(stack, { resources: [api.url] });
+    // the app's tokens are for both (every resource it registered, when it asks for none)
+    tenant = await createTenant(stack, { resources: [api.url, kafkaApi.url] });
   }, 120_000);
   afterAll(async () => {
     await api?.stop();
+    await kafkaApi?.stop();
     await stack?.stop();
   });
 
-  const invoices = (token: string, organisation: string) =>
-    fetch(`${api.url}organisations/${organisation}/invoices`, {
+  const invoices = (token: string, organisation: string, at = api) =>
+    fetch(`${at.url}organisations/${organisation}/invoices`, {
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(5_000),
     });
   /** polls every 20 ms; the milliseconds until the API answered 401 invalid_token */
-  const rejectedWithin = async (token: string, organisation: string, budgetMs = 1_000) => {
+  const rejectedWithin = async (token: string, organisation: string, at = api, budgetMs = 1_000) => {
     const started = Date.now();
     for (;;) {
-      const res = await invoices(token, organisation);
+      const res = await invoices(token, organisation, at);
       if (res.status === 401) {
         expect(res.headers.get('www-authenticate')).toMatch(/^Bearer error="invalid_token"/);
         return Date.now() - started;
@@ -59,15 +68,17 @@ describe('resource servers: disconnects reach the example invoices API', () => {
       headers: csrf ? { origin: stack.issuer, 'x-csrf-token': csrf } : {},
     });
 
-  it('item 35: disconnecting one organisation rejects the old token for it within 1 s and keeps serving the other; disconnecting the app rejects everything', async () => {
+  it('item 35: disconnecting one organisation rejects the old token for it within 1 s and keeps serving the other; disconnecting the app rejects everything (the HTTP stream and Kafka)', async () => {
     const [acme, globex, initech] = tenant.organisations.map((o) => o.id) as [string, string, string];
     const flow = await runFlow(stack, tenant, { organisations: [acme, globex] });
     const tokens = await redeem(stack, tenant, flow.code!, flow.verifier);
     expect(tokens.status).toBe(200);
     const { access_token, grant_id } = tokens.body as { access_token: string; grant_id: string };
 
-    expect((await invoices(access_token, acme)).status).toBe(200);
-    expect(await (await invoices(access_token, globex)).json()).toMatchObject({ organisation: globex });
+    for (const at of [api, kafkaApi]) {
+      expect((await invoices(access_token, acme, at)).status).toBe(200);
+      expect(await (await invoices(access_token, globex, at)).json()).toMatchObject({ organisation: globex });
+    }
     const notConnected = await invoices(access_token, initech);
     expect(notConnected.status).toBe(403);
     expect(notConnected.headers.get('www-authenticate')).toMatch(/^Bearer error="insufficient_scope"/);
@@ -81,12 +92,19 @@ describe('resource servers: disconnects reach the example invoices API', () => {
       csrf_token,
     );
     expect(org.status).toBe(204);
-    expect(await rejectedWithin(access_token, acme)).toBeLessThan(1_000);
-    expect((await invoices(access_token, globex)).status).toBe(200);
+    const [viaStream, viaKafka] = await Promise.all([
+      rejectedWithin(access_token, acme, api),
+      rejectedWithin(access_token, acme, kafkaApi),
+    ]);
+    expect(viaStream).toBeLessThan(1_000);
+    expect(viaKafka).toBeLessThan(1_000);
+    expect((await invoices(access_token, globex, api)).status).toBe(200);
+    expect((await invoices(access_token, globex, kafkaApi)).status).toBe(200);
 
     const app = await connections(flow.agent, `/${client}`, 'DELETE', csrf_token);
     expect(app.status).toBe(204);
-    expect(await rejectedWithin(access_token, globex)).toBeLessThan(1_000);
+    expect(await rejectedWithin(access_token, globex, api)).toBeLessThan(1_000);
+    expect(await rejectedWithin(access_token, globex, kafkaApi)).toBeLessThan(1_000);
     expect((await invoices(access_token, acme)).status).toBe(401);
   });
 
@@ -131,7 +149,9 @@ describe('resource servers: disconnects reach the example invoices API', () => {
   });
 
   it('the API serves only once its deny-list is bootstrapped, and reports it fresh from the heartbeats', () => {
-    expect(api.subscriber.denyList.ready).toBe(true);
-    expect(api.subscriber.denyList.isFresh(5_000)).toBe(true);
+    for (const at of [api, kafkaApi]) {
+      expect(at.subscriber.denyList.ready).toBe(true);
+      expect(at.subscriber.denyList.isFresh(5_000)).toBe(true);
+    }
   });
 });

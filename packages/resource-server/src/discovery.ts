@@ -1,3 +1,4 @@
+import { subscribeToRevocationTopic } from './kafka-subscriber.ts';
 import { type RevocationSubscriber, subscribeToRevocationStream } from './subscriber.ts';
 import type { ResourceServerOptions, StalenessPolicy } from './verifier.ts';
 
@@ -32,21 +33,26 @@ export interface ConnectOptions {
   clientSecret: string;
   policy?: StalenessPolicy;
   freshnessBudgetSeconds?: number;
+  /** subscribe to `grantline.revocations.v1` on these brokers instead of the HTTP stream */
+  kafka?: { brokers: string[]; topicPrefix?: string };
 }
 
 /**
  * Everything from the metadata: JWKS, the revocation stream (subscribed, and bootstrapped before
- * this resolves) and, for the `introspect` policy, the introspection endpoint.
+ * this resolves; or the revocations topic, given `kafka`) and, for the `introspect` policy, the
+ * introspection endpoint.
  */
 export const connectResourceServer = async (
   options: ConnectOptions,
 ): Promise<{ options: ResourceServerOptions; subscriber: RevocationSubscriber }> => {
   const metadata = await discover(options.issuer);
-  const subscriber = subscribeToRevocationStream({
-    url: revocationStreamUrl(metadata),
-    clientId: options.clientId,
-    clientSecret: options.clientSecret,
-  });
+  const subscriber = options.kafka
+    ? subscribeToRevocationTopic(options.kafka)
+    : subscribeToRevocationStream({
+        url: revocationStreamUrl(metadata),
+        clientId: options.clientId,
+        clientSecret: options.clientSecret,
+      });
   try {
     await subscriber.ready();
   } catch (error) {
