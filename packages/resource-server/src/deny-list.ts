@@ -43,7 +43,9 @@ export class DenyList {
     // a fact published again never gets shorter (revocation is terminal)
     if (expires > now && (this.until.get(fact.key) ?? 0) < expires) this.until.set(fact.key, expires);
     if (fact.sequence > this.lastSequence) this.lastSequence = fact.sequence;
-    instruments.propagation.record(Math.max(0, now - Date.parse(fact.revokedAt)) / 1_000);
+    // the bootstrap's replay of old facts says nothing about propagation
+    if (this.bootstrapped)
+      instruments.propagation.record(Math.max(0, now - Date.parse(fact.revokedAt)) / 1_000);
     if (this.until.size % 1_024 === 0) this.sweep();
   }
 
