@@ -13,8 +13,22 @@ export interface RevocationFact {
  * `expiresAt` (by then every access token it denies has expired), and the freshness watermark (when
  * the feed last proved it was live, with a heartbeat). Fed by a subscriber; read on every request.
  */
+/**
+ * An admin's revocation of everything of a subject or a client denies what began up to it (tokens
+ * with `iat` at or before `revokedAt`), not what the token service issued afterwards (a new
+ * connection, new client credentials): as introspection decides.
+ */
+const WIDE = ['sub:', 'client:'];
+
+interface Entry {
+  /** epoch ms: forgotten after */
+  until: number;
+  /** epoch ms: the revocation's time (the latest published, so a repeated revocation covers what came since) */
+  revokedAt: number;
+}
+
 export class DenyList {
-  private readonly until = new Map<string, number>();
+  private readonly until = new Map<string, Entry>();
   private lastHeartbeatAt: number | undefined;
   private bootstrapped = false;
   private connected = false;
@@ -39,9 +53,16 @@ export class DenyList {
 
   apply(fact: RevocationFact): void {
     const expires = Date.parse(fact.expiresAt);
+    const revokedAt = Date.parse(fact.revokedAt);
     const now = this.now();
-    // a fact published again never gets shorter (revocation is terminal)
-    if (expires > now && (this.until.get(fact.key) ?? 0) < expires) this.until.set(fact.key, expires);
+    const known = this.until.get(fact.key);
+    // a fact published again never gets shorter (revocation is terminal); a repeated subject or
+    // client revocation covers what began since the first
+    if (expires > now || known)
+      this.until.set(fact.key, {
+        until: Math.max(expires, known?.until ?? 0),
+        revokedAt: Math.max(revokedAt, known?.revokedAt ?? 0),
+      });
     if (fact.sequence > this.lastSequence) this.lastSequence = fact.sequence;
     // the bootstrap's replay of old facts says nothing about propagation
     if (this.bootstrapped)
@@ -76,15 +97,20 @@ export class DenyList {
     return this.bootstrapped && this.connected && age !== undefined && age <= budgetMs;
   }
 
-  /** the first of `keys` that is revoked, if any */
-  revoked(keys: readonly string[]): string | undefined {
+  /**
+   * The first of `keys` that is revoked for a token issued at `issuedAtMs` (its `iat`), if any: a
+   * `sub:` or `client:` fact only when the token began up to the revocation.
+   */
+  revoked(keys: readonly string[], issuedAtMs = Number.NEGATIVE_INFINITY): string | undefined {
     const now = this.now();
     return keys.find((key) => {
-      const expires = this.until.get(key);
-      if (expires === undefined) return false;
-      if (expires > now) return true;
-      this.until.delete(key);
-      return false;
+      const entry = this.until.get(key);
+      if (entry === undefined) return false;
+      if (entry.until <= now) {
+        this.until.delete(key);
+        return false;
+      }
+      return !WIDE.some((prefix) => key.startsWith(prefix)) || issuedAtMs <= entry.revokedAt;
     });
   }
 
@@ -94,6 +120,6 @@ export class DenyList {
 
   private sweep(): void {
     const now = this.now();
-    for (const [key, expires] of this.until) if (expires <= now) this.until.delete(key);
+    for (const [key, entry] of this.until) if (entry.until <= now) this.until.delete(key);
   }
 }

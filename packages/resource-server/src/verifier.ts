@@ -89,7 +89,7 @@ export const createVerifier = (options: ResourceServerOptions) => {
     const denyList = options.revocations?.denyList;
     if (!denyList) return;
     if (denyList.isFresh(budgetMs)) {
-      if (denyList.revoked(denyKeys(token, organisation)))
+      if (denyList.revoked(denyKeys(token, organisation), (token.iat ?? 0) * 1_000))
         throw new InvalidToken('the access token has been revoked');
       return;
     }

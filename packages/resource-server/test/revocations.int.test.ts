@@ -245,6 +245,11 @@ describe('resource server SDK: the deny-list kept warm by the revocation stream'
       as.revoke(key);
       await eventually(async () => (await call(victim, 'org-1')).status === 401);
     }
+    // an admin's subject or client revocation covers the tokens issued up to it, not those after it
+    const later = Math.floor(Date.now() / 1000) + 2;
+    expect((await call(await token({ sub: 'user-gone', iat: later }), 'org-1')).status).toBe(200);
+    expect((await call(await token({ client_id: 'app-bad', iat: later }), 'org-1')).status).toBe(200);
+    await expectRevoked(await call(await token({ grant_id: 'g-whole', iat: later }), 'org-1'));
   });
 
   it('reconnects with Last-Event-ID after the stream drops, and gets the facts it missed', async () => {

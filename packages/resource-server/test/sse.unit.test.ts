@@ -68,4 +68,25 @@ describe('the deny-list', () => {
     expect(list.revoked(['grant:g'])).toBeUndefined();
     list.close();
   });
+
+  it("a subject's or client's revocation denies the tokens issued up to it, not those issued after", () => {
+    const now = 1_000_000;
+    const list = new DenyList(() => now);
+    for (const key of ['sub:u', 'client:c', 'grant:g'])
+      list.apply({
+        key,
+        revokedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + 60_000).toISOString(),
+        sequence: 1,
+      });
+    for (const key of ['sub:u', 'client:c', 'grant:g']) {
+      expect(list.revoked([key], now - 1_000), key).toBe(key);
+      expect(list.revoked([key], now), key).toBe(key);
+    }
+    expect(list.revoked(['sub:u'], now + 1_000)).toBeUndefined();
+    expect(list.revoked(['client:c'], now + 1_000)).toBeUndefined();
+    // a grant, a token or an organisation never comes back, whenever the token was issued
+    expect(list.revoked(['grant:g'], now + 1_000)).toBe('grant:g');
+    list.close();
+  });
 });
