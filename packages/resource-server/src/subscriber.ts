@@ -104,7 +104,8 @@ export const subscribeToRevocationStream = (options: RevocationStreamOptions): R
       // a connection that delivered a heartbeat resets the backoff
       failures = heartbeats > before ? 0 : failures + 1;
       const delay = Math.random() * Math.min(max, base * 2 ** failures);
-      await new Promise((r) => setTimeout(r, delay));
+      // unref: a closed subscriber does not hold the process open through its backoff
+      await new Promise((r) => setTimeout(r, delay).unref());
     }
   };
   void run();
