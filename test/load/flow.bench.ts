@@ -34,10 +34,10 @@ async function main() {
   const database = uniqueName('bench');
   let db: pg.Pool | undefined;
   try {
-    // the gateway and the four services behind it, then the management gateway and the four
+    // the gateway and the four services behind it, then the management gateway and the five
     // services' management ports (scripts/start-services.ts)
-    const base = await freePorts(10);
-    const managementBase = base + 5;
+    const base = await freePorts(12);
+    const managementBase = base + 6;
     const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
     await spawnTs(
       'scripts/start-services.ts',

@@ -37,10 +37,10 @@ const database = uniqueName('bench');
 const dataDir = mkdtempSync(join(tmpdir(), 'grantline-bench-'));
 
 const distributed = async (): Promise<Target> => {
-  // the gateway and the four services behind it, then the management gateway and the four services'
+  // the gateway and the five services behind it, then the management gateway and the five services'
   // management ports (scripts/start-services.ts)
-  const base = await freePorts(10);
-  const managementBase = base + 5;
+  const base = await freePorts(12);
+  const managementBase = base + 6;
   await spawnTs(
     'scripts/start-services.ts',
     {
