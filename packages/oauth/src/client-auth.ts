@@ -1,9 +1,12 @@
 import { type Clock, epochSeconds, systemClock } from '@grantline/clock';
+import type { KeyValueStore } from '@grantline/key-value';
+import type { Logger } from '@grantline/telemetry';
 import type { Request } from 'express';
 import { createLocalJWKSet, decodeJwt, type JWK, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { clientAddressKey } from './addresses.ts';
 import { InvalidClient, InvalidRequest, OAuthError } from './errors.ts';
-import type { RemoteKeySets } from './remote-jwks.ts';
+import { failureLimiter, jtiGuard } from './guards.ts';
+import { type RemoteKeySets, remoteKeySets } from './remote-jwks.ts';
 import { digestsEqual, randomToken, sha256Digest } from './secrets.ts';
 
 export type AuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
@@ -197,3 +200,39 @@ const verifyAssertion = async (
   if (exp - now > MAX_ASSERTION_LIFETIME_S + CLOCK_TOLERANCE_S) return false;
   return deps.claimJti(`${client.clientId}:${payload.jti}`, exp - now + 60);
 };
+
+/**
+ * Client authentication as every service that authenticates clients wires it (token, consent's
+ * Grant Management, introspection): clients from a cached directory read past its cache on a
+ * failure, client-assertion `jti`s claimed once per deployment, lock-outs counted per service,
+ * `jwks_uri` fetched through the guarded fetcher.
+ */
+export const clientAuthentication = (options: {
+  clients: {
+    get(clientId: string): Promise<ClientRecord | undefined>;
+    read(clientId: string): Promise<ClientRecord | undefined>;
+  };
+  kv: KeyValueStore;
+  /** the deployment's prefix (`KAFKA_TOPIC_PREFIX`, '' when embedded) */
+  deploymentPrefix: string;
+  /** the service whose lock-out counters these are */
+  service: string;
+  failuresPerMinute: number;
+  allowPrivateJwksUri: boolean;
+  assertionAudiences: readonly string[];
+  logger: Pick<Logger, 'warn'>;
+  clock: Clock;
+}): ClientAuthDeps => ({
+  lookup: (id) => options.clients.get(id),
+  lookupFresh: (id) => options.clients.read(id),
+  claimJti: jtiGuard(options.kv, options.deploymentPrefix),
+  ...failureLimiter(
+    options.kv,
+    `grantline:${options.deploymentPrefix}${options.service}:`,
+    options.failuresPerMinute,
+    options.logger,
+  ),
+  remoteKeys: remoteKeySets({ allowPrivateAddresses: options.allowPrivateJwksUri }),
+  assertionAudiences: options.assertionAudiences,
+  clock: options.clock,
+});

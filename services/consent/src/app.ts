@@ -11,13 +11,11 @@ import {
   grantsTables,
 } from '@grantline/grant-directory';
 import {
-  failureLimiter,
-  jtiGuard,
+  clientAuthentication,
   oauthErrorBoundary,
   pageErrorBoundary,
   pageForm,
   pageHeaders,
-  remoteKeySets,
   sessionRevocations,
   singleUse,
 } from '@grantline/oauth';
@@ -111,18 +109,20 @@ export const buildConsent = async (
     singleUse: singleUse(kv, kvPrefix, clock),
     completeUrl: `${authorizationUrl.replace(/\/$/, '')}/oauth2/authorize/complete`,
   };
-  const auth = {
-    lookup: (id: string) => clients.get(id),
-    lookupFresh: (id: string) => clients.read(id),
-    claimJti: jtiGuard(kv, topicPrefix),
-    remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
-    ...failureLimiter(kv, kvPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger),
+  const auth = clientAuthentication({
+    clients,
+    kv,
+    deploymentPrefix: topicPrefix,
+    service: 'consent',
+    failuresPerMinute: config.CLIENT_AUTH_FAILURES_PER_MINUTE,
+    allowPrivateJwksUri: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI,
     assertionAudiences: [
       config.GRANTLINE_TOKEN_ENDPOINT ?? `${config.GRANTLINE_ISSUER}/oauth2/token`,
       config.GRANTLINE_ISSUER,
     ],
+    logger,
     clock,
-  };
+  });
   const grants = grantManagement(deps, auth, people);
   const account: AccountDeps = {
     keys: deps.keys,

@@ -1,7 +1,7 @@
 import { systemClock } from '@grantline/clock';
 import { migrateReadModels } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
-import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
+import { clientAuthentication, oauthErrorBoundary } from '@grantline/oauth';
 import {
   ClientDirectory,
   People,
@@ -95,24 +95,21 @@ export const buildIntrospection = async (
     refreshMaxLifetimeSeconds: config.REFRESH_TOKEN_MAX_LIFETIME_SECONDS,
     clock,
   });
-  const auth = {
-    lookup: (id: string) => clients.get(id),
-    lookupFresh: (id: string) => clients.read(id),
-    claimJti: jtiGuard(kv, topicPrefix),
-    ...failureLimiter(
-      kv,
-      `grantline:${topicPrefix}introspection:`,
-      config.CLIENT_AUTH_FAILURES_PER_MINUTE,
-      logger,
-    ),
-    remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
+  const auth = clientAuthentication({
+    clients,
+    kv,
+    deploymentPrefix: topicPrefix,
+    service: 'introspection',
+    failuresPerMinute: config.CLIENT_AUTH_FAILURES_PER_MINUTE,
+    allowPrivateJwksUri: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI,
     assertionAudiences: [
       config.GRANTLINE_INTROSPECTION_ENDPOINT ?? `${issuer}/oauth2/introspect`,
       config.GRANTLINE_TOKEN_ENDPOINT ?? `${issuer}/oauth2/token`,
       issuer,
     ],
+    logger,
     clock,
-  };
+  });
   const signingKeys = config.GRANTLINE_INTROSPECTION_SIGNING_KEY;
 
   const service = {

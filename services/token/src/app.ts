@@ -11,7 +11,7 @@ import {
   grantsTables,
 } from '@grantline/grant-directory';
 import { KeyEncryptionKey, KeyManager } from '@grantline/keys';
-import { failureLimiter, jtiGuard, oauthErrorBoundary, remoteKeySets } from '@grantline/oauth';
+import { clientAuthentication, oauthErrorBoundary } from '@grantline/oauth';
 import {
   ClientDirectory,
   People,
@@ -70,7 +70,6 @@ export const buildToken = async (
     endedSessionsTables,
     wideRevocationsTables,
   ]);
-  const kvPrefix = `grantline:${topicPrefix}token:`;
 
   const keys = new KeyManager({
     pool,
@@ -115,16 +114,17 @@ export const buildToken = async (
   });
   const defaultAudience = config.DEFAULT_AUDIENCE ?? config.GRANTLINE_ISSUER;
   const tokenEndpointUrl = config.GRANTLINE_TOKEN_ENDPOINT ?? `${config.GRANTLINE_ISSUER}/oauth2/token`;
-  const limiter = failureLimiter(kv, kvPrefix, config.CLIENT_AUTH_FAILURES_PER_MINUTE, logger);
-  const auth = {
-    lookup: (id: string) => clients.get(id),
-    lookupFresh: (id: string) => clients.read(id),
-    claimJti: jtiGuard(kv, topicPrefix),
-    ...limiter,
-    remoteKeys: remoteKeySets({ allowPrivateAddresses: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI }),
+  const auth = clientAuthentication({
+    clients,
+    kv,
+    deploymentPrefix: topicPrefix,
+    service: 'token',
+    failuresPerMinute: config.CLIENT_AUTH_FAILURES_PER_MINUTE,
+    allowPrivateJwksUri: config.GRANTLINE_ALLOW_PRIVATE_JWKS_URI,
     assertionAudiences: [tokenEndpointUrl, config.GRANTLINE_ISSUER],
+    logger,
     clock,
-  };
+  });
   const revocation: RevocationDeps = {
     store: runtime.store,
     keys,
