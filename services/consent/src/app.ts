@@ -108,6 +108,7 @@ export const buildConsent = async (
     sessions: sessionRevocations(kv, topicPrefix, (sid) => endedSessions.has(sid)),
     singleUse: singleUse(kv, kvPrefix, clock),
     completeUrl: `${authorizationUrl.replace(/\/$/, '')}/oauth2/authorize/complete`,
+    awaitProjected: (position) => runtime.awaitProjected(position, TOPICS.grants),
   };
   const auth = clientAuthentication({
     clients,
@@ -131,7 +132,7 @@ export const buildConsent = async (
     store,
     sessions: deps.sessions,
     connections: new ConnectionQueries(pool, schema),
-    awaitProjected: (position) => runtime.awaitProjected(position, TOPICS.grants),
+    awaitProjected: deps.awaitProjected,
     signInUrl: `${authorizationUrl.replace(/\/$/, '')}${ACCOUNT_SIGN_IN_PATH}`,
     origin: new URL(config.GRANTLINE_ISSUER).origin,
     secureCookies: config.GRANTLINE_ISSUER.startsWith('https:'),

@@ -27,6 +27,11 @@ export interface ConsentDeps {
   singleUse: SingleUse;
   /** `<authorization service>/oauth2/authorize/complete` */
   completeUrl: string;
+  /**
+   * Read-your-writes for a grant written here: resolves once every service projecting the grants
+   * topic has applied it (bounded; a timeout is logged, the write stands)
+   */
+  awaitProjected: (position: string) => Promise<unknown>;
 }
 
 /**

@@ -216,7 +216,11 @@ export const consentSubmit =
         : { type: 'Create', grantId, resources: request.resources, ...base };
       let state: GrantState;
       try {
-        ({ newState: state } = await handleCommand(deps.store, grantStream(grantId), command, grantDecider));
+        const handled = await handleCommand(deps.store, grantStream(grantId), command, grantDecider);
+        state = handled.newState;
+        // the grant the verdict names is in every service's read model before the browser moves on:
+        // the code's redemption, the next request's consent screen, Grant Management all see it
+        if (handled.append) await deps.awaitProjected(handled.append.lastPosition);
       } catch (error) {
         if (!(error instanceof GrantUnavailable)) throw error;
         return res.redirect(
