@@ -1,0 +1,138 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { TOPICS } from '@grantline/events';
+import { CSRF_KEY_HOLDERS, CSRF_KEY_VARIABLE, KEY_PURPOSES, KEY_VARIABLES } from '@grantline/keys';
+import { PUBLIC_FALLBACK, PUBLIC_ROUTES } from '@grantline/server';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+// deploy/helm/validate lints and renders the chart with Helm's own engine (helm-java) and validates
+// every object against the Kubernetes schema (ValidateChart.java). This test runs it, and compares
+// what it rendered with the code's own tables: the gateway's routes, the key purposes, the topics.
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const pom = `${root}deploy/helm/validate/pom.xml`;
+
+const has = (command: string) => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+const missing = ['java', 'mvn'].filter((c) => !has(c));
+if (missing.length > 0)
+  console.warn(
+    `skipping the Helm chart validation: ${missing.join(' and ')} not installed (.ci/run installs them)`,
+  );
+
+interface Run {
+  code: number;
+  lines: string[];
+}
+
+/** Lines of one kind (`INGRESS`, `SECRETENV`, ...) of one scenario, without those two words. */
+const facts = (run: Run, kind: string, scenario: string) =>
+  run.lines.filter((l) => l.startsWith(`${kind} ${scenario} `)).map((l) => l.split(' ').slice(2));
+
+describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', () => {
+  let run: Run;
+  beforeAll(async () => {
+    run = await new Promise<Run>((resolve) => {
+      // the first run on a machine resolves helm-java and the Kubernetes models from Maven Central
+      execFile(
+        'mvn',
+        ['-q', '-B', '-f', pom, 'compile', 'exec:java'],
+        { timeout: 540_000, maxBuffer: 16 * 1024 * 1024 },
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+          if (code !== 0) console.error(stdout, stderr);
+          resolve({ code, lines: stdout.split('\n').map((l) => l.trim()) });
+        },
+      );
+    });
+  }, 600_000);
+
+  it('lints, renders both value sets, and every object passes the Kubernetes schema and the chart checks', () => {
+    expect(run.lines.filter((l) => l.startsWith('FAIL'))).toEqual([]);
+    expect(run.code).toBe(0);
+    expect(run.lines).toContain('LINT ok');
+    expect(run.lines).toContain('OK');
+    for (const scenario of ['default', 'production'])
+      expect(run.lines.some((l) => new RegExp(`^RENDER ${scenario} [1-9][0-9]* objects$`).test(l))).toBe(
+        true,
+      );
+    // the checks can fail: a misspelt field and an Ingress path to the management port were refused
+    expect(run.lines.some((l) => l.startsWith('SELFCHECK schema refuses an unknown field'))).toBe(true);
+    expect(run.lines.some((l) => l.startsWith('SELFCHECK chart checks refuse the management port'))).toBe(
+      true,
+    );
+  });
+
+  it('routes on the Ingress exactly the paths of the gateway route table, each to its service, on the public port', () => {
+    const expected = [
+      ...PUBLIC_ROUTES.map((r) => [r.prefix, 'Prefix', r.service, 'http']),
+      ['/', 'Prefix', PUBLIC_FALLBACK, 'http'],
+    ];
+    for (const scenario of ['default', 'production'])
+      expect(facts(run, 'INGRESS', scenario)).toEqual(expected);
+  });
+
+  it('gives each service exactly the keys of its role, each purpose from its own Secret', () => {
+    const expected = new Set<string>();
+    for (const spec of Object.values(KEY_PURPOSES)) {
+      expected.add(`${spec.holder.service} ${spec.holder.variable}`);
+      for (const user of spec.users) expected.add(`${user.service} ${user.variable}`);
+    }
+    for (const service of CSRF_KEY_HOLDERS) expected.add(`${service} ${CSRF_KEY_VARIABLE}`);
+    for (const scenario of ['default', 'production']) {
+      const given = facts(run, 'SECRETENV', scenario).filter(
+        ([service, variable]) =>
+          ['registry', 'authorization', 'consent', 'token', 'introspection'].includes(service!) &&
+          KEY_VARIABLES.includes(variable!),
+      );
+      expect(new Set(given.map(([service, variable]) => `${service} ${variable}`))).toEqual(expected);
+      // a private key's Secret reaches no service but its holder
+      const secretOf = new Map(
+        given.map(([service, variable, secret]) => [`${service} ${variable}`, secret]),
+      );
+      for (const spec of Object.values(KEY_PURPOSES)) {
+        const privateSecret = secretOf.get(`${spec.holder.service} ${spec.holder.variable}`);
+        const holders = given.filter(([, , secret]) => secret === privateSecret).map(([service]) => service);
+        expect(holders).toEqual([spec.holder.service]);
+      }
+      const admin = facts(run, 'SECRETENV', scenario).filter(
+        ([, variable]) => variable === 'GRANTLINE_ADMIN_TOKEN',
+      );
+      expect(
+        admin
+          .map(([service]) => service)
+          .filter((s) => s !== 'example-resource-server')
+          .sort(),
+      ).toEqual(['consent', 'registry', 'token']);
+    }
+  });
+
+  it('autoscales token and introspection, listens on every interface, and sets a partition count per topic', () => {
+    for (const scenario of ['default', 'production']) {
+      const scaled = facts(run, 'HPA', scenario).map(([service]) => service);
+      expect(scaled).toEqual(expect.arrayContaining(['token', 'introspection']));
+      const config = Object.fromEntries(facts(run, 'CONFIG', scenario).map(([key, value]) => [key, value]));
+      // the services listen on loopback by default: in a pod that is unreachable
+      expect(config.HOST).toBe('0.0.0.0');
+      expect(config.NODE_ENV).toBe('production');
+      expect(config.PORT).not.toBe(config.MANAGEMENT_PORT);
+      const partitions = Object.fromEntries(
+        (config.KAFKA_TOPIC_PARTITIONS ?? '').split(',').map((pair) => pair.split('=')),
+      );
+      expect(Object.keys(partitions).sort()).toEqual(Object.values(TOPICS).sort());
+      for (const count of Object.values(partitions)) expect(Number(count)).toBeGreaterThanOrEqual(1);
+    }
+    // the example resource server only when asked for
+    expect(
+      facts(run, 'OBJECT', 'default').some(([, name]) => name?.endsWith('example-resource-server')),
+    ).toBe(false);
+    expect(
+      facts(run, 'OBJECT', 'production').some(([, name]) => name?.endsWith('example-resource-server')),
+    ).toBe(true);
+  });
+});
