@@ -1,4 +1,7 @@
 import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TOPICS } from '@grantline/events';
 import { CSRF_KEY_HOLDERS, CSRF_KEY_VARIABLE, KEY_PURPOSES, KEY_VARIABLES } from '@grantline/keys';
@@ -36,12 +39,21 @@ const facts = (run: Run, kind: string, scenario: string) =>
 
 describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', () => {
   let run: Run;
+  let keys: string;
   beforeAll(async () => {
+    // the newcomer's path: a values file of new keys from `pnpm keys:generate --helm`
+    const dir = mkdtempSync(join(tmpdir(), 'grantline-helm-'));
+    keys = execFileSync('node', ['--import', 'tsx', `${root}scripts/generate-keys.ts`, '--helm'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+    writeFileSync(join(dir, 'keys.yaml'), keys);
+    const args = `${root}deploy/helm/grantline ${root}deploy/helm/validate/target/rendered generated=${dir}/keys.yaml`;
     run = await new Promise<Run>((resolve) => {
       // the first run on a machine resolves helm-java and the Kubernetes models from Maven Central
       execFile(
         'mvn',
-        ['-q', '-B', '-f', pom, 'compile', 'exec:java'],
+        ['-q', '-B', '-f', pom, 'compile', 'exec:java', `-Dexec.args=${args}`],
         { timeout: 540_000, maxBuffer: 16 * 1024 * 1024 },
         (error, stdout, stderr) => {
           const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
@@ -50,6 +62,7 @@ describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', ()
         },
       );
     });
+    rmSync(dir, { recursive: true, force: true });
   }, 600_000);
 
   it('lints, renders both value sets, and every object passes the Kubernetes schema and the chart checks', () => {
@@ -134,5 +147,15 @@ describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', ()
     expect(
       facts(run, 'OBJECT', 'production').some(([, name]) => name?.endsWith('example-resource-server')),
     ).toBe(true);
+  });
+
+  it('takes `pnpm keys:generate --helm` as it is: a Secret of its own for every key and token', () => {
+    const ids = [...keys.matchAll(/^ {2}([a-zA-Z]+):$/gm)].map((m) => m[1]!);
+    expect(ids.length).toBe(KEY_VARIABLES.length + 3); // one CSRF variable, two keys; the admin token; the KEK
+    const secrets = facts(run, 'OBJECT', 'generated')
+      .filter(([kind]) => kind === 'Secret')
+      .map(([, name]) => name);
+    for (const id of ids)
+      expect(secrets).toContain(`grantline-${id.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
   });
 });

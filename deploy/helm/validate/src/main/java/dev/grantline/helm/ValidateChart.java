@@ -16,7 +16,8 @@ import java.util.TreeMap;
  * promises (ChartFacts). Prints one line per fact for test/deploy/helm.int.test.ts and ends with
  * `OK`, or prints each problem as `FAIL ...` and exits 1.
  *
- * Usage: ValidateChart CHART_DIR [OUTPUT_DIR]; the rendered manifests go to OUTPUT_DIR when given.
+ * Usage: ValidateChart CHART_DIR [OUTPUT_DIR [NAME=VALUES_FILE...]]; the rendered manifests go to
+ * OUTPUT_DIR, and each NAME=VALUES_FILE is one more scenario.
  */
 public final class ValidateChart {
   /** The Kubernetes version the schema models are generated from (client-java-api 24: 1.32). */
@@ -38,6 +39,11 @@ public final class ValidateChart {
     Map<String, Path> scenarios = new TreeMap<>();
     scenarios.put("default", null);
     scenarios.put("production", chart.resolve("ci/production-values.yaml"));
+    // further scenarios from the command line, NAME=VALUES_FILE
+    for (int i = 2; i < args.length; i++) {
+      String[] scenario = args[i].split("=", 2);
+      scenarios.put(scenario[0], Path.of(scenario[1]).toAbsolutePath());
+    }
     var schema = new KubernetesSchema();
     for (var scenario : scenarios.entrySet()) {
       String manifests;
