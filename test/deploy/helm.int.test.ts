@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +48,17 @@ describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', ()
       encoding: 'utf8',
     });
     writeFileSync(join(dir, 'keys.yaml'), keys);
-    const args = `${root}deploy/helm/grantline ${root}deploy/helm/validate/target/rendered generated=${dir}/keys.yaml`;
+    // and the README's values file, as "Run it on Kubernetes" writes it
+    const readme = readFileSync(`${root}README.md`, 'utf8');
+    const values = /cat > grantline-values\.yaml <<'EOF'\n([\s\S]*?)\nEOF\n/.exec(readme)?.[1];
+    expect(values, 'the values file of "Run it on Kubernetes"').toBeDefined();
+    writeFileSync(join(dir, 'readme.yaml'), values!);
+    const args = [
+      `${root}deploy/helm/grantline`,
+      `${root}deploy/helm/validate/target/rendered`,
+      `generated=${dir}/keys.yaml`,
+      `readme=${dir}/readme.yaml,${dir}/keys.yaml`,
+    ].join(' ');
     run = await new Promise<Run>((resolve) => {
       // the first run on a machine resolves helm-java and the Kubernetes models from Maven Central
       execFile(
@@ -157,5 +167,17 @@ describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', ()
       .map(([, name]) => name);
     for (const id of ids)
       expect(secrets).toContain(`grantline-${id.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  });
+
+  it('installs as the README says: its values with the generated keys leave no Secret or connection unset', () => {
+    const secrets = new Set(
+      facts(run, 'OBJECT', 'readme')
+        .filter(([kind]) => kind === 'Secret')
+        .map(([, name]) => name),
+    );
+    const referenced = facts(run, 'SECRETENV', 'readme').map(([, , secret]) => secret!.split('/')[0]!);
+    expect(referenced.length).toBeGreaterThan(0);
+    for (const secret of referenced) expect(secrets).toContain(secret);
+    expect(facts(run, 'INGRESS', 'readme').length).toBe(PUBLIC_ROUTES.length + 1);
   });
 });

@@ -16,8 +16,8 @@ import java.util.TreeMap;
  * promises (ChartFacts). Prints one line per fact for test/deploy/helm.int.test.ts and ends with
  * `OK`, or prints each problem as `FAIL ...` and exits 1.
  *
- * Usage: ValidateChart CHART_DIR [OUTPUT_DIR [NAME=VALUES_FILE...]]; the rendered manifests go to
- * OUTPUT_DIR, and each NAME=VALUES_FILE is one more scenario.
+ * Usage: ValidateChart CHART_DIR [OUTPUT_DIR [NAME=VALUES_FILE[,VALUES_FILE...]...]]; the rendered
+ * manifests go to OUTPUT_DIR, and each NAME=... is one more scenario.
  */
 public final class ValidateChart {
   /** The Kubernetes version the schema models are generated from (client-java-api 24: 1.32). */
@@ -36,13 +36,13 @@ public final class ValidateChart {
     else System.out.println("LINT ok");
 
     Path renderable = renderableCopy(chart, null, null);
-    Map<String, Path> scenarios = new TreeMap<>();
-    scenarios.put("default", null);
-    scenarios.put("production", chart.resolve("ci/production-values.yaml"));
-    // further scenarios from the command line, NAME=VALUES_FILE
+    Map<String, List<Path>> scenarios = new TreeMap<>();
+    scenarios.put("default", List.of());
+    scenarios.put("production", List.of(chart.resolve("ci/production-values.yaml")));
+    // further scenarios from the command line: NAME=VALUES_FILE[,VALUES_FILE...], as helm's -f in order
     for (int i = 2; i < args.length; i++) {
       String[] scenario = args[i].split("=", 2);
-      scenarios.put(scenario[0], Path.of(scenario[1]).toAbsolutePath());
+      scenarios.put(scenario[0], java.util.Arrays.stream(scenario[1].split(",")).map(f -> Path.of(f).toAbsolutePath()).toList());
     }
     var schema = new KubernetesSchema();
     for (var scenario : scenarios.entrySet()) {
@@ -81,7 +81,7 @@ public final class ValidateChart {
   private static void selfChecks(Path chart, KubernetesSchema schema, List<String> problems) throws java.io.IOException {
     List<String> caught = new ArrayList<>();
     try {
-      String broken = render(renderableCopy(chart, null, null), null, Map.of("podSecurityContext.runAsNonRot", true));
+      String broken = render(renderableCopy(chart, null, null), List.of(), Map.of("podSecurityContext.runAsNonRot", true));
       for (var object : Yaml.documents(broken)) caught.addAll(schema.problems(object));
     } catch (RuntimeException e) {
       caught.add("helm template failed: " + e.getMessage());
@@ -91,7 +91,7 @@ public final class ValidateChart {
     else problems.add("self-check: a misspelt field (runAsNonRot) passed the schema validation");
 
     Path exposed = renderableCopy(chart, "ingress.yaml", text -> text.replace("name: http", "name: management"));
-    var objects = Yaml.documents(render(exposed, null, Map.of()));
+    var objects = Yaml.documents(render(exposed, List.of(), Map.of()));
     objects.forEach(ValidateChart::restoreHookAnnotation);
     var found = new ChartFacts("selfcheck", objects).check().problems();
     if (found.stream().anyMatch(p -> p.contains("management port")))
@@ -131,10 +131,10 @@ public final class ValidateChart {
     if (annotations.containsKey(HOOK_STANDIN)) annotations.put(HOOK, annotations.remove(HOOK_STANDIN));
   }
 
-  private static String render(Path chart, Path values, Map<String, Object> set) {
+  private static String render(Path chart, List<Path> values, Map<String, Object> set) {
     TemplateCommand template =
         new Helm(chart).template().withName("grantline").withNamespace("grantline").withKubeVersion(KUBE_VERSION);
-    if (values != null) template = template.withValuesFile(values);
+    for (Path file : values) template = template.withValuesFile(file);
     for (var entry : set.entrySet()) template = template.set(entry.getKey(), entry.getValue());
     return template.call();
   }
