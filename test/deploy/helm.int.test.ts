@@ -139,13 +139,15 @@ describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', ()
     for (const scenario of ['default', 'production']) {
       const scaled = facts(run, 'HPA', scenario).map(([service]) => service);
       expect(scaled).toEqual(expect.arrayContaining(['token', 'introspection']));
-      const config = Object.fromEntries(facts(run, 'CONFIG', scenario).map(([key, value]) => [key, value]));
+      const config: Record<string, string | undefined> = Object.fromEntries(
+        facts(run, 'CONFIG', scenario).map(([key, value]) => [key, value]),
+      );
       // the services listen on loopback by default: in a pod that is unreachable
       expect(config.HOST).toBe('0.0.0.0');
       expect(config.NODE_ENV).toBe('production');
       expect(config.PORT).not.toBe(config.MANAGEMENT_PORT);
       const partitions = Object.fromEntries(
-        (config.KAFKA_TOPIC_PARTITIONS ?? '').split(',').map((pair) => pair.split('=')),
+        (config.KAFKA_TOPIC_PARTITIONS ?? '').split(',').map((pair: string) => pair.split('=')),
       );
       expect(Object.keys(partitions).sort()).toEqual(Object.values(TOPICS).sort());
       for (const count of Object.values(partitions)) expect(Number(count)).toBeGreaterThanOrEqual(1);
