@@ -84,8 +84,10 @@ describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', ()
       expect(run.lines.some((l) => new RegExp(`^RENDER ${scenario} [1-9][0-9]* objects$`).test(l))).toBe(
         true,
       );
-    // the checks can fail: a misspelt field and an Ingress path to the management port were refused
+    // the checks can fail: a misspelt field, a misspelt value and an Ingress path to the management
+    // port were refused
     expect(run.lines.some((l) => l.startsWith('SELFCHECK schema refuses an unknown field'))).toBe(true);
+    expect(run.lines.some((l) => l.startsWith('SELFCHECK values schema refuses a misspelt key'))).toBe(true);
     expect(run.lines.some((l) => l.startsWith('SELFCHECK chart checks refuse the management port'))).toBe(
       true,
     );

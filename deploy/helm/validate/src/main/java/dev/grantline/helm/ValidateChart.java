@@ -90,6 +90,17 @@ public final class ValidateChart {
       System.out.println("SELFCHECK schema refuses an unknown field: " + caught.get(0));
     else problems.add("self-check: a misspelt field (runAsNonRot) passed the schema validation");
 
+    // values.schema.json: a misspelt secret would otherwise leave its Secret unmade, silently
+    String refusal = null;
+    try {
+      render(renderableCopy(chart, null, null), List.of(), Map.of("secrets.sesionSigningKey.value", "x"));
+    } catch (RuntimeException e) {
+      refusal = e.getMessage();
+    }
+    if (refusal != null && refusal.contains("sesionSigningKey"))
+      System.out.println("SELFCHECK values schema refuses a misspelt key: " + refusal.replace('\n', ' '));
+    else problems.add("self-check: a misspelt values key (secrets.sesionSigningKey) was accepted");
+
     Path exposed = renderableCopy(chart, "ingress.yaml", text -> text.replace("name: http", "name: management"));
     var objects = Yaml.documents(render(exposed, List.of(), Map.of()));
     objects.forEach(ValidateChart::restoreHookAnnotation);
