@@ -7,12 +7,13 @@ registry authorization consent token introspection
 {{- .Chart.Name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Release-scoped base name; objects append the service or purpose. */}}
+{{/* Release-scoped base name; objects append the service or purpose (38 characters leave room for
+"-example-resource-server" in a 63-character Service name). */}}
 {{- define "grantline.fullname" -}}
 {{- if contains .Chart.Name .Release.Name }}
-{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- .Release.Name | trunc 38 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 38 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 
