@@ -1,7 +1,8 @@
-import type { Browser, Locator, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { browserUser } from './browser-account.ts';
 import { chromiumPath, launchChromium } from './chromium.ts';
-import { authorizeUrl, createTenant, pkce, redeem, refresh, type Tenant } from './flow.ts';
+import { createTenant, refresh, type Tenant } from './flow.ts';
 import { basic, type Stack, startStack } from './stack.ts';
 
 const executablePath = chromiumPath();
@@ -32,46 +33,6 @@ describe.skipIf(!executablePath)('connected apps, in a real browser', () => {
     await stack?.stop();
   });
 
-  /** One authorization in `page` (signing in if asked), allowing `organisations`; the app's tokens. */
-  const connect = async (page: Page, organisations: Org[], params: Record<string, string> = {}) => {
-    const { verifier, challenge } = pkce();
-    await page.goto(
-      authorizeUrl(stack, {
-        response_type: 'code',
-        client_id: tenant.client.client_id,
-        redirect_uri: tenant.client.redirect_uri,
-        scope: tenant.scopes.join(' '),
-        state: 's',
-        code_challenge: challenge,
-        code_challenge_method: 'S256',
-        ...params,
-      }),
-    );
-    if (await page.getByLabel('Username').isVisible()) {
-      await page.getByLabel('Username').fill(tenant.user.username);
-      await page.getByLabel('Password').fill(tenant.user.password);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-    }
-    await page.getByRole('button', { name: 'Allow' }).waitFor();
-    for (const o of organisations) await page.getByLabel(o.name).check();
-    await page.getByRole('button', { name: 'Allow' }).click();
-    await page.waitForURL(`${tenant.client.redirect_uri}?**`);
-    const code = new URL(page.url()).searchParams.get('code')!;
-    const tokens = await redeem(stack, tenant, code, verifier);
-    expect(tokens.status).toBe(200);
-    return tokens.body as { grant_id: string; refresh_token: string };
-  };
-
-  /** Clicks a disconnect button and waits for the page it leads back to (303 to the account page). */
-  const press = async (page: Page, button: Locator) => {
-    const reloaded = page.waitForResponse(
-      (r) => r.url() === `${stack.issuer}/account/connections` && r.request().method() === 'GET',
-    );
-    await button.click();
-    expect((await reloaded).status()).toBe(200);
-    await page.waitForLoadState();
-  };
-
   const organisationsOf = async (grantId: string) => {
     const res = await fetch(`${stack.issuer}/oauth2/grants/${grantId}`, {
       headers: { authorization: basic(tenant.client.client_id, tenant.client.client_secret!) },
@@ -81,10 +42,8 @@ describe.skipIf(!executablePath)('connected apps, in a real browser', () => {
 
   it('lists the app and its grants, and disconnects an organisation, a connection, then the app', async () => {
     const [acme, globex, initech] = [0, 1, 2].map((i) => tenant.organisations[i]!) as [Org, Org, Org];
-    const flows = await browser.newPage();
-    await flows.route('https://app.example/**', (route) =>
-      route.fulfill({ status: 200, contentType: 'text/plain', body: 'connected' }),
-    );
+    const { newPage, connect, press } = browserUser(stack, tenant);
+    const flows = await newPage(browser);
     const a = await connect(flows, [acme, globex]);
     const b = await connect(flows, [globex], { grant_management_action: 'create' });
     const c = await connect(flows, [initech], { grant_management_action: 'create' });

@@ -1,10 +1,16 @@
 import type { AddressInfo } from 'node:net';
-import { invoicesApi, startInvoicesApi } from '@grantline/example-resource-server';
+import { invoicesApi } from '@grantline/example-resource-server';
 import { connectResourceServer } from '@grantline/resource-server';
 import { eventually } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Agent, createTenant, redeem, runFlow, type Tenant } from './flow.ts';
-import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
+import {
+  type InvoicesApi,
+  invoices as invoicesAt,
+  rejectedWithin as rejectedAt,
+  startInvoicesApis,
+} from './invoices-api.ts';
+import { type Stack, startStack } from './stack.ts';
 
 /**
  * The example invoices API (examples/resource-server, started in-process with the SDK) against the
@@ -14,54 +20,27 @@ import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
  */
 describe('resource servers: disconnects reach the example invoices API', () => {
   let stack: Stack;
-  let api: Awaited<ReturnType<typeof startInvoicesApi>>;
+  let apis: Awaited<ReturnType<typeof startInvoicesApis>>;
+  let api: InvoicesApi;
   /** the same API subscribed to grantline.revocations.v1 on Kafka instead of the HTTP stream */
-  let kafkaApi: Awaited<ReturnType<typeof startInvoicesApi>>;
+  let kafkaApi: InvoicesApi;
   let tenant: Tenant;
 
   beforeAll(async () => {
     stack = await startStack(inject('infra'));
-    const config = {
-      issuer: stack.issuer,
-      managementUrl: stack.registryManagementUrl,
-      adminToken: ADMIN_TOKEN,
-      policy: 'fail-closed',
-      host: '127.0.0.1',
-      port: 0,
-    } as const;
-    api = await startInvoicesApi(config);
-    kafkaApi = await startInvoicesApi({
-      ...config,
-      kafka: { brokers: inject('infra').kafkaBrokers, topicPrefix: stack.topicPrefix },
-    });
+    apis = await startInvoicesApis(stack, inject('infra'));
+    ({ stream: api, kafka: kafkaApi } = apis);
     // the app's tokens are for both (every resource it registered, when it asks for none)
     tenant = await createTenant(stack, { resources: [api.url, kafkaApi.url] });
   }, 120_000);
   afterAll(async () => {
-    await api?.stop();
-    await kafkaApi?.stop();
+    await apis?.stop();
     await stack?.stop();
   });
 
-  const invoices = (token: string, organisation: string, at = api) =>
-    fetch(`${at.url}organisations/${organisation}/invoices`, {
-      headers: { authorization: `Bearer ${token}` },
-      signal: AbortSignal.timeout(5_000),
-    });
-  /** polls every 20 ms; the milliseconds until the API answered 401 invalid_token */
-  const rejectedWithin = async (token: string, organisation: string, at = api, budgetMs = 1_000) => {
-    const started = Date.now();
-    for (;;) {
-      const res = await invoices(token, organisation, at);
-      if (res.status === 401) {
-        expect(res.headers.get('www-authenticate')).toMatch(/^Bearer error="invalid_token"/);
-        return Date.now() - started;
-      }
-      expect(res.status).toBe(200);
-      if (Date.now() - started > budgetMs) throw new Error(`still served after ${budgetMs} ms`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  const invoices = (token: string, organisation: string, at = api) => invoicesAt(at, token, organisation);
+  const rejectedWithin = (token: string, organisation: string, at = api) =>
+    rejectedAt(at, token, organisation);
   const connections = (agent: Agent, path: string, method = 'GET', csrf?: string) =>
     agent.request(`${stack.issuer}/account/api/connections${path}`, {
       method,
