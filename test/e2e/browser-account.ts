@@ -66,8 +66,8 @@ export const browserUser = (stack: Stack, tenant: Tenant) => {
 
   /**
    * Clicks a disconnect button (a plain form POST) and waits for the page its 303 leads back to.
-   * Resolves with when the browser sent the POST (Chromium's own wall-clock timestamp of the request,
-   * ms since the epoch, as `Date.now()`): what propagation is measured from.
+   * Resolves with when the browser sent the POST and when its 303 began to arrive (Chromium's own
+   * wall-clock timestamps, ms since the epoch as `Date.now()`): what propagation is measured from.
    */
   const press = async (page: Page, button: Locator) => {
     const reloaded = page.waitForResponse(
@@ -81,7 +81,8 @@ export const browserUser = (stack: Stack, tenant: Tenant) => {
     expect(answer.status()).toBe(303);
     expect((await reloaded).status()).toBe(200);
     await page.waitForLoadState();
-    return answer.request().timing().startTime;
+    const { startTime, responseStart } = answer.request().timing();
+    return { sentAt: startTime, answeredAt: responseStart >= 0 ? startTime + responseStart : Date.now() };
   };
 
   /** The account page's section for one grant ("Connection n", headed by an id naming the grant). */
