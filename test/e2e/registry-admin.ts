@@ -31,7 +31,7 @@ export const registryAdmin = (options: {
     })();
     return issued;
   };
-  return {
+  const api = {
     admin,
     initialAccessToken,
     /** defines scopes and waits until the authorization server's metadata lists them */
@@ -71,6 +71,33 @@ export const registryAdmin = (options: {
         { what: 'the token service to know the client' },
       );
       return body as Record<string, string> & { client_id: string };
+    },
+  };
+  return {
+    ...api,
+    /**
+     * A resource server for `resources`: a client_credentials client the admin API grants the role;
+     * resolves once the introspection service knows it as one.
+     */
+    registerResourceServer: async (resources: string[], name = 'A resource server') => {
+      const client = await api.register({
+        client_name: name,
+        grant_types: ['client_credentials'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        resources,
+      });
+      await eventually(
+        async () =>
+          (
+            await options.pool.query('SELECT 1 FROM introspection.clients WHERE client_id = $1', [
+              client.client_id,
+            ])
+          ).rowCount
+            ? true
+            : undefined,
+        { what: 'the introspection service to know the resource server' },
+      );
+      return client as typeof client & { client_secret: string };
     },
   };
 };

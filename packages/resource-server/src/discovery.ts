@@ -1,4 +1,4 @@
-import { subscribeToRevocationTopic } from './kafka-subscriber.ts';
+import { type RevocationTopicOptions, subscribeToRevocationTopic } from './kafka-subscriber.ts';
 import { type RevocationSubscriber, subscribeToRevocationStream } from './subscriber.ts';
 import type { ResourceServerOptions, StalenessPolicy } from './verifier.ts';
 
@@ -34,7 +34,7 @@ export interface ConnectOptions {
   policy?: StalenessPolicy;
   freshnessBudgetSeconds?: number;
   /** subscribe to `grantline.revocations.v1` on these brokers instead of the HTTP stream */
-  kafka?: { brokers: string[]; topicPrefix?: string };
+  kafka?: Omit<RevocationTopicOptions, 'now'>;
 }
 
 /**

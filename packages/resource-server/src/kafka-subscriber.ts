@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Consumer, type IHeaders, Kafka, logLevel } from 'kafkajs';
+import { type Consumer, type IHeaders, Kafka, type KafkaConfig, logLevel } from 'kafkajs';
 import { DenyList, type RevocationFact } from './deny-list.ts';
 import type { RevocationSubscriber } from './subscriber.ts';
 
@@ -8,6 +8,8 @@ export interface RevocationTopicOptions {
   brokers: string[];
   /** the deployment's topic prefix (`KAFKA_TOPIC_PREFIX`, default none): the topic is `<prefix>grantline.revocations.v1` */
   topicPrefix?: string;
+  /** how to reach the brokers where it takes more than their addresses (TLS, SASL, a socket factory, timeouts) */
+  connection?: Pick<KafkaConfig, 'ssl' | 'sasl' | 'socketFactory' | 'connectionTimeout' | 'requestTimeout'>;
   now?: () => number;
 }
 
@@ -24,7 +26,9 @@ const header = (headers: IHeaders | undefined, name: string): string | undefined
  * topic from the beginning under a consumer group of its own (offsets never committed: a restart
  * reads it all again, which is the bootstrap). Ready once it has read up to the end offsets the topic
  * had when it started and then seen a heartbeat; heartbeats replayed from the topic's past do not
- * count, so a cut-off consumer turns stale within the freshness budget.
+ * count, nor does any heartbeat that was not the partition's newest message when fetched (a backlog
+ * read after a partition heals), so a cut-off consumer turns stale within the freshness budget and
+ * fresh again only once it has read everything published meanwhile.
  */
 export const subscribeToRevocationTopic = (options: RevocationTopicOptions): RevocationSubscriber => {
   const denyList = new DenyList(options.now);
@@ -32,6 +36,7 @@ export const subscribeToRevocationTopic = (options: RevocationTopicOptions): Rev
   const kafka = new Kafka({
     clientId: 'grantline-resource-server',
     brokers: options.brokers,
+    ...options.connection,
     logLevel: logLevel.NOTHING,
   });
   const consumer: Consumer = kafka.consumer({ groupId: `grantline-resource-server-${randomUUID()}` });
@@ -66,16 +71,23 @@ export const subscribeToRevocationTopic = (options: RevocationTopicOptions): Rev
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
-      eachMessage: async ({ partition, message }) => {
-        const key = message.key?.toString();
-        const heartbeat = header(message.headers, 'ce_type') === HEARTBEAT_TYPE || key === 'heartbeat';
-        if (!heartbeat && message.value)
-          denyList.apply(JSON.parse(message.value.toString()) as RevocationFact);
-        const live = caughtUp;
-        noteOffset(partition, message.offset);
-        if (heartbeat && live) {
-          denyList.heartbeat();
-          settle?.resolve();
+      eachBatch: async ({ batch }) => {
+        const end = BigInt(batch.highWatermark);
+        for (const message of batch.messages) {
+          const key = message.key?.toString();
+          const heartbeat = header(message.headers, 'ce_type') === HEARTBEAT_TYPE || key === 'heartbeat';
+          if (!heartbeat && message.value)
+            denyList.apply(JSON.parse(message.value.toString()) as RevocationFact);
+          const live = caughtUp;
+          noteOffset(batch.partition, message.offset);
+          // A heartbeat proves freshness only as the newest message of the partition when fetched.
+          // One read from further back (the backlog after a partition heals, or a replay after the
+          // consumer restarts) was sent before facts still ahead of it: counting it would call the
+          // deny-list fresh while a revocation published since is unread.
+          if (heartbeat && live && BigInt(message.offset) + 1n >= end) {
+            denyList.heartbeat();
+            settle?.resolve();
+          }
         }
       },
     });

@@ -9,3 +9,4 @@ export {
   spawnScript,
   waitForPort,
 } from './processes.ts';
+export * from './tcp-proxy.ts';
