@@ -5,8 +5,10 @@ import {
   javaAvailable,
   type KafkaBroker,
   type LocalProcess,
+  onPath,
   type PostgresServer,
   postgresAvailable,
+  type RestartableRedis,
   startLocalKafka,
   startLocalPostgres,
   startLocalRedis,
@@ -136,4 +138,11 @@ export const startPrivateKafka = async (): Promise<KafkaBroker | undefined> => {
 export const startPrivatePostgres = async (): Promise<PostgresServer | undefined> =>
   postgresAvailable() ? startLocalPostgres() : undefined;
 
-export type { KafkaBroker, LocalProcess, PostgresServer };
+/**
+ * A Redis of the test's own, for tests that stop it (never the shared one): a local `redis-server`;
+ * undefined where it is missing (the caller skips with a reason).
+ */
+export const startPrivateRedis = async (): Promise<RestartableRedis | undefined> =>
+  onPath('redis-server') ? startLocalRedis() : undefined;
+
+export type { KafkaBroker, LocalProcess, PostgresServer, RestartableRedis };

@@ -71,18 +71,36 @@ const stopChild = async (child: ChildProcess): Promise<void> => {
 };
 
 /** Redis from Debian's `redis-server`, on a free port, keeping nothing on disk. */
-export const startLocalRedis = async (): Promise<LocalProcess> => {
+export const startLocalRedis = async (): Promise<RestartableRedis> => {
   const port = await freePort();
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
+  const spawnRedis = async () => {
+    const child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: 'ignore' },
+    );
+    await waitForPort(port, 10_000, 'redis-server');
+    return child;
+  };
+  let child: ChildProcess | undefined = await spawnRedis();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop: async () => {
+      if (child) await stopChild(child);
+      child = undefined;
     },
-  );
-  await waitForPort(port, 10_000, 'redis-server');
-  return { url: `redis://127.0.0.1:${port}`, stop: () => stopChild(child) };
+    start: async () => {
+      child ??= await spawnRedis();
+    },
+  };
 };
+
+export interface RestartableRedis extends LocalProcess {
+  port: number;
+  /** starts it again on the same port after `stop`, empty (it keeps nothing on disk) */
+  start(): Promise<void>;
+}
 
 const postgresBin = (): string | undefined => {
   const base = '/usr/lib/postgresql';

@@ -26,10 +26,14 @@ const WARM_TTL_SECONDS = 86_400;
 export class RevocationPublisher {
   private readonly listeners = new Set<(item: StreamItem) => void>();
   private timers: NodeJS.Timeout[] = [];
-  private running: Promise<void> | undefined;
-  private again = false;
+  /** the publication passes, one at a time */
+  private chain: Promise<void> = Promise.resolve();
+  /** the pass asked for and not yet begun: later asks share it */
+  private queued: Promise<void> | undefined;
   private lastSequence = 0;
   private warm = false;
+  /** counts the cache's misses: a rebuild that saw one happen meanwhile is not warm */
+  private misses = 0;
 
   constructor(
     private readonly deps: {
@@ -58,21 +62,21 @@ export class RevocationPublisher {
 
   /** A publication pass now (and again after the one under way). */
   soon(): void {
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.publish()
-      .catch((error: unknown) =>
-        this.deps.logger.warn({ err: error }, 'publishing revocations failed; retrying'),
-      )
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          setTimeout(() => this.soon(), 5).unref();
-        }
-      });
+    this.pass().catch(() => {});
+  }
+
+  /** A publication pass that begins after this call (sharing one already asked for); rejects if it fails. */
+  private pass(): Promise<void> {
+    if (this.queued) return this.queued;
+    const pass = this.chain.then(() => {
+      this.queued = undefined;
+      return this.publish();
+    });
+    this.queued = pass;
+    this.chain = pass.catch((error: unknown) =>
+      this.deps.logger.warn({ err: error }, 'publishing revocations failed; retrying'),
+    );
+    return pass;
   }
 
   /** Listens to what is published from now on; returns the unsubscribe. */
@@ -85,6 +89,7 @@ export class RevocationPublisher {
   cacheFailed(error: unknown): void {
     if (this.warm) this.deps.logger.warn({ err: error }, 'revocation cache missed a fact; rebuilding it');
     this.warm = false;
+    this.misses++;
   }
 
   /** Throws unless the cache answers and holds every live fact (rebuilding it first when it lost them). */
@@ -92,18 +97,21 @@ export class RevocationPublisher {
     const cache = this.deps.cache();
     if (this.warm && (await cache.isRevoked([WARM_KEY]))) return;
     this.warm = false;
+    const misses = this.misses;
     const now = new Date(this.deps.clock.now());
     const live = await this.deps.facts.liveRevocations(now);
     for (let i = 0; i < live.length; i += 1_000) await cache.revoke(live.slice(i, i + 1_000));
     await cache.revoke([{ key: WARM_KEY, ttlSeconds: WARM_TTL_SECONDS }]);
     this.deps.logger.info({ facts: live.length }, 'revocation cache rebuilt from the recorded facts');
+    // a write that failed during the rebuild may be of a fact recorded after its read
+    if (this.misses !== misses) throw new Error('the revocation cache missed a fact during its rebuild');
     this.warm = true;
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    await this.running;
+    await this.chain;
     this.listeners.clear();
   }
 
@@ -143,8 +151,19 @@ export class RevocationPublisher {
     }
   }
 
+  /**
+   * A heartbeat vouches that every fact recorded before it was published ahead of it: so it follows
+   * a publication pass that began after its time, and is not sent at all when that pass fails
+   * (Postgres or Kafka unreachable). Subscribers then turn stale instead of trusting a deny-list
+   * that lacks what could not be published. Redis plays no part: it is a copy, not the feed.
+   */
   private async heartbeat(): Promise<void> {
     const time = new Date(this.deps.clock.now());
+    try {
+      await this.pass();
+    } catch {
+      return; // said by the pass
+    }
     const beat = { time: time.toISOString(), lastSequence: this.lastSequence };
     this.emit({ type: 'heartbeat', ...beat });
     try {

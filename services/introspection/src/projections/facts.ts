@@ -43,8 +43,8 @@ export const factsTables: ReadModelMigrations = {
  * time and the latest expiry (both commutative), so replaying the topics from offset 0, or receiving
  * events out of order, ends in the same rows. The deny-list gets each fact in the same step: a
  * transaction that then fails only leaves a revocation the redelivery records anyway. A deny-list
- * that cannot take it (Redis down) does not stop the record: `cacheFailed` has the whole list
- * copied again once it answers.
+ * that cannot take it (Redis down or blackholed) neither stops nor slows the record: the write is
+ * not waited for, and `cacheFailed` has the whole list copied again once it answers.
  */
 export const factsProjection = (
   schema: string,
@@ -68,8 +68,11 @@ export const factsProjection = (
       [facts.map((f) => f.key), facts.map((f) => JSON.stringify(f)), revokedAt, expiresAt],
     );
     const ttl = (expiresAt.getTime() - Date.now()) / 1_000;
+    // Not awaited: the record above is what the topic and the stream publish, so a Redis that hangs
+    // until its command timeout must not hold each revocation for that long (a burst of them would
+    // queue behind it while the heartbeats still vouched for the subscribers' deny-lists).
     if (ttl > 0)
-      await options
+      void options
         .cache()
         .revoke(facts.map((f) => ({ key: f.key, ttlSeconds: ttl })))
         .catch(options.cacheFailed);
