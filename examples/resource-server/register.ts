@@ -1,8 +1,9 @@
 /**
  * Registers the example as a resource-server client of Grantline (README "Resource servers"): an
- * initial access token from the admin API on the management port, then RFC 7591 registration with
- * the client_credentials grant only and its own URL as its one resource (RFC 8707). That makes it a
- * client the revocation stream and introspection serve.
+ * initial access token from the admin API on the management port, RFC 7591 registration with the
+ * client_credentials grant only, then the admin API makes it the resource server of its own URL
+ * (RFC 8707 resource). Only that grant lets it read the revocation stream and introspect tokens for
+ * that audience: a client cannot declare itself a resource server.
  */
 export const registerResourceServer = async (options: {
   registrationEndpoint: string;
@@ -37,5 +38,17 @@ export const registerResourceServer = async (options: {
     client_id: string;
     client_secret: string;
   };
+  const granted = await fetch(
+    new URL(`/admin/clients/${encodeURIComponent(client_id)}/resource-server`, options.managementUrl),
+    {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${options.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ resources: [options.resource] }),
+    },
+  );
+  if (granted.status !== 200)
+    throw new Error(
+      `the admin API refused the resource-server role (${granted.status}): ${await granted.text()}`,
+    );
   return { clientId: client_id, clientSecret: client_secret };
 };

@@ -32,12 +32,7 @@ export const startIntrospectionStack = async (
   const stack = await startStack(infra, {}, { clock });
   const tenant = await createTenant(stack, { resources: [API] });
   const resourceServer = (resources: string[]) =>
-    stack.register({
-      client_name: `Invoices API ${randomBytes(3).toString('hex')}`,
-      grant_types: ['client_credentials'],
-      token_endpoint_auth_method: 'client_secret_basic',
-      resources,
-    }) as Promise<Client>;
+    stack.registerResourceServer(resources, `Invoices API ${randomBytes(3).toString('hex')}`);
   const rs = await resourceServer([API]);
   const otherRs = await resourceServer([OTHER_API]);
   const otherApp = (await stack.register({

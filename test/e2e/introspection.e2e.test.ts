@@ -110,6 +110,80 @@ describe('introspection (RFC 7662): who may see a token, and what it says', () =
     expect((await introspect(rs, {})).body).toMatchObject({ error: 'invalid_request' });
   });
 
+  it('item 36: a client cannot make itself a resource server; only the admin API grants (and takes back) the role', async () => {
+    const tokens = await connect();
+    // registered through RFC 7591 as a resource server would be, even naming the role: none of it counts
+    const self = (await stack.register({
+      client_name: 'Self-declared API',
+      grant_types: ['client_credentials'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      resources: [API],
+      resource_server: true,
+      served_resources: [API],
+    })) as Client;
+    const known = () =>
+      stack.db.pool.query<{ served: string[] }>(
+        'SELECT served_resources AS served FROM introspection.clients WHERE client_id = $1',
+        [self.client_id],
+      );
+    await eventually(async () => ((await known()).rowCount ? true : undefined), {
+      what: 'introspection to know the client',
+    });
+    const stream = async () => {
+      const res = await fetch(`${stack.issuer}/oauth2/revocations/stream`, {
+        headers: { authorization: `Basic ${btoa(`${self.client_id}:${self.client_secret}`)}` },
+        signal: AbortSignal.timeout(5_000),
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    // its own tokens are its business (RFC 7662); a user's token for the API is not: {"active":false},
+    // as for any token it may not see, so the answer says nothing about the token
+    expect((await introspect(self, { token: tokens.access_token })).body).toEqual({ active: false });
+    expect(await stream()).toBe(401);
+
+    const admin = (method: string, body?: unknown) =>
+      stack.admin(`/clients/${self.client_id}/resource-server`, body, method);
+    const granted = await admin('PUT', { resources: [API] });
+    expect(granted.status).toBe(200);
+    expect(await granted.json()).toEqual({ client_id: self.client_id, resources: [API] });
+    await eventually(async () => ((await known()).rows[0]?.served.length ? true : undefined), {
+      what: 'introspection to see the role',
+    });
+    expect((await introspect(self, { token: tokens.access_token })).body).toMatchObject({ active: true });
+    expect(await stream()).toBe(200);
+
+    expect((await admin('DELETE')).status).toBe(204);
+    await eventually(async () => ((await known()).rows[0]?.served.length === 0 ? true : undefined), {
+      what: 'introspection to see the role taken back',
+    });
+    expect((await introspect(self, { token: tokens.access_token })).body).toEqual({ active: false });
+    expect(await stream()).toBe(401);
+
+    // RFC 7807 refusals: an app that signs users in, bad input, an unknown client, no admin token
+    const app = await stack.admin(
+      `/clients/${otherApp.client_id}/resource-server`,
+      { resources: [API] },
+      'PUT',
+    );
+    expect(app.status).toBe(409);
+    expect(app.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    for (const body of [{}, { resources: [] }, { resources: ['not a url'] }, { resources: [`${API}#x`] }])
+      expect((await admin('PUT', body)).status).toBe(400);
+    expect((await stack.admin('/clients/nobody/resource-server', { resources: [API] }, 'PUT')).status).toBe(
+      404,
+    );
+    const anonymous = await fetch(
+      `${stack.registryManagementUrl}/admin/clients/${self.client_id}/resource-server`,
+      {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ resources: [API] }),
+      },
+    );
+    expect(anonymous.status).toBe(401);
+  });
+
   it('a refresh token is active for its own client only, until it is rotated', async () => {
     const tokens = await connect();
     const active = await eventually(

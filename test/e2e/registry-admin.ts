@@ -86,12 +86,16 @@ export const registryAdmin = (options: {
         token_endpoint_auth_method: 'client_secret_basic',
         resources,
       });
+      const granted = await admin(`/clients/${client.client_id}/resource-server`, { resources }, 'PUT');
+      if (granted.status !== 200)
+        throw new Error(`resource-server role: ${granted.status} ${await granted.text()}`);
       await eventually(
         async () =>
           (
-            await options.pool.query('SELECT 1 FROM introspection.clients WHERE client_id = $1', [
-              client.client_id,
-            ])
+            await options.pool.query(
+              `SELECT 1 FROM introspection.clients WHERE client_id = $1 AND served_resources <> '[]'`,
+              [client.client_id],
+            )
           ).rowCount
             ? true
             : undefined,

@@ -58,6 +58,12 @@ export const registryEventSchemas = {
   ClientSecretRotated: z.strictObject({ clientId: Id, secretDigest: Digest }),
   ClientDisabled: z.strictObject({ clientId: Id }),
   ClientDeleted: z.strictObject({ clientId: Id }),
+  /**
+   * An administrator made the client a resource server for these audiences (or, empty, no longer
+   * one): it may introspect their access tokens and read the revocation stream. Never set through
+   * RFC 7591/7592: a client cannot declare itself one.
+   */
+  ClientResourceServerSet: z.strictObject({ clientId: Id, resources: z.array(z.url()).max(20) }),
   /** an RFC 7591 initial access token, issued by an administrator (stream `initial-access-tokens`) */
   InitialAccessTokenIssued: z.strictObject({
     tokenId: Id,

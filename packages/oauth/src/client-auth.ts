@@ -22,6 +22,11 @@ export interface ClientRecord {
   grantTypes: readonly string[];
   scopes: readonly string[];
   resources: readonly string[];
+  /**
+   * the audiences an administrator made this client a resource server for (it may introspect their
+   * access tokens and read the revocation stream); empty or absent: none. Never self-declared.
+   */
+  servedResources?: readonly string[] | undefined;
   redirectUris: readonly string[];
   jwks?: { keys: JWK[] } | undefined;
   jwksUri?: string | undefined;

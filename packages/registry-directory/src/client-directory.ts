@@ -77,7 +77,11 @@ export class ClientDirectory {
       status: ClientRecord['status'];
       metadata: Metadata;
       secret_digest: string | null;
-    }>(`SELECT status, metadata, secret_digest FROM ${this.schema}.clients WHERE client_id = $1`, [clientId]);
+      served_resources: string[];
+    }>(
+      `SELECT status, metadata, secret_digest, served_resources FROM ${this.schema}.clients WHERE client_id = $1`,
+      [clientId],
+    );
     const row = rows[0];
     if (!row) return undefined;
     const m = row.metadata;
@@ -91,6 +95,7 @@ export class ClientDirectory {
       grantTypes: m.grantTypes,
       scopes: m.scopes,
       resources: m.resources,
+      servedResources: row.served_resources,
       redirectUris: m.redirectUris,
       jwks: m.jwks as ClientRecord['jwks'],
       jwksUri: m.jwksUri,

@@ -19,6 +19,12 @@ export const clientsTables: ReadModelMigrations = {
           updated_at timestamptz NOT NULL DEFAULT now()
         )`,
     },
+    {
+      version: 2,
+      name: 'resource servers',
+      // the audiences an administrator made the client a resource server for
+      sql: `ALTER TABLE {schema}.clients ADD COLUMN served_resources jsonb NOT NULL DEFAULT '[]'`,
+    },
   ],
 };
 
@@ -29,7 +35,14 @@ export const clientsChannel = (schema: string) => `${schema}_clients`;
 export const clientsProjection = (schema: string) => {
   const t = `${schema}.clients`;
   return onEvents(
-    ['ClientRegistered', 'ClientMetadataUpdated', 'ClientSecretRotated', 'ClientDisabled', 'ClientDeleted'],
+    [
+      'ClientRegistered',
+      'ClientMetadataUpdated',
+      'ClientSecretRotated',
+      'ClientResourceServerSet',
+      'ClientDisabled',
+      'ClientDeleted',
+    ],
     async (event, tx) => {
       switch (event.type) {
         case 'ClientRegistered':
@@ -57,6 +70,12 @@ export const clientsProjection = (schema: string) => {
           await tx.query(`UPDATE ${t} SET secret_digest = $2, updated_at = now() WHERE client_id = $1`, [
             event.data.clientId,
             event.data.secretDigest,
+          ]);
+          break;
+        case 'ClientResourceServerSet':
+          await tx.query(`UPDATE ${t} SET served_resources = $2, updated_at = now() WHERE client_id = $1`, [
+            event.data.clientId,
+            JSON.stringify(event.data.resources),
           ]);
           break;
         case 'ClientDisabled':

@@ -26,7 +26,7 @@ const token = (over: Partial<TokenInfo> = {}): TokenInfo => ({
 });
 
 describe('item 36: who may see a token', () => {
-  const rs = client({ clientId: 'rs', resources: ['https://invoices.example/'] });
+  const rs = client({ clientId: 'rs', servedResources: ['https://invoices.example/'] });
 
   it('the client it was issued to, and a resource server of its audience', () => {
     expect(maySee(client({ clientId: 'app', grantTypes: ['authorization_code'] }), token())).toBe(true);
@@ -35,11 +35,13 @@ describe('item 36: who may see a token', () => {
   });
 
   it('not a resource server of another audience, nor an app that signs users in, nor for a refresh token', () => {
-    expect(maySee(client({ clientId: 'rs2', resources: ['https://payroll.example/'] }), token())).toBe(false);
+    expect(maySee(client({ clientId: 'rs2', servedResources: ['https://payroll.example/'] }), token())).toBe(
+      false,
+    );
     const app = client({
       clientId: 'other',
       grantTypes: ['authorization_code', 'client_credentials'],
-      resources: ['https://invoices.example/'],
+      servedResources: ['https://invoices.example/'],
     });
     expect(isResourceServer(app)).toBe(false);
     expect(maySee(app, token())).toBe(false);
@@ -48,7 +50,13 @@ describe('item 36: who may see a token', () => {
 
   it('a public client is never a resource server', () => {
     expect(
-      isResourceServer(client({ tokenEndpointAuthMethod: 'none', resources: ['https://x.example/'] })),
+      isResourceServer(client({ tokenEndpointAuthMethod: 'none', servedResources: ['https://x.example/'] })),
     ).toBe(false);
+  });
+
+  it('a client that registered resources itself is not a resource server: only the administrator grants it', () => {
+    const selfDeclared = client({ clientId: 'rs3', resources: ['https://invoices.example/'] });
+    expect(isResourceServer(selfDeclared)).toBe(false);
+    expect(maySee(selfDeclared, token())).toBe(false);
   });
 });

@@ -133,6 +133,28 @@ describe('client decider (given events, when command, then events)', () => {
     expect(() => clientDecider.decide({ type: 'Disable' }, deleted)).toThrow(/deleted/);
     expect(() => clientDecider.decide({ type: 'Disable' }, given([]))).toThrow(/unknown client/);
   });
+
+  it('item 36: only an administrator makes a client a resource server, and only a confidential client_credentials one', () => {
+    const set = (resources: string[], state = given([registered])) =>
+      clientDecider.decide({ type: 'SetResourceServer', resources }, state);
+    const granted = set(['https://api.example.com/', 'https://api.example.com/']);
+    expect(granted).toEqual([
+      { type: 'ClientResourceServerSet', data: { clientId: 'c1', resources: ['https://api.example.com/'] } },
+    ]);
+    const serving = given([registered, ...granted]);
+    expect(serving.status === 'active' && serving.servedResources).toEqual(['https://api.example.com/']);
+    expect(set(['https://api.example.com/'], serving)).toEqual([]);
+    expect(set([], serving)).toEqual([
+      { type: 'ClientResourceServerSet', data: { clientId: 'c1', resources: [] } },
+    ]);
+    const app = {
+      ...registered,
+      data: { ...registered.data, metadata: { ...metadata, grantTypes: ['authorization_code' as const] } },
+    };
+    expect(() => set(['https://api.example.com/'], given([app]))).toThrow(ClientRuleViolation);
+    const deleted = given([registered, { type: 'ClientDeleted', data: { clientId: 'c1' } }]);
+    expect(() => set(['https://api.example.com/'], deleted)).toThrow(/deleted/);
+  });
 });
 
 describe('initial access tokens', () => {

@@ -13,6 +13,8 @@ export type ClientState =
       issuedAt: number;
       /** whether a secret digest is on record for the current method (a secret method's own secret) */
       hasSecret: boolean;
+      /** the audiences an administrator made it a resource server for */
+      servedResources: readonly string[];
     };
 
 /** Who changes a client's metadata: the client itself (RFC 7592) may only narrow; an administrator may do anything. */
@@ -37,13 +39,15 @@ export type ClientCommand =
       newSecretDigest?: string;
     }
   | { type: 'RotateSecret'; secretDigest: string }
+  /** an administrator's: a resource server for `resources` (introspection, the revocation stream); empty: none */
+  | { type: 'SetResourceServer'; resources: readonly string[] }
   | { type: 'Disable' }
   | { type: 'Delete' };
 
 export class ClientRuleViolation extends Error {
   override readonly name = 'ClientRuleViolation';
   constructor(
-    readonly kind: 'exists' | 'not_found' | 'gone' | 'no_secret' | 'widening',
+    readonly kind: 'exists' | 'not_found' | 'gone' | 'no_secret' | 'widening' | 'not_a_resource_server',
     message: string,
   ) {
     super(message);
@@ -64,6 +68,7 @@ export const evolveClient = (state: ClientState, event: ClientEvent): ClientStat
         registrationTokenDigest: event.data.registrationTokenDigest,
         issuedAt: event.data.issuedAt,
         hasSecret: event.data.secretDigest !== undefined,
+        servedResources: [],
       };
     case 'ClientMetadataUpdated':
       // leaving the secret methods drops the secret (the token service's projection forgets it too)
@@ -76,6 +81,8 @@ export const evolveClient = (state: ClientState, event: ClientEvent): ClientStat
           };
     case 'ClientSecretRotated':
       return state.status === 'none' ? state : { ...state, hasSecret: true };
+    case 'ClientResourceServerSet':
+      return state.status === 'none' ? state : { ...state, servedResources: event.data.resources };
     case 'ClientDisabled':
       return state.status === 'none' ? state : { ...state, status: 'disabled' };
     case 'ClientDeleted':
@@ -151,6 +158,23 @@ export const decideClient = (command: ClientCommand, state: ClientState): Client
         throw new ClientRuleViolation('no_secret', 'client does not authenticate with a secret');
       }
       return [{ type: 'ClientSecretRotated', data: { clientId, secretDigest: command.secretDigest } }];
+    case 'SetResourceServer': {
+      // a resource server proves who it is and acts for no user: an app that signs users in never is one
+      const m = state.metadata;
+      if (
+        command.resources.length > 0 &&
+        (m.tokenEndpointAuthMethod === 'none' || !m.grantTypes.every((g) => g === 'client_credentials'))
+      )
+        throw new ClientRuleViolation(
+          'not_a_resource_server',
+          'a resource server is a confidential client registered with the client_credentials grant only',
+        );
+      const resources = [...new Set(command.resources)];
+      const same =
+        resources.length === state.servedResources.length &&
+        resources.every((r) => state.servedResources.includes(r));
+      return same ? [] : [{ type: 'ClientResourceServerSet', data: { clientId, resources } }];
+    }
     case 'Disable':
       return state.status === 'disabled' ? [] : [{ type: 'ClientDisabled', data: { clientId } }];
     case 'Delete':

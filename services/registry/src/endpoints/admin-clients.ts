@@ -1,12 +1,21 @@
 import { handleCommand } from '@grantline/event-store';
 import { randomToken } from '@grantline/oauth';
 import type { Router } from 'express';
+import { z } from 'zod';
 import { clientDecider } from '../domain/client.ts';
 import { streams } from '../domain/directory.ts';
 import { parseClientMetadata, renderClientMetadata } from '../domain/metadata.ts';
-import { BadInput, wrap } from './admin-input.ts';
+import { BadInput, parse, wrap } from './admin-input.ts';
 import { sha256 } from './auth.ts';
 import type { RegistryDeps } from './deps.ts';
+
+/** an audience as tokens name it: an absolute http(s) URL without a fragment, normalised (RFC 8707 §2) */
+const Resource = z
+  .url({ protocol: /^https?$/ })
+  .max(2_000)
+  .refine((r) => !r.includes('#'), 'a resource has no fragment (RFC 8707 §2)')
+  .transform((r) => new URL(r).href);
+const ResourceServer = z.strictObject({ resources: z.array(Resource).min(1).max(20) });
 
 /**
  * Client administration: an administrator may change anything about a client (unlike the client's
@@ -51,6 +60,38 @@ export const clientAdminRoutes = (router: Router, deps: RegistryDeps) => {
       res
         .set('Cache-Control', 'no-store')
         .json({ client_id: req.params.id, client_secret: secret, client_secret_expires_at: 0 });
+    }),
+  );
+
+  /**
+   * The resource-server role (security checklist item 36): introspection of the access tokens for
+   * these audiences and the revocation stream. Granted here only, never self-declared at registration.
+   */
+  router.put(
+    '/clients/:id/resource-server',
+    wrap(async (req, res) => {
+      const { resources } = parse(ResourceServer, req.body);
+      const clientId = String(req.params.id);
+      await handleCommand(
+        deps.store,
+        streams.client(clientId),
+        { type: 'SetResourceServer', resources },
+        clientDecider,
+      );
+      res.json({ client_id: clientId, resources });
+    }),
+  );
+
+  router.delete(
+    '/clients/:id/resource-server',
+    wrap(async (req, res) => {
+      await handleCommand(
+        deps.store,
+        streams.client(String(req.params.id)),
+        { type: 'SetResourceServer', resources: [] },
+        clientDecider,
+      );
+      res.status(204).end();
     }),
   );
 

@@ -171,9 +171,15 @@ export const adminRouter = (deps: RegistryDeps): Router => {
     if (error instanceof ConcurrencyError)
       return problem(res, 409, 'Conflict', 'the resource changed concurrently; retry');
     if (error instanceof DirectoryRuleViolation || error instanceof ClientRuleViolation) {
-      const status = { exists: 409, not_found: 404, gone: 404, disabled: 409, no_secret: 409, widening: 400 }[
-        error.kind
-      ];
+      const status = {
+        exists: 409,
+        not_found: 404,
+        gone: 404,
+        disabled: 409,
+        no_secret: 409,
+        widening: 400,
+        not_a_resource_server: 409,
+      }[error.kind];
       return problem(
         res,
         status,
