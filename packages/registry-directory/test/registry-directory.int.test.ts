@@ -82,6 +82,7 @@ const suite = (name: string, pool: () => pg.Pool) =>
           issuedAt: 0,
         }),
         consumed('ClientSecretRotated', { clientId: 'c1', secretDigest: digest('b') }),
+        consumed('ClientResourceServerSet', { clientId: 'c1', resources: ['https://invoices.example/'] }),
         consumed('ClientRegistered', {
           clientId: 'c2',
           metadata: metadata('client_secret_post'),
@@ -101,11 +102,16 @@ const suite = (name: string, pool: () => pg.Pool) =>
         consumed('ScopeDefined', { name: 'invoices.read', description: 'Read invoices' }),
       ]);
       const clients = new ClientDirectory(pool(), s);
-      expect(await clients.read('c1')).toMatchObject({ status: 'active', secretDigest: digest('b') });
+      expect(await clients.read('c1')).toMatchObject({
+        status: 'active',
+        secretDigest: digest('b'),
+        servedResources: ['https://invoices.example/'],
+      });
       expect(await clients.read('c2')).toMatchObject({
         status: 'disabled',
         secretDigest: undefined,
         tokenEndpointAuthMethod: 'private_key_jwt',
+        servedResources: [],
       });
       const people = new People(pool(), s);
       expect(await people.userByName('ann')).toEqual({
@@ -130,6 +136,7 @@ const suite = (name: string, pool: () => pg.Pool) =>
       );
       expect(rows).toEqual([
         { model: 'clients', version: 1 },
+        { model: 'clients', version: 2 },
         { model: 'people', version: 1 },
         { model: 'people', version: 2 },
       ]);
