@@ -14,10 +14,10 @@ const basic = (id: string, secret: string) =>
 /** The introspection service in the embedded mode: one process, the in-process bus, the in-memory deny-list. */
 describe('pnpm start: introspection and the revocation stream', () => {
   let server: EmbeddedServer;
-  const admin = async (path: string, body: unknown) => {
+  const admin = async (path: string, body: unknown, method = 'POST') => {
     const { adminToken } = JSON.parse(readFileSync(server.secretsFile, 'utf8')) as { adminToken: string };
     const res = await fetch(`${server.managementUrl}/admin${path}`, {
-      method: 'POST',
+      method,
       headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
@@ -60,6 +60,11 @@ describe('pnpm start: introspection and the revocation stream', () => {
     const rs = await register({
       client_name: 'Invoices API',
       grant_types: ['client_credentials'],
+      resources: [API],
+    });
+    // a resource server only once the administrator says so (item 36)
+    expect(await admin(`/clients/${rs.client_id}/resource-server`, { resources: [API] }, 'PUT')).toEqual({
+      client_id: rs.client_id,
       resources: [API],
     });
     const token = await fetch(`${server.url}/oauth2/token`, {
