@@ -3,6 +3,7 @@ import type { DenyList } from './deny-list.ts';
 import { InsufficientScope, InvalidToken, RevocationStateUnavailable } from './errors.ts';
 import { type IntrospectionOptions, introspector } from './introspection.ts';
 import { DECISION, instruments } from './telemetry.ts';
+import { VerifiedTokenCache } from './verified-cache.ts';
 
 /** The claims a Grantline access token carries (RFC 9068 plus `grant_id` and `organisations`). */
 export interface GrantlineAccessToken extends JWTPayload {
@@ -42,6 +43,12 @@ export interface ResourceServerOptions {
   freshnessBudgetSeconds?: number;
   /** required by the `introspect` policy */
   introspection?: IntrospectionOptions;
+  /**
+   * how many verified tokens to remember, so that a token presented again skips its signature
+   * verification until its `exp` (the deny-list, organisation and scopes are still checked on every
+   * call); default 10,000, 0 turns the cache off
+   */
+  verifiedTokenCacheSize?: number;
 }
 
 export interface VerifyOptions {
@@ -81,6 +88,9 @@ export const createVerifier = (options: ResourceServerOptions) => {
     throw new TypeError('introspection is the fallback of a deny-list: pass revocations too');
   const budgetMs = (options.freshnessBudgetSeconds ?? 5) * 1_000;
   const introspect = options.introspection && introspector(options.introspection);
+  const verified = new VerifiedTokenCache(options.verifiedTokenCacheSize ?? 10_000, () =>
+    options.now ? options.now().getTime() : Date.now(),
+  );
   const keys: JWTVerifyGetKey = createRemoteJWKSet(new URL(options.jwksUri), {
     cooldownDuration: (options.jwksCooldownSeconds ?? 30) * 1000,
   });
@@ -102,21 +112,23 @@ export const createVerifier = (options: ResourceServerOptions) => {
   };
 
   const verify = async (jwt: string, verifyOptions: VerifyOptions = {}): Promise<GrantlineAccessToken> => {
-    let token: GrantlineAccessToken;
-    try {
-      ({ payload: token } = await jwtVerify<GrantlineAccessToken>(jwt, keys, {
-        issuer: options.issuer,
-        audience: options.audience,
-        typ: 'at+jwt',
-        algorithms: ['ES256'],
-        clockTolerance: options.clockToleranceSeconds ?? 5,
-        ...(options.now && { currentDate: options.now() }),
-        requiredClaims: ['sub', 'client_id', 'jti', 'exp', 'iat'],
-      }));
-    } catch {
-      decided('invalid');
-      throw new InvalidToken('the access token is invalid or expired');
-    }
+    let token: GrantlineAccessToken | undefined = verified.get(jwt);
+    if (!token)
+      try {
+        ({ payload: token } = await jwtVerify<GrantlineAccessToken>(jwt, keys, {
+          issuer: options.issuer,
+          audience: options.audience,
+          typ: 'at+jwt',
+          algorithms: ['ES256'],
+          clockTolerance: options.clockToleranceSeconds ?? 5,
+          ...(options.now && { currentDate: options.now() }),
+          requiredClaims: ['sub', 'client_id', 'jti', 'exp', 'iat'],
+        }));
+        verified.set(jwt, token);
+      } catch {
+        decided('invalid');
+        throw new InvalidToken('the access token is invalid or expired');
+      }
     const { organisation, scopes = [] } = verifyOptions;
     try {
       await checkRevocation(jwt, token, organisation);
