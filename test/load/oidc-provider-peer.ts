@@ -1,5 +1,7 @@
 // node-oidc-provider as the benchmark peer: one confidential client (client_secret_basic),
 // client_credentials, RFC 9068-style JWT access tokens signed with ES256, as Grantline issues them.
+// Introspection (RFC 7662) is on for the same client; node-oidc-provider introspects only the tokens
+// it stores (it refuses JWT access tokens there), so `bench:revocation` sets ACCESS_TOKEN_FORMAT=opaque.
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
 
@@ -24,6 +26,7 @@ const provider = new Provider(issuer, {
   scopes: ['api.read'],
   features: {
     clientCredentials: { enabled: true },
+    introspection: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => audience,
@@ -31,7 +34,7 @@ const provider = new Provider(issuer, {
       getResourceServerInfo: () => ({
         scope: 'api.read',
         audience,
-        accessTokenFormat: 'jwt',
+        accessTokenFormat: process.env.ACCESS_TOKEN_FORMAT ?? 'jwt',
         accessTokenTTL: 600,
         jwt: { sign: { alg: 'ES256' } },
       }),
