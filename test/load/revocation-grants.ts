@@ -17,7 +17,17 @@ export interface Connection {
 export const userSession = (s: RevocationStack) => {
   const agent = new Agent();
   const organisations = s.tenant.organisations.map((o) => o.id);
+  // on this shared machine a request through the development gateway now and then meets a 502: a
+  // flow is tried again (up to 3 times) rather than failing the whole benchmark
   const connectOnce = async (): Promise<Connection> => {
+    for (let attempt = 1; ; attempt++)
+      try {
+        return await connectFlow();
+      } catch (error) {
+        if (attempt === 3) throw error;
+      }
+  };
+  const connectFlow = async (): Promise<Connection> => {
     const flow = await runFlow(s.stack, s.tenant, {
       agent,
       organisations,
