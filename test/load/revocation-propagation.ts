@@ -80,7 +80,12 @@ export const measurePropagation = async (
       }
       latency[kind].recordMs(rejectedAt - sent);
       latency.all.recordMs(rejectedAt - sent);
-      if ((i + 1) % 100 === 0) console.error(`  ${i + 1}/${options.samples} samples`);
+      if ((i + 1) % 100 === 0) {
+        const so = latency.all.summary();
+        console.error(
+          `  ${i + 1}/${options.samples} samples, so far p50 ${fmt(so.p50)} ms p99 ${fmt(so.p99)} ms max ${fmt(so.max)} ms`,
+        );
+      }
     }
     const after = await load.count();
     const window = (after.at - before.at) / 1_000;
