@@ -1,11 +1,14 @@
 import http from 'node:http';
-import { Agent, redeem, runFlow } from '../e2e/flow.ts';
+import { Agent, redeem, refresh, runFlow } from '../e2e/flow.ts';
 import type { RevocationStack } from './revocation-stack.ts';
 
 /** One connection of the app: a grant for every organisation of the user, and its live access token. */
 export interface Connection {
   grantId: string;
   accessToken: string;
+  refreshToken: string;
+  /** performance.now() when the access token was issued */
+  issuedAt: number;
   organisations: string[];
 }
 
@@ -37,8 +40,14 @@ export const userSession = (s: RevocationStack) => {
     const tokens = await redeem(s.stack, s.tenant, flow.code, flow.verifier);
     if (tokens.status !== 200)
       throw new Error(`code exchange: ${tokens.status} ${JSON.stringify(tokens.body)}`);
-    const body = tokens.body as { grant_id: string; access_token: string };
-    return { grantId: body.grant_id, accessToken: body.access_token, organisations };
+    const body = tokens.body as { grant_id: string; access_token: string; refresh_token: string };
+    return {
+      grantId: body.grant_id,
+      accessToken: body.access_token,
+      refreshToken: body.refresh_token,
+      issuedAt: performance.now(),
+      organisations,
+    };
   };
   let csrf: string | undefined;
   const csrfToken = async () =>
@@ -61,6 +70,14 @@ export const userSession = (s: RevocationStack) => {
       // the session's CSRF token now, so that no disconnection waits for it
       csrf ??= await csrfToken();
       return made;
+    },
+    /** A new access token for the connection (refresh_token grant): a long run outlives the 10-minute tokens */
+    renew: async (connection: Connection) => {
+      const tokens = await refresh(s.stack, s.tenant, connection.refreshToken);
+      if (tokens.status !== 200) throw new Error(`refresh: ${tokens.status} ${JSON.stringify(tokens.body)}`);
+      connection.accessToken = tokens.body.access_token as string;
+      connection.refreshToken = tokens.body.refresh_token as string;
+      connection.issuedAt = performance.now();
     },
     /** Disconnects one organisation from a grant, or the grant (204 expected). */
     disconnect: async (grantId: string, organisation?: string) => {

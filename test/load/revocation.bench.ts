@@ -14,13 +14,15 @@ import { type RevocationStack, startRevocationStack } from './revocation-stack.t
  *      background load of client_credentials token requests;
  *   2. token checks/s of the resource-server SDK against bare `jose` on the same live tokens;
  *   3. introspections/s with p99, Grantline against node-oidc-provider, each alone.
- * BENCH_REVOCATION_SAMPLES (default 1000), BENCH_REVOCATION_RATE (background tokens/s, default 500),
+ * BENCH_REVOCATION_SAMPLES (default 1000), BENCH_REVOCATION_MAX_SECONDS (sampling stops after, with
+ * what it has, default 3600), BENCH_REVOCATION_RATE (background tokens/s, default 500),
  * BENCH_REVOCATION_ORGANISATIONS (per grant, default 10), BENCH_REVOCATION_TOKENS (distinct tokens
  * for 2 and 3, default 100), BENCH_CHECK_ITERATIONS (per round, default 20000), BENCH_SECONDS
  * (introspection runs, default 10), BENCH_WARMUP_SECONDS (default 5), BENCH_PARTS (default 1,2,3).
  */
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const samples = env('BENCH_REVOCATION_SAMPLES', 1_000);
+const maxSeconds = env('BENCH_REVOCATION_MAX_SECONDS', 3_600);
 const rate = env('BENCH_REVOCATION_RATE', 500);
 const organisations = env('BENCH_REVOCATION_ORGANISATIONS', 10);
 const tokens = env('BENCH_REVOCATION_TOKENS', 100);
@@ -40,7 +42,7 @@ try {
       ` (its own process, @grantline/resource-server on the revocations topic); load generators on the same machine`,
   );
   if (parts.has('1')) {
-    const result = await measurePropagation(s, children, { samples, rate, timeoutMs: 5_000 });
+    const result = await measurePropagation(s, children, { samples, rate, timeoutMs: 5_000, maxSeconds });
     printPropagation(result, { samples, rate });
   }
   if (parts.has('2') || parts.has('3')) {
