@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RecordedEvent } from '@grantline/events';
-import { ATTRS, type Logger, METRICS } from '@grantline/telemetry';
-import { metrics } from '@opentelemetry/api';
+import { ATTRS, type Logger, lazyInstruments, METRICS } from '@grantline/telemetry';
 import type pg from 'pg';
 import { isConnectionError } from './errors.ts';
 import { assertSchemaName } from './postgres/migrations.ts';
@@ -26,11 +25,14 @@ export interface RelayOptions {
   beforeCheckpoint?: (events: readonly RecordedEvent[]) => Promise<void> | void;
 }
 
-const meter = metrics.getMeter('@grantline/event-store');
-const published = meter.createCounter(METRICS.relayPublished, {
-  description: 'events published by the relay',
-});
-const batchDuration = meter.createHistogram(METRICS.relayBatchDuration, { unit: 's' });
+const instruments = lazyInstruments('@grantline/event-store', (meter) => ({
+  published: meter.createCounter(METRICS.relayPublished, { description: 'events published by the relay' }),
+  batchDuration: meter.createHistogram(METRICS.relayBatchDuration, { unit: 's' }),
+  lag: meter.createHistogram(METRICS.relayLag, {
+    unit: 's',
+    description: 'time from an event being recorded to Kafka acknowledging it',
+  }),
+}));
 
 interface Checkpoint {
   transactionId: string;
@@ -240,8 +242,14 @@ export class Relay {
       );
       checkpoint = this.checkpoint = next;
       total += rows.length;
-      published.add(rows.length, { [ATTRS.relay]: this.name });
-      batchDuration.record((performance.now() - started) / 1000, { [ATTRS.relay]: this.name });
+      const { published, batchDuration, lag } = instruments();
+      const attributes = { [ATTRS.relay]: this.name };
+      published.add(rows.length, attributes);
+      batchDuration.record((performance.now() - started) / 1000, attributes);
+      // the oldest event of the batch waited longest: its age is the relay's lag behind the store
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const e of events) oldest = Math.min(oldest, e.time.getTime());
+      lag.record(Math.max(0, Date.now() - oldest) / 1000, attributes);
       if (rows.length < batchSize) return total;
     }
   }

@@ -17,6 +17,11 @@ export interface FlowRequest {
   prompt: ('none' | 'login' | 'consent')[];
   grantManagementAction?: 'create' | 'merge' | 'replace' | undefined;
   grantId?: string | undefined;
+  /**
+   * the W3C `traceparent` of the authorization request: later steps of the flow, which reach the
+   * services through the browser without a trace context, continue this trace (docs/adr/0003)
+   */
+  traceparent?: string | undefined;
 }
 
 /** authorization -> its own sign-in page: the flow waiting for a user. */
@@ -68,6 +73,8 @@ export interface AuthorizationCode {
   /** when the user signed in (s, with millisecond precision), and that sign-in's session id */
   auth_time: number;
   sid?: string;
+  /** the flow's W3C `traceparent` (FlowRequest): the redemption continues the flow's trace */
+  tp?: string;
 }
 
 /** JWS `typ` of each statement (RFC 8725 §3.11: explicit typing, so one cannot pass for another). */

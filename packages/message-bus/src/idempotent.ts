@@ -1,6 +1,5 @@
 import { assertSchemaName, isRetriable } from '@grantline/event-store';
-import { METRICS } from '@grantline/telemetry';
-import { metrics } from '@opentelemetry/api';
+import { ATTRS, lazyInstruments, METRICS } from '@grantline/telemetry';
 import type pg from 'pg';
 import type { ConsumedEvent, EventHandler } from './port.ts';
 
@@ -13,11 +12,12 @@ export interface IdempotentProjectionOptions {
   project: (event: ConsumedEvent, tx: pg.PoolClient) => Promise<void>;
 }
 
-const meter = metrics.getMeter('@grantline/message-bus');
-const projectionLag = meter.createHistogram(METRICS.projectionLagSeconds, {
-  unit: 's',
-  description: 'time from an event being recorded to its projection being committed',
-});
+const projectionLag = lazyInstruments('@grantline/message-bus', (meter) =>
+  meter.createHistogram(METRICS.projectionLagSeconds, {
+    unit: 's',
+    description: 'time from an event being recorded to its projection being committed',
+  }),
+);
 
 /** Postgres errors that say the database, not the message, is the problem: worth a retry, then a crash. */
 const TRANSIENT_SQLSTATE = /^(08|40|53|57)/;
@@ -39,7 +39,9 @@ export const idempotentProjection = (options: IdempotentProjectionOptions): Even
       if (rowCount === 1) await options.project(event, client);
       await client.query('COMMIT');
       if (rowCount === 1)
-        projectionLag.record((Date.now() - Date.parse(event.time)) / 1000, { consumer: options.consumer });
+        projectionLag().record((Date.now() - Date.parse(event.time)) / 1000, {
+          [ATTRS.consumer]: options.consumer,
+        });
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       throw markTransient(error);

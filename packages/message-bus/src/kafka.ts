@@ -1,8 +1,16 @@
 import { isRetriable, withRetry } from '@grantline/event-store';
 import type { RecordedEvent } from '@grantline/events';
 import { deadLetterTopic } from '@grantline/events';
-import { ATTRS, type Logger, METRICS, SPANS } from '@grantline/telemetry';
-import { context, metrics, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { ATTRS, type Logger, lazyInstruments, METRICS, SPANS } from '@grantline/telemetry';
+import {
+  context,
+  type Link,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
 import {
   type Admin,
   type Consumer,
@@ -28,15 +36,20 @@ export interface KafkaBusOptions {
 }
 
 const tracer = trace.getTracer('@grantline/message-bus');
-const meter = metrics.getMeter('@grantline/message-bus');
-const processed = meter.createCounter(METRICS.consumerProcessed, { description: 'messages handled' });
-const deadLettered = meter.createCounter(METRICS.consumerDeadLettered, { description: 'messages parked' });
-const lagGauge = meter.createObservableGauge(METRICS.consumerLag, {
-  description: 'messages behind the partition high watermark, per consumer group and partition',
-});
+/** links per relay batch span (the SDK's default span limit) */
+const MAX_LINKS = 128;
 const lag = new Map<string, { value: number; attributes: Record<string, string | number> }>();
-lagGauge.addCallback((result) => {
-  for (const { value, attributes } of lag.values()) result.observe(value, attributes);
+const instruments = lazyInstruments('@grantline/message-bus', (meter) => {
+  const lagGauge = meter.createObservableGauge(METRICS.consumerLag, {
+    description: 'messages behind the partition high watermark, per consumer group and partition',
+  });
+  lagGauge.addCallback((result) => {
+    for (const { value, attributes } of lag.values()) result.observe(value, attributes);
+  });
+  return {
+    processed: meter.createCounter(METRICS.consumerProcessed, { description: 'messages handled' }),
+    deadLettered: meter.createCounter(METRICS.consumerDeadLettered, { description: 'messages parked' }),
+  };
 });
 
 /** Current consumer lag, per `groupId/topic/partition` (also exported as the metric above). */
@@ -143,19 +156,38 @@ export class KafkaMessageBus implements MessageBus {
       byTopic.set(this.topic(topic), list);
     }
     const producer = await this.connectedProducer();
-    await tracer.startActiveSpan(SPANS.relayPublish, { kind: SpanKind.PRODUCER }, async (span) => {
-      try {
-        await producer.sendBatch({
-          acks: -1,
-          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-        });
-      } catch (error) {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-        throw error;
-      } finally {
-        span.end();
-      }
-    });
+    // one span per batch, linked to the trace of each event it carries (messaging conventions for
+    // batches); each message's own headers carry its event's trace on to the consumers
+    const links: Link[] = [];
+    for (const event of events) {
+      if (links.length >= MAX_LINKS) break;
+      const linked = event.metadata.traceparent
+        ? trace.getSpanContext(propagation.extract(ROOT_CONTEXT, { traceparent: event.metadata.traceparent }))
+        : undefined;
+      if (linked) links.push({ context: linked });
+    }
+    const attributes = {
+      [ATTRS.messagingSystem]: 'kafka',
+      [ATTRS.messagingOperation]: 'send',
+      [ATTRS.batchSize]: events.length,
+    };
+    await tracer.startActiveSpan(
+      SPANS.relayPublish,
+      { kind: SpanKind.PRODUCER, links, attributes },
+      async (span) => {
+        try {
+          await producer.sendBatch({
+            acks: -1,
+            topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+          });
+        } catch (error) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
   }
 
   async subscribe(options: SubscriptionOptions): Promise<Subscription> {
@@ -235,6 +267,7 @@ export class KafkaMessageBus implements MessageBus {
       await context.with(trace.setSpan(parent, span), async () => {
         const event = decodeEvent(topic, partition, message);
         span.setAttribute(ATTRS.eventType, event.type);
+        span.setAttribute(ATTRS.consumer, options.groupId);
         // Transient failures get a few quick retries here; a retriable one that persists propagates
         // (kafkajs restarts, then crashes: `onCrash`), anything else is dead-lettered below.
         await withRetry(() => options.handle(event), {
@@ -242,7 +275,7 @@ export class KafkaMessageBus implements MessageBus {
           retryOn: () => true,
         });
       });
-      processed.add(1, { [ATTRS.consumer]: options.groupId, [ATTRS.topic]: topic });
+      instruments().processed.add(1, { [ATTRS.consumer]: options.groupId, [ATTRS.topic]: topic });
     } catch (error) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
       if (isRetriable(error)) throw error;
@@ -280,7 +313,7 @@ export class KafkaMessageBus implements MessageBus {
         },
       ],
     });
-    deadLettered.add(1, { [ATTRS.consumer]: groupId, [ATTRS.topic]: topic });
+    instruments().deadLettered.add(1, { [ATTRS.consumer]: groupId, [ATTRS.topic]: topic });
   }
 
   private admin: Promise<Admin> | undefined;

@@ -41,12 +41,12 @@ export class DenyList {
   };
 
   constructor(private readonly now: () => number = Date.now) {
-    instruments.staleness.addCallback(this.observe);
+    instruments().staleness.addCallback(this.observe);
   }
 
   /** stops reporting staleness and forgets every fact */
   close(): void {
-    instruments.staleness.removeCallback(this.observe);
+    instruments().staleness.removeCallback(this.observe);
     this.until.clear();
     this.connected = false;
   }
@@ -66,7 +66,7 @@ export class DenyList {
     if (fact.sequence > this.lastSequence) this.lastSequence = fact.sequence;
     // the bootstrap's replay of old facts says nothing about propagation
     if (this.bootstrapped)
-      instruments.propagation.record(Math.max(0, now - Date.parse(fact.revokedAt)) / 1_000);
+      instruments().propagation.record(Math.max(0, now - Date.parse(fact.revokedAt)) / 1_000);
     if (this.until.size % 1_024 === 0) this.sweep();
   }
 

@@ -1,3 +1,4 @@
+import { context, propagation, trace } from '@opentelemetry/api';
 import type { Request, RequestHandler, Response } from 'express';
 import { BearerError, InsufficientScope, InvalidRequest, RevocationStateUnavailable } from './errors.ts';
 import { createVerifier, type GrantlineAccessToken, type ResourceServerOptions } from './verifier.ts';
@@ -66,10 +67,16 @@ export const requireAccessToken = (options: MiddlewareOptions): RequestHandler =
       return render(res, new InvalidRequest('a bearer token in the Authorization header is required'));
     try {
       const organisation = organisationOf(req, param);
-      res.locals.token = await verify(match[1]!, {
-        ...(organisation !== undefined && { organisation }),
-        ...(options.scopes && { scopes: options.scopes }),
-      });
+      const check = () =>
+        verify(match[1]!, {
+          ...(organisation !== undefined && { organisation }),
+          ...(options.scopes && { scopes: options.scopes }),
+        });
+      // an application without HTTP instrumentation has no active span: the caller's W3C trace
+      // context (traceparent) is then the check's parent
+      res.locals.token = await (trace.getActiveSpan()
+        ? check()
+        : context.with(propagation.extract(context.active(), req.headers), check));
       next();
     } catch (error) {
       render(res, error);

@@ -1,9 +1,13 @@
+import { SPANS } from '@grantline/telemetry/names';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import type { DenyList } from './deny-list.ts';
 import { InsufficientScope, InvalidToken, RevocationStateUnavailable } from './errors.ts';
 import { type IntrospectionOptions, introspector } from './introspection.ts';
 import { DECISION, instruments } from './telemetry.ts';
 import { VerifiedTokenCache } from './verified-cache.ts';
+
+const tracer = trace.getTracer('@grantline/resource-server');
 
 /** The claims a Grantline access token carries (RFC 9068 plus `grant_id` and `organisations`). */
 export interface GrantlineAccessToken extends JWTPayload {
@@ -71,7 +75,7 @@ export const denyKeys = (token: GrantlineAccessToken, organisation?: string): st
   ...(token.grant_id && organisation ? [`grant-org:${token.grant_id}:${organisation}`] : []),
 ];
 
-const decided = (decision: string) => instruments.decisions.add(1, { [DECISION]: decision });
+const decided = (decision: string) => instruments().decisions.add(1, { [DECISION]: decision });
 
 /**
  * A framework-free verifier: signature and claims (RFC 9068 §4), the deny-list or, when it is
@@ -111,7 +115,20 @@ export const createVerifier = (options: ResourceServerOptions) => {
       throw new InvalidToken('the organisation was disconnected from this grant');
   };
 
-  const verify = async (jwt: string, verifyOptions: VerifyOptions = {}): Promise<GrantlineAccessToken> => {
+  /** the check, in a span of its own under the active one (the request's, or the caller's trace) */
+  const verify = (jwt: string, verifyOptions: VerifyOptions = {}): Promise<GrantlineAccessToken> =>
+    tracer.startActiveSpan(SPANS.resourceServerCheck, async (span) => {
+      try {
+        return await check(jwt, verifyOptions);
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+
+  const check = async (jwt: string, verifyOptions: VerifyOptions): Promise<GrantlineAccessToken> => {
     let token: GrantlineAccessToken | undefined = verified.get(jwt);
     if (!token)
       try {

@@ -4,6 +4,7 @@ import type { Logger } from '@grantline/telemetry';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
 import { StartupError } from './config.ts';
+import { httpTelemetry } from './http-telemetry.ts';
 
 /** An RFC 7807 problem document (the admin APIs' and infrastructure endpoints' error form). */
 export const problem = (res: Response, status: number, title: string, detail?: string, extra: object = {}) =>
@@ -46,6 +47,7 @@ export const baseApp = (
   // no ETags: API responses are not cached (token responses are no-store), and hashing every body costs
   app.set('etag', false);
   app.set('trust proxy', trustedProxies.length > 0 ? [...trustedProxies] : false);
+  app.use(httpTelemetry());
   app.use((_req, res, next) => {
     // while draining, ask keep-alive clients to reconnect elsewhere so the drain ends promptly
     if (shuttingDown()) res.setHeader('Connection', 'close');

@@ -1,4 +1,6 @@
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { type DestinationStream, type Logger, pino } from 'pino';
+import { LOG_FIELDS } from './names.ts';
 
 export type { DestinationStream, Logger } from 'pino';
 
@@ -44,11 +46,30 @@ export interface LoggerOptions {
   destination?: DestinationStream | undefined;
 }
 
+const NO_TRACE = Object.freeze({});
+
+/**
+ * The active span's trace and span ids on every log line written within it, so a log line leads to
+ * its trace and back. Called only for lines that are written (pino checks the level first).
+ */
+export const traceFields = (): Record<string, string> => {
+  const span = trace.getActiveSpan();
+  if (!span) return NO_TRACE;
+  const context = span.spanContext();
+  if (!isSpanContextValid(context)) return NO_TRACE;
+  return {
+    [LOG_FIELDS.traceId]: context.traceId,
+    [LOG_FIELDS.spanId]: context.spanId,
+    [LOG_FIELDS.traceFlags]: `0${context.traceFlags.toString(16)}`,
+  };
+};
+
 export const createLogger = (options: LoggerOptions): Logger => {
   const settings = {
     name: options.name,
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    mixin: traceFields,
   };
   return options.destination ? pino(settings, options.destination) : pino(settings);
 };

@@ -3,9 +3,17 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { type IMetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationType,
+  type IMetricReader,
+  InstrumentType,
+  PeriodicExportingMetricReader,
+  type ViewOptions,
+} from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
+import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { LATENCY_BUCKETS } from './names.ts';
 
 export interface Telemetry {
   /** Serves the Prometheus text exposition of every metric (mount at `/metrics`). */
@@ -18,7 +26,25 @@ export interface TelemetryOptions {
   serviceVersion?: string;
   /** OTLP/HTTP endpoint (e.g. http://collector:4318); traces and metrics are pushed there when set */
   otlpEndpoint?: string | undefined;
+  /**
+   * span processors besides the OTLP export (tests pass a `SimpleSpanProcessor` over an
+   * `InMemorySpanExporter` to see every span of services started in one process)
+   */
+  spanProcessors?: SpanProcessor[];
 }
+
+// Latency histograms get buckets that resolve milliseconds (the default ones start at 5 s for
+// seconds-valued histograms' purposes: 0, 5, 10, ... ms would put every token request in one bucket).
+const latencyViews: ViewOptions[] = [
+  {
+    instrumentType: InstrumentType.HISTOGRAM,
+    instrumentUnit: 's',
+    aggregation: {
+      type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM,
+      options: { boundaries: [...LATENCY_BUCKETS] },
+    },
+  },
+];
 
 /**
  * Starts OpenTelemetry once per process: W3C trace context propagation (the SDK default), Prometheus
@@ -53,13 +79,19 @@ export const startTelemetry = (options: TelemetryOptions): Telemetry => {
       [ATTR_SERVICE_VERSION]: options.serviceVersion ?? '0.1.0',
     }),
     metricReaders,
+    views: latencyViews,
     // Without an endpoint nothing is exported, but a tracer provider is still registered (with a
     // processor that drops spans): spans then have real trace ids, so W3C trace context is recorded
     // with events and carried to consumers. (NodeSDK registers no provider without a processor, and
     // otherwise falls back to an OTLP exporter on localhost that logs every failed export.)
-    ...(options.otlpEndpoint
-      ? { traceExporter: new OTLPTraceExporter({ url: `${options.otlpEndpoint}/v1/traces` }) }
-      : { spanProcessors: [dropSpans] }),
+    spanProcessors: [
+      options.otlpEndpoint
+        ? new BatchSpanProcessor({
+            exporter: new OTLPTraceExporter({ url: `${options.otlpEndpoint}/v1/traces` }),
+          })
+        : dropSpans,
+      ...(options.spanProcessors ?? []),
+    ],
     instrumentations: [],
   });
   sdk.start();

@@ -2,7 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { type Clock, epochSeconds } from '@grantline/clock';
 import type { GroupCommit } from '@grantline/event-store';
 import type { KeyManager } from '@grantline/keys';
+import { ATTRS, lazyInstruments, METRICS } from '@grantline/telemetry';
 import { accessTokenClaims } from './domain/access-token.ts';
+
+const issued = lazyInstruments('@grantline/token', (meter) =>
+  meter.createCounter(METRICS.tokensIssued, { description: 'access tokens issued, by grant type' }),
+);
+// one attribute set per grant type, made once: no allocation per token on the hot path
+const byGrantType = {
+  client_credentials: { [ATTRS.grantType]: 'client_credentials' },
+  authorization_code: { [ATTRS.grantType]: 'authorization_code' },
+  refresh_token: { [ATTRS.grantType]: 'refresh_token' },
+} as const;
 
 export interface IssueRequest {
   subject: string;
@@ -57,6 +68,7 @@ export const accessTokenIssuer =
         ...(request.organisations !== undefined && { organisations: [...request.organisations] }),
       },
     });
+    issued().add(1, byGrantType[request.grantType]);
     return {
       access_token: token,
       token_type: 'Bearer',

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type Clock, systemClock } from '@grantline/clock';
 import { type DomainEvent, type EventMetadata, type RecordedEvent, validateEvent } from '@grantline/events';
-import { ATTRS, METRICS, SPANS } from '@grantline/telemetry';
-import { context, metrics, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
+import { ATTRS, lazyInstruments, METRICS, SPANS } from '@grantline/telemetry';
+import { context, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
 import type pg from 'pg';
 import { ConcurrencyError } from '../errors.ts';
 import type { AppendOptions, AppendResult, EventStore, ExpectedVersion, ReadStreamResult } from '../port.ts';
@@ -84,9 +84,10 @@ export interface PostgresEventStoreOptions {
 }
 
 const tracer = trace.getTracer('@grantline/event-store');
-const meter = metrics.getMeter('@grantline/event-store');
-const appended = meter.createCounter(METRICS.eventsAppended, { description: 'events appended' });
-const appendDuration = meter.createHistogram(METRICS.appendDuration, { unit: 's' });
+const instruments = lazyInstruments('@grantline/event-store', (meter) => ({
+  appended: meter.createCounter(METRICS.eventsAppended, { description: 'events appended' }),
+  appendDuration: meter.createHistogram(METRICS.appendDuration, { unit: 's' }),
+}));
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -196,6 +197,7 @@ export class PostgresEventStore implements EventStore {
           const run = () => this.insert(streamId, expected, params);
           const result = expected === 'any' ? await withRetry(run, { attempts: 20 }) : await run();
           if (!this.inTransaction) this.wake.poke();
+          const { appended, appendDuration } = instruments();
           appended.add(result.events.length);
           appendDuration.record((performance.now() - started) / 1000);
           return result;
@@ -241,7 +243,7 @@ export class PostgresEventStore implements EventStore {
       throw error;
     }
     if (!this.inTransaction) this.wake.poke();
-    appended.add(items.length);
+    instruments().appended.add(items.length);
   }
 
   private async insert(

@@ -1,6 +1,6 @@
 import type { KeyValueStore } from '@grantline/key-value';
 import { clientAddressKey, sha256Digest } from '@grantline/oauth';
-import { ATTRS, type Logger, METRICS, meter } from '@grantline/telemetry';
+import { ATTRS, type Logger, lazyInstruments, METRICS } from '@grantline/telemetry';
 import { RateLimiterRes } from 'rate-limiter-flexible';
 
 export interface LoginLimits {
@@ -43,11 +43,12 @@ export const loginLimiter = (store: KeyValueStore, prefix: string, limits: Login
   const overall = limiter('login-global', limits.global, 0);
   const GLOBAL = 'all';
   const userKey = (username: string) => sha256Digest(username.toLowerCase());
-  const refused = meter('@grantline/authorization').createCounter(METRICS.limiterRefused, {
-    description: 'attempts refused by a rate limiter',
-  });
+  // on first refusal, not here: the service is built before telemetry starts
+  const refused = lazyInstruments('@grantline/authorization', (meter) =>
+    meter.createCounter(METRICS.limiterRefused, { description: 'attempts refused by a rate limiter' }),
+  );
   const refuse = (limit: Limit, refusal: RateLimiterRes) => {
-    refused.add(1, { [ATTRS.limiter]: 'login', [ATTRS.limit]: limit });
+    refused().add(1, { [ATTRS.limiter]: 'login', [ATTRS.limit]: limit });
     return secondsOf(refusal);
   };
 

@@ -97,6 +97,7 @@ const codeFor = (request: FlowRequest, verdict: Verdict, grantId: string, codeId
   res: request.resources,
   auth_time: verdict.auth_time,
   sid: verdict.sid,
+  ...(request.traceparent && { tp: request.traceparent }),
 });
 
 type StateAt<S extends FlowStep> = Extract<FlowState, { step: S }>;

@@ -1,4 +1,5 @@
 import { sendErrorPage } from '@grantline/oauth';
+import { activeTraceparent } from '@grantline/telemetry';
 import type { Request, RequestHandler, Response } from 'express';
 import {
   AuthorizationError,
@@ -32,7 +33,12 @@ export const authorizeEndpoint =
           ? params.state
           : undefined;
       target = { redirectUri, state };
-      const request = validateRequest(params, client, redirectUri);
+      // the flow's trace: later steps come back through the browser, which carries no trace context
+      const traceparent = activeTraceparent();
+      const request = {
+        ...validateRequest(params, client, redirectUri),
+        ...(traceparent && { traceparent }),
+      };
       const checked = transition(validated(request), {
         type: 'session_checked',
         session: await readSession(deps, req),

@@ -1,5 +1,6 @@
 import { STATEMENT } from '@grantline/flow';
 import { randomToken, sendErrorPage } from '@grantline/oauth';
+import { continueTrace, SPANS } from '@grantline/telemetry';
 import type { RequestHandler, Response } from 'express';
 import { type Refusal, resumeConsent, transition } from '../domain/flow-state.ts';
 import { type FlowDeps, readSession, redirectFor } from '../flow.ts';
@@ -47,7 +48,11 @@ export const completeEndpoint =
         codeId: randomToken(24),
       });
       if (!settled.ok) return refused(res, settled.refusal);
-      res.redirect(303, await redirectFor(deps, settled.state));
+      // the code (sealed with the flow's trace context) is made in the flow's trace
+      const location = await continueTrace(SPANS.flowStep('complete'), verdict.req.traceparent, () =>
+        redirectFor(deps, settled.state),
+      );
+      res.redirect(303, location);
     } catch (error) {
       next(error);
     }

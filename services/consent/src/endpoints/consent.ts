@@ -2,6 +2,7 @@ import { handleCommand } from '@grantline/event-store';
 import type { GrantEvent } from '@grantline/events';
 import type { ClientRecord } from '@grantline/oauth';
 import { escapeHtml, randomToken, renderPage, sendErrorPage } from '@grantline/oauth';
+import { continueTrace, SPANS } from '@grantline/telemetry';
 import type { Request, RequestHandler, Response } from 'express';
 import { type GrantCommand, type GrantState, GrantUnavailable, grantDecider } from '../domain/grant.ts';
 import {
@@ -216,7 +217,10 @@ export const consentSubmit =
         : { type: 'Create', grantId, resources: request.resources, ...base };
       let state: GrantState;
       try {
-        const handled = await handleCommand(deps.store, grantStream(grantId), command, grantDecider);
+        // the grant's events carry the flow's trace (recorded at /oauth2/authorize) to their consumers
+        const handled = await continueTrace(SPANS.flowStep('consent'), request.traceparent, () =>
+          handleCommand(deps.store, grantStream(grantId), command, grantDecider),
+        );
         state = handled.newState;
         // the grant the verdict names is in every service's read model before the browser moves on:
         // the code's redemption, the next request's consent screen, Grant Management all see it

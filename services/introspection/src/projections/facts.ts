@@ -2,8 +2,16 @@ import type { ReadModelMigrations } from '@grantline/event-store';
 import type { RevocationMessage } from '@grantline/events';
 import type { ConsumedEvent, Projection } from '@grantline/message-bus';
 import type { Revocation, RevocationCache } from '@grantline/revocation-cache';
+import { lazyInstruments, METRICS } from '@grantline/telemetry';
 import type pg from 'pg';
 import { factsOf, REVOKING_EVENT_TYPES } from '../domain/facts.ts';
+
+const propagation = lazyInstruments('@grantline/introspection', (meter) =>
+  meter.createHistogram(METRICS.revocationPropagation, {
+    unit: 's',
+    description: 'time from a revoking event to its facts in the deny-list',
+  }),
+);
 
 export type FactMessage = Extract<RevocationMessage, { type: 'RevocationFact' }>['data'];
 
@@ -75,7 +83,11 @@ export const factsProjection = (
       void options
         .cache()
         .revoke(facts.map((f) => ({ key: f.key, ttlSeconds: ttl })))
-        .catch(options.cacheFailed);
+        .then(
+          // event time -> in the deny-list; facts already expired (a replay of old events) say nothing about it
+          () => propagation().record(Math.max(0, Date.now() - revokedAt.getTime()) / 1_000),
+          options.cacheFailed,
+        );
   };
   return { types: REVOKING_EVENT_TYPES, apply } satisfies Projection;
 };

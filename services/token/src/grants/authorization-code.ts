@@ -6,6 +6,7 @@ import type { FlowKeys } from '@grantline/flow';
 import type { GrantQueries } from '@grantline/grant-directory';
 import { InvalidGrant, InvalidRequest, UnauthorizedClient } from '@grantline/oauth';
 import type { People } from '@grantline/registry-directory';
+import { continueTrace, SPANS } from '@grantline/telemetry';
 import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
 import type { WideRevocations } from '../projections/wide-revocations.ts';
 import { audienceFor } from './audience.ts';
@@ -46,94 +47,103 @@ export const authorizationCodeGrant = (deps: {
     // sealed to this service and signed by the authorization service (nothing else can make one)
     const code = await deps.keys.decrypt(form.code);
     if (!code) throw new InvalidGrant('authorization code is invalid');
-    if (code.exp < deps.clock.now() / 1000) throw new InvalidGrant('authorization code has expired');
-    if (code.cid !== client.clientId)
-      throw new InvalidGrant('authorization code was issued to another client');
-    // RFC 6749 §4.1.3: required, and identical, if the authorization request included it
-    if (form.redirect_uri === undefined && code.rs !== false)
-      throw new InvalidRequest('redirect_uri is required');
-    if (form.redirect_uri !== undefined && code.ruri !== form.redirect_uri)
-      throw new InvalidGrant('redirect_uri does not match the authorization request');
-    if (!form.code_verifier) throw new InvalidGrant('code_verifier is required');
-    if (!VERIFIER.test(form.code_verifier) || s256(form.code_verifier) !== code.cc)
-      throw new InvalidGrant('code_verifier does not match the code_challenge');
-    const [grant, user] = await Promise.all([deps.grants.get(code.gid), deps.people.user(code.sub)]);
-    const scope = { grantId: code.gid, subject: code.sub, clientId: client.clientId, since: code.iat * 1000 };
-    await refuseRevoked(deps, scope, { grant });
-    if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
-    if (user?.credentialsChangedAt && user.credentialsChangedAt.getTime() > code.auth_time * 1000)
-      throw new InvalidGrant('the user signed in before their password changed');
-    // what the user still belongs to and the grant still reaches; what the client may still have
-    const organisations = code.orgs.filter(
-      (o) => (!user || user.organisations.includes(o)) && (!grant || grant.organisations.includes(o)),
-    );
-    if (organisations.length === 0) throw new InvalidGrant('no organisation of the grant is connected');
-    const scopes = code.scp.filter((s) => client.scopes.includes(s));
-    const audience = audienceFor(code.res, client.resources, deps.defaultAudience);
+    // the flow's trace, recorded at /oauth2/authorize and sealed in the code: the redemption and the
+    // events it appends continue it, linked to this request's own span (docs/adr/0003)
+    return continueTrace(SPANS.codeRedemption, code.tp, async () => {
+      if (code.exp < deps.clock.now() / 1000) throw new InvalidGrant('authorization code has expired');
+      if (code.cid !== client.clientId)
+        throw new InvalidGrant('authorization code was issued to another client');
+      // RFC 6749 §4.1.3: required, and identical, if the authorization request included it
+      if (form.redirect_uri === undefined && code.rs !== false)
+        throw new InvalidRequest('redirect_uri is required');
+      if (form.redirect_uri !== undefined && code.ruri !== form.redirect_uri)
+        throw new InvalidGrant('redirect_uri does not match the authorization request');
+      if (!form.code_verifier) throw new InvalidGrant('code_verifier is required');
+      if (!VERIFIER.test(form.code_verifier) || s256(form.code_verifier) !== code.cc)
+        throw new InvalidGrant('code_verifier does not match the code_challenge');
+      const [grant, user] = await Promise.all([deps.grants.get(code.gid), deps.people.user(code.sub)]);
+      const scope = {
+        grantId: code.gid,
+        subject: code.sub,
+        clientId: client.clientId,
+        since: code.iat * 1000,
+      };
+      await refuseRevoked(deps, scope, { grant });
+      if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
+      if (user?.credentialsChangedAt && user.credentialsChangedAt.getTime() > code.auth_time * 1000)
+        throw new InvalidGrant('the user signed in before their password changed');
+      // what the user still belongs to and the grant still reaches; what the client may still have
+      const organisations = code.orgs.filter(
+        (o) => (!user || user.organisations.includes(o)) && (!grant || grant.organisations.includes(o)),
+      );
+      if (organisations.length === 0) throw new InvalidGrant('no organisation of the grant is connected');
+      const scopes = code.scp.filter((s) => client.scopes.includes(s));
+      const audience = audienceFor(code.res, client.resources, deps.defaultAudience);
 
-    const accessTokenId = newTokenId();
-    const withRefresh = client.grantTypes.includes('refresh_token');
-    const familyId = withRefresh ? newFamilyId() : undefined;
-    const refresh = familyId ? newRefreshToken(familyId, 0) : undefined;
-    const ids = { clientId: client.clientId, grantId: code.gid };
-    try {
-      await deps.store.transaction(async (tx) => {
-        await tx.append(`code-${code.jti}`, 'no_stream', [
-          {
-            type: 'CodeRedeemed',
-            data: {
-              codeId: code.jti,
-              ...ids,
-              subject: code.sub,
-              accessTokenId,
-              ...(familyId && { familyId }),
-            },
-          },
-        ]);
-        if (familyId && refresh)
-          await tx.append(familyStream(familyId), 'no_stream', [
+      const accessTokenId = newTokenId();
+      const withRefresh = client.grantTypes.includes('refresh_token');
+      const familyId = withRefresh ? newFamilyId() : undefined;
+      const refresh = familyId ? newRefreshToken(familyId, 0) : undefined;
+      const ids = { clientId: client.clientId, grantId: code.gid };
+      try {
+        await deps.store.transaction(async (tx) => {
+          await tx.append(`code-${code.jti}`, 'no_stream', [
             {
-              type: 'RefreshTokenIssued',
+              type: 'CodeRedeemed',
               data: {
-                familyId,
-                tokenId: `${familyId}.0`,
-                secretDigest: refresh.secretDigest,
+                codeId: code.jti,
                 ...ids,
                 subject: code.sub,
-                scopes,
-                organisations,
-                resources: code.res,
                 accessTokenId,
-                codeId: code.jti,
-                ...(code.sid && { sessionId: code.sid }),
+                ...(familyId && { familyId }),
               },
             },
           ]);
+          if (familyId && refresh)
+            await tx.append(familyStream(familyId), 'no_stream', [
+              {
+                type: 'RefreshTokenIssued',
+                data: {
+                  familyId,
+                  tokenId: `${familyId}.0`,
+                  secretDigest: refresh.secretDigest,
+                  ...ids,
+                  subject: code.sub,
+                  scopes,
+                  organisations,
+                  resources: code.res,
+                  accessTokenId,
+                  codeId: code.jti,
+                  ...(code.sid && { sessionId: code.sid }),
+                },
+              },
+            ]);
+        });
+      } catch (error) {
+        if (!(error instanceof ConcurrencyError)) throw error;
+        await revokeRedemption(deps.store, code.jti, ids, deps.accessTokenTtlSeconds, deps.clock);
+        throw new InvalidGrant('authorization code has already been used');
+      }
+      const response = await deps.issue({
+        jti: accessTokenId,
+        subject: code.sub,
+        clientId: client.clientId,
+        scopes,
+        audience,
+        grantType: 'authorization_code',
+        grantId: code.gid,
+        organisations,
       });
-    } catch (error) {
-      if (!(error instanceof ConcurrencyError)) throw error;
-      await revokeRedemption(deps.store, code.jti, ids, deps.accessTokenTtlSeconds, deps.clock);
-      throw new InvalidGrant('authorization code has already been used');
-    }
-    const response = await deps.issue({
-      jti: accessTokenId,
-      subject: code.sub,
-      clientId: client.clientId,
-      scopes,
-      audience,
-      grantType: 'authorization_code',
-      grantId: code.gid,
-      organisations,
+      try {
+        await refuseRevoked(deps, scope);
+      } catch (revoked) {
+        // revoked while the redemption was in flight: the token is recorded, never handed out
+        if (familyId)
+          await revokeFamily(deps.store, familyId, 'grant_revoked', deps.accessTokenTtlSeconds, deps.clock);
+        throw revoked;
+      }
+      return { ...response, grant_id: code.gid, ...(refresh && { refresh_token: refresh.token }) };
     });
-    try {
-      await refuseRevoked(deps, scope);
-    } catch (revoked) {
-      // revoked while the redemption was in flight: the token is recorded, never handed out
-      if (familyId)
-        await revokeFamily(deps.store, familyId, 'grant_revoked', deps.accessTokenTtlSeconds, deps.clock);
-      throw revoked;
-    }
-    return { ...response, grant_id: code.gid, ...(refresh && { refresh_token: refresh.token }) };
   },
 });
 

@@ -1,0 +1,75 @@
+import { ATTRS, extractTraceContext, lazyInstruments, METRICS, SPANS } from '@grantline/telemetry';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Request, RequestHandler, Response } from 'express';
+
+const tracer = trace.getTracer('@grantline/service-kit');
+const instruments = lazyInstruments('@grantline/service-kit', (meter) => ({
+  duration: meter.createHistogram(METRICS.httpServerDuration, {
+    unit: 's',
+    description: 'HTTP server requests by method, route template and status',
+  }),
+}));
+
+/**
+ * The route template that answered (`/oauth2/grants/:grantId`), never the raw path: a path carries
+ * ids, so as a metric attribute it would make one series per grant. Undefined when no route matched.
+ */
+const routeOf = (req: Request): string | undefined => {
+  const path = (req.route as { path?: unknown } | undefined)?.path;
+  return typeof path === 'string' ? `${req.baseUrl}${path}` : undefined;
+};
+
+/**
+ * The HTTP server span and request metric of every request, in place of
+ * `@opentelemetry/instrumentation-http` and `-express`: those patch modules as they are required,
+ * which ESM imports (tsx, vitest) bypass. Same names and attributes (semantic conventions): the span
+ * continues a W3C `traceparent` the caller sent, is named `{method} {route}` and ends with the
+ * response; `http.server.request.duration` carries method, route and status. The request and
+ * response emitters are bound to the span's context, so code run from their events (body parsing,
+ * `finish`) sees it too.
+ */
+export const httpTelemetry = (): RequestHandler => (req, res, next) => {
+  const started = performance.now();
+  const parent = extractTraceContext(req.headers);
+  const span = tracer.startSpan(
+    req.method,
+    {
+      kind: SpanKind.SERVER,
+      attributes: { [ATTRS.httpMethod]: req.method, [ATTRS.urlPath]: req.path },
+    },
+    parent,
+  );
+  const active = trace.setSpan(parent, span);
+  res.once('finish', () => finished(req, res, span, started));
+  res.once('close', () => {
+    // a client that went away before the response was written: still one request, status unknown
+    if (!res.writableFinished) finished(req, res, span, started, 'aborted');
+  });
+  context.bind(active, req);
+  context.bind(active, res);
+  context.with(active, next);
+};
+
+const finished = (
+  req: Request,
+  res: Response,
+  span: ReturnType<typeof tracer.startSpan>,
+  started: number,
+  aborted?: 'aborted',
+) => {
+  const route = routeOf(req);
+  const status = res.statusCode;
+  const attributes: Record<string, string | number> = {
+    [ATTRS.httpMethod]: req.method,
+    [ATTRS.httpStatus]: status,
+  };
+  if (route) attributes[ATTRS.httpRoute] = route;
+  if (aborted) attributes[ATTRS.errorType] = aborted;
+  else if (status >= 500) attributes[ATTRS.errorType] = String(status);
+  instruments().duration.record((performance.now() - started) / 1000, attributes);
+  if (route) span.updateName(SPANS.httpServer(req.method, route));
+  span.setAttributes(attributes);
+  // semantic conventions: a 4xx is the client's error, not the server span's
+  if (aborted || status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  span.end();
+};
