@@ -46,11 +46,12 @@ export const METRICS = Object.fromEntries(
 ) as { readonly [K in keyof typeof METRIC_DEFINITIONS]: (typeof METRIC_DEFINITIONS)[K]['name'] };
 
 /**
- * The Prometheus series a metric is exported as (the exporter's naming: dots become underscores, the
- * unit `s` adds `_seconds`, a counter adds `_total`, a histogram has `_bucket`, `_sum` and `_count`).
+ * The Prometheus series a metric is exported as, by the exporter's naming (checked against its output
+ * in test/names.unit.test.ts): dots become underscores, no unit suffix, a counter adds `_total`, a
+ * histogram has `_bucket`, `_sum` and `_count`.
  */
-export const prometheusSeries = (definition: { name: string; kind: MetricKind; unit?: 's' | undefined }) => {
-  const base = definition.name.replace(/[^a-zA-Z0-9_]/g, '_') + (definition.unit === 's' ? '_seconds' : '');
+export const prometheusSeries = (definition: { name: string; kind: MetricKind }): string[] => {
+  const base = definition.name.replace(/[^a-zA-Z0-9_]/g, '_');
   if (definition.kind === 'counter') return [`${base}_total`];
   if (definition.kind === 'histogram') return [`${base}_bucket`, `${base}_sum`, `${base}_count`];
   return [base];

@@ -36,3 +36,31 @@ describe('log redaction', () => {
     expect(lines.join()).toContain('ECONNREFUSED');
   });
 });
+
+describe('log lines and traces', () => {
+  it('carry the active span’s trace and span ids, and none outside a span', async () => {
+    const { createLogger, startTelemetry } = await import('../src/index.ts');
+    const { trace } = await import('@opentelemetry/api');
+    const telemetry = startTelemetry({ serviceName: 'logger-test' });
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const logger = createLogger({ name: 'test', destination });
+    let ids: { traceId: string; spanId: string } | undefined;
+    trace.getTracer('test').startActiveSpan('work', (span) => {
+      ids = span.spanContext();
+      logger.info('inside');
+      span.end();
+    });
+    logger.info('outside');
+    await telemetry.shutdown();
+    const [inside, outside] = lines.map((l) => JSON.parse(l));
+    expect(inside).toMatchObject({ msg: 'inside', trace_id: ids!.traceId, span_id: ids!.spanId });
+    expect(inside.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(outside.trace_id).toBeUndefined();
+  });
+});
