@@ -181,4 +181,27 @@ describe('telemetry: one trace from /oauth2/authorize to the resource server', (
     );
     expect([...ids]).toEqual([traceId]);
   });
+
+  it('counts what the flow did in the metrics: per route template, tokens by grant type, relay and consumer lag', async () => {
+    // a route with a parameter (RFC 7592 client configuration; 401 without its token)
+    const configuration = await fetch(`${stack.issuer}/oauth2/register/${tenant.client.client_id}`);
+    expect(configuration.status).toBe(401);
+    // the services of this process share one meter provider: any management listener serves it all
+    const text = await (await fetch(`${stack.tokenManagementUrl}/metrics`)).text();
+    const series = (name: string) => text.split('\n').filter((l) => l.startsWith(name));
+    expect(series('grantline_tokens_issued_total').join('\n')).toMatch(
+      /grantline_grant_type="authorization_code".*\} [1-9]/,
+    );
+    const routes = new Set(
+      series('http_server_request_duration_count').map((l) => /http_route="([^"]*)"/.exec(l)?.[1]),
+    );
+    expect(routes).toContain('/oauth2/token');
+    expect(routes).toContain('/oauth2/authorize');
+    expect(routes).toContain('/consent');
+    // templates, never raw paths with ids in them
+    expect(routes).toContain('/oauth2/register/:client_id');
+    expect(text).not.toContain(tenant.client.client_id);
+    expect(series('grantline_relay_lag_count').length).toBeGreaterThan(0);
+    expect(series('grantline_consumer_lag').length).toBeGreaterThan(0);
+  });
 });
