@@ -46,17 +46,16 @@ export interface LoggerOptions {
   destination?: DestinationStream | undefined;
 }
 
-const NO_TRACE = Object.freeze({});
-
 /**
  * The active span's trace and span ids on every log line written within it, so a log line leads to
  * its trace and back. Called only for lines that are written (pino checks the level first).
  */
 export const traceFields = (): Record<string, string> => {
+  // a new object each time: pino merges the line's own fields into what the mixin returns
   const span = trace.getActiveSpan();
-  if (!span) return NO_TRACE;
+  if (!span) return {};
   const context = span.spanContext();
-  if (!isSpanContextValid(context)) return NO_TRACE;
+  if (!isSpanContextValid(context)) return {};
   return {
     [LOG_FIELDS.traceId]: context.traceId,
     [LOG_FIELDS.spanId]: context.spanId,

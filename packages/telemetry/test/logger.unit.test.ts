@@ -53,14 +53,16 @@ describe('log lines and traces', () => {
     let ids: { traceId: string; spanId: string } | undefined;
     trace.getTracer('test').startActiveSpan('work', (span) => {
       ids = span.spanContext();
-      logger.info('inside');
+      logger.info({ extra: 0 }, 'inside');
       span.end();
     });
-    logger.info('outside');
+    logger.info({ extra: 1 }, 'outside');
+    logger.info({ extra: 2 }, 'outside again');
     await telemetry.shutdown();
     const [inside, outside] = lines.map((l) => JSON.parse(l));
     expect(inside).toMatchObject({ msg: 'inside', trace_id: ids!.traceId, span_id: ids!.spanId });
     expect(inside.trace_id).toMatch(/^[0-9a-f]{32}$/);
     expect(outside.trace_id).toBeUndefined();
+    expect(lines.map((l) => JSON.parse(l).extra)).toEqual([0, 1, 2]);
   });
 });
