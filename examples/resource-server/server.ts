@@ -161,14 +161,3 @@ export const startInvoicesApi = async (
     throw error;
   }
 };
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  try {
-    const api = await startInvoicesApi(configFromEnv());
-    console.log(`invoices API on ${api.url}  (client ${api.clientId}; audience ${api.url})`);
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void api.stop());
-  } catch (error) {
-    console.error(`invoices API: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
-  }
-}
