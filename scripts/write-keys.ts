@@ -20,7 +20,8 @@ const EXTRA: Record<ServiceName, (s: { adminToken: string; kek: string }) => Rec
 const line = (name: string, value: string) => `${name}='${value}'`;
 
 const dir = resolve(process.argv[3] ?? process.env.GRANTLINE_KEYS_DIR ?? 'keys');
-const files = [...Object.keys(EXTRA).map((s) => `${s}.env`), 'admin-token'];
+const EXAMPLE = 'resource-server-example.env';
+const files = [...Object.keys(EXTRA).map((s) => `${s}.env`), EXAMPLE, 'admin-token'];
 if (files.every((f) => existsSync(join(dir, f)))) {
   console.log(`keys: ${dir} already holds every service's keys; nothing written`);
 } else {
@@ -35,6 +36,10 @@ if (files.every((f) => existsSync(join(dir, f)))) {
     const text = Object.entries(all).map(([name, value]) => line(name, value));
     writeFileSync(join(dir, `${service}.env`), `${text.join('\n')}\n`, { mode: 0o600 });
   }
+  // the example registers itself as a resource server through the admin API
+  writeFileSync(join(dir, EXAMPLE), `${line('GRANTLINE_ADMIN_TOKEN', secrets.adminToken)}\n`, {
+    mode: 0o600,
+  });
   // the operator's copy of the admin token, for the admin API on the management gateway
   writeFileSync(join(dir, 'admin-token'), `${secrets.adminToken}\n`, { mode: 0o600 });
   console.log(`keys: wrote ${files.join(', ')} to ${dir}`);

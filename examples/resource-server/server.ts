@@ -51,6 +51,8 @@ export interface ExampleConfig {
   /** HOST / PORT: where the API listens (default 127.0.0.1:8090; 0 picks a free port) */
   host: string;
   port: number;
+  /** PUBLIC_URL: the API's URL as clients call it, its audience (default http://HOST:PORT/) */
+  publicUrl?: string;
 }
 
 export const configFromEnv = (env: NodeJS.ProcessEnv = process.env): ExampleConfig => {
@@ -75,6 +77,7 @@ export const configFromEnv = (env: NodeJS.ProcessEnv = process.env): ExampleConf
     }),
     host: env.HOST ?? '127.0.0.1',
     port: Number(env.PORT ?? 8090),
+    ...(env.PUBLIC_URL && { publicUrl: env.PUBLIC_URL }),
   };
 };
 
@@ -110,7 +113,7 @@ export const startInvoicesApi = async (
   await new Promise<void>((ok, fail) =>
     server.once('error', fail).listen(config.port, config.host, () => ok()),
   );
-  const url = `http://${config.host}:${(server.address() as AddressInfo).port}/`;
+  const url = config.publicUrl ?? `http://${config.host}:${(server.address() as AddressInfo).port}/`;
   try {
     let credentials =
       config.clientId && config.clientSecret

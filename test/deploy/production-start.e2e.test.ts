@@ -104,6 +104,7 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
         'consent.env',
         'introspection.env',
         'registry.env',
+        'resource-server-example.env',
         'token.env',
       ]);
 
