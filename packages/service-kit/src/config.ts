@@ -1,5 +1,6 @@
 import express from 'express';
 import { z } from 'zod';
+import { kafkaConfigShape } from './kafka-config.ts';
 
 /** A configuration that cannot start a service: every bad or missing variable, by name. */
 export class ConfigError extends Error {
@@ -91,6 +92,8 @@ export const distributedConfigSchema = z.object({
     .string()
     .regex(/^[a-zA-Z0-9._-]*$/)
     .default(''),
+  /** partitions per topic, TLS and SASL to the brokers (kafka-config.ts) */
+  ...kafkaConfigShape,
 });
 export type DistributedConfig = z.infer<typeof distributedConfigSchema>;
 

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { ConfigError, type DistributedConfig, distributedConfigSchema, loadConfig } from './config.ts';
+import { kafkaConfigProblems, kafkaConnection, partitionsOf } from './kafka-config.ts';
 import { distributedRuntime, type RuntimeFactory } from './runtime.ts';
 import { type RunningService, stopOnSignals } from './service.ts';
 
@@ -21,6 +22,8 @@ export const runtimeFromConfig = (config: DistributedConfig): RuntimeFactory =>
     topicPrefix: config.KAFKA_TOPIC_PREFIX,
     redisUrl: config.REDIS_URL,
     poolSize: config.DATABASE_POOL_SIZE,
+    topicPartitions: (topic) => partitionsOf(config.KAFKA_TOPIC_PARTITIONS, topic),
+    ...kafkaConnection(config),
   });
 
 /**
@@ -32,8 +35,10 @@ export const loadDistributedConfig = (
   options: { needsRedis?: boolean } = {},
 ): DistributedConfig => {
   const config = loadConfig(distributedConfigSchema, env);
+  const problems = kafkaConfigProblems(config);
   if (options.needsRedis && !config.REDIS_URL)
-    throw new ConfigError(['REDIS_URL is required (must be a redis:// URL)']);
+    problems.unshift('REDIS_URL is required (must be a redis:// URL)');
+  if (problems.length > 0) throw new ConfigError(problems);
   return config;
 };
 

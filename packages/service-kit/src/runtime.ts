@@ -15,6 +15,7 @@ import {
   type ConsumedEvent,
   InProcessMessageBus,
   idempotentProjection,
+  type KafkaBusOptions,
   KafkaMessageBus,
   type MessageBus,
   type Projection,
@@ -208,6 +209,11 @@ export interface DistributedOptions {
   /** Redis for counters and replay guards; a service that needs none runs without */
   redisUrl?: string | undefined;
   poolSize?: number;
+  /** partitions of a contract topic when this service creates it (default 1) */
+  topicPartitions?: (topic: string) => number;
+  /** TLS and SASL to the brokers */
+  ssl?: KafkaBusOptions['ssl'];
+  sasl?: KafkaBusOptions['sasl'];
 }
 
 /**
@@ -235,11 +241,17 @@ export const distributedRuntime =
       clientId: `grantline-${spec.service}`,
       logger,
       ...(options.topicPrefix && { topicPrefix: options.topicPrefix }),
+      ...(options.ssl !== undefined && { ssl: options.ssl }),
+      ...(options.sasl && { sasl: options.sasl }),
     });
     await bus
       .ensureTopics(
         Object.values(TOPICS).flatMap((topic) => [
-          { topic, compacted: topic === TOPICS.revocations },
+          {
+            topic,
+            partitions: options.topicPartitions?.(topic) ?? 1,
+            compacted: topic === TOPICS.revocations,
+          },
           { topic: deadLetterTopic(topic) },
         ]),
       )
