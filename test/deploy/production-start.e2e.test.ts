@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, eventually, freePorts, type TestDatabase, uniqueName } from '@grantline/testing';
+import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildProductionApp, healthy, pnpmEntry, type Started, startAsImage } from './production.ts';
 
@@ -111,6 +112,7 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
       const port = await freePorts(2);
       const management = port + 1;
       const issuer = 'https://grantline.example';
+      const prefix = `${uniqueName('prod')}.`;
       const started = startAsImage(
         app,
         {
@@ -120,7 +122,8 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
           GRANTLINE_ISSUER: issuer,
           DATABASE_URL: db.url,
           KAFKA_BROKERS: infra.kafkaBrokers.join(','),
-          KAFKA_TOPIC_PREFIX: `${uniqueName('prod')}.`,
+          KAFKA_TOPIC_PREFIX: prefix,
+          KAFKA_TOPIC_PARTITIONS: '3,grantline.tokens.v1=2',
           REDIS_URL: infra.redisUrl,
         },
         ['authorization'],
@@ -132,6 +135,17 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
       expect(((await metadata.json()) as { issuer: string }).issuer).toBe(issuer);
       const ready = await fetch(`http://127.0.0.1:${management}/readyz`);
       expect(await ready.json()).toMatchObject({ checks: { postgres: 'ok', kafka: 'ok', redis: 'ok' } });
+      // the topics it created, with the partition counts of KAFKA_TOPIC_PARTITIONS
+      const admin = new Kafka({ brokers: infra.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+      await admin.connect();
+      try {
+        const { topics } = await admin.fetchTopicMetadata({
+          topics: [`${prefix}grantline.grants.v1`, `${prefix}grantline.tokens.v1`],
+        });
+        expect(topics.map((t) => t.partitions.length)).toEqual([3, 2]);
+      } finally {
+        await admin.disconnect();
+      }
       expect(await stop(started)).toBe(0);
     }, 180_000);
   });
