@@ -15,6 +15,8 @@ export const COMMANDS = {
   'resource-server-example': 'examples/resource-server/main.ts',
   /** writes a new set of per-service keys as env files into a directory (compose's `keys` service) */
   keys: 'scripts/write-keys.ts',
+  /** every service's event-store schema and the topics (the Helm chart's pre-install Job) */
+  migrate: 'scripts/migrate.ts',
 } as const;
 
 export type Command = keyof typeof COMMANDS;

@@ -85,7 +85,7 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
     expect(started.output()).toContain('one of: embedded, registry');
   });
 
-  describe('distributed: `keys`, then a service with its own env file', () => {
+  describe('distributed: `keys`, `migrate`, then a service with its own env file', () => {
     let db: TestDatabase;
     beforeAll(async () => {
       db = await createTestDatabase(inject('infra'));
@@ -109,10 +109,20 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
         'token.env',
       ]);
 
-      const port = await freePorts(2);
-      const management = port + 1;
       const issuer = 'https://grantline.example';
       const prefix = `${uniqueName('prod')}.`;
+      const infrastructure = {
+        DATABASE_URL: db.url,
+        KAFKA_BROKERS: infra.kafkaBrokers.join(','),
+        KAFKA_TOPIC_PREFIX: prefix,
+        KAFKA_TOPIC_PARTITIONS: '3,grantline.tokens.v1=2',
+      };
+      // the Helm chart's pre-install Job: schemas and topics before any service starts
+      const migrating = startAsImage(app, infrastructure, ['migrate']);
+      expect(await migrating.exited, migrating.output()).toBe(0);
+      expect(migrating.output()).toContain('migrate: topics in place');
+      const port = await freePorts(2);
+      const management = port + 1;
       const started = startAsImage(
         app,
         {
@@ -120,10 +130,7 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
           MANAGEMENT_PORT: String(management),
           GRANTLINE_ENV_FILE: join(keys, 'authorization.env'),
           GRANTLINE_ISSUER: issuer,
-          DATABASE_URL: db.url,
-          KAFKA_BROKERS: infra.kafkaBrokers.join(','),
-          KAFKA_TOPIC_PREFIX: prefix,
-          KAFKA_TOPIC_PARTITIONS: '3,grantline.tokens.v1=2',
+          ...infrastructure,
           REDIS_URL: infra.redisUrl,
         },
         ['authorization'],
@@ -135,7 +142,7 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
       expect(((await metadata.json()) as { issuer: string }).issuer).toBe(issuer);
       const ready = await fetch(`http://127.0.0.1:${management}/readyz`);
       expect(await ready.json()).toMatchObject({ checks: { postgres: 'ok', kafka: 'ok', redis: 'ok' } });
-      // the topics it created, with the partition counts of KAFKA_TOPIC_PARTITIONS
+      // the topics migrate created, with the partition counts of KAFKA_TOPIC_PARTITIONS
       const admin = new Kafka({ brokers: infra.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
       await admin.connect();
       try {
