@@ -38,3 +38,10 @@ export class RevocationStateUnavailable extends Error {
     super(message);
   }
 }
+
+/**
+ * The authorization server's signing keys could not be fetched (JWKS unreachable, timed out or not
+ * 200): the token cannot be judged either way, so 503 with `Retry-After`, never 401 (which tells the
+ * client its token is bad and makes it throw a good one away).
+ */
+export class SigningKeysUnavailable extends RevocationStateUnavailable {}

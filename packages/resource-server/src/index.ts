@@ -1,6 +1,12 @@
 import { context, propagation, trace } from '@opentelemetry/api';
 import type { Request, RequestHandler, Response } from 'express';
-import { BearerError, InsufficientScope, InvalidRequest, RevocationStateUnavailable } from './errors.ts';
+import {
+  BearerError,
+  InsufficientScope,
+  InvalidRequest,
+  RevocationStateUnavailable,
+  SigningKeysUnavailable,
+} from './errors.ts';
 import { createVerifier, type GrantlineAccessToken, type ResourceServerOptions } from './verifier.ts';
 
 export * from './deny-list.ts';
@@ -30,7 +36,13 @@ const render = (res: Response, error: unknown) => {
     res
       .status(503)
       .set('Retry-After', String(error.retryAfterSeconds))
-      .json({ error: 'temporarily_unavailable', error_description: 'revocation state is not fresh' });
+      .json({
+        error: 'temporarily_unavailable',
+        error_description:
+          error instanceof SigningKeysUnavailable
+            ? 'the signing keys are unavailable'
+            : 'revocation state is not fresh',
+      });
     return;
   }
   const e = error instanceof BearerError ? error : new InvalidRequest('the request could not be authorised');

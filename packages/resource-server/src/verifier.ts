@@ -1,13 +1,27 @@
 import { SPANS } from '@grantline/telemetry/names';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
-import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import type { DenyList } from './deny-list.ts';
-import { InsufficientScope, InvalidToken, RevocationStateUnavailable } from './errors.ts';
+import {
+  InsufficientScope,
+  InvalidToken,
+  RevocationStateUnavailable,
+  SigningKeysUnavailable,
+} from './errors.ts';
 import { type IntrospectionOptions, introspector } from './introspection.ts';
 import { DECISION, instruments } from './telemetry.ts';
 import { VerifiedTokenCache } from './verified-cache.ts';
 
 const tracer = trace.getTracer('@grantline/resource-server');
+
+/**
+ * Whether jose failed to fetch the key set rather than judged the token: a timeout, a network error,
+ * or a response other than 200 (jose's generic error). An unknown `kid` is the token's fault.
+ */
+const keysUnavailable = (error: unknown) =>
+  error instanceof errors.JWKSTimeout ||
+  !(error instanceof errors.JOSEError) ||
+  error.code === 'ERR_JOSE_GENERIC';
 
 /** The claims a Grantline access token carries (RFC 9068 plus `grant_id` and `organisations`). */
 export interface GrantlineAccessToken extends JWTPayload {
@@ -142,7 +156,11 @@ export const createVerifier = (options: ResourceServerOptions) => {
           requiredClaims: ['sub', 'client_id', 'jti', 'exp', 'iat'],
         }));
         verified.set(jwt, token);
-      } catch {
+      } catch (error) {
+        if (keysUnavailable(error)) {
+          decided('unavailable');
+          throw new SigningKeysUnavailable('the signing keys could not be fetched', 1);
+        }
         decided('invalid');
         throw new InvalidToken('the access token is invalid or expired');
       }

@@ -141,6 +141,32 @@ describe('resource server SDK: access token verification (RFC 9068 §4, RFC 6750
     );
   });
 
+  it('an unreachable or failing JWKS is 503 temporarily_unavailable with Retry-After, not 401; served again once the keys answer', async () => {
+    let failing = true;
+    const flaky = await listen((_req, res) => {
+      if (failing) return void res.writeHead(500).end();
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: published }));
+    });
+    servers.push(flaky.server);
+    const closed = await listen(() => {});
+    await new Promise((ok) => closed.server.close(ok));
+    for (const jwksUri of [`${closed.url}/jwks`, `${flaky.url}/jwks`]) {
+      const res = await (await resourceServer({ jwksUri }))(await token());
+      expect(res.status, jwksUri).toBe(503);
+      expect(res.headers.get('retry-after'), jwksUri).toBe('1');
+      expect(await res.json(), jwksUri).toEqual({
+        error: 'temporarily_unavailable',
+        error_description: 'the signing keys are unavailable',
+      });
+    }
+    // a failed fetch starts no cooldown: the next request fetches again
+    const call = await resourceServer({ jwksUri: `${flaky.url}/jwks` });
+    expect((await call(await token())).status).toBe(503);
+    failing = false;
+    expect((await call(await token())).status).toBe(200);
+  });
+
   it('item 41: an unknown kid is refused, and a flood of them costs at most one JWKS fetch', async () => {
     const call = await resourceServer();
     expect((await call(await token())).status).toBe(200);
