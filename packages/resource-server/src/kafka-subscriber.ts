@@ -59,7 +59,14 @@ export const subscribeToRevocationTopic = (options: RevocationTopicOptions): Rev
     const admin = kafka.admin();
     await admin.connect();
     try {
-      for (const { partition, high, low } of await admin.fetchTopicOffsets(topic))
+      const partitions = await admin.fetchTopicOffsets(topic);
+      // The heartbeat vouches for the partition it is in: with facts in others, a consumer cut off
+      // from one of their leaders would read heartbeats and call itself fresh while missing facts.
+      if (partitions.length !== 1)
+        throw new Error(
+          `${topic} has ${partitions.length} partitions; the revocations topic must have exactly one`,
+        );
+      for (const { partition, high, low } of partitions)
         if (BigInt(high) > BigInt(low)) remaining.set(partition, BigInt(high));
     } finally {
       await admin.disconnect();

@@ -46,7 +46,7 @@ describe('resource server SDK: the deny-list kept warm from grantline.revocation
     const admin = kafka.admin();
     await admin.connect();
     await admin.createTopics({
-      topics: [{ topic, numPartitions: 2, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
+      topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
       waitForLeaders: true,
     });
     await admin.disconnect();
@@ -85,5 +85,19 @@ describe('resource server SDK: the deny-list kept warm from grantline.revocation
     }
     await sleep(700);
     expect(subscriber.denyList.isFresh(500)).toBe(false);
+  });
+
+  it('refuses a revocations topic of more than one partition: its heartbeat could not vouch for the others', async () => {
+    const wide = `${prefix}wide.grantline.revocations.v1`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: wide, numPartitions: 3 }], waitForLeaders: true });
+    await admin.disconnect();
+    const subscriber = subscribeToRevocationTopic({ brokers, topicPrefix: `${prefix}wide.` });
+    subscribers.push(subscriber);
+    await expect(subscriber.ready()).rejects.toThrow(
+      `${wide} has 3 partitions; the revocations topic must have exactly one`,
+    );
+    expect(subscriber.denyList.isFresh(60_000)).toBe(false);
   });
 });

@@ -36,6 +36,11 @@ const partitionsSchema = z
           code: 'custom',
           message: `"${topic}" is not a topic; one of ${TOPIC_NAMES.join(', ')}`,
         });
+      } else if (topic.trim() === TOPICS.revocations && n !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${entry}": ${TOPICS.revocations} has one partition (its heartbeat vouches for that partition alone)`,
+        });
       } else {
         spec.byTopic[topic.trim()] = n;
       }
@@ -114,6 +119,10 @@ export const kafkaConnection = (c: KafkaSettings): Pick<KafkaBusOptions, 'ssl' |
   return { ...(ssl !== undefined && { ssl }), ...(sasl && { sasl }) };
 };
 
-/** The partition count of `topic` (a contract topic name, without the deployment's prefix). */
+/**
+ * The partition count of `topic` (a contract topic name, without the deployment's prefix). The
+ * revocations topic always has one: a subscriber's freshness comes from the heartbeat being the
+ * newest message it has read, which vouches for the partition the heartbeat is in and no other.
+ */
 export const partitionsOf = (spec: KafkaSettings['KAFKA_TOPIC_PARTITIONS'], topic: string): number =>
-  spec.byTopic[topic] ?? spec.all;
+  topic === TOPICS.revocations ? 1 : (spec.byTopic[topic] ?? spec.all);

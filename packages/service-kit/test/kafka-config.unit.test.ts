@@ -27,9 +27,14 @@ describe('KAFKA_TOPIC_PARTITIONS', () => {
     }).KAFKA_TOPIC_PARTITIONS;
     expect(partitionsOf(spec, 'grantline.grants.v1')).toBe(6);
     expect(partitionsOf(spec, 'grantline.tokens.v1')).toBe(12);
+    // the revocations topic's heartbeat vouches for its one partition: a count for all leaves it at 1
+    expect(partitionsOf(spec, 'grantline.revocations.v1')).toBe(1);
   });
 
-  it('names a bad count or an unknown topic', () => {
+  it('names a bad count, an unknown topic, or a revocations topic of more than one partition', () => {
+    expect(problems({ KAFKA_TOPIC_PARTITIONS: 'grantline.revocations.v1=3' })).toEqual([
+      'KAFKA_TOPIC_PARTITIONS: "grantline.revocations.v1=3": grantline.revocations.v1 has one partition (its heartbeat vouches for that partition alone)',
+    ]);
     expect(problems({ KAFKA_TOPIC_PARTITIONS: '0' })).toEqual([
       'KAFKA_TOPIC_PARTITIONS: "0": a partition count is a whole number from 1',
     ]);
