@@ -70,6 +70,11 @@ describe('refresh token family', () => {
     });
   });
 
+  it("without a grace window, the previous token is reuse even in the rotation's own millisecond", () => {
+    const s1 = rotate(issued(), t0 + 1_000, 'd1');
+    expect(decideRefresh(s1, attempt({ generation: 0, now: t0 + 1_000 })).outcome).toBe('reuse');
+  });
+
   it('answers the previous token within the grace window only', () => {
     const s1 = rotate(issued(), t0 + 1_000, 'd1');
     expect(decideRefresh(s1, attempt({ generation: 0, graceSeconds: 5, now: t0 + 5_000 })).outcome).toBe(

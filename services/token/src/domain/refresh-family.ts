@@ -123,7 +123,9 @@ export const decideRefresh = (s: FamilyState, a: RefreshAttempt): RefreshDecisio
   if (a.notBefore !== undefined && s.startedAt < a.notBefore)
     return { outcome: 'refused', reason: 'refresh token was revoked by a security event' };
   const ids = { familyId: s.familyId, clientId: s.clientId, grantId: s.grantId };
-  const inGrace = a.generation === s.generation - 1 && a.now - lastUse <= a.graceSeconds * 1000;
+  // grace 0 is off, even within the rotation's own millisecond (a race of two uses of one token)
+  const inGrace =
+    a.graceSeconds > 0 && a.generation === s.generation - 1 && a.now - lastUse <= a.graceSeconds * 1000;
   if (a.generation < s.generation && !inGrace) {
     return {
       outcome: 'reuse',
