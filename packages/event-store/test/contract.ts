@@ -100,6 +100,80 @@ export const eventStoreContract = (adapter: string, store: () => EventStore) =>
       expect(read.events.map((e) => e.streamVersion)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     });
 
+    it('appends to several streams at once, each at its own expected version, results in the order given', async () => {
+      const [a, b, c] = [stream(), stream(), stream()];
+      await store().append(a, 'no_stream', [grantCreated(a)]);
+      await store().append(c, 'no_stream', [grantCreated(c)]);
+      const results = await store().appendMany([
+        { streamId: a, expected: 1, events: [orgConnected(a, 'x'), orgConnected(a, 'y')] },
+        { streamId: b, expected: 'no_stream', events: [grantCreated(b)] },
+        { streamId: c, expected: 'stream_exists', events: [orgConnected(c, 'z')] },
+      ]);
+      expect(results.map((r) => r.nextExpectedVersion)).toEqual([3, 1, 2]);
+      expect(results[0]!.events.map((e) => [e.streamId, e.streamVersion, e.type])).toEqual([
+        [a, 2, 'OrganisationConnected'],
+        [a, 3, 'OrganisationConnected'],
+      ]);
+      expect((await store().readStream(a)).events.map((e) => e.streamVersion)).toEqual([1, 2, 3]);
+      expect((await store().readStream(b)).currentVersion).toBe(1);
+      // one statement: the positions increase in the order given
+      const positions = results.flatMap((r) => r.events.map((e) => BigInt(e.position)));
+      expect([...positions].sort((x, y) => (x < y ? -1 : 1))).toEqual(positions);
+    });
+
+    it('records none of a multi-stream append when one stream is not where it was expected', async () => {
+      const [a, b] = [stream(), stream()];
+      await store().append(a, 'no_stream', [grantCreated(a)]);
+      const error = await store()
+        .appendMany([
+          { streamId: b, expected: 'no_stream', events: [grantCreated(b)] },
+          { streamId: a, expected: 'no_stream', events: [grantCreated(a)] },
+        ])
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConcurrencyError);
+      expect(error).toMatchObject({ streamId: a, expected: 'no_stream', actual: 1 });
+      expect((await store().readStream(b)).currentVersion).toBe(0);
+      expect((await store().readStream(a)).currentVersion).toBe(1);
+    });
+
+    it('lets exactly one of concurrent multi-stream appends racing on one version win, recording nothing of the others', async () => {
+      const id = stream();
+      await store().append(id, 'no_stream', [grantCreated(id)]);
+      const others = Array.from({ length: 10 }, () => stream());
+      const results = await Promise.allSettled(
+        others.map((other) =>
+          store().appendMany([
+            { streamId: id, expected: 1, events: [orgConnected(id, other)] },
+            { streamId: other, expected: 'no_stream', events: [grantCreated(other)] },
+          ]),
+        ),
+      );
+      const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [others[i]!] : []));
+      expect(won).toHaveLength(1);
+      for (const r of results.filter((r) => r.status === 'rejected'))
+        expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ConcurrencyError);
+      const recorded = await Promise.all(
+        others.map(async (o) => (await store().readStream(o)).currentVersion),
+      );
+      expect(recorded.filter((v) => v === 1)).toHaveLength(1);
+      expect(others[recorded.indexOf(1)]).toBe(won[0]);
+      expect((await store().readStream(id)).events.at(-1)!.data).toMatchObject({ organisationId: won[0] });
+    });
+
+    it('refuses a multi-stream append naming a stream twice, or one without events', async () => {
+      const id = stream();
+      await expect(
+        store().appendMany([
+          { streamId: id, expected: 'no_stream', events: [grantCreated(id)] },
+          { streamId: id, expected: 1, events: [orgConnected(id, 'x')] },
+        ]),
+      ).rejects.toThrow(/each stream once/);
+      await expect(store().appendMany([{ streamId: id, expected: 'any', events: [] }])).rejects.toThrow(
+        /at least one event/,
+      );
+      expect((await store().readStream(id)).currentVersion).toBe(0);
+    });
+
     it('refuses an event that fails its schema, naming the field, and stores nothing', async () => {
       const id = stream();
       const bad = {
