@@ -103,20 +103,22 @@ export interface UserRecord {
   credentialsChangedAt?: Date | undefined;
 }
 
-type UserRow = {
+/** A row of the users table (as `SELECT *` gives it; `to_jsonb` gives the time as text). */
+export type UserRow = {
   user_id: string;
   username: string;
   status: UserRecord['status'];
   organisations: string[];
-  credentials_changed_at: Date | null;
+  credentials_changed_at: Date | string | null;
 };
 
-const toUser = (r: UserRow): UserRecord => ({
+/** The record of a users row: for readers that join the table into a query of their own. */
+export const toUser = (r: UserRow): UserRecord => ({
   userId: r.user_id,
   username: r.username,
   status: r.status,
   organisations: r.organisations,
-  credentialsChangedAt: r.credentials_changed_at ?? undefined,
+  credentialsChangedAt: r.credentials_changed_at === null ? undefined : new Date(r.credentials_changed_at),
 });
 
 /** Reads of the people read model. */
