@@ -1,7 +1,7 @@
 import { offsetClock } from '@grantline/clock';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Tenant } from './flow.ts';
-import { type Client, connector, startIntrospectionStack } from './introspection-fixture.ts';
+import { API, type Client, connector, startIntrospectionStack } from './introspection-fixture.ts';
 import { basic, type Stack } from './stack.ts';
 
 interface StreamEvent {
@@ -87,5 +87,30 @@ describe('the revocation stream (SSE)', () => {
     });
     expect(refused.status).toBe(401);
     expect((await fetch(`${stack.issuer}/oauth2/revocations/stream`)).status).toBe(401);
+  });
+
+  it('ends an open stream within seconds once the admin takes the resource-server role back', async () => {
+    const reader = await stack.registerResourceServer([API], 'Short-lived resource server');
+    const res = await fetch(`${stack.issuer}/oauth2/revocations/stream`, {
+      headers: { authorization: basic(reader.client_id, reader.client_secret) },
+    });
+    expect(res.status).toBe(200);
+    const body = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let received = '';
+    while (!received.includes('event: heartbeat')) received += (await body.read()).value ?? '';
+    expect(
+      (await stack.admin(`/clients/${reader.client_id}/resource-server`, undefined, 'DELETE')).status,
+    ).toBe(204);
+    const taken = Date.now();
+    const ended = (async () => {
+      for (;;) if ((await body.read()).done) return Date.now() - taken;
+    })();
+    const ms = await Promise.race([ended, new Promise<number>((ok) => setTimeout(() => ok(-1), 15_000))]);
+    expect(ms, 'the stream ended after the role was taken back').toBeGreaterThanOrEqual(0);
+    // and it cannot open again
+    const again = await fetch(`${stack.issuer}/oauth2/revocations/stream`, {
+      headers: { authorization: basic(reader.client_id, reader.client_secret) },
+    });
+    expect(again.status).toBe(401);
   });
 });

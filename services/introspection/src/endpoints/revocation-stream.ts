@@ -27,6 +27,9 @@ const resumeFrom = (req: Request): number => {
   return Number(raw);
 };
 
+/** a stream ends after this long; the subscriber resumes with `Last-Event-ID`, authenticating again */
+const MAX_STREAM_MS = 60 * 60 * 1_000;
+
 /**
  * GET /oauth2/revocations/stream: the revocations topic as Server-Sent Events, for resource servers
  * without Kafka (and the embedded mode). Every live fact after `Last-Event-ID` (event `revocation`,
@@ -62,13 +65,36 @@ export const revocationStreamEndpoint = (deps: {
       }
       send(res, item);
     };
+    // The role was checked when the stream opened; it is checked again every heartbeat, so a client
+    // whose role the admin took back (or that was disabled or deleted) stops receiving facts within
+    // a second or so, and no stream outlives MAX_STREAM_MS without a new authentication.
+    const current = deps.auth.lookupFresh ?? deps.auth.lookup;
+    let checking = false;
+    const recheck = () => {
+      if (checking) return;
+      checking = true;
+      current(caller.clientId)
+        .then((client) => {
+          if (client?.status !== 'active' || !isResourceServer(client)) res.end();
+        })
+        .catch(() => res.end())
+        .finally(() => {
+          checking = false;
+        });
+    };
+    const expiry = setTimeout(() => res.end(), MAX_STREAM_MS);
+    expiry.unref();
     const stop = deps.publisher.listen((item) => {
+      if (item.type === 'heartbeat') recheck();
       if (replaying) pending.push(item);
       else deliver(item);
       // the server stopped accepting (a graceful shutdown): end the stream so the drain can finish
       if ((req.socket as { server?: { listening?: boolean } }).server?.listening === false) res.end();
     });
-    req.on('close', stop);
+    req.on('close', () => {
+      clearTimeout(expiry);
+      stop();
+    });
     for (;;) {
       const batch = await deps.facts.publishedAfter(last, new Date(deps.clock.now()));
       for (const fact of batch) deliver({ type: 'fact', fact });
