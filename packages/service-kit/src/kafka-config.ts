@@ -70,6 +70,10 @@ export const kafkaConfigShape = {
 const kafkaConfigSchema = z.object(kafkaConfigShape);
 export type KafkaSettings = z.infer<typeof kafkaConfigSchema>;
 
+/** TLS to the brokers: KAFKA_SSL, or any of the KAFKA_SSL_* files (which imply it) */
+const tlsOn = (c: KafkaSettings) =>
+  c.KAFKA_SSL || Boolean(c.KAFKA_SSL_CA_FILE || c.KAFKA_SSL_CERT_FILE || c.KAFKA_SSL_KEY_FILE);
+
 /** Cross-field rules of the Kafka settings, as messages naming the variables (for ConfigError). */
 export const kafkaConfigProblems = (c: KafkaSettings): string[] => {
   const problems: string[] = [];
@@ -77,6 +81,10 @@ export const kafkaConfigProblems = (c: KafkaSettings): string[] => {
     problems.push('KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with KAFKA_SASL_MECHANISM');
   if (!c.KAFKA_SASL_MECHANISM && (c.KAFKA_SASL_USERNAME || c.KAFKA_SASL_PASSWORD))
     problems.push('KAFKA_SASL_MECHANISM is required with KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD');
+  if (c.KAFKA_SASL_MECHANISM === 'plain' && !tlsOn(c))
+    problems.push(
+      'KAFKA_SASL_MECHANISM=plain sends the password in clear: set KAFKA_SSL=true (or a KAFKA_SSL_* file)',
+    );
   if (Boolean(c.KAFKA_SSL_CERT_FILE) !== Boolean(c.KAFKA_SSL_KEY_FILE))
     problems.push('KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (mutual TLS)');
   return problems;

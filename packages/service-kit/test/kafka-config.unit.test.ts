@@ -67,9 +67,14 @@ describe('Kafka TLS and SASL', () => {
   });
 
   it('says at start-up what is missing or unreadable, by variable', () => {
-    expect(problems({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u' })).toEqual([
+    expect(problems({ KAFKA_SASL_MECHANISM: 'scram-sha-256', KAFKA_SASL_USERNAME: 'u' })).toEqual([
       'KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with KAFKA_SASL_MECHANISM',
     ]);
+    const plain = { KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' };
+    expect(problems(plain)).toEqual([
+      'KAFKA_SASL_MECHANISM=plain sends the password in clear: set KAFKA_SSL=true (or a KAFKA_SSL_* file)',
+    ]);
+    expect(problems({ ...plain, KAFKA_SSL: 'true' })).toEqual([]);
     expect(problems({ KAFKA_SASL_PASSWORD: 'p' })).toEqual([
       'KAFKA_SASL_MECHANISM is required with KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD',
     ]);
