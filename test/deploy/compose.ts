@@ -3,12 +3,21 @@ import { join } from 'node:path';
 import { repoRoot } from '@grantline/testing';
 import { parse } from 'yaml';
 
+/** A volume of the long syntax (`type: volume`, `subpath`) or a bind mount's. */
+export interface VolumeMount {
+  type: string;
+  source: string;
+  target: string;
+  read_only?: boolean;
+  volume?: { subpath?: string };
+}
+
 export interface ComposeService {
   image?: string;
   build?: { context: string; dockerfile?: string };
   command?: string[];
   environment?: Record<string, string>;
-  volumes?: string[];
+  volumes?: (string | VolumeMount)[];
   ports?: string[];
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test?: string[]; disable?: boolean };
@@ -23,6 +32,19 @@ export interface ComposeFile {
   volumes: Record<string, unknown>;
   networks: Record<string, { ipam?: { config?: { subnet: string }[] } }>;
 }
+
+/** Each mount of a service in one shape: the short syntax `source:target[:ro]` as the long one. */
+export const mountsOf = (service: ComposeService): VolumeMount[] =>
+  (service.volumes ?? []).map((v) => {
+    if (typeof v !== 'string') return v;
+    const [source, target, mode] = v.split(':') as [string, string, string | undefined];
+    return {
+      type: source.startsWith('.') || source.startsWith('/') ? 'bind' : 'volume',
+      source,
+      target,
+      read_only: mode === 'ro',
+    };
+  });
 
 /** docker-compose.yml as compose reads it: YAML with merge keys (`<<: *anchor`) resolved. */
 export const readCompose = (): ComposeFile =>

@@ -3,7 +3,9 @@
 // from github.com/compose-spec/compose-spec, Apache-2.0), and checked against the repository: what
 // it mounts exists, what it depends on is defined and healthy, the gateway routes as routes.ts does
 // and keeps the management ports off the public origin, Prometheus scrapes every service's /metrics.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MANAGEMENT_ROUTES, PUBLIC_FALLBACK, PUBLIC_ROUTES } from '@grantline/server';
 import { repoRoot } from '@grantline/testing';
@@ -12,7 +14,7 @@ import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { COMMANDS } from '../../scripts/build/entries.ts';
-import { readCompose, readNginx } from './compose.ts';
+import { mountsOf, readCompose, readNginx } from './compose.ts';
 import { readDockerfile } from './dockerfile.ts';
 
 const compose = readCompose();
@@ -53,12 +55,12 @@ describe('docker-compose.yml', () => {
 
   it('starts every service of the image, each with its own keys file, healthy before what needs it', () => {
     expect(grantline.map(([name]) => name).sort()).toEqual(
-      [...SERVICES, 'keys', 'resource-server-example'].sort(),
+      [...SERVICES, 'keys', 'example-registration', 'resource-server-example'].sort(),
     );
     for (const [name, service] of grantline) {
       expect(Object.keys(COMMANDS), name).toContain(service.command?.[0]);
       expect(service.build).toEqual({ context: '.', dockerfile: 'deploy/docker/Dockerfile' });
-      if (name !== 'keys')
+      if (name !== 'keys' && name !== 'example-registration')
         expect(service.environment?.GRANTLINE_ENV_FILE).toBe(`/keys/${service.command?.[0]}.env`);
     }
     for (const name of SERVICES) {
@@ -84,8 +86,7 @@ describe('docker-compose.yml', () => {
 
   it('mounts only files of this repository and declared volumes', () => {
     for (const [name, service] of Object.entries(services)) {
-      for (const volume of service.volumes ?? []) {
-        const [source] = volume.split(':') as [string];
+      for (const { source } of mountsOf(service)) {
         if (source.startsWith('.'))
           expect(existsSync(join(repoRoot, source)), `${name}: ${source}`).toBe(true);
         else expect(compose.volumes, `${name}: volume ${source}`).toHaveProperty([source]);
@@ -109,6 +110,128 @@ describe('docker-compose.yml', () => {
     expect(gateway).toBeDefined();
     expect(compose.networks.default?.ipam?.config?.[0]?.subnet).toBe('10.213.0.0/24');
     for (const name of SERVICES) expect(services[name]!.environment?.GRANTLINE_TRUSTED_PROXIES).toBe(gateway);
+  });
+});
+
+describe('keys by purpose in compose: each container reads only its own', () => {
+  /** the directories of the `keys` volume each service may mount (the volume's root: `keys` alone) */
+  const ALLOWED: Record<string, string[]> = {
+    ...Object.fromEntries(SERVICES.map((s) => [s, [s]])),
+    'example-registration': ['admin', 'resource-server-example'],
+    'resource-server-example': ['resource-server-example'],
+  };
+  /** every mount of the `keys` volume: service, directory (undefined: the whole volume), read-only */
+  const keyMounts = Object.entries(services).flatMap(([name, service]) =>
+    mountsOf(service)
+      .filter((m) => m.type === 'volume' && m.source === 'keys')
+      .map((m) => ({ name, subpath: m.volume?.subpath, readOnly: m.read_only === true, target: m.target })),
+  );
+
+  it('no service but the one-shot `keys` mounts the whole volume, and each mounts only its own directories', () => {
+    expect(keyMounts.filter((m) => m.subpath === undefined).map((m) => m.name)).toEqual(['keys']);
+    const mounted: Record<string, string[]> = {};
+    for (const m of keyMounts.filter((k) => k.subpath !== undefined))
+      mounted[m.name] = [...(mounted[m.name] ?? []), m.subpath!];
+    expect(mounted).toEqual(ALLOWED);
+    // long-running services mount their keys read-only; only the registration step writes (its output)
+    for (const m of keyMounts.filter((k) => k.name !== 'keys'))
+      if (!(m.name === 'example-registration' && m.subpath === 'resource-server-example'))
+        expect(m.readOnly, `${m.name}: ${m.subpath}`).toBe(true);
+  });
+
+  it("what the `keys` command writes puts each service's keys, and the admin token, only where compose lets the right containers see them", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grantline-compose-keys-'));
+    try {
+      execFileSync('node', ['--import', 'tsx', join(repoRoot, 'scripts/write-keys.ts'), 'keys', dir], {
+        cwd: repoRoot,
+        stdio: 'pipe',
+      });
+      const adminToken = readFileSync(join(dir, 'admin', 'admin-token'), 'utf8').trim();
+      expect(adminToken.length).toBeGreaterThanOrEqual(32);
+      /** every file a service sees: the directories it mounts */
+      const visible = (name: string) =>
+        keyMounts
+          .filter((m) => m.name === name)
+          .flatMap((m) =>
+            readdirSync(join(dir, m.subpath!)).map((f) => ({
+              path: `${m.target}/${f}`,
+              text: readFileSync(join(dir, m.subpath!, f), 'utf8'),
+            })),
+          );
+      const secretsOf = (text: string) => [...text.matchAll(/^\w+='(.*)'$/gm)].map((m) => m[1]!);
+      const ownSecrets = Object.fromEntries(
+        SERVICES.map((s) => [s, secretsOf(readFileSync(join(dir, s, `${s}.env`), 'utf8'))]),
+      );
+      for (const name of Object.keys(ALLOWED)) {
+        const files = visible(name);
+        const text = files.map((f) => f.text).join('\n');
+        // the admin token: the services that check it, and the step that registers the example
+        expect(text.includes(adminToken), `${name} sees the admin token`).toBe(
+          ['registry', 'token', 'consent', 'example-registration'].includes(name),
+        );
+        // no key of another service
+        for (const other of SERVICES.filter((s) => s !== name))
+          for (const secret of ownSecrets[other]!.filter((v) => v !== adminToken))
+            expect(text.includes(secret), `${name} sees a key of ${other}`).toBe(false);
+        const envFile = services[name]!.environment?.GRANTLINE_ENV_FILE;
+        if (name !== 'resource-server-example')
+          expect(
+            files.map((f) => f.path),
+            name,
+          ).toContain(envFile);
+      }
+      // the example's directory is there to be mounted, empty until the registration step
+      expect(readdirSync(join(dir, 'resource-server-example'))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the example resource server holds no admin token and does not share the gateway network namespace', () => {
+    const example = services['resource-server-example']!;
+    expect(Object.keys(example.environment ?? {}).filter((k) => /ADMIN|MANAGEMENT/.test(k))).toEqual([]);
+    // the admin token by environment: nowhere (it comes from the admin/ directory)
+    for (const [name, service] of Object.entries(services))
+      expect(service.environment?.GRANTLINE_ADMIN_TOKEN, name).toBeUndefined();
+    const owner = example.network_mode?.replace(/^service:/, '');
+    expect(owner).toBe('example-network');
+    const namespace = services[owner!]!;
+    expect(namespace.image).toMatch(/^nginx:/);
+    expect(namespace.network_mode).toBeUndefined();
+    // on its own network, with the gateway only; not on the services' network
+    expect(Object.keys(namespace.networks ?? {})).toEqual(['example']);
+    for (const [name, service] of Object.entries(services))
+      if (name !== owner && Object.hasOwn(service.networks ?? {}, 'example')) expect(name).toBe('gateway');
+    const address = namespace.networks!.example!.ipv4_address!;
+    expect(address).toMatch(/^10\.213\.1\./);
+    expect(compose.networks.example?.ipam?.config?.[0]?.subnet).toBe('10.213.1.0/24');
+    // its published port is its own, no longer the gateway's
+    expect(namespace.ports).toContain('8090:8090');
+    expect(services.gateway!.ports?.some((p) => p.endsWith(':8090'))).toBe(false);
+    // the gateway's management listener refuses the example's address
+    const nginx = readFileSync(join(repoRoot, 'deploy/nginx/grantline.conf'), 'utf8').replace(/#.*$/gm, '');
+    const management = nginx.split(/\bserver\s*\{/).find((b) => /listen\s+9080;/.test(b))!;
+    expect(management).toContain(`deny ${address};`);
+    // the issuer origin inside its namespace is forwarded to the gateway's public port, not the management one
+    const forward = readFileSync(join(repoRoot, 'deploy/nginx/example-issuer.conf'), 'utf8');
+    expect(namespace.volumes).toContain('./deploy/nginx/example-issuer.conf:/etc/nginx/nginx.conf:ro');
+    const issuer = new URL(example.environment!.GRANTLINE_ISSUER!);
+    expect(forward).toMatch(new RegExp(`listen ${issuer.hostname}:${issuer.port};`));
+    expect(forward).toMatch(/proxy_pass gateway:8080;/);
+    expect(issuer.origin).toBe(new URL(services.registry!.environment!.GRANTLINE_ISSUER!).origin);
+  });
+
+  it('the example is registered once, by a one-shot step after the gateway is healthy, for its own URL', () => {
+    const step = services['example-registration']!;
+    expect(step.restart).toBe('no');
+    expect(step.command).toEqual(['keys', '--register-example', '/example']);
+    expect(step.depends_on?.gateway?.condition).toBe('service_healthy');
+    expect(step.environment?.GRANTLINE_EXAMPLE_RESOURCE).toBe(
+      services['resource-server-example']!.environment?.PUBLIC_URL,
+    );
+    expect(services['resource-server-example']!.depends_on?.['example-registration']?.condition).toBe(
+      'service_completed_successfully',
+    );
   });
 });
 

@@ -99,15 +99,18 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
       const keys = join(root, 'keys');
       const writing = startAsImage(app, {}, ['keys', keys]);
       expect(await writing.exited, writing.output()).toBe(0);
+      // one directory per service (compose mounts each alone), the admin token in admin/ only
       expect(readdirSync(keys).sort()).toEqual([
-        'admin-token',
-        'authorization.env',
-        'consent.env',
-        'introspection.env',
-        'registry.env',
-        'resource-server-example.env',
-        'token.env',
+        'admin',
+        'authorization',
+        'consent',
+        'introspection',
+        'registry',
+        'resource-server-example',
+        'token',
       ]);
+      expect(readdirSync(join(keys, 'admin')).sort()).toEqual(['admin-token', 'admin.env']);
+      expect(readdirSync(join(keys, 'authorization'))).toEqual(['authorization.env']);
 
       const issuer = 'https://grantline.example';
       const prefix = `${uniqueName('prod')}.`;
@@ -128,7 +131,7 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
         {
           PORT: String(port),
           MANAGEMENT_PORT: String(management),
-          GRANTLINE_ENV_FILE: join(keys, 'authorization.env'),
+          GRANTLINE_ENV_FILE: join(keys, 'authorization', 'authorization.env'),
           GRANTLINE_ISSUER: issuer,
           ...infrastructure,
           REDIS_URL: infra.redisUrl,
