@@ -128,13 +128,51 @@ describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', ()
       const admin = facts(run, 'SECRETENV', scenario).filter(
         ([, variable]) => variable === 'GRANTLINE_ADMIN_TOKEN',
       );
-      expect(
-        admin
-          .map(([service]) => service)
-          .filter((s) => s !== 'example-resource-server')
-          .sort(),
-      ).toEqual(['consent', 'registry', 'token']);
+      // the admin token: the services that check it, never the example resource server
+      expect(admin.map(([service]) => service).sort()).toEqual(['consent', 'registry', 'token']);
     }
+    // the example (enabled in production) runs on its pre-registered client's id and secret
+    const example = facts(run, 'SECRETENV', 'production').filter(
+      ([service]) => service === 'example-resource-server',
+    );
+    expect(example.map(([, variable, secret]) => `${variable} ${secret}`).sort()).toEqual([
+      'GRANTLINE_CLIENT_ID grantline-example-resource-server/clientId',
+      'GRANTLINE_CLIENT_SECRET grantline-example-resource-server/clientSecret',
+    ]);
+  });
+
+  it('renders a NetworkPolicy only when asked: the public port from the ingress controller, the management port from the listed sources', () => {
+    expect(facts(run, 'NETPOL', 'default')).toEqual([]);
+    const rules = Object.fromEntries(
+      facts(run, 'NETPOL', 'production').map(([port, peers]) => [port, JSON.parse(peers!) as unknown[]]),
+    );
+    expect(Object.keys(rules).sort()).toEqual(['http', 'management']);
+    const ingressController = {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } },
+      podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } },
+    };
+    expect(rules.http).toContainEqual(ingressController);
+    expect(rules.management).not.toContainEqual(ingressController);
+    expect(rules.management).toContainEqual({
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+      podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+    });
+    // within the release, the management port admits the five services only (not the example)
+    const own = rules.management!.filter((p) => !(p as { namespaceSelector?: unknown }).namespaceSelector);
+    expect(own).toEqual([
+      {
+        podSelector: {
+          matchLabels: { 'app.kubernetes.io/name': 'grantline', 'app.kubernetes.io/instance': 'grantline' },
+          matchExpressions: [
+            {
+              key: 'app.kubernetes.io/component',
+              operator: 'In',
+              values: ['registry', 'authorization', 'consent', 'token', 'introspection'],
+            },
+          ],
+        },
+      },
+    ]);
   });
 
   it('autoscales token and introspection, listens on every interface, and sets a partition count per topic', () => {

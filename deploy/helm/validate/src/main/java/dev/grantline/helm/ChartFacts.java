@@ -67,6 +67,7 @@ final class ChartFacts {
     checkDisruptionBudgets();
     checkMigration();
     checkSecretsPerPurpose(deployments);
+    checkNetworkPolicies();
     for (var o : objects) facts.add("OBJECT " + scenario + " " + o.get("kind") + " " + name(o));
     for (var cm : ofKind("ConfigMap"))
       if (name(cm).endsWith("-common"))
@@ -104,6 +105,27 @@ final class ChartFacts {
     require(selected, where + "no Service selects its pods");
     Map<String, Object> selector = Yaml.map(Yaml.path(d, "spec", "selector", "matchLabels"));
     require(!selector.isEmpty() && podLabels.entrySet().containsAll(selector.entrySet()), where + "selector does not match its pod labels");
+  }
+
+  /**
+   * Each rule of a NetworkPolicy names its ports and its sources (a rule without {@code from} admits
+   * every pod, one without {@code ports} every port). Prints, per port, who may connect: NETPOL
+   * scenario port peers-as-JSON.
+   */
+  private void checkNetworkPolicies() {
+    var gson = new com.google.gson.Gson();
+    for (var policy : ofKind("NetworkPolicy")) {
+      String where = "NetworkPolicy " + name(policy) + ": ";
+      require(Yaml.list(Yaml.path(policy, "spec", "policyTypes")).contains("Ingress"), where + "restricts no ingress");
+      for (var rule : Yaml.list(Yaml.path(policy, "spec", "ingress"))) {
+        var from = Yaml.list(Yaml.map(rule).get("from"));
+        var ports = Yaml.list(Yaml.map(rule).get("ports"));
+        require(!from.isEmpty(), where + "a rule open to every source");
+        require(!ports.isEmpty(), where + "a rule open on every port");
+        for (var port : ports)
+          facts.add("NETPOL " + scenario + " " + Yaml.map(port).get("port") + " " + gson.toJson(from));
+      }
+    }
   }
 
   private void checkIngress(Map<String, Map<String, Object>> serviceByName) {
