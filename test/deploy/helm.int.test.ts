@@ -143,8 +143,8 @@ describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', ()
 
   it('renders a NetworkPolicy only when asked: the public port from the ingress controller, the management port from the listed sources', () => {
     expect(facts(run, 'NETPOL', 'default')).toEqual([]);
-    const rules = Object.fromEntries(
-      facts(run, 'NETPOL', 'production').map(([port, peers]) => [port, JSON.parse(peers!) as unknown[]]),
+    const rules: Record<string, { namespaceSelector?: unknown }[]> = Object.fromEntries(
+      facts(run, 'NETPOL', 'production').map(([port, peers]) => [port, JSON.parse(peers!)]),
     );
     expect(Object.keys(rules).sort()).toEqual(['http', 'management']);
     const ingressController = {
@@ -158,7 +158,7 @@ describe.skipIf(missing.length > 0)('the Helm chart (deploy/helm/grantline)', ()
       podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
     });
     // within the release, the management port admits the five services only (not the example)
-    const own = rules.management!.filter((p) => !(p as { namespaceSelector?: unknown }).namespaceSelector);
+    const own = rules.management!.filter((p) => !p.namespaceSelector);
     expect(own).toEqual([
       {
         podSelector: {
