@@ -94,7 +94,7 @@ describe('client credentials, end to end with a certified client library', () =>
     expect(as.scopes_supported).toEqual(expect.arrayContaining(['accounting.read', 'accounting.write']));
   });
 
-  it('registers a client (RFC 7591), issues an RFC 9068 JWT to it, and the JWT verifies against the JWKS', async () => {
+  it('item 38: registers a client (RFC 7591), issues an RFC 9068 JWT to it (typ at+jwt, ES256, iss exp aud sub client_id iat jti), and the JWT verifies against the JWKS', async () => {
     const reg = await stack.register({
       client_name: 'Ledger Sync',
       grant_types: ['client_credentials'],

@@ -3,7 +3,7 @@ import { invoicesApi } from '@grantline/example-resource-server';
 import { connectResourceServer } from '@grantline/resource-server';
 import { eventually } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type Agent, createTenant, redeem, runFlow, type Tenant } from './flow.ts';
+import { type Agent, createTenant, redeem, refresh, runFlow, type Tenant } from './flow.ts';
 import {
   type InvoicesApi,
   invoices as invoicesAt,
@@ -85,6 +85,30 @@ describe('resource servers: disconnects reach the example invoices API', () => {
     expect(await rejectedWithin(access_token, globex, api)).toBeLessThan(1_000);
     expect(await rejectedWithin(access_token, globex, kafkaApi)).toBeLessThan(1_000);
     expect((await invoices(access_token, acme)).status).toBe(401);
+  });
+
+  it('items 17 and 28: the access tokens of a replayed code and of a reused refresh family are rejected at the API within 1 s (the HTTP stream and Kafka)', async () => {
+    const [acme] = tenant.organisations.map((o) => o.id) as [string];
+    const newGrant = { organisations: [acme], params: { grant_management_action: 'create' } };
+    // item 17: the code redeemed twice; what the first redemption issued stops working
+    const replayed = await runFlow(stack, tenant, newGrant);
+    const first = await redeem(stack, tenant, replayed.code!, replayed.verifier);
+    expect(first.status).toBe(200);
+    const codeToken = first.body.access_token as string;
+    for (const at of [api, kafkaApi]) expect((await invoices(codeToken, acme, at)).status).toBe(200);
+    expect((await redeem(stack, tenant, replayed.code!, replayed.verifier)).body.error).toBe('invalid_grant');
+    for (const at of [api, kafkaApi]) await rejectedWithin(codeToken, acme, at);
+    // item 28: RT0 rotated to RT1, then RT0 again; the family's access tokens, old and new, stop working
+    const flow = await runFlow(stack, tenant, newGrant);
+    const issued = await redeem(stack, tenant, flow.code!, flow.verifier);
+    const rt0 = issued.body.refresh_token as string;
+    const rotated = await refresh(stack, tenant, rt0);
+    expect(rotated.status).toBe(200);
+    const family = [issued.body.access_token as string, rotated.body.access_token as string];
+    for (const token of family)
+      for (const at of [api, kafkaApi]) expect((await invoices(token, acme, at)).status).toBe(200);
+    expect((await refresh(stack, tenant, rt0)).body.error).toBe('invalid_grant');
+    for (const token of family) for (const at of [api, kafkaApi]) await rejectedWithin(token, acme, at);
   });
 
   it('introspect policy: with its deny-list gone stale the API asks RFC 7662 introspection, which agrees about a disconnected organisation', async () => {
