@@ -1,6 +1,7 @@
 import type { ClientMetadataRecord as Metadata } from '@grantline/events';
 import type { ClientRecord } from '@grantline/oauth';
 import type pg from 'pg';
+import { listenForChanges } from './change-feed.ts';
 import { clientsChannel } from './clients.ts';
 
 const PRINTABLE = /^[\x20-\x7e]{1,200}$/;
@@ -26,40 +27,22 @@ export class ClientDirectory {
 
   /** Listens for the projection's changes (evicting each changed client); returns a stop function. */
   watch(logger: { warn(o: object, msg: string): void }): () => Promise<void> {
-    let stopped = false;
-    let client: pg.PoolClient | undefined;
-    const listen = async () => {
-      try {
-        client = await this.pool.connect();
-        client.on('notification', (n) => {
+    return listenForChanges(
+      this.pool,
+      clientsChannel(this.schema),
+      {
+        changed: (clientId) => {
           this.changes++;
-          if (n.payload) this.cache.delete(n.payload);
-        });
-        client.on('error', (error) => {
-          this.listening = false;
-          this.cache.clear();
-          logger.warn({ err: error }, 'client directory lost its change feed; not caching until it is back');
-          client?.release(true);
-          client = undefined;
-          if (!stopped) setTimeout(listen, 1_000).unref();
-        });
-        await client.query(`LISTEN ${clientsChannel(this.schema)}`);
-        this.cache.clear(); // whatever changed while not listening
-        this.listening = true;
-      } catch (error) {
-        client?.release(true);
-        client = undefined;
-        if (!stopped) setTimeout(listen, 1_000).unref();
-        logger.warn({ err: error }, 'client directory could not listen for changes; retrying');
-      }
-    };
-    void listen();
-    return async () => {
-      stopped = true;
-      this.listening = false;
-      client?.release(true);
-      client = undefined;
-    };
+          if (clientId) this.cache.delete(clientId);
+        },
+        listening: (on) => {
+          this.listening = on;
+          this.cache.clear(); // whatever changed while not listening
+        },
+      },
+      logger,
+      'client directory',
+    );
   }
 
   async get(clientId: string): Promise<ClientRecord | undefined> {

@@ -6,6 +6,7 @@ import { peopleProjection, peopleTables } from './people.ts';
 export * from './client-directory.ts';
 export * from './clients.ts';
 export * from './people.ts';
+export * from './user-directory.ts';
 
 /**
  * The registry as the other services read it (clients, users, organisations, scopes), from

@@ -1,6 +1,7 @@
 import type { ReadModelMigrations } from '@grantline/event-store';
-import { onEvents } from '@grantline/message-bus';
+import { combine, onEvents } from '@grantline/message-bus';
 import type pg from 'pg';
+import { usersChannel } from './user-directory.ts';
 
 /**
  * The registry's users, organisations and scope catalogue, as the other services read them. No
@@ -33,66 +34,71 @@ export const peopleTables: ReadModelMigrations = {
   ],
 };
 
-export const peopleProjection = (schema: string) =>
-  onEvents(
-    [
-      'UserCreated',
-      'UserAddedToOrganisation',
-      'UserRemovedFromOrganisation',
-      'UserDisabled',
-      'UserPasswordChanged',
-      'OrganisationCreated',
-      'ScopeDefined',
-    ],
-    async (event, tx) => {
-      const time = new Date(event.time);
-      switch (event.type) {
-        case 'UserCreated':
-          return tx.query(
-            `INSERT INTO ${schema}.users (user_id, username, status, organisations)
-             VALUES ($1, $2, 'active', $3) ON CONFLICT (user_id) DO NOTHING`,
-            [event.data.userId, event.data.username, event.data.organisations],
-          );
-        case 'UserAddedToOrganisation':
-          return tx.query(
-            `UPDATE ${schema}.users SET organisations = array_append(array_remove(organisations, $2), $2)
-             WHERE user_id = $1`,
-            [event.data.userId, event.data.organisationId],
-          );
-        case 'UserRemovedFromOrganisation':
-          return tx.query(
-            `UPDATE ${schema}.users SET organisations = array_remove(organisations, $2) WHERE user_id = $1`,
-            [event.data.userId, event.data.organisationId],
-          );
-        case 'UserDisabled':
-          return tx.query(
-            `UPDATE ${schema}.users SET status = 'disabled', credentials_changed_at = $2 WHERE user_id = $1`,
-            [event.data.userId, time],
-          );
-        case 'UserPasswordChanged':
-          return tx.query(`UPDATE ${schema}.users SET credentials_changed_at = $2 WHERE user_id = $1`, [
-            event.data.userId,
-            time,
-          ]);
-        case 'OrganisationCreated':
-          return tx.query(
-            `INSERT INTO ${schema}.organisations (organisation_id, name) VALUES ($1, $2)
-             ON CONFLICT (organisation_id) DO UPDATE SET name = $2`,
-            [event.data.organisationId, event.data.name],
-          );
-        case 'ScopeDefined':
-          return tx.query(
-            `INSERT INTO ${schema}.scopes (name, description) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET description = $2`,
-            [event.data.name, event.data.description],
-          );
-        default: {
-          const exhaustive: never = event;
-          return exhaustive;
-        }
-      }
-    },
+const USER_EVENTS = [
+  'UserCreated',
+  'UserAddedToOrganisation',
+  'UserRemovedFromOrganisation',
+  'UserDisabled',
+  'UserPasswordChanged',
+] as const;
+
+/** After each user change, in its transaction: delivered at commit to every instance's UserDirectory. */
+const userChanges = (schema: string) =>
+  onEvents(USER_EVENTS, (event, tx) =>
+    tx.query('SELECT pg_notify($1, $2)', [usersChannel(schema), event.data.userId]),
   );
+
+export const peopleProjection = (schema: string) => combine(peopleRows(schema), userChanges(schema));
+
+const peopleRows = (schema: string) =>
+  onEvents([...USER_EVENTS, 'OrganisationCreated', 'ScopeDefined'], async (event, tx) => {
+    const time = new Date(event.time);
+    switch (event.type) {
+      case 'UserCreated':
+        return tx.query(
+          `INSERT INTO ${schema}.users (user_id, username, status, organisations)
+             VALUES ($1, $2, 'active', $3) ON CONFLICT (user_id) DO NOTHING`,
+          [event.data.userId, event.data.username, event.data.organisations],
+        );
+      case 'UserAddedToOrganisation':
+        return tx.query(
+          `UPDATE ${schema}.users SET organisations = array_append(array_remove(organisations, $2), $2)
+             WHERE user_id = $1`,
+          [event.data.userId, event.data.organisationId],
+        );
+      case 'UserRemovedFromOrganisation':
+        return tx.query(
+          `UPDATE ${schema}.users SET organisations = array_remove(organisations, $2) WHERE user_id = $1`,
+          [event.data.userId, event.data.organisationId],
+        );
+      case 'UserDisabled':
+        return tx.query(
+          `UPDATE ${schema}.users SET status = 'disabled', credentials_changed_at = $2 WHERE user_id = $1`,
+          [event.data.userId, time],
+        );
+      case 'UserPasswordChanged':
+        return tx.query(`UPDATE ${schema}.users SET credentials_changed_at = $2 WHERE user_id = $1`, [
+          event.data.userId,
+          time,
+        ]);
+      case 'OrganisationCreated':
+        return tx.query(
+          `INSERT INTO ${schema}.organisations (organisation_id, name) VALUES ($1, $2)
+             ON CONFLICT (organisation_id) DO UPDATE SET name = $2`,
+          [event.data.organisationId, event.data.name],
+        );
+      case 'ScopeDefined':
+        return tx.query(
+          `INSERT INTO ${schema}.scopes (name, description) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET description = $2`,
+          [event.data.name, event.data.description],
+        );
+      default: {
+        const exhaustive: never = event;
+        return exhaustive;
+      }
+    }
+  });
 
 export interface UserRecord {
   userId: string;
