@@ -7,16 +7,17 @@ import type { GrantlineAccessToken } from './verifier.ts';
  * call, so a revocation takes effect as soon as its fact is applied. An entry lives until the
  * token's `exp` (never longer than verification would accept it), and the cache holds at most
  * `maxEntries`, dropping the oldest first, so a flood of distinct tokens costs bounded memory.
+ * Generic over the claims so the introspection service shares it (`@grantline/resource-server/verified-cache`).
  */
-export class VerifiedTokenCache {
-  private readonly entries = new Map<string, { token: GrantlineAccessToken; expiresAtMs: number }>();
+export class VerifiedTokenCache<T extends { exp?: number | undefined } = GrantlineAccessToken> {
+  private readonly entries = new Map<string, { token: T; expiresAtMs: number }>();
 
   constructor(
     private readonly maxEntries: number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  get(jwt: string): GrantlineAccessToken | undefined {
+  get(jwt: string): T | undefined {
     const entry = this.entries.get(jwt);
     if (!entry) return undefined;
     if (entry.expiresAtMs <= this.now()) {
@@ -27,7 +28,7 @@ export class VerifiedTokenCache {
     return { ...entry.token };
   }
 
-  set(jwt: string, token: GrantlineAccessToken): void {
+  set(jwt: string, token: T): void {
     if (this.maxEntries <= 0) return;
     const expiresAtMs = (token.exp ?? 0) * 1_000;
     if (expiresAtMs <= this.now()) return;

@@ -7,6 +7,7 @@ import {
   People,
   registryDirectoryProjection,
   registryDirectoryTables,
+  UserDirectory,
 } from '@grantline/registry-directory';
 import {
   exitOnCrash,
@@ -23,6 +24,7 @@ import { introspectEndpoint } from './endpoints/introspect.ts';
 import { introspectionJwksEndpoint } from './endpoints/jwks.ts';
 import { revocationStreamEndpoint } from './endpoints/revocation-stream.ts';
 import { tokenInspector } from './inspector.ts';
+import { FactSet } from './projections/fact-set.ts';
 import { FactLog, factsProjection, factsTables } from './projections/facts.ts';
 import { familiesProjection, familiesTables } from './projections/families.ts';
 import { RevocationPublisher } from './publisher.ts';
@@ -57,8 +59,13 @@ export const buildIntrospection = async (
     clock,
     heartbeatMs: config.REVOCATION_HEARTBEAT_MS,
   });
+  const factSet = new FactSet(pool, schema, facts);
+  // bootstrapped before the projector starts and before ready; checks ask the table until it is live
+  const unwatchFacts = await factSet.watch(logger);
   const clients = new ClientDirectory(pool, schema);
   const unwatchClients = clients.watch(logger);
+  const users = new UserDirectory(new People(pool, schema), pool, schema);
+  const unwatchUsers = users.watch(logger);
   await runtime.project(
     'introspection-directory',
     [TOPICS.registry],
@@ -73,6 +80,7 @@ export const buildIntrospection = async (
       ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS + config.REVOCATION_CLOCK_SKEW_SECONDS,
       cache: runtime.revocations,
       cacheFailed: (error) => publisher.cacheFailed(error),
+      recorded: (keys, revokedAtMs) => factSet.add(keys, revokedAtMs),
     }),
     onCrash,
     // committed: on to the topic and the stream at once (the publisher's poll is only a safety net)
@@ -86,9 +94,9 @@ export const buildIntrospection = async (
       cooldownDuration: 30_000,
       cacheMaxAge: 600_000,
     }),
-    facts,
+    facts: factSet,
     clients: (id) => clients.get(id),
-    people: new People(pool, schema),
+    users: (id) => users.user(id),
     pool,
     schema,
     refreshIdleSeconds: config.REFRESH_TOKEN_IDLE_SECONDS,
@@ -120,7 +128,7 @@ export const buildIntrospection = async (
       // not ready while the deny-list lacks a fact it should hold (Redis restarted empty): rebuilt first
       'revocation-cache': () => publisher.ensureWarm(),
     },
-    onShutdown: [() => publisher.stop(), unwatchClients, ...runtime.shutdown],
+    onShutdown: [() => publisher.stop(), unwatchClients, unwatchUsers, unwatchFacts, ...runtime.shutdown],
     routes: (app, log) => {
       app.post(
         '/oauth2/introspect',

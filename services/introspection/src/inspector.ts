@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '@grantline/clock';
 import type { ClientRecord } from '@grantline/oauth';
-import type { People } from '@grantline/registry-directory';
+import type { UserRecord } from '@grantline/registry-directory';
+import { VerifiedTokenCache } from '@grantline/resource-server/verified-cache';
 import { revocationKeys } from '@grantline/revocation-cache';
 import { type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import type pg from 'pg';
 import { familyKey } from './domain/facts.ts';
-import type { FactLog } from './projections/facts.ts';
 import { findFamily } from './projections/families.ts';
 
 /** RFC 7662 §2.2 members of an active token (plus Grantline's `grant_id` and `organisations`). */
@@ -32,15 +32,19 @@ export interface InspectorDeps {
   issuer: string;
   /** the token service's public signing keys (its JWKS) */
   keys: JWTVerifyGetKey;
-  facts: FactLog;
+  /** the revocation facts (FactSet: from memory while it is live, else the table) */
+  facts: { revoked(keys: readonly string[]): Promise<Map<string, Date>> };
   /** the registry's clients and users as this service projects them */
   clients: (clientId: string) => Promise<ClientRecord | undefined>;
-  people: People;
+  /** the registry's users (UserDirectory: cached, evicted by the projection's change notifications) */
+  users: (userId: string) => Promise<UserRecord | undefined>;
   pool: pg.Pool;
   schema: string;
   refreshIdleSeconds: number;
   refreshMaxLifetimeSeconds: number;
   clock: Clock;
+  /** how many verified access tokens to keep (their signature is not verified again until `exp`) */
+  verifiedTokenCacheSize?: number;
 }
 
 /**
@@ -49,6 +53,11 @@ export interface InspectorDeps {
  * or deleted client or a disabled user, or with no organisation left). Organisations disconnected from the token's grant are left out of the answer.
  */
 export const tokenInspector = (deps: InspectorDeps) => {
+  // ES256 verification is the costliest step of an access token's check: skipped for a token seen
+  // before (until its exp), never the facts, the client and the user below
+  const verified = new VerifiedTokenCache<JWTPayload>(deps.verifiedTokenCacheSize ?? 10_000, () =>
+    deps.clock.now(),
+  );
   /** the facts that deny this token, its grant, subject or client, or (organisations) each of its organisations */
   const denied = async (t: {
     /** when the token (an access token's `iat`) or its refresh family began */
@@ -87,7 +96,7 @@ export const tokenInspector = (deps: InspectorDeps) => {
    * `since`) with credentials changed after it: as the token service would refuse a refresh.
    */
   const partiesActive = async (clientId: string, subject: string, since?: Date) => {
-    const [client, user] = await Promise.all([deps.clients(clientId), deps.people.user(subject)]);
+    const [client, user] = await Promise.all([deps.clients(clientId), deps.users(subject)]);
     if (client?.status !== 'active') return false;
     if (!user) return true; // a client's own token (client credentials): its subject is the client
     if (user.status !== 'active') return false;
@@ -106,17 +115,20 @@ export const tokenInspector = (deps: InspectorDeps) => {
   };
 
   const accessToken = async (token: string): Promise<TokenInfo | undefined> => {
-    let claims: JWTPayload;
-    try {
-      ({ payload: claims } = await jwtVerify(token, deps.keys, {
-        issuer: deps.issuer,
-        typ: 'at+jwt',
-        algorithms: ['ES256'],
-        requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
-        currentDate: new Date(deps.clock.now()),
-      }));
-    } catch {
-      return undefined;
+    let claims = verified.get(token);
+    if (!claims) {
+      try {
+        ({ payload: claims } = await jwtVerify(token, deps.keys, {
+          issuer: deps.issuer,
+          typ: 'at+jwt',
+          algorithms: ['ES256'],
+          requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
+          currentDate: new Date(deps.clock.now()),
+        }));
+      } catch {
+        return undefined;
+      }
+      verified.set(token, claims);
     }
     const c = claims as JWTPayload & {
       client_id: string;

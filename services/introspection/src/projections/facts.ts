@@ -5,6 +5,7 @@ import type { Revocation, RevocationCache } from '@grantline/revocation-cache';
 import { lazyInstruments, METRICS } from '@grantline/telemetry';
 import type pg from 'pg';
 import { factsOf, REVOKING_EVENT_TYPES } from '../domain/facts.ts';
+import { factNotifications, factsChannel } from './fact-set.ts';
 
 const propagation = lazyInstruments('@grantline/introspection', (meter) =>
   meter.createHistogram(METRICS.revocationPropagation, {
@@ -52,11 +53,19 @@ export const factsTables: ReadModelMigrations = {
  * events out of order, ends in the same rows. The deny-list gets each fact in the same step: a
  * transaction that then fails only leaves a revocation the redelivery records anyway. A deny-list
  * that cannot take it (Redis down or blackholed) neither stops nor slows the record: the write is
- * not waited for, and `cacheFailed` has the whole list copied again once it answers.
+ * not waited for, and `cacheFailed` has the whole list copied again once it answers. Every instance's
+ * in-memory facts (FactSet) hear of them by a notification delivered at commit; this instance's
+ * through `recorded` at once.
  */
 export const factsProjection = (
   schema: string,
-  options: { ttlSeconds: number; cache: () => RevocationCache; cacheFailed: (error: unknown) => void },
+  options: {
+    ttlSeconds: number;
+    cache: () => RevocationCache;
+    cacheFailed: (error: unknown) => void;
+    /** this instance's FactSet: before the commit, which is safe as the facts are true either way (a rolled-back event is redelivered) */
+    recorded?: (keys: readonly string[], revokedAtMs: number) => void;
+  },
 ) => {
   const t = `${schema}.revocation_facts`;
   const apply = async (event: ConsumedEvent, tx: pg.PoolClient) => {
@@ -75,6 +84,10 @@ export const factsProjection = (
          sent = f.sent AND f.expires_at >= excluded.expires_at`,
       [facts.map((f) => f.key), facts.map((f) => JSON.stringify(f)), revokedAt, expiresAt],
     );
+    const keys = facts.map((f) => f.key);
+    for (const payload of factNotifications(keys, revokedAt))
+      await tx.query('SELECT pg_notify($1, $2)', [factsChannel(schema), payload]);
+    options.recorded?.(keys, revokedAt.getTime());
     const ttl = (expiresAt.getTime() - Date.now()) / 1_000;
     // Not awaited: the record above is what the topic and the stream publish, so a Redis that hangs
     // until its command timeout must not hold each revocation for that long (a burst of them would
