@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
 import { migrateReadModels, pglitePool } from '@grantline/event-store';
 import type { ConsumedEvent, Projection } from '@grantline/message-bus';
-import { createTestDatabase, type TestDatabase } from '@grantline/testing';
+import { createTestDatabase, eventually, type TestDatabase } from '@grantline/testing';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -10,6 +10,7 @@ import {
   People,
   registryDirectoryProjection,
   registryDirectoryTables,
+  UserDirectory,
 } from '../src/index.ts';
 
 const consumed = (type: string, data: unknown, time = new Date()): ConsumedEvent => ({
@@ -125,6 +126,50 @@ const suite = (name: string, pool: () => pg.Pool) =>
       expect(await people.scopeDescriptions(['invoices.read'])).toEqual(
         new Map([['invoices.read', 'Read invoices']]),
       );
+    });
+
+    it("UserDirectory caches a user's status until the projection says it changed (never a stale active)", async () => {
+      const s = schema();
+      await migrateReadModels(pool(), s, registryDirectoryTables);
+      const projection = registryDirectoryProjection(s);
+      await feed(pool(), projection, [
+        consumed('UserCreated', { userId: 'u1', username: 'ann', organisations: ['org-1'] }),
+      ]);
+      // a TTL far longer than the test: only the notification can make it read the change
+      const users = new UserDirectory(new People(pool(), s), pool(), s, 600_000);
+      const stop = users.watch({ warn: () => {} });
+      try {
+        // cached once it listens: the row edited behind its back is not read again
+        await eventually(
+          async () => {
+            await users.user('u1');
+            await pool().query(`UPDATE ${s}.users SET username = 'cached?' WHERE user_id = 'u1'`);
+            const again = await users.user('u1');
+            await pool().query(`UPDATE ${s}.users SET username = 'ann' WHERE user_id = 'u1'`);
+            return again?.username === 'ann' ? true : undefined;
+          },
+          { what: 'the user cached' },
+        );
+        expect((await users.user('u1'))?.status).toBe('active');
+        const disabledAt = new Date('2030-01-01T00:00:00Z');
+        await feed(pool(), projection, [consumed('UserDisabled', { userId: 'u1' }, disabledAt)]);
+        await eventually(async () => ((await users.user('u1'))?.status === 'disabled' ? true : undefined), {
+          what: 'the disabled status read',
+          timeoutMs: 5_000,
+        });
+        expect((await users.user('u1'))?.credentialsChangedAt).toEqual(disabledAt);
+        // an unknown id (a client's own subject) is cached as unknown until the user is created
+        expect(await users.user('u2')).toBeUndefined();
+        await feed(pool(), projection, [
+          consumed('UserCreated', { userId: 'u2', username: 'bob', organisations: [] }),
+        ]);
+        await eventually(async () => ((await users.user('u2'))?.status === 'active' ? true : undefined), {
+          what: 'the created user read',
+          timeoutMs: 5_000,
+        });
+      } finally {
+        await stop();
+      }
     });
 
     it('starts on tables created before it had migrations, dropping the old password hashes', async () => {
