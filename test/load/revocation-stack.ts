@@ -96,7 +96,7 @@ export const startRevocationStack = async (
     resources: [resourceServerUrl],
   });
   await spawnTs(
-    'examples/resource-server/server.ts',
+    'examples/resource-server/main.ts',
     {
       GRANTLINE_ISSUER: issuer,
       GRANTLINE_CLIENT_ID: resourceServer.clientId,
