@@ -141,30 +141,24 @@ export class GrantQueries {
 
   /** One grant as last projected; undefined when the projection has not seen it (yet). */
   async get(grantId: string): Promise<GrantRecord | undefined> {
-    const { rows } = await this.pool.query<GrantRow>(
-      `SELECT * FROM ${this.schema}.grants WHERE grant_id = $1`,
-      [grantId],
+    const { rows } = await this.pool.query<{
+      grant_id: string;
+      subject: string;
+      client_id: string;
+      scopes: string[];
+      organisations: string[];
+      status: GrantRecord['status'];
+    }>(`SELECT * FROM ${this.schema}.grants WHERE grant_id = $1`, [grantId]);
+    const r = rows[0];
+    return (
+      r && {
+        grantId: r.grant_id,
+        subject: r.subject,
+        clientId: r.client_id,
+        scopes: r.scopes,
+        organisations: r.organisations,
+        status: r.status,
+      }
     );
-    return rows[0] && grantRecordOf(rows[0]);
   }
 }
-
-/** A row of the grants table (as `SELECT *` or `to_jsonb` gives it). */
-export interface GrantRow {
-  grant_id: string;
-  subject: string;
-  client_id: string;
-  scopes: string[];
-  organisations: string[];
-  status: GrantRecord['status'];
-}
-
-/** The record of a grants row: for readers that join the table into a query of their own. */
-export const grantRecordOf = (r: GrantRow): GrantRecord => ({
-  grantId: r.grant_id,
-  subject: r.subject,
-  clientId: r.client_id,
-  scopes: r.scopes,
-  organisations: r.organisations,
-  status: r.status,
-});

@@ -109,22 +109,20 @@ export interface UserRecord {
   credentialsChangedAt?: Date | undefined;
 }
 
-/** A row of the users table (as `SELECT *` gives it; `to_jsonb` gives the time as text). */
-export type UserRow = {
+type UserRow = {
   user_id: string;
   username: string;
   status: UserRecord['status'];
   organisations: string[];
-  credentials_changed_at: Date | string | null;
+  credentials_changed_at: Date | null;
 };
 
-/** The record of a users row: for readers that join the table into a query of their own. */
-export const toUser = (r: UserRow): UserRecord => ({
+const toUser = (r: UserRow): UserRecord => ({
   userId: r.user_id,
   username: r.username,
   status: r.status,
   organisations: r.organisations,
-  credentialsChangedAt: r.credentials_changed_at === null ? undefined : new Date(r.credentials_changed_at),
+  credentialsChangedAt: r.credentials_changed_at ?? undefined,
 });
 
 /** Reads of the people read model. */

@@ -39,12 +39,6 @@ const projectedBeforeAnswer = (runtime: Runtime, timeoutMs: number): EventStore 
       await runtime.awaitProjected(result.lastPosition, TOPICS.registry, timeoutMs);
       return result;
     },
-    appendMany: async (appends, options) => {
-      const results = await store.appendMany(appends, options);
-      // one statement: the last stream's events are the last recorded
-      await runtime.awaitProjected(results.at(-1)!.lastPosition, TOPICS.registry, timeoutMs);
-      return results;
-    },
     readStream: (streamId, options) => store.readStream(streamId, options),
     transaction: (work) => store.transaction(work),
   };

@@ -3,6 +3,7 @@ import { GroupCommit, migrateReadModels } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
 import {
+  EndedSessions,
   endedSessionsProjection,
   endedSessionsTables,
   GrantQueries,
@@ -33,9 +34,8 @@ import { revokeEndpoint } from './endpoints/revoke.ts';
 import { tokenEndpoint } from './endpoints/token.ts';
 import { authorizationCodeGrant } from './grants/authorization-code.ts';
 import { clientCredentialsGrant } from './grants/client-credentials.ts';
-import { postgresRefreshReads } from './grants/refresh-reads.ts';
 import { refreshTokenGrant } from './grants/refresh-token.ts';
-import { accessTokenIssuer, accessTokenMinter } from './issuer.ts';
+import { accessTokenIssuer } from './issuer.ts';
 import {
   WideRevocations,
   wideRevocationsProjection,
@@ -105,16 +105,13 @@ export const buildToken = async (
     clock,
   });
 
-  const minting = {
+  const issue = accessTokenIssuer({
     keys,
+    events: new GroupCommit(runtime.store),
     issuer: config.GRANTLINE_ISSUER,
     ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
     clock,
-  };
-  // client credentials record their token alone (group-committed); a redemption or a rotation
-  // records it in its own commit
-  const issue = accessTokenIssuer({ ...minting, events: new GroupCommit(runtime.store) });
-  const mint = accessTokenMinter(minting);
+  });
   const defaultAudience = config.DEFAULT_AUDIENCE ?? config.GRANTLINE_ISSUER;
   const tokenEndpointUrl = config.GRANTLINE_TOKEN_ENDPOINT ?? `${config.GRANTLINE_ISSUER}/oauth2/token`;
   const auth = clientAuthentication({
@@ -155,18 +152,17 @@ export const buildToken = async (
               grants,
               people,
               revocations,
-              mint,
+              issue,
               defaultAudience,
               accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
               clock,
             }),
             refreshTokenGrant({
               store: runtime.store,
-              // the store's events and these read models share the service's schema: one statement
-              reads: postgresRefreshReads(pool, schema),
               grants,
+              people,
               revocations,
-              mint,
+              issue,
               defaultAudience,
               policy: {
                 graceSeconds: config.REFRESH_TOKEN_GRACE_SECONDS,
@@ -175,7 +171,9 @@ export const buildToken = async (
                 accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
                 catchUpMs: config.PROJECTION_CATCH_UP_MS,
               },
-              endsWithSession: config.REFRESH_TOKEN_ENDS_WITH_SESSION,
+              endedSessions: config.REFRESH_TOKEN_ENDS_WITH_SESSION
+                ? new EndedSessions(pool, schema)
+                : undefined,
               clock,
             }),
           ],

@@ -5,9 +5,8 @@ import { generateKeyMaterial, parsePrivateKeys, parsePublicKeys, publicJwks } fr
 import type { ClientRecord } from '@grantline/oauth';
 import { describe, expect, it } from 'vitest';
 import { authorizationCodeGrant } from '../src/grants/authorization-code.ts';
-import { portRefreshReads } from '../src/grants/refresh-reads.ts';
 import { type RefreshPolicy, refreshTokenGrant } from '../src/grants/refresh-token.ts';
-import type { AccessTokenMinter } from '../src/issuer.ts';
+import type { AccessTokenIssuer } from '../src/issuer.ts';
 import { memoryEventStore } from './memory-event-store.ts';
 
 /**
@@ -61,38 +60,17 @@ const tokenService = () => {
   const grants = { get: async () => grant } as unknown as Parameters<typeof refreshTokenGrant>[0]['grants'];
   const people = {
     user: async () => ({ userId: 'user-1', status: 'active', organisations: ['org-1'] }),
-  } as unknown as Parameters<typeof authorizationCodeGrant>[0]['people'];
+  } as unknown as Parameters<typeof refreshTokenGrant>[0]['people'];
   /** the admin's latest subject or client revocation, as the projection holds it */
   const wide: { revokedAt?: number; onIssue?: () => void } = {};
   const revocations = { revokedAt: async () => wide.revokedAt } as unknown as Parameters<
     typeof refreshTokenGrant
   >[0]['revocations'];
-  const mint: AccessTokenMinter = (request) => {
+  const issue: AccessTokenIssuer = async (request) => {
     wide.onIssue?.();
-    const jti = request.jti!;
-    return {
-      response: { access_token: `at-${jti}`, token_type: 'Bearer', expires_in: 600 },
-      record: {
-        streamId: `access-token-${jti}`,
-        expected: 'no_stream',
-        events: [
-          {
-            type: 'AccessTokenIssued',
-            data: {
-              jti,
-              clientId: request.clientId,
-              subject: request.subject,
-              grantType: request.grantType,
-              scopes: [...request.scopes],
-              audience: [...request.audience],
-              expiresAt: new Date(clock.now() + 600_000).toISOString(),
-            },
-          },
-        ],
-      },
-    };
+    return { access_token: `at-${request.jti}`, token_type: 'Bearer', expires_in: 600 };
   };
-  const common = { store, grants, people, revocations, mint, defaultAudience: 'https://as.example', clock };
+  const common = { store, grants, people, revocations, issue, defaultAudience: 'https://as.example', clock };
   const codes = authorizationCodeGrant({
     ...common,
     keys: new FlowKeys({
@@ -102,8 +80,7 @@ const tokenService = () => {
     }),
     accessTokenTtlSeconds: 600,
   });
-  // the token service reads these in one statement; here through the ports
-  const refreshes = refreshTokenGrant({ ...common, reads: portRefreshReads(common), policy: POLICY });
+  const refreshes = refreshTokenGrant({ ...common, policy: POLICY });
 
   const verifier = randomBytes(32).toString('base64url');
   /** a code as the complete endpoint mints it, now on the clock */

@@ -1,11 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '@grantline/clock';
-import {
-  ConcurrencyError,
-  type EventStore,
-  type ExpectedVersion,
-  type StreamAppend,
-} from '@grantline/event-store';
+import { ConcurrencyError, type EventStore, type ExpectedVersion } from '@grantline/event-store';
 import type { DomainEvent, RecordedEvent } from '@grantline/events';
 
 /**
@@ -48,25 +43,6 @@ export const memoryEventStore = (clock: Clock) => {
           lastPosition: recorded.at(-1)!.position,
           events: recorded,
         };
-      },
-      async appendMany(appends: readonly StreamAppend[]) {
-        // all or nothing: every expectation is checked before anything is recorded
-        for (const a of appends) {
-          const version = eventsOf(a.streamId).length;
-          const e = a.expected;
-          if (
-            !(
-              e === 'any' ||
-              (e === 'no_stream' && version === 0) ||
-              (e === 'stream_exists' && version > 0) ||
-              e === version
-            )
-          )
-            throw new ConcurrencyError(a.streamId, e, version);
-        }
-        const results = [];
-        for (const a of appends) results.push(await this.append(a.streamId, a.expected, a.events));
-        return results;
       },
       async readStream<E extends DomainEvent>(
         streamId: string,

@@ -235,7 +235,7 @@ export class PostgresEventStore implements EventStore {
     const all = appends.every((a) => a.expected === 'any');
     const results = all ? await withRetry(run, { attempts: 20 }) : await run();
     if (!this.inTransaction) this.wake.poke();
-    instruments().appended.add(results.reduce((n, r) => n + r.events.length, 0));
+    appended.add(results.reduce((n, r) => n + r.events.length, 0));
     return results;
   }
 

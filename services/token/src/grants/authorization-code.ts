@@ -1,18 +1,18 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '@grantline/clock';
-import { ConcurrencyError, type EventStore, type StreamAppend } from '@grantline/event-store';
+import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { TokenEvent } from '@grantline/events';
 import type { FlowKeys } from '@grantline/flow';
 import type { GrantQueries } from '@grantline/grant-directory';
 import { InvalidGrant, InvalidRequest, UnauthorizedClient } from '@grantline/oauth';
 import type { People } from '@grantline/registry-directory';
 import { continueTrace, SPANS } from '@grantline/telemetry';
-import { type AccessTokenMinter, countIssued, newTokenId } from '../issuer.ts';
+import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
 import type { WideRevocations } from '../projections/wide-revocations.ts';
 import { audienceFor } from './audience.ts';
 import type { Grant } from './grant.ts';
 import { familyStream, newFamilyId, newRefreshToken, revokeFamily } from './refresh-tokens.ts';
-import { refuseIfRevoked, refuseRevoked } from './still-granted.ts';
+import { refuseRevoked } from './still-granted.ts';
 
 /** RFC 7636 §4.1: 43 to 128 characters of [A-Za-z0-9-._~]. */
 const VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
@@ -24,10 +24,8 @@ const s256 = (verifier: string) => createHash('sha256').update(verifier).digest(
  * spent, so a replay with bad parameters revokes nothing. The code is single-use: its redemption is
  * the first event of the code's own stream (expected version "no stream"), so of concurrent
  * redemptions on any number of instances exactly one wins. A second valid redemption revokes the
- * refresh tokens issued from the code and reports the access token for the deny-list. The
- * redemption, the family it starts and the access token's event are one statement and one commit.
- * As with a refresh (F10), the grant is checked again once the access token is recorded, before
- * answering.
+ * refresh tokens issued from the code and reports the access token for the deny-list. As with a
+ * refresh (F10), the grant is checked again once the access token is recorded, before answering.
  */
 export const authorizationCodeGrant = (deps: {
   keys: FlowKeys;
@@ -36,7 +34,7 @@ export const authorizationCodeGrant = (deps: {
   people: People;
   /** the admin's subject and client revocations */
   revocations: WideRevocations;
-  mint: AccessTokenMinter;
+  issue: AccessTokenIssuer;
   defaultAudience: string;
   accessTokenTtlSeconds: number;
   clock: Clock;
@@ -63,19 +61,14 @@ export const authorizationCodeGrant = (deps: {
       if (!form.code_verifier) throw new InvalidGrant('code_verifier is required');
       if (!VERIFIER.test(form.code_verifier) || s256(form.code_verifier) !== code.cc)
         throw new InvalidGrant('code_verifier does not match the code_challenge');
+      const [grant, user] = await Promise.all([deps.grants.get(code.gid), deps.people.user(code.sub)]);
       const scope = {
         grantId: code.gid,
         subject: code.sub,
         clientId: client.clientId,
         since: code.iat * 1000,
       };
-      // one round trip: the three reads at once
-      const [grant, user, revokedAt] = await Promise.all([
-        deps.grants.get(code.gid),
-        deps.people.user(code.sub),
-        deps.revocations.revokedAt(code.sub, client.clientId),
-      ]);
-      refuseIfRevoked(grant, revokedAt, scope.since);
+      await refuseRevoked(deps, scope, { grant });
       if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
       if (user?.credentialsChangedAt && user.credentialsChangedAt.getTime() > code.auth_time * 1000)
         throw new InvalidGrant('the user signed in before their password changed');
@@ -92,7 +85,46 @@ export const authorizationCodeGrant = (deps: {
       const familyId = withRefresh ? newFamilyId() : undefined;
       const refresh = familyId ? newRefreshToken(familyId, 0) : undefined;
       const ids = { clientId: client.clientId, grantId: code.gid };
-      const { response, record } = deps.mint({
+      try {
+        await deps.store.transaction(async (tx) => {
+          await tx.append(`code-${code.jti}`, 'no_stream', [
+            {
+              type: 'CodeRedeemed',
+              data: {
+                codeId: code.jti,
+                ...ids,
+                subject: code.sub,
+                accessTokenId,
+                ...(familyId && { familyId }),
+              },
+            },
+          ]);
+          if (familyId && refresh)
+            await tx.append(familyStream(familyId), 'no_stream', [
+              {
+                type: 'RefreshTokenIssued',
+                data: {
+                  familyId,
+                  tokenId: `${familyId}.0`,
+                  secretDigest: refresh.secretDigest,
+                  ...ids,
+                  subject: code.sub,
+                  scopes,
+                  organisations,
+                  resources: code.res,
+                  accessTokenId,
+                  codeId: code.jti,
+                  ...(code.sid && { sessionId: code.sid }),
+                },
+              },
+            ]);
+        });
+      } catch (error) {
+        if (!(error instanceof ConcurrencyError)) throw error;
+        await revokeRedemption(deps.store, code.jti, ids, deps.accessTokenTtlSeconds, deps.clock);
+        throw new InvalidGrant('authorization code has already been used');
+      }
+      const response = await deps.issue({
         jti: accessTokenId,
         subject: code.sub,
         clientId: client.clientId,
@@ -102,51 +134,6 @@ export const authorizationCodeGrant = (deps: {
         grantId: code.gid,
         organisations,
       });
-      const redeemed: TokenEvent = {
-        type: 'CodeRedeemed',
-        data: { codeId: code.jti, ...ids, subject: code.sub, accessTokenId, ...(familyId && { familyId }) },
-      };
-      const family: StreamAppend[] =
-        familyId && refresh
-          ? [
-              {
-                streamId: familyStream(familyId),
-                expected: 'no_stream',
-                events: [
-                  {
-                    type: 'RefreshTokenIssued',
-                    data: {
-                      familyId,
-                      tokenId: `${familyId}.0`,
-                      secretDigest: refresh.secretDigest,
-                      ...ids,
-                      subject: code.sub,
-                      scopes,
-                      organisations,
-                      resources: code.res,
-                      accessTokenId,
-                      codeId: code.jti,
-                      ...(code.sid && { sessionId: code.sid }),
-                    },
-                  } satisfies TokenEvent,
-                ],
-              },
-            ]
-          : [];
-      try {
-        // one statement, one commit; the code's stream must not exist yet, so of concurrent
-        // redemptions the store's unique (stream, version) lets exactly one through
-        await deps.store.appendMany([
-          { streamId: `code-${code.jti}`, expected: 'no_stream', events: [redeemed] },
-          ...family,
-          record,
-        ]);
-      } catch (error) {
-        if (!(error instanceof ConcurrencyError)) throw error;
-        await revokeRedemption(deps.store, code.jti, ids, deps.accessTokenTtlSeconds, deps.clock);
-        throw new InvalidGrant('authorization code has already been used');
-      }
-      countIssued('authorization_code');
       try {
         await refuseRevoked(deps, scope);
       } catch (revoked) {

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '@grantline/clock';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
-import type { GrantQueries } from '@grantline/grant-directory';
+import type { EndedSessions, GrantQueries } from '@grantline/grant-directory';
 import {
   digestsEqual,
   InvalidGrant,
@@ -10,12 +10,12 @@ import {
   parseScope,
   UnauthorizedClient,
 } from '@grantline/oauth';
+import type { People } from '@grantline/registry-directory';
 import { decideRefresh } from '../domain/refresh-family.ts';
-import { type AccessTokenMinter, countIssued, newTokenId } from '../issuer.ts';
+import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
 import type { WideRevocations } from '../projections/wide-revocations.ts';
 import { audienceFor } from './audience.ts';
 import type { Grant } from './grant.ts';
-import type { RefreshReads, RefreshView } from './refresh-reads.ts';
 import {
   familyStream,
   loadFamily,
@@ -24,7 +24,7 @@ import {
   revokeFamily,
   secretDigestOf,
 } from './refresh-tokens.ts';
-import { refuseIfRevoked, refuseRevoked } from './still-granted.ts';
+import { refuseRevoked } from './still-granted.ts';
 
 export interface RefreshPolicy {
   /** a retry with the previous token within this many seconds is answered (0: off, the default) */
@@ -39,22 +39,21 @@ export interface RefreshPolicy {
 }
 
 /**
- * The family and what it hangs on. A family whose grant or user this service has not projected yet
- * (its consumers lag, or a projection is being rebuilt) is read again for a short while; still
- * unknown then, the caller refuses: the revoked, disabled and password-change checks cannot be
- * skipped by a lag.
+ * The grant and the user as this service has projected them. One it has not seen yet (its consumers
+ * lag, or a projection is being rebuilt) is waited for briefly; still unknown then, the caller
+ * refuses: the revoked, disabled and password-change checks cannot be skipped by a lag.
  */
-const viewWithCatchUp = async (
-  reads: RefreshReads,
-  familyId: string,
-  generation: number,
+const grantAndUser = async (
+  deps: { grants: GrantQueries; people: People },
+  grantId: string,
+  subject: string,
   catchUpMs: number,
-): Promise<RefreshView> => {
+) => {
   // a wait for projections measures elapsed time, not domain time: the system clock
   const deadline = Date.now() + catchUpMs;
   for (;;) {
-    const view = await reads(familyId, generation);
-    if (view.state.status === 'none' || (view.grant && view.user) || Date.now() >= deadline) return view;
+    const [grant, user] = await Promise.all([deps.grants.get(grantId), deps.people.user(subject)]);
+    if ((grant && user) || Date.now() >= deadline) return { grant, user };
     await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
   }
 };
@@ -71,25 +70,18 @@ const viewWithCatchUp = async (
  * recorded, and the response is sent only if it is still not revoked then. So a token handed out
  * was recorded before this service's projection applied the revocation; one recorded after it is
  * never handed out (its family is revoked, listing it for the deny-list).
- *
- * Round trips: one read (`reads`: the family, the grant, the user, the admin's revocations and the
- * ended sign-in in one statement), one write (the rotation and the access token's event, one
- * statement and one commit), and the F10 re-read. The re-read stays a round trip of its own: read
- * in the write's statement it would see the snapshot taken before that statement's commit, so a
- * revocation applied between the two would let a token out that was recorded after it.
  */
 export const refreshTokenGrant = (deps: {
   store: EventStore;
-  /** the family and what it hangs on, read together */
-  reads: RefreshReads;
-  /** the grant and the admin's subject and client revocations, read again after recording (F10) */
   grants: GrantQueries;
+  people: People;
+  /** the admin's subject and client revocations */
   revocations: WideRevocations;
-  mint: AccessTokenMinter;
+  issue: AccessTokenIssuer;
   policy: RefreshPolicy;
   defaultAudience: string;
-  /** a family dies with the sign-in it came from */
-  endsWithSession?: boolean | undefined;
+  /** when set, a family dies with the sign-in it came from */
+  endedSessions?: EndedSessions | undefined;
   /** the family's ages and lifetimes are measured on it */
   clock: Clock;
 }): Grant => ({
@@ -106,15 +98,14 @@ export const refreshTokenGrant = (deps: {
 
     for (let attempt = 0; attempt < 5; attempt++) {
       const presented = Number(generation);
-      const view = await viewWithCatchUp(deps.reads, familyId, presented, deps.policy.catchUpMs);
-      let { state, version } = view;
+      let { state, version } = await loadFamily(deps.store, familyId, presented);
       if (state.status === 'none') throw new InvalidGrant('refresh token is invalid');
-      const { grant, user } = view;
+      const { grant, user } = await grantAndUser(deps, state.grantId, state.subject, deps.policy.catchUpMs);
       if (!grant || !user) throw new InvalidGrant('the grant behind this refresh token is unknown');
       const scope = { grantId: state.grantId, subject: state.subject, clientId: state.clientId };
-      refuseIfRevoked(grant, view.revokedAt, state.startedAt);
+      await refuseRevoked(deps, { ...scope, since: state.startedAt }, { grant });
       if (user.status === 'disabled') throw new InvalidGrant('the user is disabled');
-      if (deps.endsWithSession && state.sessionId && view.sessionEnded)
+      if (deps.endedSessions && state.sessionId && (await deps.endedSessions.has(state.sessionId)))
         throw new InvalidGrant('the user signed out of the session that authorized this token');
       const next = newRefreshToken(familyId, state.generation + 1);
       const accessTokenId = newTokenId();
@@ -145,7 +136,13 @@ export const refreshTokenGrant = (deps: {
         const wider = narrowed.filter((s) => !scopes.includes(s));
         if (wider.length > 0) throw new InvalidScope(`scope exceeds the grant: ${wider.join(' ')}`);
         const audience = audienceFor(state.resources, client.resources, deps.defaultAudience);
-        const { response, record } = deps.mint({
+        try {
+          await deps.store.append(familyStream(familyId), version, decision.events);
+        } catch (error) {
+          if (error instanceof ConcurrencyError) continue;
+          throw error;
+        }
+        const response = await deps.issue({
           jti: accessTokenId,
           subject: state.subject,
           clientId: client.clientId,
@@ -155,17 +152,6 @@ export const refreshTokenGrant = (deps: {
           grantId: state.grantId,
           organisations,
         });
-        try {
-          // the rotation and the access token's event commit together: the family's version decides a race
-          await deps.store.appendMany([
-            { streamId: familyStream(familyId), expected: version, events: decision.events },
-            record,
-          ]);
-        } catch (error) {
-          if (error instanceof ConcurrencyError) continue;
-          throw error;
-        }
-        countIssued('refresh_token');
         try {
           await refuseRevoked(deps, { ...scope, since: state.startedAt });
         } catch (revoked) {

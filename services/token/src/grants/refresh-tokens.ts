@@ -19,17 +19,6 @@ export const newRefreshToken = (familyId: string, generation: number) => {
 
 export const newFamilyId = () => randomBytes(16).toString('base64url');
 
-/** The state of a family's events, in stream order (a partial read: its first event, then a later run). */
-export const foldFamily = (
-  events: readonly RecordedEvent<TokenEvent>[],
-  from: FamilyState = { status: 'none' },
-) =>
-  events.reduce(
-    (s, e) =>
-      evolveFamily(s, { type: e.type, data: e.data, time: e.time } as Parameters<typeof evolveFamily>[1]),
-    from,
-  );
-
 /**
  * The family's state. With `fromGeneration`, a partial read: the first event (who, what, when it
  * began) and the events from that generation on, so a refresh costs two short reads however long
@@ -37,7 +26,12 @@ export const foldFamily = (
  */
 export const loadFamily = async (store: EventStore, familyId: string, fromGeneration?: number) => {
   const stream = familyStream(familyId);
-  const fold = foldFamily;
+  const fold = (events: readonly RecordedEvent<TokenEvent>[], from: FamilyState = { status: 'none' }) =>
+    events.reduce(
+      (s, e) =>
+        evolveFamily(s, { type: e.type, data: e.data, time: e.time } as Parameters<typeof evolveFamily>[1]),
+      from,
+    );
   if (!fromGeneration || fromGeneration < 1) {
     const { currentVersion, events } = await store.readStream<TokenEvent>(stream);
     return { state: fold(events), version: currentVersion };

@@ -23,16 +23,7 @@ export const refuseRevoked = async (
     read ? read.grant : views.grants.get(subject.grantId),
     views.revocations.revokedAt(subject.subject, subject.clientId),
   ]);
-  refuseIfRevoked(grant, revokedAt, subject.since);
-};
-
-/** The same refusal on what the caller read itself: the grant, and the admin's latest revocation (ms). */
-export const refuseIfRevoked = (
-  grant: GrantRecord | undefined,
-  revokedAt: number | undefined,
-  since: number,
-): void => {
   if (grant?.status === 'revoked') throw new InvalidGrant('the grant has been revoked');
-  if (revokedAt !== undefined && since <= revokedAt)
+  if (revokedAt !== undefined && subject.since <= revokedAt)
     throw new InvalidGrant("the administrator revoked the user's or the client's tokens");
 };
