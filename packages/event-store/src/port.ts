@@ -26,13 +26,6 @@ export interface ReadStreamResult<E extends DomainEvent = DomainEvent> {
   events: RecordedEvent<E>[];
 }
 
-/** One stream's part of a multi-stream append. */
-export interface StreamAppend<E extends DomainEvent = DomainEvent> {
-  streamId: string;
-  expected: ExpectedVersion;
-  events: readonly E[];
-}
-
 /** The event store port. One contract test suite runs against every adapter. */
 export interface EventStore {
   append<E extends DomainEvent>(
@@ -41,12 +34,6 @@ export interface EventStore {
     events: readonly E[],
     options?: AppendOptions,
   ): Promise<AppendResult>;
-  /**
-   * Appends to several distinct streams at once, each at its own expected version: all of them are
-   * recorded (one statement, one commit on Postgres) or none is, and a ConcurrencyError names a
-   * stream that was not where its caller expected it. Results are in the order given.
-   */
-  appendMany(appends: readonly StreamAppend[], options?: AppendOptions): Promise<AppendResult[]>;
   readStream<E extends DomainEvent = DomainEvent>(
     streamId: string,
     /** from `fromVersion` (default 1), at most `maxCount` events; `currentVersion` is always the stream's */

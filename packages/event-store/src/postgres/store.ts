@@ -5,16 +5,8 @@ import { ATTRS, lazyInstruments, METRICS, SPANS } from '@grantline/telemetry';
 import { context, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
 import type pg from 'pg';
 import { ConcurrencyError } from '../errors.ts';
-import type {
-  AppendOptions,
-  AppendResult,
-  EventStore,
-  ExpectedVersion,
-  ReadStreamResult,
-  StreamAppend,
-} from '../port.ts';
+import type { AppendOptions, AppendResult, EventStore, ExpectedVersion, ReadStreamResult } from '../port.ts';
 import { withRetry } from '../retry.ts';
-import { appendManySql, runAppendMany } from './append-many.ts';
 import { assertSchemaName } from './migrations.ts';
 
 export interface EventRow {
@@ -120,7 +112,6 @@ export class PostgresEventStore implements EventStore {
   private readonly db: Queryable;
   private readonly appendSql: string;
   private readonly readSql: string;
-  private readonly appendManySql: string;
 
   private readonly wake: RelayWakeUp;
   /** inside `transaction`: the relay is woken after the commit, not after each append */
@@ -155,7 +146,6 @@ export class PostgresEventStore implements EventStore {
         RETURNING ${EVENT_COLUMNS}
       )
       SELECT cur.version AS current_version, ins.* FROM cur LEFT JOIN ins ON true ORDER BY ins.stream_version`;
-    this.appendManySql = appendManySql(s);
     this.readSql = `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`;
   }
 
@@ -219,24 +209,6 @@ export class PostgresEventStore implements EventStore {
         }
       },
     );
-  }
-
-  /** Several streams in one statement and one commit (see append-many.ts). */
-  async appendMany(appends: readonly StreamAppend[], options: AppendOptions = {}): Promise<AppendResult[]> {
-    const context = {
-      schema: this.schema,
-      metadata: JSON.stringify({ ...activeTraceContext(), ...options.metadata }),
-      source: this.options.source,
-      now: this.now(),
-      inTransaction: this.inTransaction,
-    };
-    const run = () => runAppendMany(this.db, this.appendManySql, appends, context);
-    // as in `append`: only `any` everywhere can be retried blindly
-    const all = appends.every((a) => a.expected === 'any');
-    const results = all ? await withRetry(run, { attempts: 20 }) : await run();
-    if (!this.inTransaction) this.wake.poke();
-    appended.add(results.reduce((n, r) => n + r.events.length, 0));
-    return results;
   }
 
   /**
