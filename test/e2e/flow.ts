@@ -79,10 +79,15 @@ export interface Tenant {
  * Three organisations, a user in all of them, two scopes, and a client; resolves when every
  * service has projected them.
  */
-export const createTenant = async (stack: Stack, client: Record<string, unknown> = {}): Promise<Tenant> => {
+export const createTenant = async (
+  stack: Stack,
+  client: Record<string, unknown> = {},
+  /** the user's organisations, named with a tag unique to the tenant (default: three) */
+  organisationNames: (tag: string) => string[] = (tag) => [`Acme ${tag}`, `Globex ${tag}`, `Initech ${tag}`],
+): Promise<Tenant> => {
   const tag = randomBytes(4).toString('hex');
   const organisations = [];
-  for (const name of [`Acme ${tag}`, `Globex ${tag}`, `Initech ${tag}`]) {
+  for (const name of organisationNames(tag)) {
     const res = await stack.admin('/organisations', { name });
     organisations.push({ id: ((await res.json()) as { id: string }).id, name });
   }

@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { databaseUrlFor, eventually, freePort, freePorts } from '@grantline/testing';
+import { databaseUrlFor, freePort, freePorts } from '@grantline/testing';
 import pg from 'pg';
 import { registerResourceServer } from '../../examples/resource-server/register.ts';
-import type { Tenant } from '../e2e/flow.ts';
+import { createTenant, type Tenant } from '../e2e/flow.ts';
 import { registryAdmin } from '../e2e/registry-admin.ts';
 import type { Stack } from '../e2e/stack.ts';
 import type { childProcesses } from './processes.ts';
@@ -123,55 +122,10 @@ export const startRevocationStack = async (
 };
 
 /**
- * As createTenant in test/e2e/flow.ts, with `count` organisations: a grant connected to all of them
- * gives `count` disconnections to measure (one organisation at a time, the last with the grant).
+ * createTenant with `count` organisations: a grant connected to all of them gives `count`
+ * disconnections to measure (one organisation at a time, the last with the grant).
  */
-const createWideTenant = async (
-  stack: Stack,
-  count: number,
-  client: Record<string, unknown>,
-): Promise<Tenant> => {
-  const tag = randomBytes(4).toString('hex');
-  const organisations = [];
-  for (let i = 0; i < count; i++) {
-    const name = `Organisation ${i + 1} ${tag}`;
-    const res = await stack.admin('/organisations', { name });
-    organisations.push({ id: ((await res.json()) as { id: string }).id, name });
-  }
-  const user = { username: `ada.${tag}`, password: `correct horse ${tag}` };
-  const created = await stack.admin('/users', { ...user, organisations: organisations.map((o) => o.id) });
-  const { id } = (await created.json()) as { id: string };
-  const scopes = ['invoices.read', 'invoices.write'];
-  await stack.defineScopes({
-    'invoices.read': 'Read your invoices',
-    'invoices.write': 'Create and edit invoices',
-  });
-  const redirectUri = 'https://app.example/cb';
-  const registered = await stack.register({
-    client_name: `Ledger App ${tag}`,
-    redirect_uris: [redirectUri],
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
-    scope: scopes.join(' '),
-    ...client,
-  });
-  await eventually(
-    async () => {
-      const q = await stack.db.pool.query(
-        `SELECT (SELECT count(*) FROM authz.users WHERE user_id = $1) + (SELECT count(*) FROM consent.users WHERE user_id = $1)
-              + (SELECT count(*) FROM authz.clients WHERE client_id = $2) + (SELECT count(*) FROM consent.clients WHERE client_id = $2)
-              + (SELECT count(*) FROM token.users WHERE user_id = $1) AS n`,
-        [id, registered.client_id],
-      );
-      return Number(q.rows[0].n) === 5 ? true : undefined;
-    },
-    { what: 'every service to know the user and the client' },
+const createWideTenant = (stack: Stack, count: number, client: Record<string, unknown>): Promise<Tenant> =>
+  createTenant(stack, client, (tag) =>
+    Array.from({ length: count }, (_, i) => `Organisation ${i + 1} ${tag}`),
   );
-  return {
-    organisations,
-    user: { id, ...user },
-    client: { ...registered, redirect_uri: redirectUri },
-    scopes,
-  };
-};
