@@ -1,7 +1,7 @@
 import { isRetriable, withRetry } from '@grantline/event-store';
 import type { RecordedEvent } from '@grantline/events';
 import { deadLetterTopic } from '@grantline/events';
-import { ATTRS, type Logger, lazyInstruments, METRICS, SPANS } from '@grantline/telemetry';
+import { ATTRS, type Logger, SPANS } from '@grantline/telemetry';
 import {
   context,
   type Link,
@@ -15,7 +15,6 @@ import {
   type Admin,
   type Consumer,
   type EachBatchPayload,
-  type IHeaders,
   Kafka,
   type KafkaConfig,
   type KafkaMessage,
@@ -24,6 +23,7 @@ import {
   type Producer,
 } from 'kafkajs';
 import { decodeEvent, encodeEvent } from './codec.ts';
+import { headersAsStrings, instruments, lag, MAX_LINKS, tracer } from './kafka-telemetry.ts';
 import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
 
 export interface KafkaBusOptions {
@@ -39,27 +39,6 @@ export interface KafkaBusOptions {
   /** SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); use with `ssl`, PLAIN sends the password as is */
   sasl?: KafkaConfig['sasl'];
 }
-
-const tracer = trace.getTracer('@grantline/message-bus');
-/** links per relay batch span (the SDK's default span limit) */
-const MAX_LINKS = 128;
-const lag = new Map<string, { value: number; attributes: Record<string, string | number> }>();
-const instruments = lazyInstruments('@grantline/message-bus', (meter) => {
-  const lagGauge = meter.createObservableGauge(METRICS.consumerLag, {
-    description: 'messages behind the partition high watermark, per consumer group and partition',
-  });
-  lagGauge.addCallback((result) => {
-    for (const { value, attributes } of lag.values()) result.observe(value, attributes);
-  });
-  return {
-    processed: meter.createCounter(METRICS.consumerProcessed, { description: 'messages handled' }),
-    deadLettered: meter.createCounter(METRICS.consumerDeadLettered, { description: 'messages parked' }),
-  };
-});
-
-/** Current consumer lag, per `groupId/topic/partition` (also exported as the metric above). */
-export const consumerLag = (): ReadonlyMap<string, number> =>
-  new Map([...lag].map(([key, { value }]) => [key, value]));
 
 // kafkajs logs every retried request failure as an error; what matters surfaces as a thrown error
 // (handled by the relay and the consumer runtime), so its own errors are warnings here.
@@ -401,12 +380,3 @@ export class KafkaMessageBus implements MessageBus {
     this.producer = undefined;
   }
 }
-
-const headersAsStrings = (headers: IHeaders | undefined): Record<string, string> => {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(headers ?? {})) {
-    const first = Array.isArray(value) ? value[0] : value;
-    if (first !== undefined) out[key] = first.toString();
-  }
-  return out;
-};

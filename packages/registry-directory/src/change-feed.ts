@@ -42,3 +42,53 @@ export const listenForChanges = (
     client = undefined;
   };
 };
+
+/**
+ * A short-lived per-instance cache in front of a projection, evicted by its change notifications:
+ * a changed key is dropped at once, and nothing is cached while not listening (it would miss the
+ * changes). A read that raced a notification is not cached. At most 10,000 entries.
+ */
+export class NotifiedCache<V> {
+  private readonly entries = new Map<string, { value: V; until: number }>();
+  private listening = false;
+  /** bumped by every change notification: a lookup that raced one does not cache what it read */
+  private changes = 0;
+
+  constructor(private readonly ttlMs: number) {}
+
+  /** Listens on `channel` (payload: the changed key); returns a stop function. */
+  watch(pool: pg.Pool, channel: string, logger: { warn(o: object, msg: string): void }, what: string) {
+    return listenForChanges(
+      pool,
+      channel,
+      {
+        changed: (key) => {
+          this.changes++;
+          if (key) this.entries.delete(key);
+        },
+        listening: (on) => {
+          this.listening = on;
+          this.entries.clear(); // whatever changed while not listening
+        },
+      },
+      logger,
+      what,
+    );
+  }
+
+  /** the cached entry, if one is live (`has` tells a cached undefined from a miss) */
+  get(key: string): { value: V } | undefined {
+    const hit = this.entries.get(key);
+    return hit && hit.until > Date.now() ? hit : undefined;
+  }
+
+  /** Reads with `read`, caching what it read unless a change raced it or nobody listens. */
+  async load(key: string, read: () => Promise<V>, cacheIf: (value: V) => boolean = () => true): Promise<V> {
+    const changesBefore = this.changes;
+    const value = await read();
+    if (!this.listening || this.changes !== changesBefore || !cacheIf(value)) return value;
+    if (this.entries.size > 10_000) this.entries.clear();
+    this.entries.set(key, { value, until: Date.now() + this.ttlMs });
+    return value;
+  }
+}

@@ -1,7 +1,7 @@
 import type { ClientMetadataRecord as Metadata } from '@grantline/events';
 import type { ClientRecord } from '@grantline/oauth';
 import type pg from 'pg';
-import { listenForChanges } from './change-feed.ts';
+import { NotifiedCache } from './change-feed.ts';
 import { clientsChannel } from './clients.ts';
 
 const PRINTABLE = /^[\x20-\x7e]{1,200}$/;
@@ -14,40 +14,24 @@ const PRINTABLE = /^[\x20-\x7e]{1,200}$/;
  * listening connection nothing is cached.
  */
 export class ClientDirectory {
-  private readonly cache = new Map<string, { record: ClientRecord; until: number }>();
-  private listening = false;
-  /** bumped by every change notification: a lookup that raced one does not cache what it read */
-  private changes = 0;
+  private readonly cache: NotifiedCache<ClientRecord | undefined>;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly schema: string,
-    private readonly ttlMs = 1_000,
-  ) {}
+    ttlMs = 1_000,
+  ) {
+    this.cache = new NotifiedCache(ttlMs);
+  }
 
   /** Listens for the projection's changes (evicting each changed client); returns a stop function. */
   watch(logger: { warn(o: object, msg: string): void }): () => Promise<void> {
-    return listenForChanges(
-      this.pool,
-      clientsChannel(this.schema),
-      {
-        changed: (clientId) => {
-          this.changes++;
-          if (clientId) this.cache.delete(clientId);
-        },
-        listening: (on) => {
-          this.listening = on;
-          this.cache.clear(); // whatever changed while not listening
-        },
-      },
-      logger,
-      'client directory',
-    );
+    return this.cache.watch(this.pool, clientsChannel(this.schema), logger, 'client directory');
   }
 
   async get(clientId: string): Promise<ClientRecord | undefined> {
     const hit = this.cache.get(clientId);
-    if (hit && hit.until > Date.now()) return hit.record;
+    if (hit) return hit.value;
     return this.read(clientId);
   }
 
@@ -55,7 +39,14 @@ export class ClientDirectory {
   async read(clientId: string): Promise<ClientRecord | undefined> {
     // no registered id has control characters, and Postgres text cannot hold NUL: unknown, not an error
     if (!PRINTABLE.test(clientId)) return undefined;
-    const changesBefore = this.changes;
+    return this.cache.load(
+      clientId,
+      () => this.query(clientId),
+      (record) => record !== undefined,
+    );
+  }
+
+  private async query(clientId: string): Promise<ClientRecord | undefined> {
     const { rows } = await this.pool.query<{
       status: ClientRecord['status'];
       metadata: Metadata;
@@ -83,9 +74,6 @@ export class ClientDirectory {
       jwks: m.jwks as ClientRecord['jwks'],
       jwksUri: m.jwksUri,
     };
-    if (!this.listening || this.changes !== changesBefore) return record;
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(clientId, { record, until: Date.now() + this.ttlMs });
     return record;
   }
 }
