@@ -33,7 +33,10 @@ describe('pnpm start:services', () => {
     const origin = `http://127.0.0.1:${base}`;
     try {
       const deadline = Date.now() + 90_000;
-      while (!started.output().includes('Grantline is running')) {
+      // the banner may arrive in several writes: wait for its endpoint lines, not only its first line
+      const banner = () =>
+        started.output().includes('Grantline is running') && started.output().includes('token: ');
+      while (!banner()) {
         if (Date.now() > deadline || started.child.exitCode !== null)
           throw new Error(`services did not start; output:\n${started.output().slice(-2_000)}`);
         await new Promise((r) => setTimeout(r, 100));
