@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startPacedLoad } from './paced-load.ts';
 import { invoicesProbe, userSession } from './revocation-grants.ts';
+import { hopProbe } from './revocation-hops.ts';
 import { basicAuth, type RevocationStack } from './revocation-stack.ts';
 import { fmt, latencyRecorder } from './stats.ts';
 
@@ -38,6 +39,9 @@ export const measurePropagation = async (
     authorization: basicAuth(s.background.clientId, s.background.clientSecret),
   });
   const latency = { organisation: latencyRecorder(), grant: latencyRecorder(), all: latencyRecorder() };
+  // each sample split at the grants topic and the revocations topic (samples where both arrived)
+  const hops = { consent: latencyRecorder(), projector: latencyRecorder(), sdk: latencyRecorder() };
+  const probeHops = await hopProbe(s.kafka);
   // for reading the figures: how long the disconnect request itself took to be answered
   const answered = latencyRecorder();
   let probes = 0;
@@ -86,6 +90,17 @@ export const measurePropagation = async (
         continue;
       }
       latency[kind].recordMs(rejectedAt - sent);
+      const arrived = probeHops.arrivals(
+        sent,
+        connection.grantId,
+        kind === 'grant' ? undefined : organisation,
+      );
+      if (arrived.grants !== undefined && arrived.revocations !== undefined) {
+        hops.consent.recordMs(arrived.grants - sent);
+        hops.projector.recordMs(arrived.revocations - arrived.grants);
+        hops.sdk.recordMs(Math.max(0, rejectedAt - arrived.revocations));
+      }
+      probeHops.trim(sent);
       latency.all.recordMs(rejectedAt - sent);
       if ((i + 1) % 100 === 0) {
         const so = latency.all.summary();
@@ -103,6 +118,9 @@ export const measurePropagation = async (
       failures,
       taken,
       answered: answered.summary(),
+      hops: Object.fromEntries(
+        Object.entries(hops).map(([k, r]) => [k, { count: r.count(), ...r.summary() }]),
+      ) as Record<keyof typeof hops, { count: number; p50: number; p99: number; max: number }>,
       probeMs: probes ? probing / probes : 0,
       background: {
         rate: (after.ok - before.ok) / window,
@@ -114,6 +132,7 @@ export const measurePropagation = async (
     };
   } finally {
     load.stop();
+    await probeHops.stop();
   }
 };
 
@@ -135,6 +154,10 @@ export const printPropagation = (
       line('all', result.all),
       line('one organisation of a grant', result.organisation),
       line('a grant', result.grant),
+      '  where the time went (a consumer of its own on the grants and revocations topics):',
+      line('request -> grants topic', result.hops.consent),
+      line('-> revocations topic', result.hops.projector),
+      line('-> the API answers 401', result.hops.sdk),
       `  the disconnect request's own answer (204) took p50 ${fmt(result.answered.p50)} ms, p99 ${fmt(result.answered.p99)} ms`,
       `  target p99 < 100 ms: ${result.all.p99 < 100 && result.failures.length === 0 ? 'met' : 'NOT met'}`,
       `  background: ${fmt(b.rate, 0)} tokens/s answered 2xx over ${fmt(b.seconds, 0)} s (asked ${options.rate}/s, open loop;` +

@@ -1,5 +1,6 @@
 import {
   definitionOf,
+  eventCatalogue,
   InvalidEventError,
   type RecordedEvent,
   validateCloudEventData,
@@ -50,6 +51,31 @@ const required = (headers: IHeaders | undefined, name: string): string => {
   if (!value) throw new MalformedMessageError(`missing header ${name}`);
   return value;
 };
+
+/**
+ * Whether a subscription that handles `types` (domain types; all when undefined) wants a message,
+ * judged by its `ce_type` header alone, before anything is decoded: consumers of a busy topic pass
+ * over the events they do not handle for the cost of one header read. A message without the header,
+ * or with an unknown one, is wanted: decoding it is what dead-letters it.
+ */
+export const wantedBy = (types: readonly string[] | undefined): MessageFilter => {
+  if (!types) return everything;
+  let filter = filters.get(types);
+  if (!filter) {
+    const wanted = new Set(types.map((t) => eventCatalogue.get(t)?.ceType ?? t));
+    filter = (headers) => {
+      const ceType = header(headers, 'ce_type');
+      return ceType === undefined || wanted.has(ceType) || !knownCeTypes.has(ceType);
+    };
+    filters.set(types, filter);
+  }
+  return filter;
+};
+type MessageFilter = (headers: IHeaders | undefined) => boolean;
+const everything: MessageFilter = () => true;
+/** one filter per subscription's list of types, made on its first message */
+const filters = new WeakMap<readonly string[], MessageFilter>();
+const knownCeTypes = new Set([...eventCatalogue.values()].map((d) => d.ceType));
 
 export const decodeEvent = (topic: string, partition: number, message: KafkaMessage): ConsumedEvent => {
   const { headers } = message;

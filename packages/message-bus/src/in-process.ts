@@ -4,7 +4,7 @@ import { deadLetterTopic, type RecordedEvent } from '@grantline/events';
 import type { Logger } from '@grantline/telemetry';
 import type { KafkaMessage } from 'kafkajs';
 import type pg from 'pg';
-import { decodeEvent, encodeEvent } from './codec.ts';
+import { decodeEvent, encodeEvent, wantedBy } from './codec.ts';
 import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
 
 export interface InProcessBusOptions {
@@ -221,6 +221,7 @@ export class InProcessMessageBus implements MessageBus {
   /** As on Kafka: quick retries, a retriable failure that persists propagates, anything else is skipped. */
   private async handle(options: SubscriptionOptions, topic: string, message: KafkaMessage) {
     try {
+      if (!wantedBy(options.types)(message.headers)) return;
       const event = decodeEvent(topic, 0, message);
       await withRetry(() => options.handle(event), {
         attempts: options.handlerAttempts ?? 3,

@@ -22,7 +22,7 @@ import {
   Partitioners,
   type Producer,
 } from 'kafkajs';
-import { decodeEvent, encodeEvent } from './codec.ts';
+import { decodeEvent, encodeEvent, wantedBy } from './codec.ts';
 import { headersAsStrings, instruments, lag, MAX_LINKS, tracer } from './kafka-telemetry.ts';
 import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
 
@@ -230,9 +230,10 @@ export class KafkaMessageBus implements MessageBus {
       [ATTRS.topic]: batch.topic,
       [ATTRS.partition]: batch.partition,
     };
+    const wanted = wantedBy(options.types);
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break;
-      await this.handleMessage(options, batch.topic, batch.partition, message);
+      if (wanted(message.headers)) await this.handleMessage(options, batch.topic, batch.partition, message);
       resolveOffset(message.offset);
       lag.set(lagKey, {
         value: Math.max(0, Number(batch.highWatermark) - Number(message.offset) - 1),

@@ -30,6 +30,11 @@ export interface SubscriptionOptions {
   groupId: string;
   topics: readonly string[];
   handle: EventHandler;
+  /**
+   * the event types `handle` wants (all when omitted): the others are passed over by their CloudEvents
+   * type header, never decoded nor handed to `handle`, and their offsets move on as if handled
+   */
+  types?: readonly string[];
   fromBeginning?: boolean;
   /**
    * Called when the consumer gives up (a retriable failure outlived every retry). The service's

@@ -96,6 +96,43 @@ export const messageBusContract = (
       }
     });
 
+    it('hands a subscription only the event types it names, and moves past the others', async () => {
+      const stream = `grant-${randomUUID()}`;
+      const groupId = uniqueName('contract-types');
+      const handled: string[] = [];
+      const subscribe = () =>
+        bus().subscribe({
+          groupId,
+          topics: [TOPICS.grants],
+          types: ['OrganisationDisconnected'],
+          onCrash: noCrash,
+          handle: async (e) => {
+            if (e.subject === stream) handled.push(`${e.type} ${e.streamVersion}`);
+          },
+        });
+      const disconnected = (version: number): RecordedEvent => ({
+        ...recorded(stream, version),
+        type: 'OrganisationDisconnected',
+      });
+      const sub = await subscribe();
+      await bus().publish([recorded(stream, 1), disconnected(2), recorded(stream, 3), disconnected(4)]);
+      await eventually(() => (handled.length === 2 ? true : undefined), { what: 'the two named events' });
+      await sub.stop();
+      // the passed-over events count as consumed: the group resumes after them, not before
+      const again = await subscribe();
+      try {
+        await bus().publish([recorded(stream, 5), disconnected(6)]);
+        await eventually(() => (handled.length === 3 ? true : undefined), { what: 'the next named event' });
+        expect(handled).toEqual([
+          'OrganisationDisconnected 2',
+          'OrganisationDisconnected 4',
+          'OrganisationDisconnected 6',
+        ]);
+      } finally {
+        await again.stop();
+      }
+    });
+
     it('skips an event its handler rejects for good, and goes on with the next', async () => {
       const stream = `grant-${randomUUID()}`;
       const handled: number[] = [];

@@ -126,13 +126,14 @@ const assemble = async (
   const { pool, bus } = parts;
   const schema = spec.schema ?? spec.service;
   await migrate(pool, schema);
+  const relay = new Relay({ pool, schema, publisher: bus, logger: spec.logger });
   const store = new PostgresEventStore({
     pool,
     schema,
     source: `/grantline/${spec.service}`,
     clock: spec.clock,
+    relay,
   });
-  const relay = new Relay({ pool, schema, publisher: bus, logger: spec.logger });
   relay.start();
   const subscriptions: { stop(): Promise<void> }[] = [];
   const shutdown = [
@@ -166,6 +167,7 @@ const assemble = async (
         await bus.subscribe({
           groupId: name,
           topics,
+          types: projection.types,
           onCrash,
           handle: (event) =>
             types.has(event.type) && (projection.relevant?.(event) ?? true)
@@ -180,6 +182,7 @@ const assemble = async (
         await bus.subscribe({
           groupId: name,
           topics,
+          types: reactor.types,
           onCrash,
           handle: (event) => (types.has(event.type) ? reactor.react(event) : Promise.resolve()),
         }),

@@ -38,10 +38,17 @@ export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
 
 type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 
+/** The relay of this process, which the store wakes directly while it is the leader. */
+export interface LocalRelay {
+  readonly isLeader: boolean;
+  wake(): void;
+}
+
 /**
- * Wakes the relay (LISTEN `<schema>_events`) after commits. Coalesced: one NOTIFY in flight at a
- * time, and one more after it when commits happened meanwhile, so every commit is followed by a
- * notification without one per commit.
+ * Wakes the relay after commits: in process when this process's relay is the leader (no round trip
+ * to Postgres on the write path), else with a NOTIFY on `<schema>_events` for the leader elsewhere.
+ * The NOTIFY is coalesced: one in flight at a time, and one more after it when commits happened
+ * meanwhile, so every commit is followed by a notification without one per commit.
  */
 class RelayWakeUp {
   private sending = false;
@@ -49,9 +56,14 @@ class RelayWakeUp {
   constructor(
     private readonly pool: pg.Pool,
     private readonly channel: string,
+    private readonly local: LocalRelay | undefined,
   ) {}
 
   poke(): void {
+    if (this.local?.isLeader) {
+      this.local.wake();
+      return;
+    }
     if (this.sending) {
       this.again = true;
       return;
@@ -81,6 +93,8 @@ export interface PostgresEventStoreOptions {
    * its events' times), so it comes from the service's clock, not the database's (default: the system clock)
    */
   clock?: Clock;
+  /** this process's relay of the schema, woken in process while it leads (NOTIFY otherwise) */
+  relay?: LocalRelay;
 }
 
 const tracer = trace.getTracer('@grantline/event-store');
@@ -125,7 +139,7 @@ export class PostgresEventStore implements EventStore {
     this.db = db ?? options.pool;
     this.inTransaction = db !== undefined;
     this.schema = assertSchemaName(options.schema);
-    this.wake = wake ?? new RelayWakeUp(options.pool, `${this.schema}_events`);
+    this.wake = wake ?? new RelayWakeUp(options.pool, `${this.schema}_events`, options.relay);
     const s = this.schema;
     this.appendSql = `
       WITH last AS (

@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { TOPICS } from '@grantline/events';
+import { Kafka, logLevel } from 'kafkajs';
+
+/**
+ * Where a disconnection's time goes: a consumer of its own (a fresh group, reading from the end)
+ * on the grants topic (the consent service's event, relayed) and on the revocations topic (the
+ * projector's fact, published), noting when each message about a grant first arrives. With the
+ * moment the request was sent and the moment the API answered 401, a sample splits into three hops:
+ * consent + relay, projector + publication, and the SDK's own subscription.
+ */
+export const hopProbe = async (kafka: { brokers: string[]; topicPrefix: string }) => {
+  const client = new Kafka({ clientId: 'bench-hops', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
+  const consumer = client.consumer({ groupId: `bench-hops-${randomUUID()}`, maxWaitTimeInMs: 100 });
+  /** arrival times of messages whose key or value names a grant, by topic */
+  const seen = {
+    grants: [] as { at: number; text: string }[],
+    revocations: [] as { at: number; text: string }[],
+  };
+  const grantsTopic = kafka.topicPrefix + TOPICS.grants;
+  await consumer.connect();
+  await consumer.subscribe({
+    topics: [grantsTopic, kafka.topicPrefix + TOPICS.revocations],
+    fromBeginning: false,
+  });
+  let assigned!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    assigned = resolve;
+  });
+  consumer.on(consumer.events.GROUP_JOIN, () => assigned());
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      const at = performance.now();
+      const into = batch.topic === grantsTopic ? seen.grants : seen.revocations;
+      for (const m of batch.messages) into.push({ at, text: `${m.key?.toString()} ${m.value?.toString()}` });
+    },
+  });
+  await ready;
+  /** the first arrival at or after `from` of a message naming `grantId` (and the organisation, if given) */
+  const first = (
+    list: { at: number; text: string }[],
+    from: number,
+    grantId: string,
+    organisation?: string,
+  ) =>
+    list.find(
+      (m) => m.at >= from && m.text.includes(grantId) && (!organisation || m.text.includes(organisation)),
+    )?.at;
+  return {
+    arrivals: (from: number, grantId: string, organisation?: string) => ({
+      grants: first(seen.grants, from, grantId),
+      revocations: first(seen.revocations, from, grantId, organisation),
+    }),
+    /** forget what arrived before `before` (a long run would otherwise search an ever longer list) */
+    trim: (before: number) => {
+      for (const list of [seen.grants, seen.revocations]) {
+        const keep = list.findIndex((m) => m.at >= before);
+        list.splice(0, keep === -1 ? list.length : keep);
+      }
+    },
+    stop: () => consumer.disconnect(),
+  };
+};
