@@ -1,6 +1,6 @@
-import { startTelemetry } from '@grantline/telemetry';
+import { createLogger, startTelemetry } from '@grantline/telemetry';
 import { createTestDatabase } from '@grantline/testing';
-import { metrics } from '@opentelemetry/api';
+import { metrics, trace } from '@opentelemetry/api';
 import express from 'express';
 import { pino } from 'pino';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -27,6 +27,7 @@ const start = (
       app.post('/echo', express.json({ limit: '1kb' }), (req, res) => {
         res.json(req.body);
       });
+
       app.get('/slow', async (_req, res) => {
         await new Promise((r) => setTimeout(r, 300));
         res.json({ done: true });
@@ -90,6 +91,40 @@ describe('service bootstrap', () => {
       const res = await fetch(`${svc.url}/readyz`);
       expect(res.status).toBe(503);
       expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      await svc.stop();
+    }
+  });
+
+  it("runs a request in its trace after body parsing, and logs its line with the trace's ids", async () => {
+    const lines: { trace_id?: string; req?: { path?: string } }[] = [];
+    const svc = await startService({
+      name: 'svc',
+      port: 0,
+      logger: createLogger({
+        name: 'svc',
+        level: 'info',
+        destination: { write: (line: string) => lines.push(JSON.parse(line)) },
+      }),
+      telemetry,
+      readiness: {},
+      onShutdown: [],
+      routes: (app) =>
+        app.post('/trace', express.json({ limit: '2mb' }), (_req, res) => {
+          res.json({ traceId: trace.getActiveSpan()?.spanContext().traceId ?? null });
+        }),
+    });
+    try {
+      const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+      // a body of many chunks: the parser's callbacks come from the socket's reads
+      const res = await fetch(`${svc.url}/trace`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+        body: JSON.stringify({ padding: 'x'.repeat(1_000_000) }),
+      });
+      expect(await res.json()).toEqual({ traceId });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(lines.find((l) => l.req?.path === '/trace')?.trace_id).toBe(traceId);
     } finally {
       await svc.stop();
     }
