@@ -3,21 +3,27 @@ import { performance } from 'node:perf_hooks';
 import { TOPICS } from '@grantline/events';
 import { Kafka, logLevel } from 'kafkajs';
 
+interface Arrival {
+  /** performance.now() when the message arrived here */
+  at: number;
+  /** when its service recorded the event (its `ce_time`), on the same clock */
+  recorded: number;
+  /** key and value, to find the messages about one grant */
+  text: string;
+}
+
 /**
  * Where a disconnection's time goes: a consumer of its own (a fresh group, reading from the end)
  * on the grants topic (the consent service's event, relayed) and on the revocations topic (the
- * projector's fact, published), noting when each message about a grant first arrives. With the
- * moment the request was sent and the moment the API answered 401, a sample splits into three hops:
- * consent + relay, projector + publication, and the SDK's own subscription.
+ * projector's fact, published), noting when each message about a grant arrives and when its event
+ * was recorded. With the moment the request was sent and the moment the API answered 401, a sample
+ * splits into four hops: the consent service, its relay, the projector with its publication, and the
+ * SDK's own subscription. (The services run on this machine, so their clocks are this one.)
  */
 export const hopProbe = async (kafka: { brokers: string[]; topicPrefix: string }) => {
   const client = new Kafka({ clientId: 'bench-hops', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
   const consumer = client.consumer({ groupId: `bench-hops-${randomUUID()}`, maxWaitTimeInMs: 100 });
-  /** arrival times of messages whose key or value names a grant, by topic */
-  const seen = {
-    grants: [] as { at: number; text: string }[],
-    revocations: [] as { at: number; text: string }[],
-  };
+  const seen = { grants: [] as Arrival[], revocations: [] as Arrival[] };
   const grantsTopic = kafka.topicPrefix + TOPICS.grants;
   await consumer.connect();
   await consumer.subscribe({
@@ -33,26 +39,31 @@ export const hopProbe = async (kafka: { brokers: string[]; topicPrefix: string }
     autoCommit: false,
     eachBatch: async ({ batch }) => {
       const at = performance.now();
+      const offset = Date.now() - at;
       const into = batch.topic === grantsTopic ? seen.grants : seen.revocations;
-      for (const m of batch.messages) into.push({ at, text: `${m.key?.toString()} ${m.value?.toString()}` });
+      for (const m of batch.messages)
+        into.push({
+          at,
+          recorded: Date.parse(m.headers?.ce_time?.toString() ?? '') - offset,
+          text: `${m.key?.toString()} ${m.value?.toString()}`,
+        });
     },
   });
   await ready;
   /** the first arrival at or after `from` of a message naming `grantId` (and the organisation, if given) */
-  const first = (
-    list: { at: number; text: string }[],
-    from: number,
-    grantId: string,
-    organisation?: string,
-  ) =>
+  const first = (list: Arrival[], from: number, grantId: string, organisation?: string) =>
     list.find(
       (m) => m.at >= from && m.text.includes(grantId) && (!organisation || m.text.includes(organisation)),
-    )?.at;
+    );
   return {
-    arrivals: (from: number, grantId: string, organisation?: string) => ({
-      grants: first(seen.grants, from, grantId),
-      revocations: first(seen.revocations, from, grantId, organisation),
-    }),
+    arrivals: (from: number, grantId: string, organisation?: string) => {
+      const event = first(seen.grants, from, grantId);
+      return {
+        recorded: event?.recorded,
+        grants: event?.at,
+        revocations: first(seen.revocations, from, grantId, organisation)?.at,
+      };
+    },
     /** forget what arrived before `before` (a long run would otherwise search an ever longer list) */
     trim: (before: number) => {
       for (const list of [seen.grants, seen.revocations]) {

@@ -40,7 +40,12 @@ export const measurePropagation = async (
   });
   const latency = { organisation: latencyRecorder(), grant: latencyRecorder(), all: latencyRecorder() };
   // each sample split at the grants topic and the revocations topic (samples where both arrived)
-  const hops = { consent: latencyRecorder(), projector: latencyRecorder(), sdk: latencyRecorder() };
+  const hops = {
+    consent: latencyRecorder(),
+    relay: latencyRecorder(),
+    projector: latencyRecorder(),
+    sdk: latencyRecorder(),
+  };
   const probeHops = await hopProbe(s.kafka);
   // for reading the figures: how long the disconnect request itself took to be answered
   const answered = latencyRecorder();
@@ -96,7 +101,9 @@ export const measurePropagation = async (
         kind === 'grant' ? undefined : organisation,
       );
       if (arrived.grants !== undefined && arrived.revocations !== undefined) {
-        hops.consent.recordMs(arrived.grants - sent);
+        const recorded = Math.min(Math.max(arrived.recorded ?? sent, sent), arrived.grants);
+        hops.consent.recordMs(recorded - sent);
+        hops.relay.recordMs(arrived.grants - recorded);
         hops.projector.recordMs(arrived.revocations - arrived.grants);
         hops.sdk.recordMs(Math.max(0, rejectedAt - arrived.revocations));
       }
@@ -155,7 +162,8 @@ export const printPropagation = (
       line('one organisation of a grant', result.organisation),
       line('a grant', result.grant),
       '  where the time went (a consumer of its own on the grants and revocations topics):',
-      line('request -> grants topic', result.hops.consent),
+      line('request -> event recorded', result.hops.consent),
+      line('-> on the grants topic', result.hops.relay),
       line('-> revocations topic', result.hops.projector),
       line('-> the API answers 401', result.hops.sdk),
       `  the disconnect request's own answer (204) took p50 ${fmt(result.answered.p50)} ms, p99 ${fmt(result.answered.p99)} ms`,
