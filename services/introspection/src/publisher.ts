@@ -17,6 +17,8 @@ export type StreamItem =
  */
 const WARM_KEY = 'meta:rebuilt';
 const WARM_TTL_SECONDS = 86_400;
+/** facts numbered and sent per round of a publication pass */
+const PUBLICATION_BATCH = 500;
 
 /**
  * Publishes the facts the projector records to `grantline.revocations.v1` (at least once, oldest
@@ -138,8 +140,8 @@ export class RevocationPublisher {
       this.deps.bus.publish(
         facts.map((f) => this.message('RevocationFact', f.key, f, new Date(f.revokedAt))),
       );
-    while ((await this.deps.facts.publish(send)) > 0) {
-      // until nothing is left unpublished
+    while ((await this.deps.facts.publish(send, PUBLICATION_BATCH)) === PUBLICATION_BATCH) {
+      // until a pass finds less than a full batch: nothing is left that was recorded before it began
     }
     for (;;) {
       const facts = await this.deps.facts.publishedAfter(this.lastSequence);

@@ -131,6 +131,44 @@ describe('revocation projector', () => {
     expect(facts.some((f) => f.key === revocationKeys.grantOrganisation(g, 'acme'))).toBe(true);
   });
 
+  it('numbers each fact once and sends it once under its number when two instances publish at once', async () => {
+    const schema = 'facts_race';
+    await db.pool.query(`CREATE SCHEMA ${schema}`);
+    await migrateReadModels(db.pool, schema, [factsTables]);
+    const keys = Array.from({ length: 300 }, () => revocationKeys.token(randomUUID()));
+    await db.pool.query(
+      `INSERT INTO ${schema}.revocation_facts (key, fact, revoked_at, expires_at)
+       SELECT k, jsonb_build_object('key', k, 'kind', 'token', 'jti', k), now(), now() + interval '10 minutes'
+       FROM unnest($1::text[]) AS k`,
+      [keys],
+    );
+    const sent: { key: string; sequence: number }[] = [];
+    const instances = [new FactLog(db.pool, schema), new FactLog(db.pool, schema)];
+    // rounds of small batches from both instances at once, until neither finds anything
+    for (let round = 0; round < 20; round++) {
+      const counts = await Promise.all(
+        instances.flatMap((log) =>
+          [1, 2].map(() =>
+            log.publish(async (facts) => {
+              sent.push(...facts.map((f) => ({ key: f.key, sequence: f.sequence })));
+            }, 40),
+          ),
+        ),
+      );
+      if (counts.every((n) => n === 0)) break;
+    }
+    const { rows } = await db.pool.query<{ key: string; published_seq: string; sent: boolean }>(
+      `SELECT key, published_seq, sent FROM ${schema}.revocation_facts`,
+    );
+    expect(rows).toHaveLength(300);
+    expect(rows.every((r) => r.sent && r.published_seq !== null)).toBe(true);
+    expect(new Set(rows.map((r) => r.published_seq)).size).toBe(300);
+    // whatever was sent went out under the number the fact keeps (a renumbered fact would differ)
+    const numbered = new Map(rows.map((r) => [r.key, Number(r.published_seq)]));
+    expect(sent.every((s) => numbered.get(s.key) === s.sequence)).toBe(true);
+    expect(new Set(sent.map((s) => s.key))).toEqual(new Set(keys));
+  });
+
   it('records a fact the deny-list cannot take (Redis down), and says so so the deny-list is copied again', async () => {
     const schema = uniqueName('facts');
     await db.pool.query(`CREATE SCHEMA ${schema}`);

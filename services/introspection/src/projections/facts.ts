@@ -155,29 +155,22 @@ export class FactLog {
   }
 
   /**
-   * Numbers the unpublished facts (oldest first) in a transaction of its own under a lock, so the
-   * numbers commit in the order given; then hands the numbered facts the topic lacks to `send`, in
-   * order, and marks them sent (at least once: a failed `send` is retried at the next pass). The
-   * transaction makes no other query meanwhile: PGlite has one session. Returns how many were sent.
+   * Numbers the unpublished facts (oldest first) in one statement, its own transaction, under a
+   * transaction lock taken before any number is drawn, so the numbers commit in the order given (a fact
+   * another instance numbered while this one waited for the lock is passed over: the statement's
+   * snapshot predates it, but the update rechecks the row it finds); then
+   * hands the numbered facts the topic lacks to `send`, in order, and marks them sent (at least once:
+   * a failed `send` is retried at the next pass). Returns how many were sent: fewer than `limit`
+   * when none is left.
    */
   async publish(send: (facts: FactMessage[]) => Promise<void>, limit = 500): Promise<number> {
-    const tx = await this.pool.connect();
-    try {
-      await tx.query('BEGIN');
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [this.t]);
-      await tx.query(
-        `UPDATE ${this.t} f SET published_seq = nextval('${this.schema}.revocation_publication')
-         FROM (SELECT id FROM ${this.t} WHERE published_seq IS NULL ORDER BY id LIMIT $1) u
-         WHERE f.id = u.id`,
-        [limit],
-      );
-      await tx.query('COMMIT');
-    } catch (error) {
-      await tx.query('ROLLBACK').catch(() => {});
-      throw error;
-    } finally {
-      tx.release();
-    }
+    await this.pool.query(
+      `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtext($2)) AS held),
+            next AS (SELECT id FROM ${this.t}, lock WHERE published_seq IS NULL ORDER BY id LIMIT $1)
+       UPDATE ${this.t} f SET published_seq = nextval('${this.schema}.revocation_publication')
+       FROM next WHERE f.id = next.id AND f.published_seq IS NULL`,
+      [limit, this.t],
+    );
     const { rows } = await this.pool.query<Row>(
       `SELECT published_seq, fact, revoked_at, expires_at FROM ${this.t}
        WHERE NOT sent AND published_seq IS NOT NULL ORDER BY published_seq LIMIT $1`,
