@@ -132,7 +132,7 @@ describe('connected apps: the account page and its JSON API', () => {
     const second = await connect(tenant, agent, [initech.id]);
     const third = await connect(tenant, agent, [acme.id]);
 
-    // "last used": the token service's AccessTokenIssued, projected per grant
+    // "last used": the code redemption (CodeRedeemed) and each refresh (RefreshTokenRotated), projected per grant
     const listed = await eventually(
       async () => {
         const l = await list(agent);

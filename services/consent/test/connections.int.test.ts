@@ -15,10 +15,33 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const issued = (grantId: string | undefined, time: string, id = `${grantId}-${time}`): ConsumedEvent => ({
+/** an access token issued under the grant: by a refresh (RefreshTokenRotated) or a redemption (CodeRedeemed) */
+const used = (
+  grantId: string,
+  time: string,
+  how: 'refresh' | 'redemption' = 'refresh',
+  id = `${grantId}-${time}`,
+): ConsumedEvent => ({
   id,
-  type: 'AccessTokenIssued',
-  ceType: 'dev.grantline.AccessTokenIssued.v1',
+  ...(how === 'refresh'
+    ? {
+        type: 'RefreshTokenRotated',
+        ceType: 'dev.grantline.RefreshTokenRotated.v1',
+        data: {
+          familyId: `family-${grantId}`,
+          previousTokenId: 'a',
+          nextTokenId: 'b',
+          secretDigest: 'x'.repeat(43),
+          clientId: 'c',
+          grantId,
+          accessTokenId: id,
+        },
+      }
+    : {
+        type: 'CodeRedeemed',
+        ceType: 'dev.grantline.CodeRedeemed.v1',
+        data: { codeId: id, clientId: 'c', grantId, subject: 'u', accessTokenId: id },
+      }),
   source: '/grantline/token',
   topic: 'grantline.tokens.v1',
   partition: 0,
@@ -26,16 +49,6 @@ const issued = (grantId: string | undefined, time: string, id = `${grantId}-${ti
   subject: `family-${grantId}`,
   streamVersion: 1,
   time,
-  data: {
-    jti: id,
-    clientId: 'c',
-    subject: 'u',
-    grantType: 'refresh_token',
-    scopes: [],
-    audience: [],
-    expiresAt: 0,
-    grantId,
-  },
 });
 
 const grant = (id: string, subject: string, clientId: string, createdAt: string, status = 'active') =>
@@ -57,13 +70,17 @@ const apply = async (event: ConsumedEvent) => {
 describe('connections read model (the account page)', () => {
   it('keeps the latest use of each grant, whatever order and however often events arrive', async () => {
     await grant('g-usage', 'u-usage', 'app-1', '2026-01-01T00:00:00Z');
-    const later = issued('g-usage', '2026-01-02T10:00:00.000Z');
+    await apply(used('g-usage', '2026-01-01T00:00:01.000Z', 'redemption'));
+    const usage = async () =>
+      (await new ConnectionQueries(db.pool, 'consent').activeOf('u-usage'))[0]?.lastUsedAt?.toISOString();
+    expect(await usage()).toBe('2026-01-01T00:00:01.000Z');
+    const later = used('g-usage', '2026-01-02T10:00:00.000Z');
     await apply(later);
-    await apply(issued('g-usage', '2026-01-02T09:00:00.000Z'));
+    await apply(used('g-usage', '2026-01-02T09:00:00.000Z'));
     await apply(later);
-    await apply(issued(undefined, '2026-01-03T00:00:00.000Z'));
+    await apply(used('g-other-grant', '2026-01-03T00:00:00.000Z'));
+    expect(await usage()).toBe('2026-01-02T10:00:00.000Z');
     const [row] = await new ConnectionQueries(db.pool, 'consent').activeOf('u-usage');
-    expect(row?.lastUsedAt?.toISOString()).toBe('2026-01-02T10:00:00.000Z');
     expect(row?.connectedAt.toISOString()).toBe('2026-01-01T00:00:00.000Z');
   });
 

@@ -1,11 +1,13 @@
 import type { ReadModelMigrations } from '@grantline/event-store';
-import { onEvents, onlyWhen } from '@grantline/message-bus';
+import { onEvents } from '@grantline/message-bus';
 import type pg from 'pg';
 
 /**
- * When each grant was last used: the last access token the token service issued under it
- * (`AccessTokenIssued` on the tokens topic carries its `grantId`). Idempotent: a redelivered or
- * late event never moves the time back.
+ * When each grant was last used: the last time the token service issued an access token under it.
+ * Each such token comes with an event that names the grant: `CodeRedeemed` (the code's redemption)
+ * or `RefreshTokenRotated` (a refresh). Those are read, not `AccessTokenIssued`: most access tokens
+ * are client credentials of no grant, and this way the consumer passes every `AccessTokenIssued` over
+ * by its type header, unopened. Idempotent: a redelivered or late event never moves the time back.
  */
 export const grantUsageTables: ReadModelMigrations = {
   model: 'grant-usage',
@@ -23,19 +25,13 @@ export const grantUsageTables: ReadModelMigrations = {
 };
 
 export const grantUsageProjection = (schema: string) =>
-  onlyWhen(
-    onEvents(['AccessTokenIssued'], async (event, tx) => {
-      const { grantId } = event.data;
-      if (!grantId) return;
-      await tx.query(
-        `INSERT INTO ${schema}.grant_usage (grant_id, last_used_at) VALUES ($1, $2)
-         ON CONFLICT (grant_id) DO UPDATE SET last_used_at = GREATEST(${schema}.grant_usage.last_used_at, $2)`,
-        [grantId, new Date(event.time)],
-      );
-    }),
-    // client_credentials tokens belong to no grant: they cost this projection no transaction
-    (event) => !!(event.data as { grantId?: string }).grantId,
-  );
+  onEvents(['CodeRedeemed', 'RefreshTokenRotated'], async (event, tx) => {
+    await tx.query(
+      `INSERT INTO ${schema}.grant_usage (grant_id, last_used_at) VALUES ($1, $2)
+       ON CONFLICT (grant_id) DO UPDATE SET last_used_at = GREATEST(${schema}.grant_usage.last_used_at, $2)`,
+      [event.data.grantId, new Date(event.time)],
+    );
+  });
 
 /** One of the user's active grants as the account page shows it (ids; names are the registry's). */
 export interface ConnectionRow {
