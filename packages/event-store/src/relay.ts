@@ -130,10 +130,12 @@ export class Relay {
         await this.drain();
         failures = 0;
         // Committed events held back by the xmin gate are waiting for some other transaction, maybe in
-        // another database, whose commit sends this relay no notification: look again soon.
+        // another database, whose commit sends this relay no notification: look again soon. Most such
+        // transactions (other services' projections and token writes) end within a millisecond or
+        // two, so the first looks come quickly (1, 2, 4 ms, ...) and only a long one is waited out slowly.
         if (await this.heldBack()) {
           heldBackChecks++;
-          await this.idle(Math.min(pollMs, 5 * 2 ** Math.min(heldBackChecks, 8)));
+          await this.idle(Math.min(pollMs, 2 ** Math.min(heldBackChecks - 1, 10)));
         } else {
           heldBackChecks = 0;
           await this.idle(pollMs);
