@@ -120,7 +120,17 @@ const services: {
   { name: 'token', offset: 3, env: keysOf('token') },
   { name: 'consent', offset: 4, env: keysOf('consent') },
   { name: 'introspection', offset: 5, env: keysOf('introspection') },
-].map((s) => ({ ...s, port: basePort + s.offset, managementPort: managementBasePort + s.offset }));
+].map((s) => ({
+  ...s,
+  // GRANTLINE_<SERVICE>_WORKERS: that service's GRANTLINE_WORKERS (processes sharing its ports)
+  env: {
+    ...s.env,
+    GRANTLINE_WORKERS:
+      process.env[`GRANTLINE_${s.name.toUpperCase()}_WORKERS`] ?? process.env.GRANTLINE_WORKERS,
+  },
+  port: basePort + s.offset,
+  managementPort: managementBasePort + s.offset,
+}));
 
 const children: ChildProcess[] = [];
 let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;

@@ -15,7 +15,13 @@ if (!Object.hasOwn(COMMANDS, command)) {
 const envFile = process.env.GRANTLINE_ENV_FILE;
 if (envFile) {
   try {
+    const before = new Set(Object.keys(process.env));
     process.loadEnvFile(envFile);
+    // which variables came from the file (names only): with GRANTLINE_WORKERS the workers are forked
+    // without them and read the file themselves, so the secrets never sit in a child's environment
+    process.env.GRANTLINE_ENV_FILE_KEYS = Object.keys(process.env)
+      .filter((name) => !before.has(name))
+      .join(',');
   } catch (error) {
     console.error(
       `grantline: cannot read GRANTLINE_ENV_FILE ${envFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,

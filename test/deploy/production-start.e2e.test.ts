@@ -3,7 +3,7 @@
 // compiled JavaScript with production dependencies only), answers its health and discovery
 // endpoints; and a distributed service from the same build, its keys from the image's `keys`
 // command, does too. No Docker engine exists here: this is what CI can run of the image.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, eventually, freePorts, type TestDatabase, uniqueName } from '@grantline/testing';
@@ -13,6 +13,28 @@ import { buildProductionApp, healthy, pnpmEntry, type Started, startAsImage } fr
 
 const pnpm = pnpmEntry();
 if (!pnpm) console.warn('production-start.e2e: SKIPPED, pnpm not found (run the tests with `pnpm test`)');
+
+/** the processes `pid` forked (GRANTLINE_WORKERS), from /proc */
+const childrenOf = (pid: number): number[] =>
+  readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** a started process, stopped as `docker stop` does: SIGTERM, then its exit code */
 const stop = async (started: Started) => {
@@ -126,20 +148,30 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
       expect(migrating.output()).toContain('migrate: topics in place');
       const port = await freePorts(2);
       const management = port + 1;
-      const started = startAsImage(
-        app,
-        {
-          PORT: String(port),
-          MANAGEMENT_PORT: String(management),
-          GRANTLINE_ENV_FILE: join(keys, 'authorization', 'authorization.env'),
-          GRANTLINE_ISSUER: issuer,
-          ...infrastructure,
-          REDIS_URL: infra.redisUrl,
-        },
-        ['authorization'],
-      );
+      const serviceEnv = {
+        PORT: String(port),
+        MANAGEMENT_PORT: String(management),
+        GRANTLINE_ENV_FILE: join(keys, 'authorization', 'authorization.env'),
+        GRANTLINE_ISSUER: issuer,
+        ...infrastructure,
+        REDIS_URL: infra.redisUrl,
+        // two processes sharing the ports (node:cluster), as on a host with cores to spare
+        GRANTLINE_WORKERS: '2',
+      };
+      const started = startAsImage(app, serviceEnv, ['authorization']);
       running.push(started);
       expect(await healthy(app, port, started, 120_000), started.output()).toBe(true);
+      expect(childrenOf(started.child.pid!)).toHaveLength(2);
+      // the keys from GRANTLINE_ENV_FILE are not handed down in the workers' environment: each reads the file
+      const fileVariables = readFileSync(join(keys, 'authorization', 'authorization.env'), 'utf8')
+        .split('\n')
+        .map((line) => line.split('=')[0]!.trim())
+        .filter((name) => /^[A-Z_]+$/.test(name));
+      expect(fileVariables.length).toBeGreaterThan(0);
+      for (const worker of childrenOf(started.child.pid!)) {
+        const environment = readFileSync(`/proc/${worker}/environ`, 'utf8').split('\0');
+        expect(environment.filter((entry) => fileVariables.includes(entry.split('=')[0]!))).toEqual([]);
+      }
       const metadata = await fetch(`http://127.0.0.1:${port}/.well-known/oauth-authorization-server`);
       expect(metadata.status).toBe(200);
       expect(((await metadata.json()) as { issuer: string }).issuer).toBe(issuer);
@@ -161,7 +193,20 @@ describe.skipIf(!pnpm)('the production build, started as the image starts it', (
       } finally {
         await admin.disconnect();
       }
-      expect(await stop(started)).toBe(0);
-    }, 180_000);
+      // SIGTERM reaches the workers through the first process, which exits 0 once they have stopped
+      const workers = childrenOf(started.child.pid!);
+      expect(await stop(started), started.output()).toBe(0);
+      expect(workers.filter(alive)).toEqual([]);
+
+      // a worker that dies takes the service down with it (exit 1), for the orchestrator to restart whole
+      const again = startAsImage(app, serviceEnv, ['authorization']);
+      running.push(again);
+      expect(await healthy(app, port, again, 120_000), again.output()).toBe(true);
+      const [victim, other] = childrenOf(again.child.pid!);
+      process.kill(victim!, 'SIGKILL');
+      expect(await again.exited, again.output()).toBe(1);
+      expect(again.output()).toContain(`worker ${victim} exited (SIGKILL); stopping the others`);
+      await eventually(() => (alive(other!) ? undefined : true), { what: 'the other worker to stop' });
+    }, 300_000);
   });
 });

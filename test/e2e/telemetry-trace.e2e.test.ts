@@ -120,8 +120,8 @@ describe('telemetry: one trace from /oauth2/authorize to the resource server', (
     // consumers run asynchronously: wait for the events of the redemption to be consumed in the trace
     await eventually(
       () =>
-        named(inTrace(traceId), tokensConsumer).some(
-          (s) => s.attributes['grantline.event_type'] === 'RefreshTokenIssued',
+        ['CodeRedeemed', 'RefreshTokenIssued'].every((type) =>
+          named(inTrace(traceId), tokensConsumer).some((s) => s.attributes['grantline.event_type'] === type),
         ) && named(inTrace(traceId), grantsConsumer).length > 0
           ? true
           : undefined,
@@ -159,13 +159,19 @@ describe('telemetry: one trace from /oauth2/authorize to the resource server', (
     );
     expect(appends.length).toBeGreaterThan(0);
 
-    // Kafka: consumers of the tokens topic processed the redemption's events in the trace; an event no
-    // consumer handles (CodeRedeemed) is passed over by its type header, unopened, so has no span
+    // Kafka: consumers of the tokens topic processed the redemption's events in the trace (consent's
+    // grant usage the code's redemption, introspection the refresh family); the access token's own
+    // event, which no consumer handles, is passed over by its type header, unopened, so has no span
     const consumed = named(trace, tokensConsumer);
     expect(consumed.every((s) => s.kind === SpanKind.CONSUMER)).toBe(true);
     const consumedTypes = consumed.map((s) => s.attributes['grantline.event_type']);
-    expect(consumedTypes).toEqual(expect.arrayContaining(['RefreshTokenIssued']));
-    expect(consumedTypes).not.toContain('CodeRedeemed');
+    expect(consumedTypes).toEqual(expect.arrayContaining(['CodeRedeemed', 'RefreshTokenIssued']));
+    expect(consumedTypes).not.toContain('AccessTokenIssued');
+    expect(
+      consumed
+        .filter((s) => s.attributes['grantline.event_type'] === 'CodeRedeemed')
+        .map((s) => s.attributes['grantline.consumer']),
+    ).toEqual(['consent-grant-usage']);
     // the relay's batch span is linked to the trace (one span per batch, many traces)
     const relayed = spans().filter(
       (s) => s.name === SPANS.relayPublish && s.links.some((l) => l.context.traceId === traceId),

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,11 +14,16 @@ import { fmt } from './stats.ts';
  * pnpm bench:token — the token endpoint (client_credentials, client_secret_basic) of node-oidc-provider
  * beside Grantline in both modes: distributed (`pnpm start:services`: a process per service on
  * Postgres, Kafka, Redis) and embedded (`pnpm start`: one process on PGlite). Same client metadata,
- * same load, warm-up first, one system loaded at a time, only 2xx counted.
- * BENCH_SECONDS (default 10), BENCH_MODES (default `distributed,embedded`).
+ * same load, warm-up first (BENCH_WARMUP_SECONDS, default 10), one system loaded at a time and each
+ * Grantline mode running alone, only 2xx counted.
+ * BENCH_SECONDS (default 10), BENCH_MODES (default `distributed,distributed-2,embedded`; `distributed-2`
+ * is the distributed stack with two token processes sharing its port, GRANTLINE_WORKERS=2).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const modes = (process.env.BENCH_MODES ?? 'distributed,embedded').split(',').map((m) => m.trim());
+const warmUpSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
+const modes = (process.env.BENCH_MODES ?? 'distributed,distributed-2,embedded')
+  .split(',')
+  .map((m) => m.trim());
 const { children, spawnTs } = childProcesses();
 const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
 const kek = 'q'.repeat(43);
@@ -36,12 +42,12 @@ const { infra, stop } = await resolveInfrastructure();
 const database = uniqueName('bench');
 const dataDir = mkdtempSync(join(tmpdir(), 'grantline-bench-'));
 
-const distributed = async (): Promise<Target> => {
+const distributed = async (tokenWorkers = 1): Promise<Target> => {
   // the gateway and the five services behind it, then the management gateway and the five services'
   // management ports (scripts/start-services.ts)
   const base = await freePorts(12);
   const managementBase = base + 6;
-  await spawnTs(
+  const child = await spawnTs(
     'scripts/start-services.ts',
     {
       DATABASE_URL: infra.databaseUrl,
@@ -49,17 +55,21 @@ const distributed = async (): Promise<Target> => {
       REDIS_URL: infra.redisUrl,
       GRANTLINE_BASE_PORT: String(base),
       GRANTLINE_MANAGEMENT_BASE_PORT: String(managementBase),
-      GRANTLINE_DATABASE: database,
-      KAFKA_TOPIC_PREFIX: `${database}.`,
       GRANTLINE_ADMIN_TOKEN: adminToken,
       GRANTLINE_KEY_ENCRYPTION_KEY: kek,
       LOG_LEVEL: 'warn',
+      GRANTLINE_TOKEN_WORKERS: String(tokenWorkers),
+      GRANTLINE_DATABASE: `${database}_${tokenWorkers}`,
+      KAFKA_TOPIC_PREFIX: `${database}_${tokenWorkers}.`,
     },
     'Grantline is running',
   );
-  const db = new pg.Pool({ connectionString: databaseUrlFor(infra.databaseUrl, database) });
+  const db = new pg.Pool({
+    connectionString: databaseUrlFor(infra.databaseUrl, `${database}_${tokenWorkers}`),
+  });
   return {
-    name: 'grantline distributed',
+    name:
+      tokenWorkers === 1 ? 'grantline distributed' : `grantline distributed, ${tokenWorkers} token processes`,
     registerUrl: `http://127.0.0.1:${base}/oauth2/register`,
     adminUrl: `http://127.0.0.1:${managementBase}/admin`,
     // the token service's own port, not the development gateway: the benchmark measures the service
@@ -68,7 +78,13 @@ const distributed = async (): Promise<Target> => {
       Number(
         (await db.query(`SELECT count(*) AS n FROM token.events WHERE type = 'AccessTokenIssued'`)).rows[0].n,
       ),
-    close: () => db.end(),
+    close: async () => {
+      await db.end();
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+    },
   };
 };
 
@@ -157,68 +173,76 @@ const load = async (url: string, authorization: string, connections: number, dur
   };
 };
 
+const start = (mode: string): Promise<Target> => {
+  if (mode === 'distributed') return distributed();
+  if (mode === 'distributed-2') return distributed(2);
+  if (mode === 'embedded') return embedded();
+  throw new Error(`BENCH_MODES: unknown mode ${mode} (distributed, distributed-2, embedded)`);
+};
+
 const targets: Target[] = [];
 try {
-  for (const mode of modes) {
-    if (mode === 'distributed') targets.push(await distributed());
-    else if (mode === 'embedded') targets.push(await embedded());
-    else throw new Error(`BENCH_MODES: unknown mode ${mode} (distributed, embedded)`);
-  }
-  const systems = [];
-  for (const target of targets) systems.push({ target, client: await registerClient(target) });
-
+  // the peer's own client, shaped like a Grantline registration (its secret 256 bits, base64url)
+  const peerClient = {
+    client_id: `peer-${randomBytes(12).toString('base64url')}`,
+    client_secret: randomBytes(32).toString('base64url'),
+  };
   const peerPort = await freePort();
-  const peerClient = systems[0]!.client;
   await spawnTs(
     'test/load/oidc-provider-peer.ts',
     { PORT: String(peerPort), CLIENT_ID: peerClient.client_id, CLIENT_SECRET: peerClient.client_secret },
     'ready',
   );
   const peerUrl = `http://127.0.0.1:${peerPort}/token`;
+  const peerAuthorization = `Basic ${Buffer.from(`${peerClient.client_id}:${peerClient.client_secret}`).toString('base64')}`;
 
   console.log(
-    `token endpoint, client_credentials + client_secret_basic, ${seconds} s per run (autocannon, same machine; only 2xx counted)`,
+    `token endpoint, client_credentials + client_secret_basic, ${seconds} s per run after ${warmUpSeconds} s of warm-up` +
+      ' (autocannon, same machine; only 2xx counted). Each Grantline mode runs alone, started before and stopped' +
+      ' after its runs; the peer (idle meanwhile) is measured right before it at each concurrency.',
   );
-  const recorded = new Map<Target, { before: number; ok: number }>();
-  for (const connections of [10, 50]) {
-    // warm-up, each system alone
-    await load(peerUrl, peerClient.authorization, connections, 2);
-    for (const { target, client } of systems)
-      await load(target.tokenUrl, client.authorization, connections, 2);
-    const peer = await load(peerUrl, peerClient.authorization, connections, seconds);
-    const lines = [
-      `concurrency ${connections}:`,
-      `  node-oidc-provider     ${fmt(peer.rps, 0).padStart(6)} tokens/s  p50 ${fmt(peer.p50)} ms  p99 ${fmt(peer.p99)} ms  errors ${peer.errors}`,
-    ];
-    for (const { target, client } of systems) {
+  for (const mode of modes) {
+    const target = await start(mode);
+    targets.push(target);
+    const client = await registerClient(target);
+    let ok = 0;
+    for (const connections of [10, 50]) {
+      // warm-up, each system alone; Grantline's first, so that its consumers have drained what the
+      // warm-up recorded by the time the peer is measured (a backlog would take the peer's CPU)
+      await load(target.tokenUrl, client.authorization, connections, warmUpSeconds);
+      await load(peerUrl, peerAuthorization, connections, warmUpSeconds);
+      const peer = await load(peerUrl, peerAuthorization, connections, seconds);
       const before = (await target.issued()) ?? 0;
       const result = await load(target.tokenUrl, client.authorization, connections, seconds);
       const after = await target.issued();
-      const previous = recorded.get(target) ?? { before, ok: 0 };
-      recorded.set(target, { before: previous.before, ok: previous.ok + result.ok });
-      lines.push(
-        `  ${target.name.padEnd(22)} ${fmt(result.rps, 0).padStart(6)} tokens/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}` +
-          (after !== undefined ? `  (${after - before}/${result.ok} issued tokens recorded as events)` : '') +
-          `\n    ratio to node-oidc-provider ${fmt(result.rps / peer.rps, 2)}x` +
-          (connections === 50 && target.name.endsWith('distributed')
-            ? `  (target >= 1.5x: ${result.rps / peer.rps >= 1.5 ? 'met' : 'NOT met'}; p99 < 25 ms: ${result.p99 < 25 ? 'met' : 'NOT met'})`
-            : ''),
+      ok += result.ok;
+      console.log(
+        [
+          `concurrency ${connections}, ${target.name}:`,
+          `  node-oidc-provider ${fmt(peer.rps, 0).padStart(6)} tokens/s  p50 ${fmt(peer.p50)} ms  p99 ${fmt(peer.p99)} ms  errors ${peer.errors}`,
+          `  grantline          ${fmt(result.rps, 0).padStart(6)} tokens/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}` +
+            (after !== undefined
+              ? `  (${after - before}/${result.ok} issued tokens recorded as events)`
+              : ''),
+          `  ratio to node-oidc-provider ${fmt(result.rps / peer.rps, 2)}x` +
+            (connections === 50 && target.name.startsWith('grantline distributed')
+              ? `  (target >= 1.5x: ${result.rps / peer.rps >= 1.5 ? 'met' : 'NOT met'}; p99 < 25 ms: ${result.p99 < 25 ? 'met' : 'NOT met'})`
+              : ''),
+        ].join('\n'),
       );
     }
-    console.log(lines.join('\n'));
-  }
-  // the embedded database can be read once its process is gone: every issued token is an event there too
-  const inProcess = targets.find((t) => t.name.endsWith('embedded'));
-  if (inProcess) {
-    await inProcess.close();
-    const db = await PGlite.create({ dataDir: join(dataDir, 'pglite') });
-    const { rows } = await db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM token.events WHERE type = 'AccessTokenIssued'`,
-    );
-    await db.close();
-    console.log(
-      `embedded: ${rows[0]!.n} AccessTokenIssued events recorded for ${recorded.get(inProcess)!.ok} tokens answered 2xx in the measured runs (plus warm-ups)`,
-    );
+    await target.close();
+    // the embedded database can be read once its process is gone: every issued token is an event there too
+    if (mode === 'embedded') {
+      const db = await PGlite.create({ dataDir: join(dataDir, 'pglite') });
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM token.events WHERE type = 'AccessTokenIssued'`,
+      );
+      await db.close();
+      console.log(
+        `  embedded: ${rows[0]!.n} AccessTokenIssued events recorded for ${ok} tokens answered 2xx in the measured runs (plus warm-ups)`,
+      );
+    }
   }
 } finally {
   for (const target of targets) await target.close().catch(() => {});
@@ -228,7 +252,8 @@ try {
   );
   const admin = new pg.Client({ connectionString: infra.databaseUrl });
   await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
+  for (const workers of [1, 2])
+    await admin.query(`DROP DATABASE IF EXISTS ${database}_${workers} WITH (FORCE)`).catch(() => {});
   await admin.end();
   rmSync(dataDir, { recursive: true, force: true });
   await stop();

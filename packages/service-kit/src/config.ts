@@ -85,8 +85,13 @@ export const distributedConfigSchema = z.object({
     .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1, 'at least one broker')),
   /** Redis connection string (revocation cache, shared rate limits); required by the services that use it */
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
-  /** the most Postgres connections the service opens (its pool's size) */
+  /** the most Postgres connections the service opens (its pool's size; each worker's, with GRANTLINE_WORKERS) */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
+  /**
+   * processes serving the service on this host (node:cluster: the workers share its ports, each a
+   * full instance with its own relay candidacy, consumers and pool); 1 = the process itself
+   */
+  GRANTLINE_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
   /** prefix of every Kafka topic, to share a cluster between deployments */
   KAFKA_TOPIC_PREFIX: z
     .string()

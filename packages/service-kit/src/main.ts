@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { z } from 'zod';
 import { ConfigError, type DistributedConfig, distributedConfigSchema, loadConfig } from './config.ts';
 import { kafkaConfigProblems, kafkaConnection, partitionsOf } from './kafka-config.ts';
@@ -77,9 +78,53 @@ export const runServiceMain = async <S extends z.ZodType>(
       () => loadConfig(schema),
       () => loadDistributedConfig(process.env, options),
     );
+    if (distributed.GRANTLINE_WORKERS > 1 && cluster.isPrimary)
+      return superviseWorkers(name, distributed.GRANTLINE_WORKERS);
     stopOnSignals(await start(config, runtimeFromConfig(distributed)));
   } catch (error) {
     console.error(describeStartupFailure(name, error));
     process.exit(1);
   }
+};
+
+/**
+ * GRANTLINE_WORKERS > 1: this process serves nothing itself. It forks that many workers, each the
+ * whole service (the cluster shares their listening ports, handing connections round-robin); passes
+ * SIGTERM and SIGINT on and exits once they have stopped; and if one exits on its own, stops the
+ * others and exits 1, so the orchestrator restarts the service as a whole (as it would one process).
+ */
+const superviseWorkers = (name: string, count: number): void => {
+  let stopping = false;
+  // variables read from GRANTLINE_ENV_FILE (keys, tokens) are left out: each worker reads the file
+  const fromFile = (process.env.GRANTLINE_ENV_FILE_KEYS ?? '').split(',').filter(Boolean);
+  const env = {
+    ...Object.fromEntries(fromFile.map((variable) => [variable, undefined])),
+    GRANTLINE_ENV_FILE_KEYS: undefined,
+  };
+  const workers = Array.from({ length: count }, () => cluster.fork(env));
+  // the exit code: 1 once any worker ended badly (or on its own), else 0
+  let code = 0;
+  const exitWhenAllGone = () => {
+    if (workers.every((w) => w.isDead())) process.exit(code);
+  };
+  const stopAll = () => {
+    if (stopping) return;
+    stopping = true;
+    for (const worker of workers) if (!worker.isDead()) worker.process.kill('SIGTERM');
+    exitWhenAllGone();
+  };
+  for (const worker of workers)
+    worker.once('exit', (exitCode, signal) => {
+      // a worker still starting when asked to stop has no handler yet: SIGTERM ends it, as asked
+      if (exitCode !== 0 && !(stopping && signal === 'SIGTERM')) code = 1;
+      if (!stopping) {
+        code = 1;
+        console.error(
+          `${name}: worker ${worker.process.pid} exited (${signal ?? exitCode}); stopping the others`,
+        );
+        stopAll();
+      }
+      exitWhenAllGone();
+    });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, stopAll);
 };

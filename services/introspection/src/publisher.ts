@@ -140,8 +140,8 @@ export class RevocationPublisher {
       this.deps.bus.publish(
         facts.map((f) => this.message('RevocationFact', f.key, f, new Date(f.revokedAt))),
       );
-    while ((await this.deps.facts.publish(send, PUBLICATION_BATCH)) === PUBLICATION_BATCH) {
-      // until a pass finds less than a full batch: nothing is left that was recorded before it began
+    while ((await this.deps.facts.publish(send, PUBLICATION_BATCH)).more) {
+      // until a round finds less than a full batch: nothing is left that was recorded before the pass
     }
     for (;;) {
       const facts = await this.deps.facts.publishedAfter(this.lastSequence);

@@ -158,33 +158,40 @@ export class FactLog {
    * Numbers the unpublished facts (oldest first) in one statement, its own transaction, under a
    * transaction lock taken before any number is drawn, so the numbers commit in the order given (a fact
    * another instance numbered while this one waited for the lock is passed over: the statement's
-   * snapshot predates it, but the update rechecks the row it finds); then
-   * hands the numbered facts the topic lacks to `send`, in order, and marks them sent (at least once:
-   * a failed `send` is retried at the next pass). Returns how many were sent: fewer than `limit`
-   * when none is left.
+   * snapshot predates it, but the update rechecks the row it finds); then hands the numbered facts the
+   * topic lacks to `send`, in order, and marks them sent (at least once: a failed `send` is retried at
+   * the next pass). Returns how many it sent, and whether more may be left: a full batch of either
+   * kind (a batch of unnumbered facts can shrink to nothing when another instance numbered them).
    */
-  async publish(send: (facts: FactMessage[]) => Promise<void>, limit = 500): Promise<number> {
-    await this.pool.query(
+  async publish(
+    send: (facts: FactMessage[]) => Promise<void>,
+    limit = 500,
+  ): Promise<{ sent: number; more: boolean }> {
+    const { rows: numbering } = await this.pool.query<{ candidates: number }>(
       `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtext($2)) AS held),
-            next AS (SELECT id FROM ${this.t}, lock WHERE published_seq IS NULL ORDER BY id LIMIT $1)
-       UPDATE ${this.t} f SET published_seq = nextval('${this.schema}.revocation_publication')
-       FROM next WHERE f.id = next.id AND f.published_seq IS NULL`,
+            next AS MATERIALIZED (SELECT id FROM ${this.t}, lock WHERE published_seq IS NULL ORDER BY id LIMIT $1),
+            numbered AS (
+              UPDATE ${this.t} f SET published_seq = nextval('${this.schema}.revocation_publication')
+              FROM next WHERE f.id = next.id AND f.published_seq IS NULL RETURNING 1)
+       SELECT (SELECT count(*) FROM next)::int AS candidates, (SELECT count(*) FROM numbered)::int AS numbered`,
       [limit, this.t],
     );
+    const candidates = numbering[0]?.candidates ?? 0;
     const { rows } = await this.pool.query<Row>(
       `SELECT published_seq, fact, revoked_at, expires_at FROM ${this.t}
        WHERE NOT sent AND published_seq IS NOT NULL ORDER BY published_seq LIMIT $1`,
       [limit],
     );
-    if (rows.length === 0) return 0;
-    const facts = rows.map(message);
-    await send(facts);
-    await this.pool.query(
-      `UPDATE ${this.t} f SET sent = true
-       FROM unnest($1::bigint[]) AS s(published_seq) WHERE f.published_seq = s.published_seq`,
-      [facts.map((f) => f.sequence)],
-    );
-    return facts.length;
+    if (rows.length > 0) {
+      const facts = rows.map(message);
+      await send(facts);
+      await this.pool.query(
+        `UPDATE ${this.t} f SET sent = true
+         FROM unnest($1::bigint[]) AS s(published_seq) WHERE f.published_seq = s.published_seq`,
+        [facts.map((f) => f.sequence)],
+      );
+    }
+    return { sent: rows.length, more: candidates === limit || rows.length === limit };
   }
 
   async lastSequence(): Promise<number> {
