@@ -52,11 +52,16 @@ describe('consumer runtime on Kafka', () => {
       { value: '{"grantId":"g","organisationId":"o"}', headers: validHeaders('dev.grantline.Unheard.v1') },
       { value: '{"grantId":"g"}', headers: validHeaders() },
       { value: '{"grantId":"g","organisationId":"o"}', headers: { ce_specversion: '1.0' } },
+      // a known type this subscription does not handle: passed over by its header, never opened
+      { value: 'not json either', headers: validHeaders('dev.grantline.GrantRevoked.v1') },
     ]);
     const { stream } = await publishValid(1);
     const sub = await p.bus.subscribe({
       groupId,
       topics: [TOPICS.grants],
+      // a typed subscription, as every service's: the filter by type header lets nothing malformed
+      // of a wanted, unknown or missing type through undecoded
+      types: ['OrganisationConnected'],
       onCrash: (e) => {
         throw e;
       },
@@ -69,6 +74,7 @@ describe('consumer runtime on Kafka', () => {
         what: 'the valid event',
       });
       const parked = await readDeadLetters(4);
+      expect(parked).toHaveLength(4);
       const reasons = parked.map((m) => m.headers['x-grantline-dlq-reason']);
       expect(reasons).toEqual([
         'MalformedMessageError: value is not JSON',
