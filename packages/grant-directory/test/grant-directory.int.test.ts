@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
 import { migrateReadModels, pglitePool } from '@grantline/event-store';
-import type { ConsumedEvent, Projection } from '@grantline/message-bus';
-import { createTestDatabase, type TestDatabase } from '@grantline/testing';
+import type { ConsumedEvent } from '@grantline/message-bus';
+import { createTestDatabase, feedProjection, type TestDatabase } from '@grantline/testing';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -30,18 +30,6 @@ const consumed = (type: string, data: unknown, streamVersion = 1): ConsumedEvent
 });
 
 /** Applies events as the runtime does: one transaction each. */
-const feed = async (pool: pg.Pool, projection: Projection, events: ConsumedEvent[]) => {
-  for (const event of events) {
-    const tx = await pool.connect();
-    try {
-      await tx.query('BEGIN');
-      await projection.apply(event, tx);
-      await tx.query('COMMIT');
-    } finally {
-      tx.release();
-    }
-  }
-};
 
 const created = (grantId: string, organisations = ['org-1']) =>
   consumed('GrantCreated', {
@@ -70,7 +58,7 @@ const suite = (name: string, pool: () => pg.Pool) =>
     it('projects grants in stream order; a redelivered older event changes nothing, revocation is terminal', async () => {
       const s = schema();
       await migrateReadModels(pool(), s, [grantsTables, endedSessionsTables]);
-      await feed(pool(), grantsProjection(s), [
+      await feedProjection(pool(), grantsProjection(s), [
         created('g1'),
         consumed('OrganisationConnected', { grantId: 'g1', organisationId: 'org-2' }, 2),
         consumed(
@@ -108,7 +96,7 @@ const suite = (name: string, pool: () => pg.Pool) =>
     it('records ended sign-ins', async () => {
       const s = schema();
       await migrateReadModels(pool(), s, [grantsTables, endedSessionsTables]);
-      await feed(pool(), endedSessionsProjection(s), [
+      await feedProjection(pool(), endedSessionsProjection(s), [
         consumed('UserLoggedOut', { userId: 'u1', sessionId: 's1' }),
         consumed('UserLoggedOut', { userId: 'u1', sessionId: 's1' }),
       ]);
@@ -121,7 +109,7 @@ const suite = (name: string, pool: () => pg.Pool) =>
       await pool().query(legacyTables(s));
       await migrateReadModels(pool(), s, [grantsTables, endedSessionsTables]);
       expect(await new EndedSessions(pool(), s).has('s-old')).toBe(true);
-      await feed(pool(), grantsProjection(s), [created('g1')]);
+      await feedProjection(pool(), grantsProjection(s), [created('g1')]);
       expect(await new GrantQueries(pool(), s).get('g1')).toMatchObject({ status: 'active' });
     });
   });

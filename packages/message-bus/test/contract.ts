@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { idempotentProjection } from '../src/idempotent.ts';
 import type { ConsumedEvent, MessageBus } from '../src/port.ts';
 
-const recorded = (streamId: string, version: number): RecordedEvent => ({
+/** An `OrganisationConnected` of the grant `streamId`, as its version `version`. */
+export const recorded = (streamId: string, version: number): RecordedEvent => ({
   id: randomUUID(),
   type: 'OrganisationConnected',
   data: { grantId: streamId, organisationId: `org-${version}` },

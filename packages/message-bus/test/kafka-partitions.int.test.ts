@@ -2,25 +2,15 @@
 // broker holds, each stream (the message key) stays in one partition, and two consumers of one
 // group, each with its share of the partitions, still see every stream in order.
 import { randomUUID } from 'node:crypto';
-import { type RecordedEvent, TOPICS } from '@grantline/events';
+import { TOPICS } from '@grantline/events';
 import { eventually, uniqueName } from '@grantline/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { KafkaMessageBus } from '../src/kafka.ts';
 import type { ConsumedEvent, Subscription } from '../src/port.ts';
+import { recorded } from './contract.ts';
 
 const PARTITIONS = 4;
-const recorded = (streamId: string, version: number): RecordedEvent => ({
-  id: randomUUID(),
-  type: 'OrganisationConnected',
-  data: { grantId: streamId, organisationId: `org-${version}` },
-  streamId,
-  streamVersion: version,
-  position: String(version),
-  time: new Date(),
-  source: '/grantline/partitions',
-  metadata: {},
-});
 const noCrash = (e: Error) => {
   throw e;
 };

@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
 import { migrateReadModels, pglitePool } from '@grantline/event-store';
-import type { ConsumedEvent, Projection } from '@grantline/message-bus';
-import { createTestDatabase, eventually, type TestDatabase } from '@grantline/testing';
+import type { ConsumedEvent } from '@grantline/message-bus';
+import { createTestDatabase, eventually, feedProjection, type TestDatabase } from '@grantline/testing';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -28,18 +28,6 @@ const consumed = (type: string, data: unknown, time = new Date()): ConsumedEvent
 });
 
 /** Applies events as the runtime does: one transaction each. */
-const feed = async (pool: pg.Pool, projection: Projection, events: ConsumedEvent[]) => {
-  for (const event of events) {
-    const tx = await pool.connect();
-    try {
-      await tx.query('BEGIN');
-      await projection.apply(event, tx);
-      await tx.query('COMMIT');
-    } finally {
-      tx.release();
-    }
-  }
-};
 
 const metadata = (tokenEndpointAuthMethod: string) => ({
   clientName: 'Books',
@@ -74,7 +62,7 @@ const suite = (name: string, pool: () => pg.Pool) =>
       const s = schema();
       await migrateReadModels(pool(), s, registryDirectoryTables);
       const disabledAt = new Date('2030-01-01T00:00:00Z');
-      await feed(pool(), registryDirectoryProjection(s), [
+      await feedProjection(pool(), registryDirectoryProjection(s), [
         consumed('ClientRegistered', {
           clientId: 'c1',
           metadata: metadata('client_secret_basic'),
@@ -132,7 +120,7 @@ const suite = (name: string, pool: () => pg.Pool) =>
       const s = schema();
       await migrateReadModels(pool(), s, registryDirectoryTables);
       const projection = registryDirectoryProjection(s);
-      await feed(pool(), projection, [
+      await feedProjection(pool(), projection, [
         consumed('UserCreated', { userId: 'u1', username: 'ann', organisations: ['org-1'] }),
       ]);
       // a TTL far longer than the test: only the notification can make it read the change
@@ -152,7 +140,7 @@ const suite = (name: string, pool: () => pg.Pool) =>
         );
         expect((await users.user('u1'))?.status).toBe('active');
         const disabledAt = new Date('2030-01-01T00:00:00Z');
-        await feed(pool(), projection, [consumed('UserDisabled', { userId: 'u1' }, disabledAt)]);
+        await feedProjection(pool(), projection, [consumed('UserDisabled', { userId: 'u1' }, disabledAt)]);
         await eventually(async () => ((await users.user('u1'))?.status === 'disabled' ? true : undefined), {
           what: 'the disabled status read',
           timeoutMs: 5_000,
@@ -160,7 +148,7 @@ const suite = (name: string, pool: () => pg.Pool) =>
         expect((await users.user('u1'))?.credentialsChangedAt).toEqual(disabledAt);
         // an unknown id (a client's own subject) is cached as unknown until the user is created
         expect(await users.user('u2')).toBeUndefined();
-        await feed(pool(), projection, [
+        await feedProjection(pool(), projection, [
           consumed('UserCreated', { userId: 'u2', username: 'bob', organisations: [] }),
         ]);
         await eventually(async () => ((await users.user('u2'))?.status === 'active' ? true : undefined), {

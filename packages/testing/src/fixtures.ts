@@ -61,3 +61,27 @@ export const eventually = async <T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 };
+
+/**
+ * Applies each event to a projection as the runtime does, one transaction per event (without the
+ * runtime's processed-events record): for tests of a read model's projection on its own.
+ */
+export const feedProjection = async <E>(
+  pool: pg.Pool,
+  projection: { apply(event: E, tx: pg.PoolClient): Promise<void> },
+  events: readonly E[],
+): Promise<void> => {
+  for (const event of events) {
+    const tx = await pool.connect();
+    try {
+      await tx.query('BEGIN');
+      await projection.apply(event, tx);
+      await tx.query('COMMIT');
+    } catch (error) {
+      await tx.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      tx.release();
+    }
+  }
+};

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { migrateReadModels } from '@grantline/event-store';
 import type { ConsumedEvent } from '@grantline/message-bus';
 import { MemoryRevocationCache, revocationKeys } from '@grantline/revocation-cache';
-import { createTestDatabase, eventually, type TestDatabase, uniqueName } from '@grantline/testing';
+import {
+  createTestDatabase,
+  eventually,
+  feedProjection,
+  type TestDatabase,
+  uniqueName,
+} from '@grantline/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FactSet, factNotifications } from '../src/projections/fact-set.ts';
@@ -49,16 +55,7 @@ const instance = async (schema: string, name: string) => {
     },
     recorded: (keys, at) => set.add(keys, at),
   });
-  const apply = async (e: ConsumedEvent) => {
-    const tx = await pool.connect();
-    try {
-      await tx.query('BEGIN');
-      await project.apply(e, tx);
-      await tx.query('COMMIT');
-    } finally {
-      tx.release();
-    }
-  };
+  const apply = (e: ConsumedEvent) => feedProjection(pool, project, [e]);
   return { pool, set, apply };
 };
 

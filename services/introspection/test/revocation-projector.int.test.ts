@@ -5,7 +5,13 @@ import { generateKeyMaterial, serviceKeyEnv } from '@grantline/keys';
 import type { ConsumedEvent } from '@grantline/message-bus';
 import { MemoryRevocationCache, RedisRevocationCache, revocationKeys } from '@grantline/revocation-cache';
 import { loadConfig, loadDistributedConfig, runtimeFromConfig } from '@grantline/service-kit';
-import { createTestDatabase, eventually, type TestDatabase, uniqueName } from '@grantline/testing';
+import {
+  createTestDatabase,
+  eventually,
+  feedProjection,
+  type TestDatabase,
+  uniqueName,
+} from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startIntrospection } from '../src/app.ts';
 import { introspectionConfigSchema } from '../src/config.ts';
@@ -93,16 +99,7 @@ describe('revocation projector', () => {
           throw error;
         },
       });
-      for (const e of order) {
-        const tx = await db.pool.connect();
-        try {
-          await tx.query('BEGIN');
-          await project.apply(e, tx);
-          await tx.query('COMMIT');
-        } finally {
-          tx.release();
-        }
-      }
+      await feedProjection(db.pool, project, order);
     };
     const [inOrder, shuffled] = [uniqueName('facts'), uniqueName('facts')];
     await apply(inOrder, events);

@@ -172,8 +172,8 @@ export class FactLog {
             next AS MATERIALIZED (SELECT id FROM ${this.t}, lock WHERE published_seq IS NULL ORDER BY id LIMIT $1),
             numbered AS (
               UPDATE ${this.t} f SET published_seq = nextval('${this.schema}.revocation_publication')
-              FROM next WHERE f.id = next.id AND f.published_seq IS NULL RETURNING 1)
-       SELECT (SELECT count(*) FROM next)::int AS candidates, (SELECT count(*) FROM numbered)::int AS numbered`,
+              FROM next WHERE f.id = next.id AND f.published_seq IS NULL)
+       SELECT count(*)::int AS candidates FROM next`,
       [limit, this.t],
     );
     const candidates = numbering[0]?.candidates ?? 0;
