@@ -45,6 +45,10 @@ export interface KafkaBusOptions {
 const kafkaLogLevel = (level: logLevel) =>
   level === logLevel.ERROR || level === logLevel.WARN ? 'warn' : level === logLevel.INFO ? 'info' : 'debug';
 
+// kafkajs warns at every idempotent producer's creation when its retries are bounded. They are bounded
+// on purpose (see `connectedProducer`), so that line says nothing an operator can act on.
+const BOUNDED_RETRIES_WARNING = 'Limiting retries for the idempotent producer';
+
 /** The message bus on Apache Kafka (kafkajs). */
 export class KafkaMessageBus implements MessageBus {
   readonly kafka: Kafka;
@@ -64,6 +68,7 @@ export class KafkaMessageBus implements MessageBus {
         () =>
         ({ level, log }) => {
           const { message, ...extra } = log;
+          if (typeof message === 'string' && message.startsWith(BOUNDED_RETRIES_WARNING)) return;
           options.logger[kafkaLogLevel(level)]({ kafka: extra }, `kafka: ${message}`);
         },
       retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2_000 },
@@ -78,10 +83,14 @@ export class KafkaMessageBus implements MessageBus {
       const producer = this.kafka.producer({
         createPartitioner: Partitioners.DefaultPartitioner,
         allowAutoTopicCreation: true,
-        // One request in flight keeps per-partition order across retries. Not kafkajs's idempotent
-        // mode: delivery is at-least-once by design and consumers deduplicate by event id (tried:
-        // with it on, the broker-outage pipeline test fell short of its append rate twice; not
-        // investigated, docs/operations.md).
+        // Idempotent (a producer id and per-partition sequence numbers, acks from all in-sync
+        // replicas): a batch the broker wrote but whose acknowledgement was lost is not written twice
+        // by kafkajs's retries. One request in flight keeps per-partition order across them. Retries
+        // are bounded so a publish fails back to the relay within `publishTimeoutMs` during an
+        // outage; `publish` then drops this producer, and the relay's resend goes out under a new
+        // producer id (the old sequence numbers may no longer match what the broker holds). That
+        // resend may duplicate: delivery stays at least once, and consumers deduplicate by event id.
+        idempotent: true,
         maxInFlightRequests: 1,
         retry: { retries: 3, maxRetryTime: this.options.publishTimeoutMs ?? 5_000 },
       });
@@ -170,12 +179,20 @@ export class KafkaMessageBus implements MessageBus {
           });
         } catch (error) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          this.dropProducer(producer);
           throw error;
         } finally {
           span.end();
         }
       },
     );
+  }
+
+  /** Forgets a producer whose publish failed: the next publish connects a new one, with a new producer id. */
+  private dropProducer(producer: Producer): void {
+    if (this.producer !== producer) return;
+    this.producer = undefined;
+    producer.disconnect().catch(() => {});
   }
 
   async subscribe(options: SubscriptionOptions): Promise<Subscription> {
