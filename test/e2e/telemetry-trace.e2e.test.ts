@@ -18,7 +18,9 @@ import { type Stack, startStack } from './stack.ts';
  * the trace: its authorization request carries a `traceparent`; the browser steps after it (sign-in,
  * consent, the return to /oauth2/authorize/complete) and the code redemption carry none, and the
  * services continue the flow's trace from what its signed statements and the sealed code recorded;
- * the resource-server call carries the relying party's trace again.
+ * the resource-server call carries the relying party's trace again. Within it: Postgres queries,
+ * Redis commands and the SDK's outgoing HTTP request are client spans, and the request carries the
+ * trace to the service that answers it.
  */
 describe('telemetry: one trace from /oauth2/authorize to the resource server', () => {
   const exporter = new InMemorySpanExporter();
@@ -183,9 +185,53 @@ describe('telemetry: one trace from /oauth2/authorize to the resource server', (
     expect(check).toHaveLength(1);
     expect(check[0]!.parentSpanContext?.spanId).toBe(traceparent.split('-')[2]);
 
+    // outgoing HTTP carries the trace: the SDK's JWKS fetch is a client span under the check, and the
+    // token service's span for that request continues it (W3C traceparent over HTTP)
+    const jwksFetch = trace.filter(
+      (s) => s.kind === SpanKind.CLIENT && s.parentSpanContext?.spanId === check[0]!.spanContext().spanId,
+    );
+    expect(jwksFetch.map((s) => s.name)).toEqual(['GET']);
+    const jwksServed = named(trace, 'GET /oauth2/jwks');
+    expect(jwksServed).toHaveLength(1);
+    expect(jwksServed[0]!.parentSpanContext?.spanId).toBe(jwksFetch[0]!.spanContext().spanId);
+
+    // Postgres: the redemption's appends are queries in the trace, named as instrumentation-pg names them
+    const appendQueries = trace.filter((s) =>
+      appends.some((a) => a.spanContext().spanId === s.parentSpanContext?.spanId),
+    );
+    expect(appendQueries.length).toBeGreaterThan(0);
+    for (const query of appendQueries) {
+      expect(query.kind).toBe(SpanKind.CLIENT);
+      expect(query.name).toMatch(/^pg\.query:[A-Z]+ \S+$/);
+      expect(query.attributes['db.system.name']).toBe('postgresql');
+      expect(typeof query.attributes['db.query.text']).toBe('string');
+    }
+    // Redis: the sign-in's limiter commands are spans of its request
+    const signIn = named(spans(), 'POST /login');
+    expect(signIn).toHaveLength(1);
+    const redisCommands = spans().filter(
+      (s) =>
+        s.parentSpanContext?.spanId === signIn[0]!.spanContext().spanId &&
+        s.attributes['db.system.name'] === 'redis',
+    );
+    expect(redisCommands.length).toBeGreaterThan(0);
+    expect(redisCommands.every((s) => s.kind === SpanKind.CLIENT)).toBe(true);
+    // no span records a credential: parameter values, keys and bodies stay out of telemetry
+    const recorded = JSON.stringify(spans().map((s) => s.attributes));
+    for (const secret of [
+      token.body.access_token,
+      token.body.refresh_token,
+      code!,
+      tenant.user.password,
+      tenant.client.client_secret!,
+    ])
+      expect(recorded).not.toContain(secret);
+
     // one trace id over all of them
     const ids = new Set(
-      [authorize, consent, redemption, consumed, check].flat().map((s) => s.spanContext().traceId),
+      [authorize, consent, redemption, consumed, check, jwksFetch, jwksServed, appendQueries]
+        .flat()
+        .map((s) => s.spanContext().traceId),
     );
     expect([...ids]).toEqual([traceId]);
   });

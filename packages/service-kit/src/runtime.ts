@@ -26,7 +26,7 @@ import {
   RedisRevocationCache,
   type RevocationCache,
 } from '@grantline/revocation-cache';
-import type { Logger } from '@grantline/telemetry';
+import { type Logger, traceQueries } from '@grantline/telemetry';
 import pg from 'pg';
 import { StartupError } from './config.ts';
 import type { ReadinessCheck } from './health.ts';
@@ -232,9 +232,10 @@ export const distributedRuntime =
     // A connection a caller holds (a transaction between two queries, the relay's LISTEN) that Postgres
     // ends (a restart: 57P01) emits 'error' while the pool is not listening: without a listener of its
     // own that is an uncaught exception, and the process dies. The caller's next query fails instead.
-    pool.on('connect', (client) =>
-      client.on('error', (error) => logger.warn({ err: error }, 'Postgres connection failed')),
-    );
+    pool.on('connect', (client) => {
+      client.on('error', (error) => logger.warn({ err: error }, 'Postgres connection failed'));
+      traceQueries(client, client.database);
+    });
     await pool.query('SELECT 1').catch(async (error: unknown) => {
       await pool.end().catch(() => {});
       throw unreachable(error, 'Postgres', safeHost(options.databaseUrl), 'DATABASE_URL');

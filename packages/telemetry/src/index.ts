@@ -1,3 +1,4 @@
+export * from './clients.ts';
 export * from './logger.ts';
 export * from './metrics.ts';
 export * from './names.ts';

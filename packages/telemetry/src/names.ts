@@ -75,8 +75,10 @@ export const SPANS = {
   codeRedemption: 'oauth2.token authorization_code',
   /** the resource-server SDK's access-token check (JWT, deny-list, scope, organisation) */
   resourceServerCheck: 'resource_server.check',
-  /** key-value commands on Redis (database semantic conventions: the command name) */
-  kv: (operation: string) => `redis ${operation}`,
+  /** a Postgres query, named as OpenTelemetry's instrumentation-pg names it: `pg.query:{OPERATION} {database}` */
+  pgQuery: (operation: string, database?: string) => `pg.query:${operation}${database ? ` ${database}` : ''}`,
+  /** a Redis command, named as OpenTelemetry's instrumentation-ioredis names it: the command */
+  redisCommand: (command: string) => command,
 } as const;
 
 export const ATTRS = {
@@ -103,6 +105,9 @@ export const ATTRS = {
   decision: 'grantline.decision',
   dbSystem: 'db.system.name',
   dbOperation: 'db.operation.name',
+  /** the statement's text, with its `$n` placeholders (parameter values are never recorded) */
+  dbQueryText: 'db.query.text',
+  dbNamespace: 'db.namespace',
 } as const;
 
 /** Fields every log line may carry (OpenTelemetry's log data model names them so). */

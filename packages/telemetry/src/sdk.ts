@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AggregationType,
@@ -13,6 +14,7 @@ import {
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { traceRedisCommands } from './clients.ts';
 import { LATENCY_BUCKETS } from './names.ts';
 
 export interface Telemetry {
@@ -92,14 +94,21 @@ export const startTelemetry = (options: TelemetryOptions): Telemetry => {
         : dropSpans,
       ...(options.spanProcessors ?? []),
     ],
-    instrumentations: [],
+    // Outgoing HTTP (fetch, which is undici): a client span per request and its W3C `traceparent`
+    // on the request, from undici's diagnostics channels (no module patching, so it works in ES
+    // modules). Only inside a trace: background fetches (JWKS, the revocation stream) start none.
+    instrumentations: [new UndiciInstrumentation({ requireParentforSpans: true })],
   });
   sdk.start();
+  // Redis commands, from ioredis's own diagnostics channel; Postgres queries are traced per pool
+  // (`traceQueries`, by the runtime that makes the pool).
+  const untraceRedis = traceRedisCommands();
   const telemetry: Telemetry = {
     metricsHandler: (req, res) => prometheus.getMetricsRequestHandler(req, res),
     shutdown: async () => {
       if (started !== telemetry) return;
       started = undefined;
+      untraceRedis();
       await sdk.shutdown();
     },
   };
