@@ -39,6 +39,10 @@ export interface EventStore {
     /** from `fromVersion` (default 1), at most `maxCount` events; `currentVersion` is always the stream's */
     options?: { fromVersion?: number; maxCount?: number },
   ): Promise<ReadStreamResult<E>>;
-  /** Runs `work` in one transaction: every append through the store it is given commits, or none does. */
+  /**
+   * Runs `work` in one transaction: every append through the store it is given commits, or none does.
+   * An append in it that loses a race for a stream's next version throws a ConcurrencyError that ends
+   * the transaction (nothing of it commits): retry the whole transaction, not the append.
+   */
   transaction<T>(work: (store: EventStore) => Promise<T>): Promise<T>;
 }

@@ -136,6 +136,37 @@ export const eventStoreContract = (adapter: string, store: () => EventStore) =>
       expect((await store().readStream(b)).currentVersion).toBe(1);
     });
 
+    it('ends a transaction whose append loses a race: a ConcurrencyError, and none of its appends commit', async () => {
+      const contested = stream();
+      const other = stream();
+      let release!: () => void;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      let entered!: () => void;
+      const inFirst = new Promise<void>((r) => {
+        entered = r;
+      });
+      const first = store().transaction(async (tx) => {
+        await tx.append(contested, 'no_stream', [grantCreated(contested)]);
+        entered();
+        await held;
+      });
+      await inFirst;
+      const second = store().transaction(async (tx) => {
+        await tx.append(other, 'no_stream', [grantCreated(other)]);
+        await tx.append(contested, 'no_stream', [grantCreated(contested)]);
+      });
+      const secondSettled = second.catch((error: unknown) => error);
+      // the second one's append of the contested stream waits on the first's uncommitted row
+      await new Promise((r) => setTimeout(r, 200));
+      release();
+      await first;
+      expect(await secondSettled).toBeInstanceOf(ConcurrencyError);
+      expect((await store().readStream(contested)).currentVersion).toBe(1);
+      expect((await store().readStream(other)).currentVersion).toBe(0);
+    });
+
     it('runs read, decide, append and retries a conflicting command until it lands', async () => {
       const id = stream();
       await store().append(id, 'no_stream', [grantCreated(id)]);

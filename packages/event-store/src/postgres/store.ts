@@ -207,9 +207,11 @@ export class PostgresEventStore implements EventStore {
       { attributes: { [ATTRS.stream]: streamId } },
       async (span) => {
         try {
-          // `any` cannot conflict on the version it expects, only lose a race for the next one: try again.
+          // `any` cannot conflict on the version it expects, only lose a race for the next one: try
+          // again, unless in a transaction, which the lost race has ended.
           const run = () => this.insert(streamId, expected, params);
-          const result = expected === 'any' ? await withRetry(run, { attempts: 20 }) : await run();
+          const result =
+            expected === 'any' && !this.inTransaction ? await withRetry(run, { attempts: 20 }) : await run();
           if (!this.inTransaction) this.wake.poke();
           const { appended, appendDuration } = instruments();
           appended.add(result.events.length);
@@ -266,17 +268,19 @@ export class PostgresEventStore implements EventStore {
     params: unknown[],
   ): Promise<AppendResult> {
     let rows: (EventRow & { current_version: number })[];
-    // Inside a caller's transaction a savepoint keeps a lost race from aborting the whole transaction,
-    // so the conflict can be read and retried there too.
-    if (this.inTransaction) await this.db.query('SAVEPOINT grantline_append');
     try {
       ({ rows } = await this.db.query<EventRow & { current_version: number }>(this.appendSql, params));
-      if (this.inTransaction) await this.db.query('RELEASE SAVEPOINT grantline_append');
     } catch (error) {
-      if (this.inTransaction) await this.db.query('ROLLBACK TO SAVEPOINT grantline_append');
       if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
-      // another writer took the next version between our read and our insert
-      throw new ConcurrencyError(streamId, expected, await this.currentVersion(streamId));
+      // Another writer took the next version between our read and our insert. Inside a caller's
+      // transaction the conflict has aborted it (no savepoint per append: that would be two more round
+      // trips on every transactional append, and no caller continues a transaction after a conflict):
+      // the version cannot be read, and the caller retries the whole transaction or gives up.
+      throw new ConcurrencyError(
+        streamId,
+        expected,
+        this.inTransaction ? undefined : await this.currentVersion(streamId),
+      );
     }
     const first = rows[0];
     if (!first || first.position === null) {
