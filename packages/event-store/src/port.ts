@@ -10,6 +10,12 @@ export type ExpectedVersion = number | 'no_stream' | 'stream_exists' | 'any';
 export interface AppendOptions {
   /** Merged into every event's metadata; trace context is taken from the active span when absent. */
   metadata?: EventMetadata;
+  /**
+   * Each of these events as version 1 of a new stream, in the same statement: written only if the
+   * append is, and a stream that exists already fails the whole append (a ConcurrencyError). They are
+   * not in the result's `events`.
+   */
+  newStreams?: readonly { streamId: string; event: DomainEvent }[];
 }
 
 export interface AppendResult {
@@ -36,8 +42,12 @@ export interface EventStore {
   ): Promise<AppendResult>;
   readStream<E extends DomainEvent = DomainEvent>(
     streamId: string,
-    /** from `fromVersion` (default 1), at most `maxCount` events; `currentVersion` is always the stream's */
-    options?: { fromVersion?: number; maxCount?: number },
+    /**
+     * from `fromVersion` (default 1), at most `maxCount` events; `currentVersion` is always the stream's.
+     * `withFirst`: the stream's first event too, ahead of the others, in the same read (an aggregate
+     * whose identity is in its first event, read from a later version on: one round trip, not two).
+     */
+    options?: { fromVersion?: number; maxCount?: number; withFirst?: boolean },
   ): Promise<ReadStreamResult<E>>;
   /**
    * Runs `work` in one transaction: every append through the store it is given commits, or none does.

@@ -46,6 +46,30 @@ export const eventStoreContract = (adapter: string, store: () => EventStore) =>
       expect(read.currentVersion).toBe(3);
     });
 
+    it('reads the first event with a later range in one read (withFirst), the range as asked', async () => {
+      const id = stream();
+      await store().append(id, 'no_stream', [
+        grantCreated(id),
+        orgConnected(id, 'a'),
+        orgConnected(id, 'b'),
+        orgConnected(id, 'c'),
+      ]);
+      const tail = await store().readStream(id, { fromVersion: 3, withFirst: true });
+      expect(tail.events.map((e) => e.streamVersion)).toEqual([1, 3, 4]);
+      expect(tail.currentVersion).toBe(4);
+      // maxCount counts the range, not the first event
+      const cut = await store().readStream(id, { fromVersion: 2, maxCount: 2, withFirst: true });
+      expect(cut.events.map((e) => e.streamVersion)).toEqual([1, 2, 3]);
+      expect(cut.currentVersion).toBe(4);
+      // a range past the end: only the first event, and the stream's version
+      const past = await store().readStream(id, { fromVersion: 9, withFirst: true });
+      expect(past.events.map((e) => e.streamVersion)).toEqual([1]);
+      expect(past.currentVersion).toBe(4);
+      // from the start, the first event is not repeated
+      const all = await store().readStream(id, { withFirst: true });
+      expect(all.events.map((e) => e.streamVersion)).toEqual([1, 2, 3, 4]);
+    });
+
     it('reads a stream id no stream can have (a NUL byte) as an empty stream, not an error', async () => {
       expect(await store().readStream('client-\u0000x')).toEqual({ currentVersion: 0, events: [] });
     });
@@ -116,6 +140,33 @@ export const eventStoreContract = (adapter: string, store: () => EventStore) =>
         /unknown event type/,
       );
       expect((await store().readStream(id)).currentVersion).toBe(0);
+    });
+
+    it('appends new streams in the same statement (newStreams): both written, or neither', async () => {
+      const id = stream();
+      await store().append(id, 'no_stream', [grantCreated(id)]);
+      const fresh = stream();
+      await store().append(id, 1, [orgConnected(id, 'a')], {
+        newStreams: [{ streamId: fresh, event: grantCreated(fresh) }],
+      });
+      expect((await store().readStream(id)).currentVersion).toBe(2);
+      const written = await store().readStream(fresh);
+      expect(written.events.map((e) => [e.streamVersion, e.type])).toEqual([[1, 'GrantCreated']]);
+      // the append fails its expected version: the new stream is not written either
+      const notWritten = stream();
+      await expect(
+        store().append(id, 1, [orgConnected(id, 'b')], {
+          newStreams: [{ streamId: notWritten, event: grantCreated(notWritten) }],
+        }),
+      ).rejects.toBeInstanceOf(ConcurrencyError);
+      expect((await store().readStream(notWritten)).currentVersion).toBe(0);
+      // a new stream that exists already fails the whole append
+      await expect(
+        store().append(id, 2, [orgConnected(id, 'c')], {
+          newStreams: [{ streamId: fresh, event: grantCreated(fresh) }],
+        }),
+      ).rejects.toBeInstanceOf(ConcurrencyError);
+      expect((await store().readStream(id)).currentVersion).toBe(2);
     });
 
     it('commits or rolls back every append of a transaction together', async () => {

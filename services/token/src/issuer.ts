@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type Clock, epochSeconds } from '@grantline/clock';
 import type { GroupCommit } from '@grantline/event-store';
+import type { TokenEvent } from '@grantline/events';
 import type { KeyManager } from '@grantline/keys';
 import { ATTRS, lazyInstruments, METRICS } from '@grantline/telemetry';
 import { accessTokenClaims } from './domain/access-token.ts';
@@ -36,14 +37,29 @@ export interface TokenResponse {
   grant_id?: string;
 }
 
+/** A signed access token and the event that records it, not yet recorded. */
+export interface PreparedToken {
+  response: TokenResponse;
+  /** `AccessTokenIssued` on a stream of its own: record it before the response is handed out */
+  record: { streamId: string; event: TokenEvent };
+  /** counts the token in the metrics once its event is recorded */
+  recorded(): void;
+}
+
 /**
  * Issues RFC 9068 JWT access tokens and records each issuance as an `AccessTokenIssued` event
  * (claims and jti, never the token) before the token is handed out: no token exists that the log
- * does not know. Events of concurrent requests share one commit.
+ * does not know. Events of concurrent requests share one commit. `prepare` signs without recording,
+ * for a caller that records the event in a statement of its own (a refresh's rotation).
  */
-export const accessTokenIssuer =
-  (deps: { keys: KeyManager; events: GroupCommit; issuer: string; ttlSeconds: number; clock: Clock }) =>
-  async (request: IssueRequest): Promise<TokenResponse> => {
+export const accessTokenIssuer = (deps: {
+  keys: KeyManager;
+  events: GroupCommit;
+  issuer: string;
+  ttlSeconds: number;
+  clock: Clock;
+}) => {
+  const prepare = (request: IssueRequest): PreparedToken => {
     const now = epochSeconds(deps.clock);
     const jti = request.jti ?? newTokenId();
     const claims = accessTokenClaims({
@@ -54,28 +70,41 @@ export const accessTokenIssuer =
       ttlSeconds: deps.ttlSeconds,
     });
     const token = deps.keys.signingKey().sign({ typ: 'at+jwt' }, claims);
-    await deps.events.append(`access-token-${jti}`, {
-      type: 'AccessTokenIssued',
-      data: {
-        jti,
-        clientId: request.clientId,
-        subject: request.subject,
-        grantType: request.grantType,
-        scopes: [...request.scopes],
-        audience: [...request.audience],
-        expiresAt: new Date(claims.exp * 1000).toISOString(),
-        ...(request.grantId !== undefined && { grantId: request.grantId }),
-        ...(request.organisations !== undefined && { organisations: [...request.organisations] }),
-      },
-    });
-    issued().add(1, byGrantType[request.grantType]);
     return {
-      access_token: token,
-      token_type: 'Bearer',
-      expires_in: deps.ttlSeconds,
-      ...(claims.scope && { scope: claims.scope }),
+      response: {
+        access_token: token,
+        token_type: 'Bearer',
+        expires_in: deps.ttlSeconds,
+        ...(claims.scope && { scope: claims.scope }),
+      },
+      record: {
+        streamId: `access-token-${jti}`,
+        event: {
+          type: 'AccessTokenIssued',
+          data: {
+            jti,
+            clientId: request.clientId,
+            subject: request.subject,
+            grantType: request.grantType,
+            scopes: [...request.scopes],
+            audience: [...request.audience],
+            expiresAt: new Date(claims.exp * 1000).toISOString(),
+            ...(request.grantId !== undefined && { grantId: request.grantId }),
+            ...(request.organisations !== undefined && { organisations: [...request.organisations] }),
+          },
+        },
+      },
+      recorded: () => issued().add(1, byGrantType[request.grantType]),
     };
   };
+  const issue = async (request: IssueRequest): Promise<TokenResponse> => {
+    const prepared = prepare(request);
+    await deps.events.append(prepared.record.streamId, prepared.record.event);
+    prepared.recorded();
+    return prepared.response;
+  };
+  return Object.assign(issue, { prepare });
+};
 
 /** 144 bits from the CSPRNG: access token ids. */
 export const newTokenId = () => randomBytes(18).toString('base64url');

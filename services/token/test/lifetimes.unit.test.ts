@@ -6,7 +6,7 @@ import type { ClientRecord } from '@grantline/oauth';
 import { describe, expect, it } from 'vitest';
 import { authorizationCodeGrant } from '../src/grants/authorization-code.ts';
 import { type RefreshPolicy, refreshTokenGrant } from '../src/grants/refresh-token.ts';
-import type { AccessTokenIssuer } from '../src/issuer.ts';
+import type { AccessTokenIssuer, IssueRequest, PreparedToken } from '../src/issuer.ts';
 import { memoryEventStore } from './memory-event-store.ts';
 
 /**
@@ -66,10 +66,31 @@ const tokenService = () => {
   const revocations = { revokedAt: async () => wide.revokedAt } as unknown as Parameters<
     typeof refreshTokenGrant
   >[0]['revocations'];
-  const issue: AccessTokenIssuer = async (request) => {
+  const prepare = (request: IssueRequest): PreparedToken => {
     wide.onIssue?.();
-    return { access_token: `at-${request.jti}`, token_type: 'Bearer', expires_in: 600 };
+    return {
+      response: { access_token: `at-${request.jti}`, token_type: 'Bearer', expires_in: 600 },
+      record: {
+        streamId: `access-token-${request.jti}`,
+        event: {
+          type: 'AccessTokenIssued',
+          data: {
+            jti: request.jti!,
+            clientId: request.clientId,
+            subject: request.subject,
+            grantType: request.grantType,
+            scopes: [...request.scopes],
+            audience: [...request.audience],
+            expiresAt: new Date(clock.now() + 600_000).toISOString(),
+          },
+        },
+      },
+      recorded: () => {},
+    };
   };
+  const issue: AccessTokenIssuer = Object.assign(async (request: IssueRequest) => prepare(request).response, {
+    prepare,
+  });
   const common = { store, grants, people, revocations, issue, defaultAudience: 'https://as.example', clock };
   const codes = authorizationCodeGrant({
     ...common,

@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '@grantline/clock';
-import { ConcurrencyError, type EventStore, type ExpectedVersion } from '@grantline/event-store';
+import {
+  type AppendOptions,
+  ConcurrencyError,
+  type EventStore,
+  type ExpectedVersion,
+} from '@grantline/event-store';
 import type { DomainEvent, RecordedEvent } from '@grantline/events';
 
 /**
@@ -15,7 +20,12 @@ export const memoryEventStore = (clock: Clock) => {
   const store = (pending?: Map<string, RecordedEvent[]>): EventStore => {
     const eventsOf = (id: string) => [...(streams.get(id) ?? []), ...(pending?.get(id) ?? [])];
     return {
-      async append<E extends DomainEvent>(streamId: string, expected: ExpectedVersion, events: readonly E[]) {
+      async append<E extends DomainEvent>(
+        streamId: string,
+        expected: ExpectedVersion,
+        events: readonly E[],
+        options: AppendOptions = {},
+      ) {
         const version = eventsOf(streamId).length;
         const ok =
           expected === 'any' ||
@@ -23,20 +33,23 @@ export const memoryEventStore = (clock: Clock) => {
           (expected === 'stream_exists' && version > 0) ||
           expected === version;
         if (!ok) throw new ConcurrencyError(streamId, expected, version);
-        const recorded = events.map(
-          (e, i): RecordedEvent => ({
-            id: randomUUID(),
-            type: e.type,
-            data: e.data,
-            streamId,
-            streamVersion: version + i + 1,
-            position: String(++position),
-            time: new Date(clock.now()),
-            source: '/grantline/test',
-            metadata: {},
-          }),
-        );
+        const newStreams = options.newStreams ?? [];
+        if (newStreams.some((n) => eventsOf(n.streamId).length > 0))
+          throw new ConcurrencyError(streamId, expected, version);
+        const record = (e: DomainEvent, id: string, streamVersion: number): RecordedEvent => ({
+          id: randomUUID(),
+          type: e.type,
+          data: e.data,
+          streamId: id,
+          streamVersion,
+          position: String(++position),
+          time: new Date(clock.now()),
+          source: '/grantline/test',
+          metadata: {},
+        });
+        const recorded = events.map((e, i) => record(e, streamId, version + i + 1));
         const target = pending ?? streams;
+        for (const n of newStreams) target.set(n.streamId, [record(n.event, n.streamId, 1)]);
         target.set(streamId, [...(target.get(streamId) ?? []), ...recorded]);
         return {
           nextExpectedVersion: version + events.length,
@@ -46,7 +59,7 @@ export const memoryEventStore = (clock: Clock) => {
       },
       async readStream<E extends DomainEvent>(
         streamId: string,
-        options: { fromVersion?: number; maxCount?: number } = {},
+        options: { fromVersion?: number; maxCount?: number; withFirst?: boolean } = {},
       ) {
         const all = eventsOf(streamId);
         const from = options.fromVersion ?? 1;
@@ -54,7 +67,8 @@ export const memoryEventStore = (clock: Clock) => {
           from - 1,
           options.maxCount === undefined ? undefined : from - 1 + options.maxCount,
         );
-        return { currentVersion: all.length, events: events as RecordedEvent<E>[] };
+        const first = options.withFirst && from > 1 ? all.slice(0, 1) : [];
+        return { currentVersion: all.length, events: [...first, ...events] as RecordedEvent<E>[] };
       },
       async transaction<T>(work: (tx: EventStore) => Promise<T>): Promise<T> {
         const appended = new Map<string, RecordedEvent[]>();

@@ -126,6 +126,7 @@ export class PostgresEventStore implements EventStore {
   private readonly db: Queryable;
   private readonly appendSql: string;
   private readonly readSql: string;
+  private readonly readWithFirstSql: string;
 
   private readonly wake: RelayWakeUp;
   /** inside `transaction`: the relay is woken after the commit, not after each append */
@@ -158,9 +159,15 @@ export class PostgresEventStore implements EventStore {
                 ELSE cur.version = $7::integer END
           AND (cur.last_xid IS NULL OR cur.last_xid <= pg_current_xact_id())
         RETURNING ${EVENT_COLUMNS}
+      ), also AS (
+        INSERT INTO ${s}.events (event_id, stream_id, stream_version, type, data, metadata, source, recorded_at)
+        SELECT n.id, n.stream, 1, n.type, n.data, $5[1], $8, $9
+        FROM unnest($10::uuid[], $11::text[], $12::text[], $13::jsonb[]) AS n(id, stream, type, data)
+        WHERE EXISTS (SELECT 1 FROM ins)
       )
       SELECT cur.version AS current_version, ins.* FROM cur LEFT JOIN ins ON true ORDER BY ins.stream_version`;
     this.readSql = `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`;
+    this.readWithFirstSql = `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND (stream_version >= $2 OR stream_version = 1) ORDER BY stream_version LIMIT $3`;
   }
 
   /** Runs `work` in one transaction; every append through the given store commits or rolls back together. */
@@ -190,6 +197,8 @@ export class PostgresEventStore implements EventStore {
     const valid = events.map(validateEvent);
     const metadata = JSON.stringify({ ...activeTraceContext(), ...options.metadata });
     const mode = typeof expected === 'number' ? 'exact' : expected;
+    const newStreams = options.newStreams ?? [];
+    const newEvents = newStreams.map((n) => validateEvent(n.event));
     const params = [
       streamId,
       valid.map(() => randomUUID()),
@@ -200,6 +209,10 @@ export class PostgresEventStore implements EventStore {
       typeof expected === 'number' ? expected : null,
       this.options.source,
       this.now(),
+      newEvents.map(() => randomUUID()),
+      newStreams.map((n) => n.streamId),
+      newEvents.map((e) => e.type),
+      newEvents.map((e) => JSON.stringify(e.data)),
     ];
     const started = performance.now();
     return tracer.startActiveSpan(
@@ -214,7 +227,7 @@ export class PostgresEventStore implements EventStore {
             expected === 'any' && !this.inTransaction ? await withRetry(run, { attempts: 20 }) : await run();
           if (!this.inTransaction) this.wake.poke();
           const { appended, appendDuration } = instruments();
-          appended.add(result.events.length);
+          appended.add(result.events.length + newStreams.length);
           appendDuration.record((performance.now() - started) / 1000);
           return result;
         } catch (error) {
@@ -305,15 +318,23 @@ export class PostgresEventStore implements EventStore {
 
   async readStream<E extends DomainEvent = DomainEvent>(
     streamId: string,
-    options: { fromVersion?: number; maxCount?: number } = {},
+    options: { fromVersion?: number; maxCount?: number; withFirst?: boolean } = {},
   ): Promise<ReadStreamResult<E>> {
     // Postgres text cannot hold NUL, so no stream has one in its id: an id from hostile input is empty
     if (streamId.includes('\u0000')) return { currentVersion: 0, events: [] };
     const from = options.fromVersion ?? 1;
-    const { rows } = await this.db.query<EventRow>(this.readSql, [streamId, from, options.maxCount ?? null]);
+    // the first event comes on top of what was asked for, not in place of one of them
+    const first = options.withFirst === true && from > 1;
+    const limit = options.maxCount === undefined ? null : options.maxCount + (first ? 1 : 0);
+    const { rows } = await this.db.query<EventRow>(first ? this.readWithFirstSql : this.readSql, [
+      streamId,
+      from,
+      limit,
+    ]);
     const events = rows.map(toRecordedEvent) as RecordedEvent<E>[];
-    const last = events[events.length - 1];
-    const cut = options.maxCount !== undefined && events.length === options.maxCount;
+    const asked = first ? events.filter((e) => e.streamVersion >= from) : events;
+    const last = asked[asked.length - 1];
+    const cut = options.maxCount !== undefined && asked.length === options.maxCount;
     const currentVersion =
       last && !cut ? last.streamVersion : !last && from <= 1 ? 0 : await this.currentVersion(streamId);
     return { currentVersion, events };

@@ -100,12 +100,18 @@ export const refreshTokenGrant = (deps: {
       const presented = Number(generation);
       let { state, version } = await loadFamily(deps.store, familyId, presented);
       if (state.status === 'none') throw new InvalidGrant('refresh token is invalid');
-      const { grant, user } = await grantAndUser(deps, state.grantId, state.subject, deps.policy.catchUpMs);
-      if (!grant || !user) throw new InvalidGrant('the grant behind this refresh token is unknown');
       const scope = { grantId: state.grantId, subject: state.subject, clientId: state.clientId };
-      await refuseRevoked(deps, { ...scope, since: state.startedAt }, { grant });
+      // everything the family names, read at once: the grant, the user, the admin's revocations, the session
+      const found = grantAndUser(deps, state.grantId, state.subject, deps.policy.catchUpMs);
+      const { sessionId } = state;
+      const [{ grant, user }, , sessionEnded] = await Promise.all([
+        found,
+        refuseRevoked(deps, { ...scope, since: state.startedAt }, { grant: found.then((f) => f.grant) }),
+        deps.endedSessions && sessionId ? deps.endedSessions.has(sessionId) : false,
+      ]);
+      if (!grant || !user) throw new InvalidGrant('the grant behind this refresh token is unknown');
       if (user.status === 'disabled') throw new InvalidGrant('the user is disabled');
-      if (deps.endedSessions && state.sessionId && (await deps.endedSessions.has(state.sessionId)))
+      if (sessionEnded)
         throw new InvalidGrant('the user signed out of the session that authorized this token');
       const next = newRefreshToken(familyId, state.generation + 1);
       const accessTokenId = newTokenId();
@@ -136,13 +142,7 @@ export const refreshTokenGrant = (deps: {
         const wider = narrowed.filter((s) => !scopes.includes(s));
         if (wider.length > 0) throw new InvalidScope(`scope exceeds the grant: ${wider.join(' ')}`);
         const audience = audienceFor(state.resources, client.resources, deps.defaultAudience);
-        try {
-          await deps.store.append(familyStream(familyId), version, decision.events);
-        } catch (error) {
-          if (error instanceof ConcurrencyError) continue;
-          throw error;
-        }
-        const response = await deps.issue({
+        const token = deps.issue.prepare({
           jti: accessTokenId,
           subject: state.subject,
           clientId: client.clientId,
@@ -152,6 +152,17 @@ export const refreshTokenGrant = (deps: {
           grantId: state.grantId,
           organisations,
         });
+        // the rotation and the access token's event in one statement: both recorded, or neither
+        try {
+          await deps.store.append(familyStream(familyId), version, decision.events, {
+            newStreams: [token.record],
+          });
+        } catch (error) {
+          if (error instanceof ConcurrencyError) continue;
+          throw error;
+        }
+        token.recorded();
+        const response = token.response;
         try {
           await refuseRevoked(deps, { ...scope, since: state.startedAt });
         } catch (revoked) {

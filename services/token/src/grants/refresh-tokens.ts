@@ -21,7 +21,7 @@ export const newFamilyId = () => randomBytes(16).toString('base64url');
 
 /**
  * The family's state. With `fromGeneration`, a partial read: the first event (who, what, when it
- * began) and the events from that generation on, so a refresh costs two short reads however long
+ * began) and the events from that generation on, so a refresh costs one short read however long
  * the chain has grown. Without it, everything (for revocation, which lists every access token).
  */
 export const loadFamily = async (store: EventStore, familyId: string, fromGeneration?: number) => {
@@ -36,15 +36,17 @@ export const loadFamily = async (store: EventStore, familyId: string, fromGenera
     const { currentVersion, events } = await store.readStream<TokenEvent>(stream);
     return { state: fold(events), version: currentVersion };
   }
-  // generation g was issued by the event at version g + 1
-  const [head, tail] = await Promise.all([
-    store.readStream<TokenEvent>(stream, { maxCount: 1 }),
-    store.readStream<TokenEvent>(stream, { fromVersion: fromGeneration + 1 }),
-  ]);
+  // generation g was issued by the event at version g + 1; the first event (who, what, when) comes in the same read
+  const { events } = await store.readStream<TokenEvent>(stream, {
+    fromVersion: fromGeneration + 1,
+    withFirst: true,
+  });
+  const head = events.slice(0, 1);
+  const tail = events.slice(1);
   // the version of the last event folded, never one read separately (a later write would make the
   // append expecting it pass on stale state); an empty tail means the token is refused, no append
-  const version = tail.events.at(-1)?.streamVersion ?? head.events.at(-1)?.streamVersion ?? 0;
-  return { state: fold(tail.events, fold(head.events)), version };
+  const version = events.at(-1)?.streamVersion ?? 0;
+  return { state: fold(tail, fold(head)), version };
 };
 
 /** Ends a family (idempotent): its refresh tokens stop working; its access tokens are listed for the deny-list. */

@@ -16,8 +16,8 @@ export interface RevocationViews {
 export const refuseRevoked = async (
   views: RevocationViews,
   subject: { grantId: string; subject: string; clientId: string; since: number },
-  /** the grant as the caller just read it (else it is read now) */
-  read?: { grant: GrantRecord | undefined },
+  /** the grant as the caller read it, or is reading it (else it is read now) */
+  read?: { grant: GrantRecord | undefined | Promise<GrantRecord | undefined> },
 ): Promise<void> => {
   const [grant, revokedAt] = await Promise.all([
     read ? read.grant : views.grants.get(subject.grantId),
