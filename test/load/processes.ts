@@ -5,6 +5,7 @@ import { repoRoot } from '@grantline/testing';
 /**
  * Benchmarks start the systems under test as child processes (as a user would run them): each
  * spawned script resolves once it prints `ready`, and every child is remembered for `stopAll`.
+ * Every child runs with `NODE_ENV=production`.
  */
 export const childProcesses = () => {
   const children: ChildProcess[] = [];
@@ -14,7 +15,8 @@ export const childProcesses = () => {
       new Promise<ChildProcess>((resolve, reject) => {
         const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, script)], {
           cwd: repoRoot,
-          env: { ...process.env, ...env },
+          // both systems as they run in production (node-oidc-provider and express read NODE_ENV)
+          env: { ...process.env, NODE_ENV: 'production', ...env },
           stdio: ['ignore', 'pipe', 'inherit'],
         });
         children.push(child);

@@ -196,10 +196,22 @@ try {
   const peerUrl = `http://127.0.0.1:${peerPort}/token`;
   const peerAuthorization = `Basic ${Buffer.from(`${peerClient.client_id}:${peerClient.client_secret}`).toString('base64')}`;
 
+  // say how durable the distributed mode's commits are: a figure taken with fsync off is not a durable one
+  const settings = new pg.Client({ connectionString: infra.databaseUrl });
+  await settings.connect();
+  const durability = (
+    await settings.query<{ name: string; setting: string }>(
+      `SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit') ORDER BY name`,
+    )
+  ).rows
+    .map((r) => `${r.name}=${r.setting}`)
+    .join(', ');
+  await settings.end();
   console.log(
     `token endpoint, client_credentials + client_secret_basic, ${seconds} s per run after ${warmUpSeconds} s of warm-up` +
       ' (autocannon, same machine; only 2xx counted). Each Grantline mode runs alone, started before and stopped' +
-      ' after its runs; the peer (idle meanwhile) is measured right before it at each concurrency.',
+      ' after its runs; the peer (idle meanwhile) is measured right before it at each concurrency. Both run with' +
+      ` NODE_ENV=production; the distributed mode's Postgres has ${durability}.`,
   );
   for (const mode of modes) {
     const target = await start(mode);
