@@ -1,7 +1,6 @@
 import { type Clock, epochSeconds, systemClock } from '@grantline/clock';
 import type { KeyValueStore } from '@grantline/key-value';
 import type { Logger } from '@grantline/telemetry';
-import type { Request } from 'express';
 import { createLocalJWKSet, decodeJwt, type JWK, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { clientAddressKey } from './addresses.ts';
 import { InvalidClient, InvalidRequest, OAuthError } from './errors.ts';
@@ -93,7 +92,8 @@ const failed = (basic: boolean, description = 'client authentication failed') =>
  */
 export const authenticateClient = async (
   deps: ClientAuthDeps,
-  req: Request,
+  /** the request's headers and client address (an express request, or a `FormRequest`) */
+  req: { get(name: string): string | undefined; ip?: string | undefined },
   form: Record<string, string>,
 ): Promise<ClientRecord> => {
   const authorization = req.get('authorization');

@@ -1,6 +1,7 @@
 export * from './addresses.ts';
 export * from './client-auth.ts';
 export * from './errors.ts';
+export * from './form-endpoint.ts';
 export * from './guards.ts';
 export * from './http.ts';
 export * from './pages.ts';

@@ -1,6 +1,7 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ATTRS, extractTraceContext, lazyInstruments, METRICS, SPANS } from '@grantline/telemetry';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler } from 'express';
 
 const tracer = trace.getTracer('@grantline/service-kit');
 const instruments = lazyInstruments('@grantline/service-kit', (meter) => ({
@@ -29,44 +30,58 @@ const routeOf = (req: Request): string | undefined => {
  * the callbacks of what the request starts. (Binding the request and response emitters as well wraps
  * every listener of every request, about 5% of a token request's CPU, for nothing more.)
  */
-export const httpTelemetry = (): RequestHandler => (req, res, next) => {
+export const httpTelemetry = (): RequestHandler => (req, res, next) =>
+  inServerSpan(req, res, req.path, () => routeOf(req), next);
+
+/**
+ * Runs `handle` in the server span of one request (`httpTelemetry`'s, for a request express does not
+ * see: the protocol routes on bare `node:http`). `route` is asked for the template once the response
+ * is done.
+ */
+export const inServerSpan = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  route: () => string | undefined,
+  handle: () => void,
+): void => {
   const started = performance.now();
+  const method = req.method ?? 'GET';
   const parent = extractTraceContext(req.headers);
   const span = tracer.startSpan(
-    req.method,
+    method,
     {
       kind: SpanKind.SERVER,
-      attributes: { [ATTRS.httpMethod]: req.method, [ATTRS.urlPath]: req.path },
+      attributes: { [ATTRS.httpMethod]: method, [ATTRS.urlPath]: path },
     },
     parent,
   );
   const active = trace.setSpan(parent, span);
-  res.once('finish', () => finished(req, res, span, started));
+  res.once('finish', () => finished(method, route(), res.statusCode, span, started));
   res.once('close', () => {
     // a client that went away before the response was written: still one request, status unknown
-    if (!res.writableFinished) finished(req, res, span, started, 'aborted');
+    if (!res.writableFinished) finished(method, route(), res.statusCode, span, started, 'aborted');
   });
-  context.with(active, next);
+  context.with(active, handle);
 };
 
 const finished = (
-  req: Request,
-  res: Response,
+  method: string,
+  route: string | undefined,
+  status: number,
   span: ReturnType<typeof tracer.startSpan>,
   started: number,
   aborted?: 'aborted',
 ) => {
-  const route = routeOf(req);
-  const status = res.statusCode;
   const attributes: Record<string, string | number> = {
-    [ATTRS.httpMethod]: req.method,
+    [ATTRS.httpMethod]: method,
     [ATTRS.httpStatus]: status,
   };
   if (route) attributes[ATTRS.httpRoute] = route;
   if (aborted) attributes[ATTRS.errorType] = aborted;
   else if (status >= 500) attributes[ATTRS.errorType] = String(status);
   instruments().duration.record((performance.now() - started) / 1000, attributes);
-  if (route) span.updateName(SPANS.httpServer(req.method, route));
+  if (route) span.updateName(SPANS.httpServer(method, route));
   span.setAttributes(attributes);
   // semantic conventions: a 4xx is the client's error, not the server span's
   if (aborted || status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });

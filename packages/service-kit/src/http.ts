@@ -1,10 +1,12 @@
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type FormEndpoint, nodeFormEndpoint } from '@grantline/oauth';
 import type { Logger } from '@grantline/telemetry';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
+import proxyaddr from 'proxy-addr';
 import { StartupError } from './config.ts';
-import { httpTelemetry } from './http-telemetry.ts';
+import { httpTelemetry, inServerSpan } from './http-telemetry.ts';
 
 /** An RFC 7807 problem document (the admin APIs' and infrastructure endpoints' error form). */
 export const problem = (res: Response, status: number, title: string, detail?: string, extra: object = {}) =>
@@ -59,6 +61,45 @@ export const baseApp = (
   return app;
 };
 
+/**
+ * A public listener's request handler: the service's protocol endpoints (POSTed forms at exact
+ * paths) on bare `node:http`, everything else through its express app (ADR 5). What `baseApp` does
+ * for every request is done here too, the same way: the server span and request metric, the request
+ * log line at info level, `Connection: close` while draining, and the client's address by the same
+ * trusted proxies (express's `trust proxy` is `proxy-addr` too).
+ */
+export const withProtocolRoutes = (
+  app: Express,
+  endpoints: Record<string, FormEndpoint>,
+  options: { logger: Logger; trustedProxies: readonly string[]; shuttingDown: () => boolean },
+): RequestListener => {
+  const routes = new Map(
+    Object.entries(endpoints).map(([path, endpoint]) => [path, nodeFormEndpoint(endpoint, options.logger)]),
+  );
+  if (routes.size === 0) return app;
+  const trust = proxyaddr.compile([...options.trustedProxies]);
+  const log = options.logger.isLevelEnabled('info') ? requestLogger(options.logger) : undefined;
+  return (req, res) => {
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    const route = req.method === 'POST' ? routes.get(path) : undefined;
+    if (!route) return app(req, res);
+    inServerSpan(
+      req,
+      res,
+      path,
+      () => path,
+      () => {
+        if (options.shuttingDown()) res.setHeader('Connection', 'close');
+        log?.(req, res);
+        const address = options.trustedProxies.length > 0 ? proxyaddr(req, trust) : req.socket.remoteAddress;
+        void route(req, res, address);
+      },
+    );
+  };
+};
+
 /** The end of every app: a 404 problem, and an error boundary that never leaks a stack. */
 export const finishApp = (app: Express): void => {
   app.use((req: Request, res: Response) =>
@@ -83,14 +124,13 @@ export const finishApp = (app: Express): void => {
 
 /** Listens, failing the start on a port in use (EADDRINUSE) instead of waiting forever. */
 export const listen = async (
-  app: Express,
+  handler: RequestListener,
   port: number,
   host: string,
 ): Promise<{ server: Server; url: string }> => {
   const server: Server = await new Promise((resolve, reject) => {
-    // express 5 hands a listen error (EADDRINUSE) to this callback
-    const s = app.listen(port, host, (error?: Error & { code?: string }) => {
-      if (!error) return resolve(s);
+    const s = createServer(handler);
+    s.once('error', (error: Error & { code?: string }) => {
       if (error.code === 'EADDRINUSE' || error.code === 'EACCES')
         return reject(
           new StartupError(
@@ -99,6 +139,7 @@ export const listen = async (
         );
       reject(error);
     });
+    s.listen(port, host, () => resolve(s));
   });
   server.keepAliveTimeout = 5_000;
   const { port: bound, address } = server.address() as AddressInfo;

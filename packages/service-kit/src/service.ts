@@ -1,8 +1,9 @@
 import type { Clock } from '@grantline/clock';
+import { expressFormEndpoint, type FormEndpoint } from '@grantline/oauth';
 import { type DestinationStream, type Logger, startTelemetry, type Telemetry } from '@grantline/telemetry';
 import type { Express } from 'express';
 import { type ReadinessCheck, runChecks } from './health.ts';
-import { baseApp, drain, finishApp, listen, problem } from './http.ts';
+import { baseApp, drain, finishApp, listen, problem, withProtocolRoutes } from './http.ts';
 
 export { problem } from './http.ts';
 
@@ -15,6 +16,12 @@ export interface ServiceModule {
   name: string;
   /** what `/readyz` reports on: the database, Kafka, Redis, ... */
   readiness: Record<string, ReadinessCheck>;
+  /**
+   * the protocol endpoints that carry load (`/oauth2/token`, `/oauth2/introspect`, ...), POSTed forms
+   * by path: served on bare `node:http` by a service's own public listener (ADR 5), and by express
+   * where the service is mounted beside others (the embedded mode), the same either way
+   */
+  formEndpoints?: Record<string, FormEndpoint>;
   /** mounts the service's public endpoints */
   routes: (app: Express, logger: Logger) => void;
   /** mounts the service's operator endpoints (`/admin/...`) on the management listener only */
@@ -113,6 +120,8 @@ export const serviceApps = (
     const { ready: ok } = await ready();
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready' });
   });
+  for (const [path, endpoint] of Object.entries(service.formEndpoints ?? {}))
+    app.post(path, ...expressFormEndpoint(endpoint));
   service.routes(app, logger);
   finishApp(app);
 
@@ -146,7 +155,15 @@ export const startService = async (options: ServiceOptions): Promise<RunningServ
   });
 
   const host = options.host ?? '127.0.0.1';
-  const open = await listen(app, options.port, host);
+  const open = await listen(
+    withProtocolRoutes(app, options.formEndpoints ?? {}, {
+      logger,
+      trustedProxies: options.trustedProxies ?? [],
+      shuttingDown: () => shuttingDown,
+    }),
+    options.port,
+    host,
+  );
   const managementPort = options.managementPort ?? defaultManagementPort(options.port);
   const admin = await listen(management, managementPort, host).catch(async (error: unknown) => {
     await drain(open.server);

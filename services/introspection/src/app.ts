@@ -129,11 +129,10 @@ export const buildIntrospection = async (
       'revocation-cache': () => publisher.ensureWarm(),
     },
     onShutdown: [() => publisher.stop(), unwatchClients, unwatchUsers, unwatchFacts, ...runtime.shutdown],
+    formEndpoints: {
+      '/oauth2/introspect': introspectEndpoint({ auth, inspect, issuer, signingKey: signingKeys[0]!, clock }),
+    },
     routes: (app, log) => {
-      app.post(
-        '/oauth2/introspect',
-        introspectEndpoint({ auth, inspect, issuer, signingKey: signingKeys[0]!, clock }),
-      );
       app.get('/oauth2/introspection/jwks', introspectionJwksEndpoint(signingKeys));
       app.get('/oauth2/revocations/stream', revocationStreamEndpoint({ auth, facts, publisher, clock }));
       app.use('/oauth2', oauthErrorBoundary(log));

@@ -139,47 +139,46 @@ export const buildToken = async (
     logger,
     readiness: runtime.readiness,
     onShutdown: [async () => keys.stop(), unwatchClients, ...runtime.shutdown],
-    routes: (app, log) => {
-      app.post(
-        '/oauth2/token',
-        tokenEndpoint({
-          auth,
-          grants: [
-            clientCredentialsGrant({ issue, defaultAudience }),
-            authorizationCodeGrant({
-              keys: flowKeys,
-              store: runtime.store,
-              grants,
-              people,
-              revocations,
-              issue,
-              defaultAudience,
+    formEndpoints: {
+      '/oauth2/token': tokenEndpoint({
+        auth,
+        grants: [
+          clientCredentialsGrant({ issue, defaultAudience }),
+          authorizationCodeGrant({
+            keys: flowKeys,
+            store: runtime.store,
+            grants,
+            people,
+            revocations,
+            issue,
+            defaultAudience,
+            accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+            clock,
+          }),
+          refreshTokenGrant({
+            store: runtime.store,
+            grants,
+            people,
+            revocations,
+            issue,
+            defaultAudience,
+            policy: {
+              graceSeconds: config.REFRESH_TOKEN_GRACE_SECONDS,
+              idleSeconds: config.REFRESH_TOKEN_IDLE_SECONDS,
+              maxLifetimeSeconds: config.REFRESH_TOKEN_MAX_LIFETIME_SECONDS,
               accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
-              clock,
-            }),
-            refreshTokenGrant({
-              store: runtime.store,
-              grants,
-              people,
-              revocations,
-              issue,
-              defaultAudience,
-              policy: {
-                graceSeconds: config.REFRESH_TOKEN_GRACE_SECONDS,
-                idleSeconds: config.REFRESH_TOKEN_IDLE_SECONDS,
-                maxLifetimeSeconds: config.REFRESH_TOKEN_MAX_LIFETIME_SECONDS,
-                accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
-                catchUpMs: config.PROJECTION_CATCH_UP_MS,
-              },
-              endedSessions: config.REFRESH_TOKEN_ENDS_WITH_SESSION
-                ? new EndedSessions(pool, schema)
-                : undefined,
-              clock,
-            }),
-          ],
-        }),
-      );
-      app.post('/oauth2/revoke', revokeEndpoint({ auth, revocation, logger: log }));
+              catchUpMs: config.PROJECTION_CATCH_UP_MS,
+            },
+            endedSessions: config.REFRESH_TOKEN_ENDS_WITH_SESSION
+              ? new EndedSessions(pool, schema)
+              : undefined,
+            clock,
+          }),
+        ],
+      }),
+      '/oauth2/revoke': revokeEndpoint({ auth, revocation, logger }),
+    },
+    routes: (app, log) => {
       app.get('/oauth2/jwks', jwksEndpoint(keys));
       app.use('/oauth2', oauthErrorBoundary(log));
     },

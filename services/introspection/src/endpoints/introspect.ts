@@ -3,14 +3,11 @@ import type { PrivateKeyEntry } from '@grantline/keys';
 import {
   authenticateClient,
   type ClientAuthDeps,
-  formOf,
-  handle,
+  type FormEndpoint,
+  type FormRequest,
   InvalidClient,
   InvalidRequest,
-  noStore,
-  parseForm,
 } from '@grantline/oauth';
-import type { Request, RequestHandler } from 'express';
 import { SignJWT } from 'jose';
 import { isConfidential, maySee } from '../access.ts';
 import type { TokenInspector } from '../inspector.ts';
@@ -18,7 +15,7 @@ import type { TokenInspector } from '../inspector.ts';
 /** RFC 9701 §5: the media type a caller asks for with `Accept` to get a signed JWT response. */
 export const INTROSPECTION_JWT = 'application/token-introspection+jwt';
 
-const wantsJwt = (req: Request) =>
+const wantsJwt = (req: FormRequest) =>
   (req.get('accept') ?? '')
     .split(',')
     .some((type) => type.split(';')[0]!.trim().toLowerCase() === INTROSPECTION_JWT);
@@ -34,18 +31,16 @@ export const introspectEndpoint = (deps: {
   issuer: string;
   signingKey: PrivateKeyEntry;
   clock: Clock;
-}): RequestHandler[] => [
-  noStore,
-  parseForm(),
-  handle(async (req, res) => {
-    const form = formOf(res);
+}): FormEndpoint => ({
+  async handle(req) {
+    const { form } = req;
     const caller = await authenticateClient(deps.auth, req, form);
     // RFC 7662 §2.1 and §4: only authenticated (confidential) callers; a public client proves nothing
     if (!isConfidential(caller)) throw new InvalidClient('introspection requires client authentication');
     if (!form.token) throw new InvalidRequest('token is required');
     const info = await deps.inspect(form.token, form.token_type_hint);
     const body = info && maySee(caller, info) ? info : { active: false };
-    if (!wantsJwt(req)) return void res.json(body);
+    if (!wantsJwt(req)) return { body };
     // RFC 9701 §5: iss, aud (the caller), iat and the introspection response as `token_introspection`
     const jwt = await new SignJWT({ token_introspection: body })
       .setProtectedHeader({ alg: 'ES256', typ: 'token-introspection+jwt', kid: deps.signingKey.kid })
@@ -53,6 +48,6 @@ export const introspectEndpoint = (deps: {
       .setAudience(caller.clientId)
       .setIssuedAt(epochSeconds(deps.clock))
       .sign(deps.signingKey.privateKey);
-    res.type(INTROSPECTION_JWT).send(jwt);
-  }),
-];
+    return { body: jwt, type: INTROSPECTION_JWT };
+  },
+});

@@ -1,15 +1,11 @@
 import {
   authenticateClient,
   type ClientAuthDeps,
-  formOf,
-  handle,
+  type FormEndpoint,
   InvalidRequest,
-  noStore,
-  parseForm,
   UnsupportedTokenType,
 } from '@grantline/oauth';
 import type { Logger } from '@grantline/telemetry';
-import type { RequestHandler } from 'express';
 import { type RevocationDeps, revokeToken } from '../revocation.ts';
 
 /**
@@ -21,11 +17,9 @@ export const revokeEndpoint = (deps: {
   auth: ClientAuthDeps;
   revocation: RevocationDeps;
   logger: Pick<Logger, 'info'>;
-}): RequestHandler[] => [
-  noStore,
-  parseForm(),
-  handle(async (req, res) => {
-    const form = formOf(res);
+}): FormEndpoint => ({
+  async handle(req) {
+    const { form } = req;
     // authenticate first, so an unauthenticated caller learns nothing about a token
     const client = await authenticateClient(deps.auth, req, form);
     if (!form.token) throw new InvalidRequest('token is required');
@@ -35,6 +29,6 @@ export const revokeEndpoint = (deps: {
         'authorization codes cannot be revoked; they are single-use and short-lived',
       );
     deps.logger.info({ clientId: client.clientId, outcome }, 'token revocation');
-    res.status(200).end();
-  }),
-];
+    return { body: undefined };
+  },
+});

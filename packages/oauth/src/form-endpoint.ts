@@ -1,0 +1,107 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '@grantline/telemetry';
+import type { RequestHandler } from 'express';
+import { formOf, handle, noStore, oauthErrorReply, parseForm, readForm } from './http.ts';
+
+/** What a form-posted protocol endpoint (token, revocation, introspection) sees of a request. */
+export interface FormRequest {
+  /** a request header, by lower-case name */
+  get(name: string): string | undefined;
+  /** the client's address, as the trusted proxies tell it */
+  ip: string | undefined;
+  form: Record<string, string>;
+  /** the values of the repeatable parameters */
+  lists: Record<string, string[]>;
+}
+
+/**
+ * Its answer: a JSON body, a string body of the given media type, or none (`body: undefined`); 200
+ * unless `status` says otherwise.
+ */
+export interface FormReply {
+  status?: number;
+  body: unknown;
+  type?: string;
+}
+
+/**
+ * A protocol endpoint that takes an `application/x-www-form-urlencoded` POST and answers without
+ * caching, written once and served by either HTTP layer: `expressFormEndpoint` (pages' apps, the
+ * embedded mode) or `nodeFormEndpoint` (the services' hot path on bare `node:http`, ADR 5). It
+ * throws OAuth errors; both layers render them the same way (`oauthErrorReply`).
+ */
+export interface FormEndpoint {
+  /** parameters that may repeat (RFC 8707 `resource`); any other repeated one is `invalid_request` */
+  repeatable?: readonly string[];
+  handle(req: FormRequest): Promise<FormReply>;
+}
+
+const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
+
+/** The endpoint as express handlers (errors go on to the app's `oauthErrorBoundary`). */
+export const expressFormEndpoint = (endpoint: FormEndpoint): RequestHandler[] => [
+  noStore,
+  parseForm(endpoint.repeatable),
+  handle(async (req, res) => {
+    const reply = await endpoint.handle({
+      get: (name) => req.get(name),
+      ip: req.ip,
+      form: formOf(res),
+      lists: res.locals.lists as Record<string, string[]>,
+    });
+    res.status(reply.status ?? 200);
+    if (reply.body === undefined) res.end();
+    else if (reply.type) res.type(reply.type).send(reply.body);
+    else res.json(reply.body);
+  }),
+];
+
+const send = (
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  type: string | undefined,
+  body: string,
+) => {
+  res.writeHead(status, {
+    ...NO_STORE,
+    ...headers,
+    ...(type && { 'Content-Type': type }),
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+};
+
+/**
+ * The endpoint on bare `node:http`: the same form parsing, the same reply and error rendering and the
+ * same headers as `expressFormEndpoint` behind express (`Content-Type` with `charset=utf-8`, no
+ * `ETag`, no `X-Powered-By`), without express's request and response decoration. `address` is the
+ * client's address by the service's trusted proxies.
+ */
+export const nodeFormEndpoint =
+  (endpoint: FormEndpoint, logger: Pick<Logger, 'error' | 'warn'>) =>
+  async (req: IncomingMessage, res: ServerResponse, address: string | undefined): Promise<void> => {
+    try {
+      const { form, lists } = await readForm(req, endpoint.repeatable);
+      const reply = await endpoint.handle({
+        get: (name) => {
+          const value = req.headers[name.toLowerCase()];
+          return Array.isArray(value) ? value.join(', ') : value;
+        },
+        ip: address,
+        form,
+        lists,
+      });
+      const status = reply.status ?? 200;
+      if (reply.body === undefined) send(res, status, {}, undefined, '');
+      else if (reply.type) send(res, status, {}, `${reply.type}; charset=utf-8`, String(reply.body));
+      else send(res, status, {}, 'application/json; charset=utf-8', JSON.stringify(reply.body));
+    } catch (error) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const reply = oauthErrorReply(error, logger);
+      send(res, reply.status, reply.headers, 'application/json; charset=utf-8', JSON.stringify(reply.body));
+    }
+  };
