@@ -1,3 +1,4 @@
+import { type FormEndpoint, InvalidGrant, oauthErrorBoundary } from '@grantline/oauth';
 import { createLogger, startTelemetry } from '@grantline/telemetry';
 import { createTestDatabase } from '@grantline/testing';
 import { metrics, trace } from '@opentelemetry/api';
@@ -218,6 +219,105 @@ describe('start-up failures', () => {
       expect(Date.now() - started).toBeLessThan(30_000);
     } finally {
       await db.drop();
+    }
+  });
+});
+
+describe('protocol routes on bare node:http (ADR 5)', () => {
+  const endpoint: FormEndpoint = {
+    repeatable: ['resource'],
+    async handle(req) {
+      if (req.form.fail === 'oauth') throw new InvalidGrant('no such grant');
+      if (req.form.fail === 'crash') throw new Error('secret internals');
+      return {
+        body: { form: req.form, resources: req.lists.resource ?? [], auth: req.get('Authorization') ?? null },
+      };
+    },
+  };
+  const module = {
+    name: 'svc',
+    logger: pino({ level: 'silent' }),
+    readiness: {},
+    onShutdown: [],
+    formEndpoints: { '/form': endpoint },
+    routes: (app: express.Express, log: Parameters<typeof oauthErrorBoundary>[0]) => {
+      app.use('/form', oauthErrorBoundary(log));
+    },
+  };
+  const post = (url: string, body: string, headers: Record<string, string> = {}) =>
+    fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body,
+    });
+  /** status, the headers a client sees (date aside) and the body */
+  const seen = async (res: Response) => ({
+    status: res.status,
+    headers: Object.fromEntries(
+      [...res.headers].filter(([name]) => !['date', 'keep-alive', 'connection'].includes(name)),
+    ),
+    body: await res.text(),
+  });
+
+  it('answers exactly as the same endpoint behind express, without passing through express', async () => {
+    const svc = await startService({ ...module, port: 0, telemetry });
+    // the same module's express app, as the embedded mode mounts it
+    const viaExpress = await new Promise<import('node:http').Server>((ok) => {
+      const s = svc.app.listen(0, '127.0.0.1', () => ok(s));
+    });
+    const expressUrl = `http://127.0.0.1:${(viaExpress.address() as import('node:net').AddressInfo).port}`;
+    // every request express handles goes through `app.handle`: the node:http path must never reach it
+    let handledByExpress = 0;
+    const app = svc.app as unknown as { handle: (...args: unknown[]) => unknown };
+    const handle = app.handle;
+    app.handle = function (this: unknown, ...args: unknown[]) {
+      handledByExpress++;
+      return handle.apply(this, args);
+    };
+    try {
+      const cases: [string, Record<string, string>?][] = [
+        ['grant_type=x&resource=a&resource=b', { authorization: 'Basic abc' }],
+        ['grant_type=x&grant_type=y'],
+        ['fail=oauth'],
+        ['fail=crash'],
+        [`big=${'a'.repeat(20_000)}`],
+      ];
+      for (const [body, headers] of cases) {
+        const before = handledByExpress;
+        const fast = await seen(await post(`${svc.url}/form`, body, headers));
+        expect(handledByExpress).toBe(before);
+        const slow = await seen(await post(`${expressUrl}/form`, body, headers));
+        expect(handledByExpress).toBe(before + 1);
+        expect(fast).toEqual(slow);
+        expect(fast.headers['cache-control']).toBe('no-store');
+      }
+      const wrongType = await fetch(`${svc.url}/form`, {
+        method: 'POST',
+        body: '{}',
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(await seen(wrongType)).toEqual(
+        await seen(
+          await fetch(`${expressUrl}/form`, {
+            method: 'POST',
+            body: '{}',
+            headers: { 'content-type': 'application/json' },
+          }),
+        ),
+      );
+      expect(wrongType.status).toBe(400);
+      // the crash is a generic server_error, its message never shown
+      const crash = await post(`${svc.url}/form`, 'fail=crash');
+      expect(crash.status).toBe(500);
+      expect(await crash.text()).not.toContain('secret internals');
+      // other methods and paths still go to express (here: its 404 problem)
+      const before = handledByExpress;
+      const get = await fetch(`${svc.url}/form?x=1`);
+      expect(get.status).toBe(404);
+      expect(handledByExpress).toBe(before + 1);
+    } finally {
+      viaExpress.close();
+      await svc.stop();
     }
   });
 });
