@@ -7,6 +7,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { databaseUrlFor, freePort, freePorts, resolveInfrastructure, uniqueName } from '@grantline/testing';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { cpuSnapshot, cpuSpent, perRequest } from './cpu.ts';
 import { childProcesses } from './processes.ts';
 import { fmt } from './stats.ts';
 
@@ -223,9 +224,13 @@ try {
       // warm-up recorded by the time the peer is measured (a backlog would take the peer's CPU)
       await load(target.tokenUrl, client.authorization, connections, warmUpSeconds);
       await load(peerUrl, peerAuthorization, connections, warmUpSeconds);
+      const peerCpu = cpuSnapshot();
       const peer = await load(peerUrl, peerAuthorization, connections, seconds);
+      const peerSpent = cpuSpent(peerCpu, cpuSnapshot());
       const before = (await target.issued()) ?? 0;
+      const grantlineCpu = cpuSnapshot();
       const result = await load(target.tokenUrl, client.authorization, connections, seconds);
+      const grantlineSpent = cpuSpent(grantlineCpu, cpuSnapshot());
       const after = await target.issued();
       ok += result.ok;
       console.log(
@@ -236,6 +241,8 @@ try {
             (after !== undefined
               ? `  (${after - before}/${result.ok} issued tokens recorded as events)`
               : ''),
+          `  CPU per token, node-oidc-provider run: ${perRequest(peerSpent, peer.ok)}`,
+          `  CPU per token, grantline run: ${perRequest(grantlineSpent, result.ok)}`,
           `  ratio to node-oidc-provider ${fmt(result.rps / peer.rps, 2)}x` +
             (connections === 50 && target.name.startsWith('grantline distributed')
               ? `  (target >= 1.5x: ${result.rps / peer.rps >= 1.5 ? 'met' : 'NOT met'}; p99 < 25 ms: ${result.p99 < 25 ? 'met' : 'NOT met'})`
