@@ -1,16 +1,22 @@
 import type { ExpectedVersion } from './port.ts';
 
-/** Optimistic concurrency: the stream was not at the expected version. Retriable by re-reading. */
+/**
+ * Optimistic concurrency: the stream was not at the expected version. Retriable by re-reading, except
+ * when the conflict ended the caller's transaction (`retriable` false): then only the whole
+ * transaction can be tried again, not the append within it.
+ */
 export class ConcurrencyError extends Error {
   override readonly name = 'ConcurrencyError';
-  readonly retriable = true;
+  readonly retriable: boolean;
   constructor(
     readonly streamId: string,
     readonly expected: ExpectedVersion,
     /** undefined when it could not be read (the caller's transaction was aborted by the conflict) */
     readonly actual: number | undefined,
+    options: { transactionEnded?: boolean } = {},
   ) {
     super(`stream ${streamId} is at version ${actual ?? 'unknown'}, expected ${expected}`);
+    this.retriable = options.transactionEnded !== true;
   }
 }
 

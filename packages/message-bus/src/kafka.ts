@@ -54,6 +54,8 @@ export class KafkaMessageBus implements MessageBus {
   readonly kafka: Kafka;
   private producer: Producer | undefined;
   private connecting: Promise<Producer> | undefined;
+  /** the last send's settlement: sends run one after another (`send`) */
+  private sending: Promise<unknown> = Promise.resolve();
   private readonly consumers = new Set<Consumer>();
   private readonly prefix: string;
 
@@ -87,9 +89,10 @@ export class KafkaMessageBus implements MessageBus {
         // replicas): a batch the broker wrote but whose acknowledgement was lost is not written twice
         // by kafkajs's retries. One request in flight keeps per-partition order across them. Retries
         // are bounded so a publish fails back to the relay within `publishTimeoutMs` during an
-        // outage; `publish` then drops this producer, and the relay's resend goes out under a new
+        // outage; `send` then drops this producer, and the relay's resend goes out under a new
         // producer id (the old sequence numbers may no longer match what the broker holds). That
         // resend may duplicate: delivery stays at least once, and consumers deduplicate by event id.
+        // (ACLs: before Kafka 3.0 idempotence needs IdempotentWrite on the cluster; from 3.0 Write on a topic.)
         idempotent: true,
         maxInFlightRequests: 1,
         retry: { retries: 3, maxRetryTime: this.options.publishTimeoutMs ?? 5_000 },
@@ -152,7 +155,6 @@ export class KafkaMessageBus implements MessageBus {
       list.push(message);
       byTopic.set(this.topic(topic), list);
     }
-    const producer = await this.connectedProducer();
     // one span per batch, linked to the trace of each event it carries (messaging conventions for
     // batches); each message's own headers carry its event's trace on to the consumers
     const links: Link[] = [];
@@ -173,13 +175,14 @@ export class KafkaMessageBus implements MessageBus {
       { kind: SpanKind.PRODUCER, links, attributes },
       async (span) => {
         try {
-          await producer.sendBatch({
-            acks: -1,
-            topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-          });
+          await this.send((producer) =>
+            producer.sendBatch({
+              acks: -1,
+              topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+            }),
+          );
         } catch (error) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-          this.dropProducer(producer);
           throw error;
         } finally {
           span.end();
@@ -188,11 +191,29 @@ export class KafkaMessageBus implements MessageBus {
     );
   }
 
-  /** Forgets a producer whose publish failed: the next publish connects a new one, with a new producer id. */
-  private dropProducer(producer: Producer): void {
-    if (this.producer !== producer) return;
-    this.producer = undefined;
-    producer.disconnect().catch(() => {});
+  /**
+   * Runs one send on the producer, after every send before it has settled. When a produce request
+   * fails, kafkajs rolls the partition's sequence number back (the broker may have written the batch
+   * all the same) and waits before its own retry: another send slipping in meanwhile would reuse that
+   * sequence number, and the broker would acknowledge it as a duplicate without writing it. So sends
+   * never overlap (one request is in flight per connection anyway), and a send that fails for good
+   * drops the producer before the next one starts: the next connects a new one, with a new producer id.
+   */
+  private send<T>(work: (producer: Producer) => Promise<T>): Promise<T> {
+    const run = this.sending.then(async () => {
+      const producer = await this.connectedProducer();
+      try {
+        return await work(producer);
+      } catch (error) {
+        if (this.producer === producer) {
+          this.producer = undefined;
+          producer.disconnect().catch(() => {});
+        }
+        throw error;
+      }
+    });
+    this.sending = run.catch(() => {});
+    return run;
   }
 
   async subscribe(options: SubscriptionOptions): Promise<Subscription> {
@@ -302,23 +323,24 @@ export class KafkaMessageBus implements MessageBus {
       { topic, partition, offset: message.offset, consumer: groupId, reason: error.message },
       'message dead-lettered',
     );
-    const producer = await this.connectedProducer();
-    await producer.send({
-      topic: deadLetterTopic(topic),
-      acks: -1,
-      messages: [
-        {
-          key: message.key,
-          value: message.value,
-          headers: {
-            ...message.headers,
-            'x-grantline-dlq-reason': `${error.name}: ${error.message}`.slice(0, 1_000),
-            'x-grantline-dlq-consumer': groupId,
-            'x-grantline-dlq-origin': `${topic}/${partition}/${message.offset}`,
+    await this.send((producer) =>
+      producer.send({
+        topic: deadLetterTopic(topic),
+        acks: -1,
+        messages: [
+          {
+            key: message.key,
+            value: message.value,
+            headers: {
+              ...message.headers,
+              'x-grantline-dlq-reason': `${error.name}: ${error.message}`.slice(0, 1_000),
+              'x-grantline-dlq-consumer': groupId,
+              'x-grantline-dlq-origin': `${topic}/${partition}/${message.offset}`,
+            },
           },
-        },
-      ],
-    });
+        ],
+      }),
+    );
     instruments().deadLettered.add(1, { [ATTRS.consumer]: groupId, [ATTRS.topic]: topic });
   }
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '@grantline/telemetry';
 import type { RequestHandler } from 'express';
-import { formOf, handle, noStore, oauthErrorReply, parseForm, readForm } from './http.ts';
+import { oauthErrorReply, readForm } from './http.ts';
 
 /** What a form-posted protocol endpoint (token, revocation, introspection) sees of a request. */
 export interface FormRequest {
@@ -36,25 +36,17 @@ export interface FormEndpoint {
   handle(req: FormRequest): Promise<FormReply>;
 }
 
+// as `noStore` (RFC 6749 §5.1): token responses and errors are never cached
 const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
 
-/** The endpoint as express handlers (errors go on to the app's `oauthErrorBoundary`). */
-export const expressFormEndpoint = (endpoint: FormEndpoint): RequestHandler[] => [
-  noStore,
-  parseForm(endpoint.repeatable),
-  handle(async (req, res) => {
-    const reply = await endpoint.handle({
-      get: (name) => req.get(name),
-      ip: req.ip,
-      form: formOf(res),
-      lists: res.locals.lists as Record<string, string[]>,
-    });
-    res.status(reply.status ?? 200);
-    if (reply.body === undefined) res.end();
-    else if (reply.type) res.type(reply.type).send(reply.body);
-    else res.json(reply.body);
-  }),
-];
+/**
+ * The endpoint as an express handler: the `node:http` adapter itself (an express request and response
+ * are node's, with the client's address from express's `trust proxy`), so both layers answer alike.
+ */
+export const expressFormEndpoint =
+  (endpoint: FormEndpoint, logger: Pick<Logger, 'error' | 'warn'>): RequestHandler =>
+  (req, res) =>
+    nodeFormEndpoint(endpoint, logger)(req, res, req.ip);
 
 const send = (
   res: ServerResponse,
@@ -80,6 +72,7 @@ const send = (
  */
 export const nodeFormEndpoint =
   (endpoint: FormEndpoint, logger: Pick<Logger, 'error' | 'warn'>) =>
+  /** never rejects: every failure is answered, or ends the connection */
   async (req: IncomingMessage, res: ServerResponse, address: string | undefined): Promise<void> => {
     try {
       const { form, lists } = await readForm(req, endpoint.repeatable);
@@ -97,11 +90,14 @@ export const nodeFormEndpoint =
       else if (reply.type) send(res, status, {}, `${reply.type}; charset=utf-8`, String(reply.body));
       else send(res, status, {}, 'application/json; charset=utf-8', JSON.stringify(reply.body));
     } catch (error) {
-      if (res.headersSent) {
+      try {
+        if (res.headersSent) throw error;
+        const reply = oauthErrorReply(error, logger);
+        send(res, reply.status, reply.headers, 'application/json; charset=utf-8', JSON.stringify(reply.body));
+      } catch (failure) {
+        // never a rejection (the caller does not await it): log, and end the connection
+        logger.error({ err: failure }, 'could not answer a protocol request');
         res.destroy();
-        return;
       }
-      const reply = oauthErrorReply(error, logger);
-      send(res, reply.status, reply.headers, 'application/json; charset=utf-8', JSON.stringify(reply.body));
     }
   };

@@ -107,7 +107,7 @@ export interface OAuthErrorReply {
 export const oauthErrorReply = (error: unknown, logger: Pick<Logger, 'error' | 'warn'>): OAuthErrorReply => {
   let oauth: OAuthError;
   if (error instanceof OAuthError) oauth = error;
-  else if ((error as { type?: string }).type === 'entity.too.large')
+  else if ((error as { type?: string } | undefined)?.type === 'entity.too.large')
     return {
       status: 413,
       headers: { 'Cache-Control': 'no-store' },

@@ -26,7 +26,7 @@ import {
   RedisRevocationCache,
   type RevocationCache,
 } from '@grantline/revocation-cache';
-import { type Logger, traceQueries } from '@grantline/telemetry';
+import { type Logger, tracePool } from '@grantline/telemetry';
 import pg from 'pg';
 import { StartupError } from './config.ts';
 import type { ReadinessCheck } from './health.ts';
@@ -223,6 +223,14 @@ export interface DistributedOptions {
  * The distributed adapter: each service its own `pg` pool on a Postgres server, its own Kafka client
  * with the contract's topics, and its own Redis connection.
  */
+const databaseName = (url: string): string | undefined => {
+  try {
+    return decodeURIComponent(new URL(url).pathname.slice(1)) || undefined;
+  } catch {
+    return undefined;
+  }
+};
+
 export const distributedRuntime =
   (options: DistributedOptions): RuntimeFactory =>
   async (spec) => {
@@ -232,10 +240,10 @@ export const distributedRuntime =
     // A connection a caller holds (a transaction between two queries, the relay's LISTEN) that Postgres
     // ends (a restart: 57P01) emits 'error' while the pool is not listening: without a listener of its
     // own that is an uncaught exception, and the process dies. The caller's next query fails instead.
-    pool.on('connect', (client) => {
-      client.on('error', (error) => logger.warn({ err: error }, 'Postgres connection failed'));
-      traceQueries(client, client.database);
-    });
+    pool.on('connect', (client) =>
+      client.on('error', (error) => logger.warn({ err: error }, 'Postgres connection failed')),
+    );
+    tracePool(pool as unknown as Parameters<typeof tracePool>[0], databaseName(options.databaseUrl));
     await pool.query('SELECT 1').catch(async (error: unknown) => {
       await pool.end().catch(() => {});
       throw unreachable(error, 'Postgres', safeHost(options.databaseUrl), 'DATABASE_URL');

@@ -121,7 +121,7 @@ export const serviceApps = (
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready' });
   });
   for (const [path, endpoint] of Object.entries(service.formEndpoints ?? {}))
-    app.post(path, ...expressFormEndpoint(endpoint));
+    app.post(path, expressFormEndpoint(endpoint, logger));
   service.routes(app, logger);
   finishApp(app);
 

@@ -36,53 +36,91 @@ const operationOf = (text: string) => /^\s*([a-zA-Z]+)/.exec(text)?.[1]?.toUpper
 
 type Query = (this: unknown, ...args: unknown[]) => unknown;
 
+/** marks a statement `tracePool` already traces, so the pool client's own wrapper does not again */
+const POOLED = Symbol('traced by the pool');
+
 /**
- * Wraps one `pg` client's `query` (a pool's clients: call it from the pool's `connect` event, which
- * covers `pool.query` too). A callback, a promise and a submittable (a cursor) are all traced to their
- * end. Parameter values are never recorded, only the statement's text.
+ * Starts a query's span in the caller's context and ends it with the query: a callback, a promise or a
+ * submittable (a cursor) all are traced to their end. Parameter values are never recorded, only the
+ * statement's text.
  */
+const traced = (query: Query, self: unknown, args: unknown[], database: string | undefined): unknown => {
+  const config = args[0];
+  const text = typeof config === 'string' ? config : (config as { text?: string } | undefined)?.text;
+  if (!inTrace() || typeof text !== 'string') return query.apply(self, args);
+  const operation = operationOf(text);
+  const attributes: Attributes = {
+    [ATTRS.dbSystem]: 'postgresql',
+    [ATTRS.dbOperation]: operation,
+    [ATTRS.dbQueryText]: text,
+    ...(database && { [ATTRS.dbNamespace]: database }),
+  };
+  const span = tracer.startSpan(SPANS.pgQuery(operation, database), { kind: SpanKind.CLIENT, attributes });
+  const callbackAt = args.findIndex((a) => typeof a === 'function');
+  if (callbackAt >= 0) {
+    const callback = args[callbackAt] as (error: unknown, ...rest: unknown[]) => void;
+    args[callbackAt] = (error: unknown, ...rest: unknown[]) => {
+      ended(span, error);
+      callback(error, ...rest);
+    };
+    return query.apply(self, args);
+  }
+  let result: unknown;
+  try {
+    result = query.apply(self, args);
+  } catch (error) {
+    ended(span, error);
+    throw error;
+  }
+  if (result && typeof (result as Promise<unknown>).then === 'function') {
+    (result as Promise<unknown>).then(
+      () => ended(span),
+      (error: unknown) => ended(span, error),
+    );
+  } else if (result && typeof (result as { once?: unknown }).once === 'function') {
+    const submittable = result as { once(event: string, listener: (error?: unknown) => void): void };
+    submittable.once('end', () => ended(span));
+    submittable.once('error', (error) => ended(span, error));
+  } else ended(span);
+  return result;
+};
+
+/** Wraps one `pg` client's `query`: the queries of a client checked out of the pool (transactions). */
 export const traceQueries = (client: { query: Query }, database?: string): void => {
   const query = client.query;
   client.query = function tracedQuery(this: unknown, ...args: unknown[]) {
-    if (!inTrace()) return query.apply(this, args);
     const config = args[0];
-    const text = typeof config === 'string' ? config : (config as { text?: string } | undefined)?.text;
-    if (typeof text !== 'string') return query.apply(this, args);
-    const operation = operationOf(text);
-    const attributes: Attributes = {
-      [ATTRS.dbSystem]: 'postgresql',
-      [ATTRS.dbOperation]: operation,
-      [ATTRS.dbQueryText]: text,
-      ...(database && { [ATTRS.dbNamespace]: database }),
-    };
-    const span = tracer.startSpan(SPANS.pgQuery(operation, database), { kind: SpanKind.CLIENT, attributes });
-    const callbackAt = args.findIndex((a) => typeof a === 'function');
-    if (callbackAt >= 0) {
-      const callback = args[callbackAt] as (error: unknown, ...rest: unknown[]) => void;
-      args[callbackAt] = (error: unknown, ...rest: unknown[]) => {
-        ended(span, error);
-        callback(error, ...rest);
-      };
-      return query.apply(this, args);
-    }
-    let result: unknown;
-    try {
-      result = query.apply(this, args);
-    } catch (error) {
-      ended(span, error);
-      throw error;
-    }
-    if (result && typeof (result as Promise<unknown>).then === 'function') {
-      (result as Promise<unknown>).then(
-        () => ended(span),
-        (error: unknown) => ended(span, error),
+    if (config && typeof config === 'object' && POOLED in config) return query.apply(this, args);
+    return traced(query, this, args, database);
+  };
+};
+
+/**
+ * Traces a `pg` pool's queries: `pool.query` at the call, in the caller's context (the pool runs the
+ * statement on a client from a callback in whichever request released it, which is another trace),
+ * and each client's own queries (`traceQueries`, from the pool's `connect` event).
+ */
+export const tracePool = (
+  pool: {
+    query: Query;
+    on(event: 'connect', listener: (client: { query: Query; database?: string }) => void): unknown;
+  },
+  database?: string,
+): void => {
+  pool.on('connect', (client) => traceQueries(client, database ?? client.database));
+  const query = pool.query;
+  pool.query = function tracedPoolQuery(this: unknown, ...args: unknown[]) {
+    const config = args[0];
+    // the statement as a config object of its own, marked so the client's wrapper lets it pass
+    if (typeof config === 'string')
+      args.splice(
+        0,
+        2,
+        { text: config, values: Array.isArray(args[1]) ? args[1] : undefined, [POOLED]: true },
+        ...(typeof args[1] === 'function' ? [args[1]] : []),
       );
-    } else if (result && typeof (result as { once?: unknown }).once === 'function') {
-      const submittable = result as { once(event: string, listener: (error?: unknown) => void): void };
-      submittable.once('end', () => ended(span));
-      submittable.once('error', (error) => ended(span, error));
-    } else ended(span);
-    return result;
+    else if (config && typeof config === 'object') args[0] = { ...(config as object), [POOLED]: true };
+    return traced(query, this, args, database);
   };
 };
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -94,6 +95,9 @@ export const startTelemetry = (options: TelemetryOptions): Telemetry => {
         : dropSpans,
       ...(options.spanProcessors ?? []),
     ],
+    // W3C trace context only: not W3C baggage (the SDK's default adds it), which any public caller
+    // could fill with up to 8 KB that every outgoing request would then carry on
+    textMapPropagator: new W3CTraceContextPropagator(),
     // Outgoing HTTP (fetch, which is undici): a client span per request and its W3C `traceparent`
     // on the request, from undici's diagnostics channels (no module patching, so it works in ES
     // modules). Only inside a trace: background fetches (JWKS, the revocation stream) start none.

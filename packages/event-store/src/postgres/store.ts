@@ -198,6 +198,9 @@ export class PostgresEventStore implements EventStore {
     const metadata = JSON.stringify({ ...activeTraceContext(), ...options.metadata });
     const mode = typeof expected === 'number' ? 'exact' : expected;
     const newStreams = options.newStreams ?? [];
+    // `any` retries a lost race for the stream's next version; a new stream that exists would fail every retry
+    if (newStreams.length > 0 && expected === 'any')
+      throw new Error('newStreams needs an expected version, not any');
     const newEvents = newStreams.map((n) => validateEvent(n.event));
     const params = [
       streamId,
@@ -289,11 +292,9 @@ export class PostgresEventStore implements EventStore {
       // transaction the conflict has aborted it (no savepoint per append: that would be two more round
       // trips on every transactional append, and no caller continues a transaction after a conflict):
       // the version cannot be read, and the caller retries the whole transaction or gives up.
-      throw new ConcurrencyError(
-        streamId,
-        expected,
-        this.inTransaction ? undefined : await this.currentVersion(streamId),
-      );
+      if (this.inTransaction)
+        throw new ConcurrencyError(streamId, expected, undefined, { transactionEnded: true });
+      throw new ConcurrencyError(streamId, expected, await this.currentVersion(streamId));
     }
     const first = rows[0];
     if (!first || first.position === null) {
