@@ -43,10 +43,13 @@ const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
  * The endpoint as an express handler: the `node:http` adapter itself (an express request and response
  * are node's, with the client's address from express's `trust proxy`), so both layers answer alike.
  */
-export const expressFormEndpoint =
-  (endpoint: FormEndpoint, logger: Pick<Logger, 'error' | 'warn'>): RequestHandler =>
-  (req, res) =>
-    nodeFormEndpoint(endpoint, logger)(req, res, req.ip);
+export const expressFormEndpoint = (
+  endpoint: FormEndpoint,
+  logger: Pick<Logger, 'error' | 'warn'>,
+): RequestHandler => {
+  const serve = nodeFormEndpoint(endpoint, logger);
+  return (req, res) => serve(req, res, req.ip);
+};
 
 const send = (
   res: ServerResponse,

@@ -134,6 +134,8 @@ export const buildToken = async (
     authorizationCodeClient: async (token) => (await flowKeys.decrypt(token))?.cid,
   };
 
+  // what the authorization code and refresh grants both read, record and issue with
+  const grantDeps = { store: runtime.store, grants, people, revocations, issue, defaultAudience, clock };
   const service = {
     name: 'token',
     logger,
@@ -145,23 +147,12 @@ export const buildToken = async (
         grants: [
           clientCredentialsGrant({ issue, defaultAudience }),
           authorizationCodeGrant({
+            ...grantDeps,
             keys: flowKeys,
-            store: runtime.store,
-            grants,
-            people,
-            revocations,
-            issue,
-            defaultAudience,
             accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
-            clock,
           }),
           refreshTokenGrant({
-            store: runtime.store,
-            grants,
-            people,
-            revocations,
-            issue,
-            defaultAudience,
+            ...grantDeps,
             policy: {
               graceSeconds: config.REFRESH_TOKEN_GRACE_SECONDS,
               idleSeconds: config.REFRESH_TOKEN_IDLE_SECONDS,
@@ -172,7 +163,6 @@ export const buildToken = async (
             endedSessions: config.REFRESH_TOKEN_ENDS_WITH_SESSION
               ? new EndedSessions(pool, schema)
               : undefined,
-            clock,
           }),
         ],
       }),
