@@ -19,10 +19,9 @@ import {
   type KafkaConfig,
   type KafkaMessage,
   logLevel,
-  Partitioners,
-  type Producer,
 } from 'kafkajs';
 import { decodeEvent, encodeEvent, wantedBy } from './codec.ts';
+import { BOUNDED_RETRIES_WARNING, SerialProducer } from './kafka-producer.ts';
 import { headersAsStrings, instruments, lag, MAX_LINKS, tracer } from './kafka-telemetry.ts';
 import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
 
@@ -45,17 +44,10 @@ export interface KafkaBusOptions {
 const kafkaLogLevel = (level: logLevel) =>
   level === logLevel.ERROR || level === logLevel.WARN ? 'warn' : level === logLevel.INFO ? 'info' : 'debug';
 
-// kafkajs warns at every idempotent producer's creation when its retries are bounded. They are bounded
-// on purpose (see `connectedProducer`), so that line says nothing an operator can act on.
-const BOUNDED_RETRIES_WARNING = 'Limiting retries for the idempotent producer';
-
 /** The message bus on Apache Kafka (kafkajs). */
 export class KafkaMessageBus implements MessageBus {
   readonly kafka: Kafka;
-  private producer: Producer | undefined;
-  private connecting: Promise<Producer> | undefined;
-  /** the last send's settlement: sends run one after another (`send`) */
-  private sending: Promise<unknown> = Promise.resolve();
+  private readonly producer: SerialProducer;
   private readonly consumers = new Set<Consumer>();
   private readonly prefix: string;
 
@@ -77,36 +69,7 @@ export class KafkaMessageBus implements MessageBus {
       ...(options.ssl !== undefined && { ssl: options.ssl }),
       ...(options.sasl && { sasl: options.sasl }),
     });
-  }
-
-  private async connectedProducer(): Promise<Producer> {
-    if (this.producer) return this.producer;
-    this.connecting ??= (async () => {
-      const producer = this.kafka.producer({
-        createPartitioner: Partitioners.DefaultPartitioner,
-        allowAutoTopicCreation: true,
-        // Idempotent (a producer id and per-partition sequence numbers, acks from all in-sync
-        // replicas): a batch the broker wrote but whose acknowledgement was lost is not written twice
-        // by kafkajs's retries. One request in flight keeps per-partition order across them. Retries
-        // are bounded so a publish fails back to the relay within `publishTimeoutMs` during an
-        // outage; `send` then drops this producer, and the relay's resend goes out under a new
-        // producer id (the old sequence numbers may no longer match what the broker holds). That
-        // resend may duplicate: delivery stays at least once, and consumers deduplicate by event id.
-        // (ACLs: before Kafka 3.0 idempotence needs IdempotentWrite on the cluster; from 3.0 Write on a topic.)
-        idempotent: true,
-        maxInFlightRequests: 1,
-        retry: { retries: 3, maxRetryTime: this.options.publishTimeoutMs ?? 5_000 },
-      });
-      await producer.connect();
-      producer.on(producer.events.DISCONNECT, () => {
-        if (this.producer === producer) this.producer = undefined;
-      });
-      this.producer = producer;
-      return producer;
-    })().finally(() => {
-      this.connecting = undefined;
-    });
-    return this.connecting;
+    this.producer = new SerialProducer(this.kafka, options.publishTimeoutMs ?? 5_000);
   }
 
   /** Creates topics that do not exist yet; `compacted` ones keep the latest message per key forever. */
@@ -175,7 +138,7 @@ export class KafkaMessageBus implements MessageBus {
       { kind: SpanKind.PRODUCER, links, attributes },
       async (span) => {
         try {
-          await this.send((producer) =>
+          await this.producer.send((producer) =>
             producer.sendBatch({
               acks: -1,
               topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
@@ -189,31 +152,6 @@ export class KafkaMessageBus implements MessageBus {
         }
       },
     );
-  }
-
-  /**
-   * Runs one send on the producer, after every send before it has settled. When a produce request
-   * fails, kafkajs rolls the partition's sequence number back (the broker may have written the batch
-   * all the same) and waits before its own retry: another send slipping in meanwhile would reuse that
-   * sequence number, and the broker would acknowledge it as a duplicate without writing it. So sends
-   * never overlap (one request is in flight per connection anyway), and a send that fails for good
-   * drops the producer before the next one starts: the next connects a new one, with a new producer id.
-   */
-  private send<T>(work: (producer: Producer) => Promise<T>): Promise<T> {
-    const run = this.sending.then(async () => {
-      const producer = await this.connectedProducer();
-      try {
-        return await work(producer);
-      } catch (error) {
-        if (this.producer === producer) {
-          this.producer = undefined;
-          producer.disconnect().catch(() => {});
-        }
-        throw error;
-      }
-    });
-    this.sending = run.catch(() => {});
-    return run;
   }
 
   async subscribe(options: SubscriptionOptions): Promise<Subscription> {
@@ -323,7 +261,7 @@ export class KafkaMessageBus implements MessageBus {
       { topic, partition, offset: message.offset, consumer: groupId, reason: error.message },
       'message dead-lettered',
     );
-    await this.send((producer) =>
+    await this.producer.send((producer) =>
       producer.send({
         topic: deadLetterTopic(topic),
         acks: -1,
@@ -416,7 +354,6 @@ export class KafkaMessageBus implements MessageBus {
     await admin?.then((a) => a.disconnect()).catch(() => {});
     await Promise.all([...this.consumers].map((c) => c.disconnect()));
     this.consumers.clear();
-    await this.producer?.disconnect();
-    this.producer = undefined;
+    await this.producer.close();
   }
 }
