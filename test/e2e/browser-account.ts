@@ -54,7 +54,19 @@ export const browserUser = (stack: Stack, tenant: Tenant) => {
       }),
     );
     await signInIfAsked(page);
-    await page.getByRole('button', { name: 'Allow' }).waitFor();
+    await page
+      .getByRole('button', { name: 'Allow' })
+      .waitFor()
+      .catch(async (error: Error) => {
+        // say where the flow went instead of the consent page (a timeout alone says nothing)
+        const shown = await page
+          .locator('body')
+          .textContent()
+          .catch(() => '(no body)');
+        throw new Error(
+          `no consent page: ${error.message}\nat ${page.url()}\n${(shown ?? '').slice(0, 500)}`,
+        );
+      });
     for (const o of organisations) await page.getByLabel(o.name).check();
     await page.getByRole('button', { name: 'Allow' }).click();
     await page.waitForURL(`${tenant.client.redirect_uri}?**`);

@@ -153,6 +153,9 @@ const tableOf = (
   };
 };
 
+/** the longest a connection to a service stays idle in the gateway's pool, below Node's 5 s server default */
+const IDLE_UPSTREAM_MS = 4_000;
+
 export const startGateway = async (options: GatewayOptions): Promise<Gateway> => {
   const { port, host, targets, managementPort, managementTargets, logger } = options;
   const timeoutMs = options.upstreamTimeoutMs ?? 30_000;
@@ -160,8 +163,11 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
   if ((managementPort === undefined) !== (managementTargets === undefined))
     throw new GatewayConfigError('managementPort and managementTargets go together');
   const managementTable = managementTargets && tableOf(MANAGEMENT_ROUTES, managementTargets);
-  // keep-alive to the services; Node's agent honours their Keep-Alive timeout hint
-  const agent = new Agent({ keepAlive: true });
+  // Keep-alive to the services. An idle connection must be dropped here before the service drops it
+  // (Node's default: 5 s), or a request sent on it as the service closes it fails (ECONNRESET, a 502).
+  // Node 20's agent applies the service's Keep-Alive hint (less a second) only when it is below the
+  // agent's own `timeout`, which is unset by default: so the timeout is set, and the hint lowers it.
+  const agent = new Agent({ keepAlive: true, timeout: IDLE_UPSTREAM_MS });
 
   const servers: Server[] = [];
   const stop = async () => {

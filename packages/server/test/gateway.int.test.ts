@@ -247,6 +247,37 @@ describe('the development gateway', () => {
     });
   });
 
+  it('drops an idle connection to a service before the service would (no reset on reuse)', async () => {
+    // a service that keeps idle connections 2 s (its Keep-Alive hint says so): the gateway lets go first
+    const closedAfter: number[] = [];
+    let answered = 0;
+    const short = createServer((_req, res) => {
+      answered = Date.now();
+      res.end('ok');
+    });
+    short.keepAliveTimeout = 2_000;
+    short.on('connection', (socket) => socket.on('close', () => closedAfter.push(Date.now() - answered)));
+    await new Promise<void>((r) => short.listen(0, '127.0.0.1', () => r()));
+    const target = `http://127.0.0.1:${(short.address() as AddressInfo).port}`;
+    const another = await startGateway({
+      port: 0,
+      host: '127.0.0.1',
+      targets: { ...services, consent: target },
+    });
+    try {
+      expect(await (await fetch(`${another.url}/consent`)).text()).toBe('ok');
+      await new Promise((r) => setTimeout(r, 2_500));
+      // closed by the gateway about a second before the service's 2 s (the hint less a second)
+      expect(closedAfter).toHaveLength(1);
+      expect(closedAfter[0]).toBeLessThan(1_700);
+      expect(await (await fetch(`${another.url}/consent`)).text()).toBe('ok');
+    } finally {
+      await another.stop();
+      short.closeAllConnections();
+      short.close();
+    }
+  });
+
   it('stops cleanly: a request in flight finishes, then the port is closed', async () => {
     const port = await freePort();
     const another = await startGateway({ port, host: '127.0.0.1', targets: services });
