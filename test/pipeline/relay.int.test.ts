@@ -14,6 +14,12 @@ describe('relay: Postgres event store -> Kafka', () => {
   afterEach(() => p?.stopRelays());
   afterAll(() => p?.close());
 
+  const checkpoint = async () =>
+    BigInt(
+      (await p.db.pool.query(`SELECT position FROM ${p.schema}.relay_checkpoints WHERE relay = 'kafka'`))
+        .rows[0].position,
+    );
+
   it('delivers 10,000 events from 8 concurrent writers over 200 streams, late commits included, in stream order', async () => {
     const relay = p.relay();
     relay.start();
@@ -110,15 +116,59 @@ describe('relay: Postgres event store -> Kafka', () => {
     await sleep(300); // leader, idle, its next poll a minute away
     const { lastPosition } = await p.store.append(stream, 'no_stream', [orgConnected(stream, 'x')]);
     // The checkpoint moves only after Kafka acknowledged the batch: well before the poll would run.
-    const checkpoint = async () =>
-      BigInt(
-        (await p.db.pool.query(`SELECT position FROM ${p.schema}.relay_checkpoints WHERE relay = 'kafka'`))
-          .rows[0].position,
-      );
     await eventually(async () => ((await checkpoint()) >= BigInt(lastPosition) ? true : undefined), {
       timeoutMs: 5_000,
       what: 'the relay to publish after NOTIFY',
     });
+    await relay.stop();
+  });
+
+  it('is not held back by a transaction outside its store, however long it runs', async () => {
+    const stream = `grant-${randomUUID()}`;
+    const relay = p.relay({ pollIntervalMs: 60_000 });
+    relay.start();
+    await sleep(300);
+    // another service's transaction (here: one that took a transaction id and writes nothing yet)
+    const other = await p.db.pool.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('SELECT pg_current_xact_id()');
+      const { lastPosition } = await p.store.append(stream, 'no_stream', [orgConnected(stream, 'x')]);
+      const started = Date.now();
+      await eventually(async () => ((await checkpoint()) >= BigInt(lastPosition) ? true : undefined), {
+        timeoutMs: 2_000,
+        what: 'the relay to publish while an unrelated transaction is open',
+      });
+      expect(Date.now() - started).toBeLessThan(1_000);
+    } finally {
+      await other.query('ROLLBACK');
+      other.release();
+      await relay.stop();
+    }
+  });
+
+  it('waits for a store transaction that took its transaction id before its first append', async () => {
+    const [early, late] = [`grant-${randomUUID()}`, `grant-${randomUUID()}`];
+    const relay = p.relay({ pollIntervalMs: 50 });
+    relay.start();
+    let lateCommitted!: () => void;
+    const lateDone = new Promise<void>((resolve) => {
+      lateCommitted = resolve;
+    });
+    const held = p.store.transaction(async (tx, client) => {
+      // an older transaction id than the append below, taken by a write before this transaction's events
+      await client.query('SELECT pg_current_xact_id()');
+      await p.store.append(late, 'no_stream', [orgConnected(late, 'newer')]).then(() => lateCommitted());
+      await lateDone;
+      await sleep(300); // the relay drains meanwhile: the newer event must wait
+      await tx.append(early, 'no_stream', [orgConnected(early, 'older')]);
+    });
+    await held;
+    const count = Number((await p.db.pool.query(`SELECT count(*) AS n FROM ${p.schema}.events`)).rows[0].n);
+    const received = await p.readTopic(TOPICS.grants, count);
+    const ours = received.filter((e) => e.subject === early || e.subject === late).map((e) => e.subject);
+    // published in transaction id order, the older transaction's event first and nothing skipped
+    expect(ours).toEqual([early, late]);
     await relay.stop();
   });
 

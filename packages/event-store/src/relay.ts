@@ -19,7 +19,7 @@ export interface RelayOptions {
   /** checkpoint name; two relays with the same name elect one leader (default `kafka`) */
   name?: string;
   batchSize?: number;
-  /** safety-net poll when no notification arrives, e.g. after a transaction that held xmin back ends */
+  /** safety-net poll when no notification arrives, e.g. after a transaction that held the gate back ends */
   pollIntervalMs?: number;
   /**
    * the least time between the starts of two drains (default 2 ms): commits arriving meanwhile go
@@ -45,16 +45,37 @@ interface Checkpoint {
 }
 
 /**
- * The relay's two reads, both walks of the `(transaction_id, position)` index from the checkpoint.
- * The transaction id is selected as text under its own alias: `ORDER BY transaction_id` next to an
- * output column of that name would sort the text (`'100000' < '99999'`) and skip events.
+ * The relay's reads. The drain and the held-back probe walk the `(transaction_id, position)` index
+ * from the checkpoint. The transaction id is selected as text under its own alias: `ORDER BY
+ * transaction_id` next to an output column of that name would sort the text (`'100000' < '99999'`)
+ * and skip events.
+ *
+ * The gate is the transaction id below which every event of this schema is committed or never will
+ * be. It is the oldest transaction still running among those that write this schema's `events`
+ * table, else the snapshot's xmax: transactions of other schemas and databases, which share the
+ * cluster's transaction ids, do not hold it back (the cluster-wide `pg_snapshot_xmin` did, so a
+ * consent event waited for token writes and projections elsewhere). A writer is a transaction holding
+ * a lock on the table, which it takes before it has a transaction id: an insert locks the table when
+ * it is planned, and `PostgresEventStore.transaction` locks it right after `BEGIN`. So a transaction
+ * running at the snapshot that holds no lock on the table when the locks are read afterwards has
+ * committed since (its events are visible to the drain, a later statement) or never writes events.
+ * The gate must be read in its own statement before the drain's, whose snapshot must come later.
  */
 export const relayQueries = (schema: string) => ({
-  /** the next committed batch beyond ($1, $2), at most $3 rows, in (transaction id, position) order */
+  gate: `WITH s AS (SELECT pg_current_snapshot() AS snap),
+       writers AS (
+         SELECT t.transactionid FROM pg_locks r
+         JOIN pg_locks t ON t.virtualtransaction = r.virtualtransaction AND t.locktype = 'transactionid'
+         WHERE r.locktype = 'relation' AND r.relation = '${schema}.events'::regclass
+           AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+     SELECT coalesce(
+       (SELECT min(x) FROM s, pg_snapshot_xip(s.snap) AS x WHERE x::xid IN (SELECT transactionid FROM writers)),
+       (SELECT pg_snapshot_xmax(snap) FROM s))::text AS gate`,
+  /** the next committed batch beyond ($1, $2) below the gate $3, at most $4 rows, in (transaction id, position) order */
   drain: `SELECT ${EVENT_COLUMNS}, e.transaction_id::text AS relay_transaction_id FROM ${schema}.events e
      WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
-       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-     ORDER BY e.transaction_id, e.position LIMIT $3`,
+       AND e.transaction_id < $3::xid8
+     ORDER BY e.transaction_id, e.position LIMIT $4`,
   /** whether any event lies beyond ($1, $2), committed or not: the first index entry past it, if any */
   heldBack: `SELECT EXISTS (SELECT 1 FROM ${schema}.events e
      WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
@@ -63,9 +84,8 @@ export const relayQueries = (schema: string) => ({
 
 /**
  * Publishes committed events from one service's event store, at least once, in (transaction id,
- * position) order, reading only below the oldest transaction still running
- * (`pg_snapshot_xmin(pg_current_snapshot())`): an event whose transaction commits after later ones
- * is waited for, never skipped. The checkpoint lives in Postgres and moves only after the publisher
+ * position) order, reading only below the oldest transaction still writing this store (the gate,
+ * above): an event whose transaction commits after later ones is waited for, never skipped. The checkpoint lives in Postgres and moves only after the publisher
  * confirms. A session advisory lock elects one active relay per schema and name; others stand by.
  */
 export class Relay {
@@ -129,10 +149,10 @@ export class Relay {
         const drained = performance.now();
         await this.drain();
         failures = 0;
-        // Committed events held back by the xmin gate are waiting for some other transaction, maybe in
-        // another database, whose commit sends this relay no notification: look again soon. Most such
-        // transactions (other services' projections and token writes) end within a millisecond or
-        // two, so the first looks come quickly (1, 2, 4 ms, ...) and only a long one is waited out slowly.
+        // Committed events held back by the gate are waiting for an older transaction writing this store,
+        // whose commit may have woken this relay already (its drain then found it still running): look
+        // again soon. Most such transactions end within a millisecond or two, so the first looks come
+        // quickly (1, 2, 4 ms, ...) and only a long one is waited out slowly.
         if (await this.heldBack()) {
           heldBackChecks++;
           await this.idle(Math.min(pollMs, 2 ** Math.min(heldBackChecks - 1, 10)));
@@ -220,7 +240,7 @@ export class Relay {
     client.release(destroy);
   }
 
-  /** Whether events exist beyond the checkpoint that the xmin gate does not let through yet. */
+  /** Whether events exist beyond the checkpoint that the gate does not let through yet. */
   private async heldBack(): Promise<boolean> {
     const client = this.client;
     const checkpoint = this.checkpoint;
@@ -241,9 +261,10 @@ export class Relay {
     let total = 0;
     for (;;) {
       const started = performance.now();
+      const { rows: gate } = await client.query<{ gate: string }>(this.sql.gate);
       const { rows }: { rows: (EventRow & { relay_transaction_id: string })[] } = await client.query(
         this.sql.drain,
-        [checkpoint.transactionId, checkpoint.position, batchSize],
+        [checkpoint.transactionId, checkpoint.position, gate[0]!.gate, batchSize],
       );
       const last = rows[rows.length - 1];
       if (!last) return total;

@@ -174,7 +174,8 @@ export class PostgresEventStore implements EventStore {
   async transaction<T>(work: (store: PostgresEventStore, client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.options.pool.connect();
     try {
-      await client.query('BEGIN');
+      // the relay's gate counts this transaction as a writer from here, before it has a transaction id
+      await client.query(`BEGIN; LOCK TABLE ${this.schema}.events IN ROW EXCLUSIVE MODE`);
       const result = await work(new PostgresEventStore(this.options, client, this.wake), client);
       await client.query('COMMIT');
       this.wake.poke();
