@@ -50,42 +50,49 @@ interface Checkpoint {
  * transaction_id` next to an output column of that name would sort the text (`'100000' < '99999'`)
  * and skip events.
  *
- * The gate is the transaction id below which every event of this schema is committed or never will
- * be. It is the oldest transaction still running among those that write this schema's `events`
- * table, else the snapshot's xmax: transactions of other schemas and databases, which share the
- * cluster's transaction ids, do not hold it back (the cluster-wide `pg_snapshot_xmin` did, so a
- * consent event waited for token writes and projections elsewhere). A writer is a transaction holding
- * a lock on the table, which it takes before it has a transaction id: an insert locks the table when
- * it is planned, and `PostgresEventStore.transaction` locks it right after `BEGIN`. So a transaction
- * running at the snapshot that holds no lock on the table when the locks are read afterwards has
- * committed since (its events are visible to the drain, a later statement) or never writes events.
- * The gate must be read in its own statement before the drain's, whose snapshot must come later.
+ * The drain reads below the oldest transaction still running in the cluster (`pg_snapshot_xmin`):
+ * every transaction that could still commit an event it has not seen is at or above it. That bound
+ * is held back by any transaction of any service, so when it holds committed events back, the relay
+ * reads a finer gate and drains again below it. The gate is the oldest transaction running at its
+ * snapshot that is not shown to be a non-writer, else the snapshot's xmax. A non-writer is a
+ * transaction whose own transaction-id lock is visible in `pg_locks` while it holds no lock on this
+ * schema's `events` table. Writers lock the table before they have a transaction id (an insert when it
+ * is planned, `PostgresEventStore.transaction` right after `BEGIN`), so one that is left out either
+ * never writes events or has committed since the snapshot: its events are visible to the drain, a
+ * later statement. A transaction whose id lock is not visible yet (it is being assigned) stays in the
+ * gate. The gate is read in its own statement, before the drain whose snapshot must come later.
  */
 export const relayQueries = (schema: string) => ({
-  gate: `WITH s AS (SELECT pg_current_snapshot() AS snap),
-       writers AS (
-         SELECT t.transactionid FROM pg_locks r
-         JOIN pg_locks t ON t.virtualtransaction = r.virtualtransaction AND t.locktype = 'transactionid'
-         WHERE r.locktype = 'relation' AND r.relation = '${schema}.events'::regclass
-           AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-     SELECT coalesce(
-       (SELECT min(x) FROM s, pg_snapshot_xip(s.snap) AS x WHERE x::xid IN (SELECT transactionid FROM writers)),
-       (SELECT pg_snapshot_xmax(snap) FROM s))::text AS gate`,
-  /** the next committed batch beyond ($1, $2) below the gate $3, at most $4 rows, in (transaction id, position) order */
+  /** the next committed batch beyond ($1, $2) below the cluster's xmin or the gate $3 (if given), at most $4 rows */
   drain: `SELECT ${EVENT_COLUMNS}, e.transaction_id::text AS relay_transaction_id FROM ${schema}.events e
      WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
-       AND e.transaction_id < $3::xid8
+       AND e.transaction_id < greatest(pg_snapshot_xmin(pg_current_snapshot()), $3::xid8)
      ORDER BY e.transaction_id, e.position LIMIT $4`,
   /** whether any event lies beyond ($1, $2), committed or not: the first index entry past it, if any */
   heldBack: `SELECT EXISTS (SELECT 1 FROM ${schema}.events e
      WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
      ORDER BY e.transaction_id, e.position LIMIT 1) AS held`,
+  gate: `WITH s AS (SELECT pg_current_snapshot() AS snap),
+       l AS MATERIALIZED (SELECT locktype, relation, database, transactionid, mode, granted, virtualtransaction FROM pg_locks),
+       writing AS (
+         SELECT virtualtransaction FROM l
+         WHERE locktype = 'relation' AND relation = '${schema}.events'::regclass
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+       non_writers AS (
+         SELECT transactionid FROM l
+         WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted
+           AND NOT EXISTS (SELECT 1 FROM writing w WHERE w.virtualtransaction = l.virtualtransaction))
+     SELECT coalesce(
+       (SELECT min(x) FROM s, pg_snapshot_xip(s.snap) AS x
+         WHERE NOT EXISTS (SELECT 1 FROM non_writers n WHERE n.transactionid = x::xid)),
+       (SELECT pg_snapshot_xmax(snap) FROM s))::text AS gate`,
 });
 
 /**
  * Publishes committed events from one service's event store, at least once, in (transaction id,
- * position) order, reading only below the oldest transaction still writing this store (the gate,
- * above): an event whose transaction commits after later ones is waited for, never skipped. The checkpoint lives in Postgres and moves only after the publisher
+ * position) order, reading only below a bound that every transaction still able to commit an event
+ * is at or above (the xmin, then the gate; above): an event whose transaction commits after later
+ * ones is waited for, never skipped. The checkpoint lives in Postgres and moves only after the publisher
  * confirms. A session advisory lock elects one active relay per schema and name; others stand by.
  */
 export class Relay {
@@ -147,13 +154,13 @@ export class Relay {
           continue;
         }
         const drained = performance.now();
-        await this.drain();
+        const held = await this.drain();
         failures = 0;
         // Committed events held back by the gate are waiting for an older transaction writing this store,
         // whose commit may have woken this relay already (its drain then found it still running): look
         // again soon. Most such transactions end within a millisecond or two, so the first looks come
         // quickly (1, 2, 4 ms, ...) and only a long one is waited out slowly.
-        if (await this.heldBack()) {
+        if (held) {
           heldBackChecks++;
           await this.idle(Math.min(pollMs, 2 ** Math.min(heldBackChecks - 1, 10)));
         } else {
@@ -240,11 +247,8 @@ export class Relay {
     client.release(destroy);
   }
 
-  /** Whether events exist beyond the checkpoint that the gate does not let through yet. */
-  private async heldBack(): Promise<boolean> {
-    const client = this.client;
-    const checkpoint = this.checkpoint;
-    if (!client || !checkpoint) return false;
+  /** Whether events exist beyond the checkpoint (committed ones, as this statement sees them). */
+  private async heldBack(client: pg.PoolClient, checkpoint: Checkpoint): Promise<boolean> {
     const { rows } = await client.query<{ held: boolean }>(this.sql.heldBack, [
       checkpoint.transactionId,
       checkpoint.position,
@@ -252,43 +256,56 @@ export class Relay {
     return rows[0]?.held === true;
   }
 
-  /** Publishes every committed event beyond the checkpoint, batch by batch. Returns how many. */
-  private async drain(): Promise<number> {
+  /**
+   * Publishes every committed event beyond the checkpoint, batch by batch, below the cluster's xmin
+   * and, once that holds events back, below the gate. Resolves whether events are still held back.
+   */
+  private async drain(): Promise<boolean> {
     const client = this.client;
     let checkpoint = this.checkpoint;
-    if (!client || !checkpoint) return 0;
+    if (!client || !checkpoint) return false;
     const batchSize = this.options.batchSize ?? 500;
-    let total = 0;
+    let gate: string | null = null;
     for (;;) {
       const started = performance.now();
-      const { rows: gate } = await client.query<{ gate: string }>(this.sql.gate);
       const { rows }: { rows: (EventRow & { relay_transaction_id: string })[] } = await client.query(
         this.sql.drain,
-        [checkpoint.transactionId, checkpoint.position, gate[0]!.gate, batchSize],
+        [checkpoint.transactionId, checkpoint.position, gate, batchSize],
       );
       const last = rows[rows.length - 1];
-      if (!last) return total;
-      const events = rows.map(toRecordedEvent);
-      await this.options.publisher.publish(events);
-      await this.options.beforeCheckpoint?.(events);
-      const next: Checkpoint = { transactionId: last.relay_transaction_id, position: last.position };
-      await client.query(
-        `UPDATE ${this.schema}.relay_checkpoints SET transaction_id = $2::xid8, position = $3, updated_at = now()
-         WHERE relay = $1`,
-        [this.name, next.transactionId, next.position],
-      );
-      checkpoint = this.checkpoint = next;
-      total += rows.length;
-      const { published, batchDuration, lag } = instruments();
-      const attributes = { [ATTRS.relay]: this.name };
-      published.add(rows.length, attributes);
-      batchDuration.record((performance.now() - started) / 1000, attributes);
-      // the oldest event of the batch waited longest: its age is the relay's lag behind the store
-      let oldest = Number.POSITIVE_INFINITY;
-      for (const e of events) oldest = Math.min(oldest, e.time.getTime());
-      lag.record(Math.max(0, Date.now() - oldest) / 1000, attributes);
-      if (rows.length < batchSize) return total;
+      if (last) {
+        const events = rows.map(toRecordedEvent);
+        await this.options.publisher.publish(events);
+        await this.options.beforeCheckpoint?.(events);
+        const next: Checkpoint = { transactionId: last.relay_transaction_id, position: last.position };
+        await client.query(
+          `UPDATE ${this.schema}.relay_checkpoints SET transaction_id = $2::xid8, position = $3, updated_at = now()
+           WHERE relay = $1`,
+          [this.name, next.transactionId, next.position],
+        );
+        checkpoint = this.checkpoint = next;
+        this.measure(events, started);
+        if (rows.length === batchSize) continue;
+      }
+      // everything below the bound is out: is anything beyond it?
+      if (!(await this.heldBack(client, checkpoint))) return false;
+      // held back by this store's own writers: wait for them
+      if (gate !== null) return true;
+      // held back by the cluster's xmin, maybe by other services alone: drain again below the gate
+      const { rows: read } = await client.query<{ gate: string }>(this.sql.gate);
+      gate = read[0]!.gate;
     }
+  }
+
+  private measure(events: readonly RecordedEvent[], started: number): void {
+    const { published, batchDuration, lag } = instruments();
+    const attributes = { [ATTRS.relay]: this.name };
+    published.add(events.length, attributes);
+    batchDuration.record((performance.now() - started) / 1000, attributes);
+    // the oldest event of the batch waited longest: its age is the relay's lag behind the store
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const e of events) oldest = Math.min(oldest, e.time.getTime());
+    lag.record(Math.max(0, Date.now() - oldest) / 1000, attributes);
   }
 }
 

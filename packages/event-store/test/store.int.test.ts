@@ -55,22 +55,18 @@ describe('Postgres event store', () => {
     const id = `grant-${randomUUID()}`;
     const other = `grant-${randomUUID()}`;
     await store.append(id, 'no_stream', [grantCreated(id)]);
-    // The older transaction takes its id first (by writing elsewhere) ...
-    const older = await db.pool.connect();
-    try {
-      await older.query('BEGIN');
-      const olderStore = new PostgresEventStore({ pool: db.pool, schema: 'consent', source: '/s' }, older);
-      await olderStore.append(other, 'no_stream', [grantCreated(other)]);
-      // ... a newer one appends version 2 and commits ...
-      await store.append(id, 1, [orgConnected(id, 'newer')]);
-      // ... so the older one must not append version 3 after it.
-      await expect(olderStore.append(id, 2, [orgConnected(id, 'older')])).rejects.toBeInstanceOf(
-        ConcurrencyError,
-      );
-    } finally {
-      await older.query('ROLLBACK');
-      older.release();
-    }
+    await expect(
+      store.transaction(async (older) => {
+        // The older transaction takes its id first (by writing elsewhere) ...
+        await older.append(other, 'no_stream', [grantCreated(other)]);
+        // ... a newer one appends version 2 and commits ...
+        await store.append(id, 1, [orgConnected(id, 'newer')]);
+        // ... so the older one must not append version 3 after it.
+        await older.append(id, 2, [orgConnected(id, 'older')]);
+      }),
+    ).rejects.toBeInstanceOf(ConcurrencyError);
+    expect((await store.readStream(id)).currentVersion).toBe(2);
+    expect((await store.readStream(other)).currentVersion).toBe(0);
   });
 
   it('records trace context and metadata given with the append', async () => {

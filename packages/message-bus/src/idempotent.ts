@@ -8,7 +8,10 @@ export interface IdempotentProjectionOptions {
   /** the service's schema, whose `processed_events` table records what this consumer has applied */
   schema: string;
   consumer: string;
-  /** applies one event to the read model inside the transaction that records it as processed */
+  /**
+   * applies one event to the read model inside the transaction that records it as processed; it never
+   * appends events in it (a store's transaction must lock the events table first: see the relay's gate)
+   */
   project: (event: ConsumedEvent, tx: pg.PoolClient) => Promise<void>;
 }
 

@@ -82,6 +82,18 @@ class RelayWakeUp {
   }
 }
 
+/**
+ * The transaction a store made by `transaction` appends in. Not exported: every transaction that
+ * appends events must begin as `transaction` begins it, locking the events table before it has a
+ * transaction id, or the relay's gate could pass over it.
+ */
+class InTransaction {
+  constructor(
+    readonly client: pg.PoolClient,
+    readonly wake: RelayWakeUp,
+  ) {}
+}
+
 export interface PostgresEventStoreOptions {
   pool: pg.Pool;
   /** the service's own Postgres schema (migrated with `migrate`) */
@@ -134,13 +146,16 @@ export class PostgresEventStore implements EventStore {
 
   constructor(
     private readonly options: PostgresEventStoreOptions,
-    db?: pg.PoolClient,
-    wake?: RelayWakeUp,
+    /** inside `transaction` only: a transaction begun elsewhere has not locked the table (see the relay) */
+    bound?: InTransaction,
   ) {
-    this.db = db ?? options.pool;
-    this.inTransaction = db !== undefined;
+    // no look-alike object: only `transaction` makes one
+    if (bound !== undefined && !(bound instanceof InTransaction))
+      throw new TypeError('not a store transaction');
+    this.db = bound?.client ?? options.pool;
+    this.inTransaction = bound !== undefined;
     this.schema = assertSchemaName(options.schema);
-    this.wake = wake ?? new RelayWakeUp(options.pool, `${this.schema}_events`, options.relay);
+    this.wake = bound?.wake ?? new RelayWakeUp(options.pool, `${this.schema}_events`, options.relay);
     const s = this.schema;
     this.appendSql = `
       WITH last AS (
@@ -176,7 +191,10 @@ export class PostgresEventStore implements EventStore {
     try {
       // the relay's gate counts this transaction as a writer from here, before it has a transaction id
       await client.query(`BEGIN; LOCK TABLE ${this.schema}.events IN ROW EXCLUSIVE MODE`);
-      const result = await work(new PostgresEventStore(this.options, client, this.wake), client);
+      const result = await work(
+        new PostgresEventStore(this.options, new InTransaction(client, this.wake)),
+        client,
+      );
       await client.query('COMMIT');
       this.wake.poke();
       return result;
