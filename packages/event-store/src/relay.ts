@@ -30,6 +30,9 @@ export interface RelayOptions {
   beforeCheckpoint?: (events: readonly RecordedEvent[]) => Promise<void> | void;
 }
 
+/** the least time between two reads of the gate */
+const GATE_READ_INTERVAL_MS = 5;
+
 const instruments = lazyInstruments('@grantline/event-store', (meter) => ({
   published: meter.createCounter(METRICS.relayPublished, { description: 'events published by the relay' }),
   batchDuration: meter.createHistogram(METRICS.relayBatchDuration, { unit: 's' }),
@@ -105,6 +108,12 @@ export class Relay {
   private stopped = false;
   private stopIdling: (() => void) | undefined;
   private woken = false;
+  /**
+   * The highest gate read so far. A gate stays a valid bound for every later drain (what lies below it
+   * has committed or never will), so each drain reads below it or the xmin, whichever is higher.
+   */
+  private gate: string | null = null;
+  private gateReadAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: RelayOptions) {
     this.schema = assertSchemaName(options.schema);
@@ -265,12 +274,11 @@ export class Relay {
     let checkpoint = this.checkpoint;
     if (!client || !checkpoint) return false;
     const batchSize = this.options.batchSize ?? 500;
-    let gate: string | null = null;
     for (;;) {
       const started = performance.now();
       const { rows }: { rows: (EventRow & { relay_transaction_id: string })[] } = await client.query(
         this.sql.drain,
-        [checkpoint.transactionId, checkpoint.position, gate, batchSize],
+        [checkpoint.transactionId, checkpoint.position, this.gate, batchSize],
       );
       const last = rows[rows.length - 1];
       if (last) {
@@ -289,11 +297,15 @@ export class Relay {
       }
       // everything below the bound is out: is anything beyond it?
       if (!(await this.heldBack(client, checkpoint))) return false;
-      // held back by this store's own writers: wait for them
-      if (gate !== null) return true;
-      // held back by the cluster's xmin, maybe by other services alone: drain again below the gate
+      // held back, maybe by other services' transactions alone: read the gate (at most every few
+      // ms: under load the store's own writers hold it back, and reading pg_locks is not free)
+      if (performance.now() - this.gateReadAt < GATE_READ_INTERVAL_MS) return true;
+      this.gateReadAt = performance.now();
       const { rows: read } = await client.query<{ gate: string }>(this.sql.gate);
-      gate = read[0]!.gate;
+      const gate = read[0]!.gate;
+      // no further than the gate already used: the store's own writers hold these events back
+      if (this.gate !== null && BigInt(gate) <= BigInt(this.gate)) return true;
+      this.gate = gate;
     }
   }
 
