@@ -14,6 +14,7 @@ import pg from 'pg';
 import { Agent, createTenant, redeem, runFlow, type Tenant } from '../e2e/flow.ts';
 import { registryAdmin } from '../e2e/registry-admin.ts';
 import type { Stack } from '../e2e/stack.ts';
+import { cpuSnapshot, cpuSpent, perRequest } from './cpu.ts';
 import { isJwt, peerRefreshToken, runPeer } from './flow-peer.ts';
 import { childProcesses } from './processes.ts';
 import { fmt, latencyRecorder } from './stats.ts';
@@ -208,8 +209,10 @@ async function main() {
         '  authorize -> sign-in page -> POST sign-in -> consent page -> POST Allow -> complete -> code ->\n' +
         '  token exchange with PKCE; a fresh user agent (new sign-in) and a new grant per flow',
     );
-    await drive(10, warmUpSeconds, () => grantlineFlow().then(() => undefined)); // warm-up
-    for (const concurrency of [1, 10]) {
+    // BENCH_FLOW_PARTS=refresh: the refresh runs only (the flows' runs take minutes of scrypt)
+    const flowRuns = process.env.BENCH_FLOW_PARTS === 'refresh' ? [] : [1, 10];
+    if (flowRuns.length > 0) await drive(10, warmUpSeconds, () => grantlineFlow().then(() => undefined)); // warm-up
+    for (const concurrency of flowRuns) {
       steps.clear();
       timing = true;
       const r = await drive(concurrency, seconds, () => grantlineFlow().then(() => undefined));
@@ -276,7 +279,9 @@ async function main() {
     const run = async (target: typeof peer, concurrency: number, duration: number) => {
       const chains = await collect(concurrency, target.flow);
       await sleep(1_000); // let the flows' events and projections settle
-      return drive(concurrency, duration, refreshOp(target.url, chains));
+      const before = cpuSnapshot();
+      const result = await drive(concurrency, duration, refreshOp(target.url, chains));
+      return { ...result, cpu: cpuSpent(before, cpuSnapshot()) };
     };
 
     console.log(
@@ -291,7 +296,9 @@ async function main() {
       console.log(
         `concurrency ${concurrency}:\n${line(peer.name, 'refreshes/s', p)}\n${line(grantline.name, 'refreshes/s', g)}\n` +
           `  ratio grantline/peer throughput ${fmt(g.rate / p.rate, 2)}x` +
-          `  (rotations per chain: grantline ~${fmt(g.ok / concurrency, 0)}, peer ~${fmt(p.ok / concurrency, 0)})`,
+          `  (rotations per chain: grantline ~${fmt(g.ok / concurrency, 0)}, peer ~${fmt(p.ok / concurrency, 0)})\n` +
+          `  CPU per refresh, node-oidc-provider run: ${perRequest(p.cpu, p.ok)}\n` +
+          `  CPU per refresh, grantline run: ${perRequest(g.cpu, g.ok)}`,
       );
     }
   } finally {

@@ -48,8 +48,7 @@ interface Checkpoint {
 }
 
 /**
- * The relay's reads. The drain and the held-back probe walk the `(transaction_id, position)` index
- * from the checkpoint. The transaction id is selected as text under its own alias: `ORDER BY
+ * The relay's statements. The drain walks the `(transaction_id, position)` index from the checkpoint. The transaction id is selected as text under its own alias: `ORDER BY
  * transaction_id` next to an output column of that name would sort the text (`'100000' < '99999'`)
  * and skip events.
  *
@@ -66,15 +65,28 @@ interface Checkpoint {
  * gate. The gate is read in its own statement, before the drain whose snapshot must come later.
  */
 export const relayQueries = (schema: string) => ({
-  /** the next committed batch beyond ($1, $2) below the cluster's xmin or the gate $3 (if given), at most $4 rows */
-  drain: `SELECT ${EVENT_COLUMNS}, e.transaction_id::text AS relay_transaction_id FROM ${schema}.events e
-     WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
-       AND e.transaction_id < greatest(pg_snapshot_xmin(pg_current_snapshot()), $3::xid8)
-     ORDER BY e.transaction_id, e.position LIMIT $4`,
-  /** whether any event lies beyond ($1, $2), committed or not: the first index entry past it, if any */
-  heldBack: `SELECT EXISTS (SELECT 1 FROM ${schema}.events e
-     WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
-     ORDER BY e.transaction_id, e.position LIMIT 1) AS held`,
+  /**
+   * One round trip per batch: saves the checkpoint of the batch published before (when $6 is true:
+   * it is ($1, $2)), and reads the next committed batch beyond ($1, $2) below the cluster's xmin or
+   * the gate $3 (if given), at most $4 rows, with the first event beyond the bound, if any, flagged
+   * `held` (committed, waiting for an older transaction: the relay looks again soon).
+   */
+  drain: `WITH saved AS (
+       UPDATE ${schema}.relay_checkpoints SET transaction_id = $1::xid8, position = $2::bigint, updated_at = now()
+       WHERE relay = $5 AND $6::boolean),
+     bound AS MATERIALIZED (SELECT greatest(pg_snapshot_xmin(pg_current_snapshot()), $3::xid8) AS xid)
+     (SELECT ${EVENT_COLUMNS}, e.transaction_id::text AS relay_transaction_id, false AS held
+       FROM ${schema}.events e, bound
+       WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint) AND e.transaction_id < bound.xid
+       ORDER BY e.transaction_id, e.position LIMIT $4)
+     UNION ALL
+     (SELECT ${EVENT_COLUMNS}, e.transaction_id::text, true
+       FROM ${schema}.events e, bound
+       WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint) AND e.transaction_id >= bound.xid
+       ORDER BY e.transaction_id, e.position LIMIT 1)`,
+  /** the checkpoint alone, when no drain follows soon */
+  save: `UPDATE ${schema}.relay_checkpoints SET transaction_id = $2::xid8, position = $3, updated_at = now()
+     WHERE relay = $1`,
   gate: `WITH s AS (SELECT pg_current_snapshot() AS snap),
        l AS MATERIALIZED (SELECT locktype, relation, database, transactionid, mode, granted, virtualtransaction FROM pg_locks),
        writing AS (
@@ -114,6 +126,8 @@ export class Relay {
    */
   private gate: string | null = null;
   private gateReadAt = Number.NEGATIVE_INFINITY;
+  /** the checkpoint moved past a published batch and is not saved yet */
+  private unsaved = false;
 
   constructor(private readonly options: RelayOptions) {
     this.schema = assertSchemaName(options.schema);
@@ -139,6 +153,8 @@ export class Relay {
     await this.running;
     if (options.flush && this.client)
       await this.drain().catch((e) => this.options.logger.warn({ err: e }, 'relay flush failed'));
+    // what was published is not republished by the next leader
+    await this.save().catch((e) => this.options.logger.warn({ err: e }, 'relay checkpoint not saved'));
     await this.releaseLeadership();
   }
 
@@ -235,6 +251,7 @@ export class Relay {
       [this.name],
     );
     this.checkpoint = { transactionId: cp[0]!.transaction_id, position: cp[0]!.position };
+    this.unsaved = false;
     this.client = client;
     this.options.logger.info(
       { relay: this.name, schema: this.schema, checkpoint: this.checkpoint },
@@ -256,47 +273,44 @@ export class Relay {
     client.release(destroy);
   }
 
-  /** Whether events exist beyond the checkpoint (committed ones, as this statement sees them). */
-  private async heldBack(client: pg.PoolClient, checkpoint: Checkpoint): Promise<boolean> {
-    const { rows } = await client.query<{ held: boolean }>(this.sql.heldBack, [
-      checkpoint.transactionId,
-      checkpoint.position,
-    ]);
-    return rows[0]?.held === true;
-  }
-
   /**
    * Publishes every committed event beyond the checkpoint, batch by batch, below the cluster's xmin
    * and, once that holds events back, below the gate. Resolves whether events are still held back.
+   * A published batch's checkpoint is saved by the next drain's statement, or alone when none follows.
    */
   private async drain(): Promise<boolean> {
     const client = this.client;
-    let checkpoint = this.checkpoint;
-    if (!client || !checkpoint) return false;
+    if (!client || !this.checkpoint) return false;
     const batchSize = this.options.batchSize ?? 500;
     for (;;) {
       const started = performance.now();
-      const { rows }: { rows: (EventRow & { relay_transaction_id: string })[] } = await client.query(
-        this.sql.drain,
-        [checkpoint.transactionId, checkpoint.position, this.gate, batchSize],
-      );
-      const last = rows[rows.length - 1];
+      const checkpoint = this.checkpoint;
+      type Row = EventRow & { relay_transaction_id: string; held: boolean };
+      const { rows }: { rows: Row[] } = await client.query(this.sql.drain, [
+        checkpoint.transactionId,
+        checkpoint.position,
+        this.gate,
+        batchSize,
+        this.name,
+        this.unsaved,
+      ]);
+      this.unsaved = false;
+      const held: boolean = rows.at(-1)?.held === true;
+      const batch: Row[] = held ? rows.slice(0, -1) : rows;
+      const last: Row | undefined = batch.at(-1);
       if (last) {
-        const events = rows.map(toRecordedEvent);
+        const events = batch.map(toRecordedEvent);
         await this.options.publisher.publish(events);
         await this.options.beforeCheckpoint?.(events);
-        const next: Checkpoint = { transactionId: last.relay_transaction_id, position: last.position };
-        await client.query(
-          `UPDATE ${this.schema}.relay_checkpoints SET transaction_id = $2::xid8, position = $3, updated_at = now()
-           WHERE relay = $1`,
-          [this.name, next.transactionId, next.position],
-        );
-        checkpoint = this.checkpoint = next;
+        this.checkpoint = { transactionId: last.relay_transaction_id, position: last.position };
+        this.unsaved = true;
         this.measure(events, started);
-        if (rows.length === batchSize) continue;
+        if (batch.length === batchSize) continue;
       }
-      // everything below the bound is out: is anything beyond it?
-      if (!(await this.heldBack(client, checkpoint))) return false;
+      if (!held) {
+        await this.save();
+        return false;
+      }
       // held back, maybe by other services' transactions alone: read the gate (at most every few
       // ms: under load the store's own writers hold it back, and reading pg_locks is not free)
       if (performance.now() - this.gateReadAt < GATE_READ_INTERVAL_MS) return true;
@@ -307,6 +321,14 @@ export class Relay {
       if (this.gate !== null && BigInt(gate) <= BigInt(this.gate)) return true;
       this.gate = gate;
     }
+  }
+
+  /** Saves the checkpoint of what was published, if no drain has saved it yet. */
+  private async save(): Promise<void> {
+    const { client, checkpoint } = this;
+    if (!this.unsaved || !client || !checkpoint) return;
+    await client.query(this.sql.save, [this.name, checkpoint.transactionId, checkpoint.position]);
+    this.unsaved = false;
   }
 
   private measure(events: readonly RecordedEvent[], started: number): void {
