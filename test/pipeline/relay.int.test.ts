@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConcurrencyError, PostgresEventStore, withRetry } from '@grantline/event-store';
+import { ConcurrencyError, PostgresEventStore, relayedThrough, withRetry } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { eventually } from '@grantline/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -169,6 +169,45 @@ describe('relay: Postgres event store -> Kafka', () => {
     const ours = received.filter((e) => e.subject === early || e.subject === late).map((e) => e.subject);
     // published in transaction id order, the older transaction's event first and nothing skipped
     expect(ours).toEqual([early, late]);
+    await relay.stop();
+  });
+
+  it('saves what it published at once while later events wait for an older writer', async () => {
+    const relay = p.relay({ pollIntervalMs: 5_000 });
+    relay.start();
+    await sleep(300);
+    const [a, b, c, d] = Array.from({ length: 4 }, () => `grant-${randomUUID()}`);
+    let release1!: () => void;
+    let release3!: () => void;
+    const opened = (release: (r: () => void) => void) => new Promise<void>((r) => release(r));
+    let aPosition = '';
+    const first = p.store.transaction(async (tx) => {
+      aPosition = (await tx.append(a!, 'no_stream', [orgConnected(a!, 'a')])).lastPosition;
+      await opened((r) => {
+        release1 = r;
+      });
+    });
+    await eventually(() => (aPosition ? true : undefined), { what: 'the first writer to append' });
+    await p.store.append(b!, 'no_stream', [orgConnected(b!, 'b')]);
+    let dAppended = false;
+    const third = p.store.transaction(async (tx) => {
+      await tx.append(d!, 'no_stream', [orgConnected(d!, 'd')]);
+      dAppended = true;
+      await opened((r) => {
+        release3 = r;
+      });
+    });
+    await eventually(() => (dAppended ? true : undefined), { what: 'the third writer to append' });
+    await p.store.append(c!, 'no_stream', [orgConnected(c!, 'c')]);
+    await sleep(1_200); // the relay has looked again and again meanwhile: its back-off has grown
+    release1();
+    await first;
+    const committed = Date.now();
+    // a and b go out; c waits for the third writer, still open: what went out is saved all the same
+    expect(await relayedThrough(p.db.pool, p.schema, aPosition, { timeoutMs: 3_000 })).toBe(true);
+    expect(Date.now() - committed).toBeLessThan(500);
+    release3();
+    await third;
     await relay.stop();
   });
 

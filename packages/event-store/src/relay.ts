@@ -74,15 +74,20 @@ export const relayQueries = (schema: string) => ({
   drain: `WITH saved AS (
        UPDATE ${schema}.relay_checkpoints SET transaction_id = $1::xid8, position = $2::bigint, updated_at = now()
        WHERE relay = $5 AND $6::boolean),
-     bound AS MATERIALIZED (SELECT greatest(pg_snapshot_xmin(pg_current_snapshot()), $3::xid8) AS xid)
+     bound AS MATERIALIZED (
+       SELECT greatest(pg_snapshot_xmin(snap), least(coalesce($3::xid8, '0'::xid8), pg_snapshot_xmax(snap))) AS xid
+       FROM (SELECT pg_current_snapshot() AS snap) s)
      (SELECT ${EVENT_COLUMNS}, e.transaction_id::text AS relay_transaction_id, false AS held
-       FROM ${schema}.events e, bound
-       WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint) AND e.transaction_id < bound.xid
+       FROM ${schema}.events e
+       WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint) AND e.transaction_id < (SELECT xid FROM bound)
        ORDER BY e.transaction_id, e.position LIMIT $4)
      UNION ALL
      (SELECT ${EVENT_COLUMNS}, e.transaction_id::text, true
-       FROM ${schema}.events e, bound
-       WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint) AND e.transaction_id >= bound.xid
+       FROM ${schema}.events e
+       -- beyond the checkpoint and at or above the bound, as one range: from the later of the two
+       WHERE (e.transaction_id, e.position) >= (
+         greatest((SELECT xid FROM bound), $1::xid8),
+         CASE WHEN (SELECT xid FROM bound) > $1::xid8 THEN 0 ELSE $2::bigint + 1 END)
        ORDER BY e.transaction_id, e.position LIMIT 1)`,
   /** the checkpoint alone, when no drain follows soon */
   save: `UPDATE ${schema}.relay_checkpoints SET transaction_id = $2::xid8, position = $3, updated_at = now()
@@ -121,8 +126,9 @@ export class Relay {
   private stopIdling: (() => void) | undefined;
   private woken = false;
   /**
-   * The highest gate read so far. A gate stays a valid bound for every later drain (what lies below it
-   * has committed or never will), so each drain reads below it or the xmin, whichever is higher.
+   * The highest gate read in this leadership. A gate stays a valid bound for every later drain (what
+   * lies below it has committed or never will), so each drain reads below it or the xmin, whichever
+   * is higher (and never above the snapshot's xmax).
    */
   private gate: string | null = null;
   private gateReadAt = Number.NEGATIVE_INFINITY;
@@ -252,6 +258,10 @@ export class Relay {
     );
     this.checkpoint = { transactionId: cp[0]!.transaction_id, position: cp[0]!.position };
     this.unsaved = false;
+    // a gate is read anew by each leadership: a database that crashed or failed over meanwhile may
+    // hand out again the transaction ids above a lost commit
+    this.gate = null;
+    this.gateReadAt = Number.NEGATIVE_INFINITY;
     this.client = client;
     this.options.logger.info(
       { relay: this.name, schema: this.schema, checkpoint: this.checkpoint },
@@ -295,8 +305,9 @@ export class Relay {
         this.unsaved,
       ]);
       this.unsaved = false;
-      const held: boolean = rows.at(-1)?.held === true;
-      const batch: Row[] = held ? rows.slice(0, -1) : rows;
+      // by the flag, not by place: the order of a UNION ALL's branches is not promised
+      const held: boolean = rows.some((r) => r.held);
+      const batch: Row[] = rows.filter((r) => !r.held);
       const last: Row | undefined = batch.at(-1);
       if (last) {
         const events = batch.map(toRecordedEvent);
@@ -313,13 +324,20 @@ export class Relay {
       }
       // held back, maybe by other services' transactions alone: read the gate (at most every few
       // ms: under load the store's own writers hold it back, and reading pg_locks is not free)
-      if (performance.now() - this.gateReadAt < GATE_READ_INTERVAL_MS) return true;
-      this.gateReadAt = performance.now();
-      const { rows: read } = await client.query<{ gate: string }>(this.sql.gate);
-      const gate = read[0]!.gate;
-      // no further than the gate already used: the store's own writers hold these events back
-      if (this.gate !== null && BigInt(gate) <= BigInt(this.gate)) return true;
-      this.gate = gate;
+      if (performance.now() - this.gateReadAt >= GATE_READ_INTERVAL_MS) {
+        this.gateReadAt = performance.now();
+        const { rows: read } = await client.query<{ gate: string }>(this.sql.gate);
+        const gate = read[0]!.gate;
+        // further than the gate already used: drain again below it
+        if (this.gate === null || BigInt(gate) > BigInt(this.gate)) {
+          this.gate = gate;
+          continue;
+        }
+      }
+      // held back by the store's own writers: the relay looks again soon, and what it published is
+      // saved now (a request waiting for its event to be relayed reads the saved checkpoint)
+      await this.save();
+      return true;
     }
   }
 
