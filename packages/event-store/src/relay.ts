@@ -48,9 +48,9 @@ interface Checkpoint {
 }
 
 /**
- * The relay's statements. The drain walks the `(transaction_id, position)` index from the checkpoint. The transaction id is selected as text under its own alias: `ORDER BY
- * transaction_id` next to an output column of that name would sort the text (`'100000' < '99999'`)
- * and skip events.
+ * The relay's statements. The drain walks the `(transaction_id, position)` index from the
+ * checkpoint. The transaction id is selected as text under its own alias: `ORDER BY transaction_id`
+ * next to an output column of that name would sort the text (`'100000' < '99999'`) and skip events.
  *
  * The drain reads below the oldest transaction still running in the cluster (`pg_snapshot_xmin`):
  * every transaction that could still commit an event it has not seen is at or above it. That bound
