@@ -219,10 +219,7 @@ export interface DistributedOptions {
   sasl?: KafkaBusOptions['sasl'];
 }
 
-/**
- * The distributed adapter: each service its own `pg` pool on a Postgres server, its own Kafka client
- * with the contract's topics, and its own Redis connection.
- */
+/** the database a Postgres URL names (a span attribute), if it names one */
 const databaseName = (url: string): string | undefined => {
   try {
     return decodeURIComponent(new URL(url).pathname.slice(1)) || undefined;
@@ -231,6 +228,10 @@ const databaseName = (url: string): string | undefined => {
   }
 };
 
+/**
+ * The distributed adapter: each service its own `pg` pool on a Postgres server, its own Kafka client
+ * with the contract's topics, and its own Redis connection.
+ */
 export const distributedRuntime =
   (options: DistributedOptions): RuntimeFactory =>
   async (spec) => {
