@@ -152,7 +152,15 @@ process.on('SIGTERM', () => void stopAll(0));
 const start = (service: (typeof services)[number]) => {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'services', service.name, 'src', 'main.ts')],
+    [
+      // `--cpu-prof` given to this script profiles every service too (bench:* with BENCH_CPU_PROFILE)
+      ...process.execArgv.filter((a) => a.startsWith('--cpu-prof')),
+      // tsx's ES-module hooks only: its CommonJS hook builds a stack trace on every require() of
+      // every module, and kafkajs requires its protocol modules on every request
+      '--import',
+      'tsx/esm',
+      join(repoRoot, 'services', service.name, 'src', 'main.ts'),
+    ],
     {
       cwd: repoRoot,
       env: {

@@ -86,7 +86,7 @@ export const startPacedLoad = async (
   children: ChildProcess[],
   options: { url: string; rate: number; authorization: string },
 ) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', self], {
+  const child = spawn(process.execPath, ['--import', 'tsx/esm', self], {
     cwd: repoRoot,
     env: {
       ...process.env,

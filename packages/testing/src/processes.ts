@@ -261,7 +261,7 @@ export interface ScriptProcess {
 /** Runs a TypeScript file of the repo in a Node process of its own (tsx), collecting its output. */
 export const spawnScript = (script: string, env: Record<string, string | undefined> = {}): ScriptProcess => {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, script)], {
+  const child = spawn(process.execPath, ['--import', 'tsx/esm', join(repoRoot, script)], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
