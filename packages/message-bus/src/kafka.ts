@@ -1,6 +1,6 @@
 import { isRetriable, withRetry } from '@grantline/event-store';
 import type { RecordedEvent } from '@grantline/events';
-import { deadLetterTopic } from '@grantline/events';
+import { deadLetterTopic, TOPICS } from '@grantline/events';
 import { ATTRS, type Logger, SPANS } from '@grantline/telemetry';
 import {
   context,
@@ -43,6 +43,18 @@ export interface KafkaBusOptions {
 // (handled by the relay and the consumer runtime), so its own errors are warnings here.
 const kafkaLogLevel = (level: logLevel) =>
   level === logLevel.ERROR || level === logLevel.WARN ? 'warn' : level === logLevel.INFO ? 'info' : 'debug';
+
+/**
+ * How often a consumer commits its offsets in a topic no writer waits on. A writer's read-your-writes
+ * (`awaitSubscribers`: the registry's and consent's answers) reads the consumers' committed offsets of
+ * the registry and grants topics, so those are committed after every batch. The tokens topic carries
+ * an event per token issued and nobody waits on its consumers' offsets: committing after each of its
+ * batches cost the broker a write to `__consumer_offsets` per fetch, for every consumer of the topic.
+ * Its offsets are committed at most this often, and when the consumer stops; a consumer that dies
+ * re-reads at most this much, which idempotent projections and reactors pass over.
+ */
+const UNAWAITED_COMMIT_INTERVAL_MS = 1_000;
+const UNAWAITED_TOPICS: readonly string[] = [TOPICS.tokens];
 
 /** The message bus on Apache Kafka (kafkajs). */
 export class KafkaMessageBus implements MessageBus {
@@ -185,20 +197,33 @@ export class KafkaMessageBus implements MessageBus {
     // kafkajs gives up at once (a crash) when the first join meets no group coordinator, which is
     // what a fresh broker answers while it creates __consumer_offsets: wait for one first.
     await withRetry(() => consumer.describeGroup(), { attempts: 30, initialDelayMs: 200, maxDelayMs: 2_000 });
+    const commits = new OffsetCommits(new Set(UNAWAITED_TOPICS.map(this.topic)));
     await consumer.run({
+      // committed here instead: after each batch of an awaited topic, at intervals for the others
+      autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.handleBatch(options, payload),
+      eachBatch: (payload) => this.handleBatch(options, commits, payload),
     });
     this.consumers.add(consumer);
     return {
       stop: async () => {
         this.consumers.delete(consumer);
+        // while still a member of the group (disconnecting leaves it)
+        await commits
+          .flush()
+          .catch((error: unknown) =>
+            this.options.logger.warn({ err: error }, 'committing offsets on stop failed; re-read on restart'),
+          );
         await consumer.disconnect();
       },
     };
   }
 
-  private async handleBatch(options: SubscriptionOptions, payload: EachBatchPayload): Promise<void> {
+  private async handleBatch(
+    options: SubscriptionOptions,
+    commits: OffsetCommits,
+    payload: EachBatchPayload,
+  ): Promise<void> {
     const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
     const lagKey = `${options.groupId}/${batch.topic}/${batch.partition}`;
     const attributes = {
@@ -207,17 +232,28 @@ export class KafkaMessageBus implements MessageBus {
       [ATTRS.partition]: batch.partition,
     };
     const wanted = wantedBy(options.types);
-    for (const message of batch.messages) {
-      if (!isRunning() || isStale()) break;
-      if (wanted(message.headers)) await this.handleMessage(options, batch.topic, batch.partition, message);
-      resolveOffset(message.offset);
-      lag.set(lagKey, {
-        value: Math.max(0, Number(batch.highWatermark) - Number(message.offset) - 1),
-        attributes,
-      });
-      await heartbeat();
+    let handled: string | undefined;
+    const commit = (offsets: Offsets) => commitOffsetsIfNecessary(offsets);
+    try {
+      for (const message of batch.messages) {
+        if (!isRunning() || isStale()) break;
+        if (wanted(message.headers)) await this.handleMessage(options, batch.topic, batch.partition, message);
+        resolveOffset(message.offset);
+        handled = message.offset;
+        lag.set(lagKey, {
+          value: Math.max(0, Number(batch.highWatermark) - Number(message.offset) - 1),
+          attributes,
+        });
+        await heartbeat();
+      }
+    } catch (error) {
+      // what was handled before the failure is committed at once: a restart resumes at the failed one
+      if (handled !== undefined && !isStale())
+        await commits.handled(batch.topic, batch.partition, handled, commit, true).catch(() => {});
+      throw error;
     }
-    await commitOffsetsIfNecessary();
+    if (handled !== undefined && !isStale())
+      await commits.handled(batch.topic, batch.partition, handled, commit);
   }
 
   private async handleMessage(
@@ -355,5 +391,48 @@ export class KafkaMessageBus implements MessageBus {
     await Promise.all([...this.consumers].map((c) => c.disconnect()));
     this.consumers.clear();
     await this.producer.close();
+  }
+}
+
+type Offsets = { topics: { topic: string; partitions: { partition: number; offset: string }[] }[] };
+
+/**
+ * When one consumer commits what it has handled: at once in an awaited topic, at most every
+ * `UNAWAITED_COMMIT_INTERVAL_MS` in the others (with whatever else is pending), and on stop.
+ */
+class OffsetCommits {
+  /** the next offset to read, by topic and partition, handled and not yet committed */
+  private readonly pending = new Map<string, Map<number, string>>();
+  private lastCommit = Date.now();
+  /** commits in the consumer's current generation (from the latest batch) */
+  private commit: ((offsets: Offsets) => Promise<void>) | undefined;
+
+  constructor(private readonly unawaited: ReadonlySet<string>) {}
+
+  async handled(
+    topic: string,
+    partition: number,
+    offset: string,
+    commit: (offsets: Offsets) => Promise<void>,
+    now = false,
+  ): Promise<void> {
+    this.commit = commit;
+    const partitions = this.pending.get(topic) ?? new Map<number, string>();
+    partitions.set(partition, (BigInt(offset) + 1n).toString());
+    this.pending.set(topic, partitions);
+    if (now || !this.unawaited.has(topic) || Date.now() - this.lastCommit >= UNAWAITED_COMMIT_INTERVAL_MS)
+      await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const commit = this.commit;
+    if (this.pending.size === 0 || !commit) return;
+    const topics = [...this.pending].map(([topic, partitions]) => ({
+      topic,
+      partitions: [...partitions].map(([partition, offset]) => ({ partition, offset })),
+    }));
+    this.pending.clear();
+    this.lastCommit = Date.now();
+    await commit({ topics });
   }
 }

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { migrate } from '@grantline/event-store';
 import { deadLetterTopic, TOPICS } from '@grantline/events';
-import { createTestDatabase, type TestDatabase, uniqueName } from '@grantline/testing';
+import { createTestDatabase, eventually, type TestDatabase, uniqueName } from '@grantline/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { KafkaMessageBus } from '../src/kafka.ts';
@@ -20,6 +21,7 @@ beforeAll(async () => {
   await bus.ensureTopics([
     { topic: TOPICS.grants },
     { topic: deadLetterTopic(TOPICS.grants) },
+    { topic: TOPICS.tokens },
     { topic: TOPICS.revocations, compacted: true },
   ]);
 });
@@ -71,5 +73,71 @@ describe('Kafka publisher', () => {
       contexts[0]!.firstSequence,
       contexts[0]!.firstSequence + 2,
     ]);
+  }, 60_000);
+});
+
+describe('Kafka consumer offsets', () => {
+  const revoked = (clientId: string, n: number) => ({
+    ...recorded(`token-${clientId}-${n}`, 1),
+    type: 'TokenRevoked',
+    data: { tokenId: `jti-${n}`, tokenType: 'access_token', clientId },
+  });
+  const committed = async (groupId: string) => {
+    const admin = bus.kafka.admin();
+    await admin.connect();
+    try {
+      // the bus namespaces groups as it does topics
+      const [offsets] = await admin.fetchOffsets({
+        groupId: bus.topic(groupId),
+        topics: [bus.topic(TOPICS.tokens)],
+      });
+      return Number(offsets?.partitions[0]?.offset ?? -1);
+    } finally {
+      await admin.disconnect();
+    }
+  };
+
+  it('commits the tokens topic at most every second while running, and what it handled when it stops', async () => {
+    const clientId = `client-${randomUUID()}`;
+    const groupId = uniqueName('lazy-commit');
+    const seen: string[] = [];
+    const subscribe = () =>
+      bus.subscribe({
+        groupId,
+        topics: [TOPICS.tokens],
+        onCrash: (e) => {
+          throw e;
+        },
+        handle: async (e) => {
+          if ((e.data as { clientId?: string }).clientId === clientId) seen.push(e.subject);
+        },
+      });
+    const first = await subscribe();
+    const handled = (n: number) =>
+      eventually(() => (seen.length === n ? true : undefined), { what: `${n} events` });
+    // more than the interval after the subscription began: the batch of the first event commits
+    await new Promise((r) => setTimeout(r, 1_100));
+    await bus.publish([revoked(clientId, 1)]);
+    await handled(1);
+    // (a topic's offsets are committed as the offset of the next message to read)
+    await eventually(async () => ((await committed(groupId)) === 1 ? true : undefined), {
+      what: 'the first event committed',
+    });
+    // within the interval of that commit: handled, not committed
+    await bus.publish([revoked(clientId, 2)]);
+    await handled(2);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await committed(groupId)).toBe(1);
+    await first.stop();
+    expect(await committed(groupId)).toBe(2);
+
+    const second = await subscribe();
+    try {
+      await bus.publish([revoked(clientId, 3)]);
+      await handled(3);
+      expect(seen).toEqual([1, 2, 3].map((n) => `token-${clientId}-${n}`));
+    } finally {
+      await second.stop();
+    }
   }, 60_000);
 });
