@@ -171,7 +171,10 @@ export class KafkaMessageBus implements MessageBus {
       // namespaced like topics, so deployments (and parallel tests) sharing a cluster never share a group
       groupId: this.prefix + options.groupId,
       allowAutoTopicCreation: false,
-      maxWaitTimeInMs: 100,
+      // How long the broker holds a fetch that finds nothing new. A message appended meanwhile
+      // answers it at once, so this bounds idle polling, not latency: at 100 ms each of a service's
+      // idle consumers cost ten fetches a second. Kafka's own default; a stop waits for it at most.
+      maxWaitTimeInMs: 500,
       // After these restarts the consumer crashes for good and `onCrash` decides (exit, by default).
       // Transient broker states (a coordinator loading after a restart) get ~1 min of retries first.
       retry: {
