@@ -106,7 +106,21 @@ export const accessTokenIssuer = (deps: {
   return Object.assign(issue, { prepare });
 };
 
-/** 144 bits from the CSPRNG: access token ids. */
-export const newTokenId = () => randomBytes(18).toString('base64url');
+const TOKEN_ID_BYTES = 18;
+/** ids drawn from one CSPRNG read, as `randomUUID` pools its bytes: a read per token cost ~3% of its CPU */
+const TOKEN_ID_POOL = TOKEN_ID_BYTES * 256;
+let pool = Buffer.alloc(0);
+let drawn = 0;
+
+/** 144 bits from the CSPRNG: access token ids (public: each is its token's `jti`). */
+export const newTokenId = (): string => {
+  if (drawn + TOKEN_ID_BYTES > pool.length) {
+    pool = randomBytes(TOKEN_ID_POOL);
+    drawn = 0;
+  }
+  const id = pool.toString('base64url', drawn, drawn + TOKEN_ID_BYTES);
+  drawn += TOKEN_ID_BYTES;
+  return id;
+};
 
 export type AccessTokenIssuer = ReturnType<typeof accessTokenIssuer>;
