@@ -153,8 +153,8 @@ const start = (service: (typeof services)[number]) => {
   const child = spawn(
     process.execPath,
     [
-      // `--cpu-prof` given to this script profiles every service too (bench:* with BENCH_CPU_PROFILE)
-      ...process.execArgv.filter((a) => a.startsWith('--cpu-prof')),
+      // `--cpu-prof --cpu-prof-dir=<dir>` given to this script profile every service too (BENCH_CPU_PROFILE)
+      ...process.execArgv.filter((a) => a === '--cpu-prof' || a.startsWith('--cpu-prof-dir=')),
       // tsx's ES-module hooks only: its CommonJS hook builds a stack trace on every require() of
       // every module, and kafkajs requires its protocol modules on every request
       '--import',

@@ -37,6 +37,8 @@ export interface KafkaBusOptions {
   ssl?: KafkaConfig['ssl'];
   /** SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); use with `ssl`, PLAIN sends the password as is */
   sasl?: KafkaConfig['sasl'];
+  /** how often consumers commit offsets of topics no writer waits on (`UNAWAITED_COMMIT_INTERVAL_MS`) */
+  unawaitedCommitIntervalMs?: number;
 }
 
 // kafkajs logs every retried request failure as an error; what matters surfaces as a thrown error
@@ -61,6 +63,8 @@ export class KafkaMessageBus implements MessageBus {
   readonly kafka: Kafka;
   private readonly producer: SerialProducer;
   private readonly consumers = new Set<Consumer>();
+  /** each live subscription's offsets not yet committed */
+  private readonly subscriptions = new Set<OffsetCommits>();
   private readonly prefix: string;
 
   constructor(private readonly options: KafkaBusOptions) {
@@ -200,7 +204,15 @@ export class KafkaMessageBus implements MessageBus {
     // kafkajs gives up at once (a crash) when the first join meets no group coordinator, which is
     // what a fresh broker answers while it creates __consumer_offsets: wait for one first.
     await withRetry(() => consumer.describeGroup(), { attempts: 30, initialDelayMs: 200, maxDelayMs: 2_000 });
-    const commits = new OffsetCommits(new Set(UNAWAITED_TOPICS.map(this.topic)));
+    const commits = new OffsetCommits(
+      new Set(UNAWAITED_TOPICS.map(this.topic)),
+      this.options.unawaitedCommitIntervalMs ?? UNAWAITED_COMMIT_INTERVAL_MS,
+      (offsets) => consumer.commitOffsets(offsets),
+      (error) =>
+        this.options.logger.warn({ err: error }, 'committing offsets failed; re-read after a restart'),
+    );
+    // a partition handed to another member is no longer ours to commit
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => commits.retain(payload.memberAssignment));
     await consumer.run({
       // committed here instead: after each batch of an awaited topic, at intervals for the others
       autoCommit: false,
@@ -208,15 +220,15 @@ export class KafkaMessageBus implements MessageBus {
       eachBatch: (payload) => this.handleBatch(options, commits, payload),
     });
     this.consumers.add(consumer);
+    this.subscriptions.add(commits);
     return {
       stop: async () => {
         this.consumers.delete(consumer);
-        // while still a member of the group (disconnecting leaves it)
-        await commits
-          .flush()
-          .catch((error: unknown) =>
-            this.options.logger.warn({ err: error }, 'committing offsets on stop failed; re-read on restart'),
-          );
+        this.subscriptions.delete(commits);
+        // what is pending while still a member of the group (disconnecting leaves it); a batch under
+        // way when the stop began commits its own at its end (`!isRunning()`)
+        await commits.flush();
+        commits.close();
         await consumer.disconnect();
       },
     };
@@ -227,7 +239,7 @@ export class KafkaMessageBus implements MessageBus {
     commits: OffsetCommits,
     payload: EachBatchPayload,
   ): Promise<void> {
-    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
     const lagKey = `${options.groupId}/${batch.topic}/${batch.partition}`;
     const attributes = {
       [ATTRS.consumer]: options.groupId,
@@ -236,7 +248,6 @@ export class KafkaMessageBus implements MessageBus {
     };
     const wanted = wantedBy(options.types);
     let handled: string | undefined;
-    const commit = (offsets: Offsets) => commitOffsetsIfNecessary(offsets);
     try {
       for (const message of batch.messages) {
         if (!isRunning() || isStale()) break;
@@ -250,13 +261,16 @@ export class KafkaMessageBus implements MessageBus {
         await heartbeat();
       }
     } catch (error) {
-      // what was handled before the failure is committed at once: a restart resumes at the failed one
-      if (handled !== undefined && !isStale())
-        await commits.handled(batch.topic, batch.partition, handled, commit, true).catch(() => {});
+      // what was handled before the failure, in this batch and before it, is committed at once: a
+      // restart resumes at the failed message
+      if (handled !== undefined && !isStale()) commits.handled(batch.topic, batch.partition, handled);
+      await commits.flush();
       throw error;
     }
-    if (handled !== undefined && !isStale())
-      await commits.handled(batch.topic, batch.partition, handled, commit);
+    if (handled === undefined || isStale()) return;
+    commits.handled(batch.topic, batch.partition, handled);
+    // an awaited topic now; the others when due, or when this batch is the last before a stop
+    if (commits.due(batch.topic) || !isRunning()) await commits.flush();
   }
 
   private async handleMessage(
@@ -391,51 +405,96 @@ export class KafkaMessageBus implements MessageBus {
     const admin = this.admin;
     this.admin = undefined;
     await admin?.then((a) => a.disconnect()).catch(() => {});
+    await Promise.all([...this.subscriptions].map((c) => c.flush()));
+    for (const c of this.subscriptions) c.close();
+    this.subscriptions.clear();
     await Promise.all([...this.consumers].map((c) => c.disconnect()));
     this.consumers.clear();
     await this.producer.close();
   }
 }
 
-type Offsets = { topics: { topic: string; partitions: { partition: number; offset: string }[] }[] };
+type TopicPartitionOffset = { topic: string; partition: number; offset: string };
 
 /**
- * When one consumer commits what it has handled: at once in an awaited topic, at most every
- * `UNAWAITED_COMMIT_INTERVAL_MS` in the others (with whatever else is pending), and on stop.
+ * When one consumer commits what it has handled: an awaited topic after each batch, the others at
+ * most every `intervalMs` (a timer commits what is pending once the topic goes
+ * quiet), everything pending at once before a failure or a stop.
  */
 class OffsetCommits {
   /** the next offset to read, by topic and partition, handled and not yet committed */
   private readonly pending = new Map<string, Map<number, string>>();
-  private lastCommit = Date.now();
-  /** commits in the consumer's current generation (from the latest batch) */
-  private commit: ((offsets: Offsets) => Promise<void>) | undefined;
+  private lastCommit = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
-  constructor(private readonly unawaited: ReadonlySet<string>) {}
+  constructor(
+    private readonly unawaited: ReadonlySet<string>,
+    private readonly intervalMs: number,
+    private readonly commit: (offsets: TopicPartitionOffset[]) => Promise<void>,
+    private readonly failed: (error: unknown) => void,
+  ) {}
 
-  async handled(
-    topic: string,
-    partition: number,
-    offset: string,
-    commit: (offsets: Offsets) => Promise<void>,
-    now = false,
-  ): Promise<void> {
-    this.commit = commit;
+  handled(topic: string, partition: number, offset: string): void {
     const partitions = this.pending.get(topic) ?? new Map<number, string>();
     partitions.set(partition, (BigInt(offset) + 1n).toString());
     this.pending.set(topic, partitions);
-    if (now || !this.unawaited.has(topic) || Date.now() - this.lastCommit >= UNAWAITED_COMMIT_INTERVAL_MS)
-      await this.flush();
+    if (this.unawaited.has(topic)) this.schedule();
   }
 
+  private schedule(): void {
+    if (this.timer || this.closed) return;
+    const wait = Math.max(0, this.lastCommit + this.intervalMs - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, wait);
+    this.timer.unref();
+  }
+
+  /** whether what is pending in `topic` is to be committed now */
+  due(topic: string): boolean {
+    return !this.unawaited.has(topic) || Date.now() - this.lastCommit >= this.intervalMs;
+  }
+
+  /** forgets what is pending in partitions no longer assigned to this member */
+  retain(assignment: Record<string, number[]>): void {
+    for (const [topic, partitions] of this.pending) {
+      const kept = new Set(assignment[topic] ?? []);
+      for (const partition of partitions.keys()) if (!kept.has(partition)) partitions.delete(partition);
+      if (partitions.size === 0) this.pending.delete(topic);
+    }
+  }
+
+  /**
+   * Commits everything pending. A failure is logged and what it held is pending again (unless a
+   * later offset replaced it), for the next batch or the timer: re-read after a restart at worst.
+   */
   async flush(): Promise<void> {
-    const commit = this.commit;
-    if (this.pending.size === 0 || !commit) return;
-    const topics = [...this.pending].map(([topic, partitions]) => ({
-      topic,
-      partitions: [...partitions].map(([partition, offset]) => ({ partition, offset })),
-    }));
+    if (this.pending.size === 0) return;
+    const offsets = [...this.pending].flatMap(([topic, partitions]) =>
+      [...partitions].map(([partition, offset]) => ({ topic, partition, offset })),
+    );
     this.pending.clear();
     this.lastCommit = Date.now();
-    await commit({ topics });
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    try {
+      await this.commit(offsets);
+    } catch (error) {
+      this.failed(error);
+      for (const { topic, partition, offset } of offsets) {
+        const partitions = this.pending.get(topic) ?? new Map<number, string>();
+        if (!partitions.has(partition)) partitions.set(partition, offset);
+        this.pending.set(topic, partitions);
+      }
+      this.schedule();
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }

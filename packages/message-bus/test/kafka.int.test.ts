@@ -82,27 +82,33 @@ describe('Kafka consumer offsets', () => {
     type: 'TokenRevoked',
     data: { tokenId: `jti-${n}`, tokenType: 'access_token', clientId },
   });
-  const committed = async (groupId: string) => {
-    const admin = bus.kafka.admin();
-    await admin.connect();
-    try {
-      // the bus namespaces groups as it does topics
-      const [offsets] = await admin.fetchOffsets({
-        groupId: bus.topic(groupId),
-        topics: [bus.topic(TOPICS.tokens)],
-      });
-      return Number(offsets?.partitions[0]?.offset ?? -1);
-    } finally {
-      await admin.disconnect();
-    }
-  };
 
-  it('commits the tokens topic at most every second while running, and what it handled when it stops', async () => {
+  it('commits the tokens topic at intervals while running, once it goes quiet, and at once when it stops', async () => {
+    // a long interval, so that the steps below fit inside one whatever the machine's speed
+    const intervalMs = 4_000;
+    const lazy = new KafkaMessageBus({
+      brokers: inject('infra').kafkaBrokers,
+      clientId: 'lazy-commit',
+      logger: pino({ level: 'silent' }),
+      topicPrefix: bus.topic(''),
+      unawaitedCommitIntervalMs: intervalMs,
+    });
+    const admin = lazy.kafka.admin();
+    await admin.connect();
     const clientId = `client-${randomUUID()}`;
     const groupId = uniqueName('lazy-commit');
+    /** the group's committed offset: the offset of the next message it will read */
+    const committed = async () => {
+      // the bus namespaces groups as it does topics
+      const [offsets] = await admin.fetchOffsets({
+        groupId: lazy.topic(groupId),
+        topics: [lazy.topic(TOPICS.tokens)],
+      });
+      return Number(offsets?.partitions[0]?.offset ?? -1);
+    };
     const seen: string[] = [];
     const subscribe = () =>
-      bus.subscribe({
+      lazy.subscribe({
         groupId,
         topics: [TOPICS.tokens],
         onCrash: (e) => {
@@ -112,32 +118,44 @@ describe('Kafka consumer offsets', () => {
           if ((e.data as { clientId?: string }).clientId === clientId) seen.push(e.subject);
         },
       });
-    const first = await subscribe();
     const handled = (n: number) =>
       eventually(() => (seen.length === n ? true : undefined), { what: `${n} events` });
-    // more than the interval after the subscription began: the batch of the first event commits
-    await new Promise((r) => setTimeout(r, 1_100));
-    await bus.publish([revoked(clientId, 1)]);
-    await handled(1);
-    // (a topic's offsets are committed as the offset of the next message to read)
-    await eventually(async () => ((await committed(groupId)) === 1 ? true : undefined), {
-      what: 'the first event committed',
-    });
-    // within the interval of that commit: handled, not committed
-    await bus.publish([revoked(clientId, 2)]);
-    await handled(2);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await committed(groupId)).toBe(1);
-    await first.stop();
-    expect(await committed(groupId)).toBe(2);
-
-    const second = await subscribe();
+    const first = await subscribe();
     try {
-      await bus.publish([revoked(clientId, 3)]);
+      // the first batch commits at once (nothing was committed before)
+      await lazy.publish([revoked(clientId, 1)]);
+      await handled(1);
+      const firstCommitted = Date.now();
+      await eventually(async () => ((await committed()) === 1 ? true : undefined), {
+        what: 'the first event committed',
+      });
+      // the next, within the interval: handled, not committed yet...
+      await lazy.publish([revoked(clientId, 2)]);
+      await handled(2);
+      const pending = await committed();
+      if (Date.now() - firstCommitted < intervalMs - 500) expect(pending).toBe(1);
+      // ...until the interval has passed, with the topic quiet
+      await eventually(async () => ((await committed()) === 2 ? true : undefined), {
+        what: 'the second event committed by the timer',
+        timeoutMs: intervalMs + 5_000,
+      });
+      // within the next interval, a stop commits what it handled
+      await lazy.publish([revoked(clientId, 3)]);
       await handled(3);
-      expect(seen).toEqual([1, 2, 3].map((n) => `token-${clientId}-${n}`));
+      await first.stop();
+      expect(await committed()).toBe(3);
+
+      const second = await subscribe();
+      try {
+        await lazy.publish([revoked(clientId, 4)]);
+        await handled(4);
+        expect(seen).toEqual([1, 2, 3, 4].map((n) => `token-${clientId}-${n}`));
+      } finally {
+        await second.stop();
+      }
     } finally {
-      await second.stop();
+      await admin.disconnect();
+      await lazy.close();
     }
   }, 60_000);
 });
