@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isRetriable, withRetry } from '@grantline/event-store';
 import type { RecordedEvent } from '@grantline/events';
 import { deadLetterTopic, TOPICS } from '@grantline/events';
@@ -207,7 +208,9 @@ export class KafkaMessageBus implements MessageBus {
     const commits = new OffsetCommits(
       new Set(UNAWAITED_TOPICS.map(this.topic)),
       this.options.unawaitedCommitIntervalMs ?? UNAWAITED_COMMIT_INTERVAL_MS,
-      (offsets) => consumer.commitOffsets(offsets),
+      // outside a batch (the timer, a stop): kafkajs retries a commit for up to a minute, which no
+      // stop may wait for; one that has not landed in 2 s is left to finish or fail on its own
+      (offsets) => Promise.race([consumer.commitOffsets(offsets), sleep(2_000, undefined, { ref: false })]),
       (error) =>
         this.options.logger.warn({ err: error }, 'committing offsets failed; re-read after a restart'),
     );
@@ -239,7 +242,7 @@ export class KafkaMessageBus implements MessageBus {
     commits: OffsetCommits,
     payload: EachBatchPayload,
   ): Promise<void> {
-    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
     const lagKey = `${options.groupId}/${batch.topic}/${batch.partition}`;
     const attributes = {
       [ATTRS.consumer]: options.groupId,
@@ -248,6 +251,15 @@ export class KafkaMessageBus implements MessageBus {
     };
     const wanted = wantedBy(options.types);
     let handled: string | undefined;
+    // in a batch, one attempt in the group's current generation (as kafkajs's own commit after a batch)
+    const inBatch = async (offsets: TopicPartitionOffset[]) => {
+      const topics = new Map<string, { partition: number; offset: string }[]>();
+      for (const { topic, partition, offset } of offsets)
+        topics.set(topic, [...(topics.get(topic) ?? []), { partition, offset }]);
+      await commitOffsetsIfNecessary({
+        topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })),
+      });
+    };
     try {
       for (const message of batch.messages) {
         if (!isRunning() || isStale()) break;
@@ -264,13 +276,13 @@ export class KafkaMessageBus implements MessageBus {
       // what was handled before the failure, in this batch and before it, is committed at once: a
       // restart resumes at the failed message
       if (handled !== undefined && !isStale()) commits.handled(batch.topic, batch.partition, handled);
-      await commits.flush();
+      await commits.flush(inBatch);
       throw error;
     }
     if (handled === undefined || isStale()) return;
     commits.handled(batch.topic, batch.partition, handled);
     // an awaited topic now; the others when due, or when this batch is the last before a stop
-    if (commits.due(batch.topic) || !isRunning()) await commits.flush();
+    if (commits.due(batch.topic) || !isRunning()) await commits.flush(inBatch);
   }
 
   private async handleMessage(
@@ -470,7 +482,7 @@ class OffsetCommits {
    * Commits everything pending. A failure is logged and what it held is pending again (unless a
    * later offset replaced it), for the next batch or the timer: re-read after a restart at worst.
    */
-  async flush(): Promise<void> {
+  async flush(commit = this.commit): Promise<void> {
     if (this.pending.size === 0) return;
     const offsets = [...this.pending].flatMap(([topic, partitions]) =>
       [...partitions].map(([partition, offset]) => ({ topic, partition, offset })),
@@ -480,7 +492,7 @@ class OffsetCommits {
     clearTimeout(this.timer);
     this.timer = undefined;
     try {
-      await this.commit(offsets);
+      await commit(offsets);
     } catch (error) {
       this.failed(error);
       for (const { topic, partition, offset } of offsets) {
