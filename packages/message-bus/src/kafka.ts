@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { isRetriable, withRetry } from '@grantline/event-store';
 import type { RecordedEvent } from '@grantline/events';
 import { deadLetterTopic, TOPICS } from '@grantline/events';
@@ -189,9 +188,7 @@ export class KafkaMessageBus implements MessageBus {
         restartOnFailure: async () => false,
       },
     });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (!payload.restart) options.onCrash(payload.error);
-    });
+
     await consumer.connect();
     // A topic created moments ago may not be in the broker's metadata yet (UNKNOWN_TOPIC_OR_PARTITION).
     await withRetry(
@@ -208,14 +205,15 @@ export class KafkaMessageBus implements MessageBus {
     const commits = new OffsetCommits(
       new Set(UNAWAITED_TOPICS.map(this.topic)),
       this.options.unawaitedCommitIntervalMs ?? UNAWAITED_COMMIT_INTERVAL_MS,
-      // outside a batch (the timer, a stop): kafkajs retries a commit for up to a minute, which no
-      // stop may wait for; one that has not landed in 2 s is left to finish or fail on its own
-      (offsets) => Promise.race([consumer.commitOffsets(offsets), sleep(2_000, undefined, { ref: false })]),
-      (error) =>
-        this.options.logger.warn({ err: error }, 'committing offsets failed; re-read after a restart'),
+      (error) => this.options.logger.warn({ err: error }, 'committing offsets failed; retrying'),
     );
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart) return;
+      commits.close();
+      options.onCrash(payload.error);
+    });
     // a partition handed to another member is no longer ours to commit
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => commits.retain(payload.memberAssignment));
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => commits.assigned(payload.memberAssignment));
     await consumer.run({
       // committed here instead: after each batch of an awaited topic, at intervals for the others
       autoCommit: false,
@@ -228,10 +226,11 @@ export class KafkaMessageBus implements MessageBus {
       stop: async () => {
         this.consumers.delete(consumer);
         this.subscriptions.delete(commits);
-        // what is pending while still a member of the group (disconnecting leaves it); a batch under
-        // way when the stop began commits its own at its end (`!isRunning()`)
-        await commits.flush();
+        // what is pending while still a member of the group (disconnecting leaves it); a batch that
+        // ends meanwhile commits its own at once
+        commits.stopping = true;
         commits.close();
+        await commits.flush();
         await consumer.disconnect();
       },
     };
@@ -251,15 +250,9 @@ export class KafkaMessageBus implements MessageBus {
     };
     const wanted = wantedBy(options.types);
     let handled: string | undefined;
-    // in a batch, one attempt in the group's current generation (as kafkajs's own commit after a batch)
-    const inBatch = async (offsets: TopicPartitionOffset[]) => {
-      const topics = new Map<string, { partition: number; offset: string }[]>();
-      for (const { topic, partition, offset } of offsets)
-        topics.set(topic, [...(topics.get(topic) ?? []), { partition, offset }]);
-      await commitOffsetsIfNecessary({
-        topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })),
-      });
-    };
+    // one attempt in the group's current generation, as kafkajs's own commit after a batch (its
+    // consumer.commitOffsets retries for up to a minute, which no batch or stop may wait for)
+    commits.committer = (offsets) => commitOffsetsIfNecessary(offsets);
     try {
       for (const message of batch.messages) {
         if (!isRunning() || isStale()) break;
@@ -276,13 +269,13 @@ export class KafkaMessageBus implements MessageBus {
       // what was handled before the failure, in this batch and before it, is committed at once: a
       // restart resumes at the failed message
       if (handled !== undefined && !isStale()) commits.handled(batch.topic, batch.partition, handled);
-      await commits.flush(inBatch);
+      await commits.flush();
       throw error;
     }
     if (handled === undefined || isStale()) return;
     commits.handled(batch.topic, batch.partition, handled);
     // an awaited topic now; the others when due, or when this batch is the last before a stop
-    if (commits.due(batch.topic) || !isRunning()) await commits.flush(inBatch);
+    if (commits.due(batch.topic) || !isRunning()) await commits.flush();
   }
 
   private async handleMessage(
@@ -417,8 +410,11 @@ export class KafkaMessageBus implements MessageBus {
     const admin = this.admin;
     this.admin = undefined;
     await admin?.then((a) => a.disconnect()).catch(() => {});
+    for (const c of this.subscriptions) {
+      c.stopping = true;
+      c.close();
+    }
     await Promise.all([...this.subscriptions].map((c) => c.flush()));
-    for (const c of this.subscriptions) c.close();
     this.subscriptions.clear();
     await Promise.all([...this.consumers].map((c) => c.disconnect()));
     this.consumers.clear();
@@ -428,30 +424,109 @@ export class KafkaMessageBus implements MessageBus {
 
 type TopicPartitionOffset = { topic: string; partition: number; offset: string };
 
+const byTopic = (offsets: readonly TopicPartitionOffset[]) => {
+  const topics = new Map<string, { partition: number; offset: string }[]>();
+  for (const { topic, partition, offset } of offsets)
+    topics.set(topic, [...(topics.get(topic) ?? []), { partition, offset }]);
+  return { topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) };
+};
+
+/** a commit outside a batch (the timer, a stop) that has not landed by then counts as failed */
+const COMMIT_TIMEOUT_MS = 2_000;
+
 /**
  * When one consumer commits what it has handled: an awaited topic after each batch, the others at
- * most every `intervalMs` (a timer commits what is pending once the topic goes
- * quiet), everything pending at once before a failure or a stop.
+ * most every `intervalMs` (a timer commits what is pending once the topic goes quiet), everything
+ * pending at once before a failure or during a stop. Only forward: an offset at or below one already
+ * committed, or of a partition no longer assigned to this member, is never committed again.
  */
 class OffsetCommits {
-  /** the next offset to read, by topic and partition, handled and not yet committed */
-  private readonly pending = new Map<string, Map<number, string>>();
+  /** the next offset to read, by `topic/partition`, handled and not yet committed */
+  private readonly pending = new Map<string, TopicPartitionOffset>();
+  /** the highest offset committed, by `topic/partition` */
+  private readonly committed = new Map<string, bigint>();
+  /** this member's partitions, by topic, as of its last join */
+  private assignment: Record<string, number[]> | undefined;
   private lastCommit = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** set by a stop: every batch that ends commits at once */
+  stopping = false;
+  /** commits in the group's current generation: set by each batch */
+  committer: ((offsets: ReturnType<typeof byTopic>) => Promise<void>) | undefined;
 
   constructor(
     private readonly unawaited: ReadonlySet<string>,
     private readonly intervalMs: number,
-    private readonly commit: (offsets: TopicPartitionOffset[]) => Promise<void>,
     private readonly failed: (error: unknown) => void,
   ) {}
 
   handled(topic: string, partition: number, offset: string): void {
-    const partitions = this.pending.get(topic) ?? new Map<number, string>();
-    partitions.set(partition, (BigInt(offset) + 1n).toString());
-    this.pending.set(topic, partitions);
+    this.pend({ topic, partition, offset: (BigInt(offset) + 1n).toString() });
     if (this.unawaited.has(topic)) this.schedule();
+  }
+
+  /** whether what is pending in `topic` is to be committed now */
+  due(topic: string): boolean {
+    return this.stopping || !this.unawaited.has(topic) || Date.now() - this.lastCommit >= this.intervalMs;
+  }
+
+  /** this member's partitions after a (re)join: what is pending elsewhere is forgotten */
+  assigned(assignment: Record<string, number[]>): void {
+    this.assignment = assignment;
+    for (const [key, p] of this.pending) if (!this.owns(p)) this.pending.delete(key);
+  }
+
+  /**
+   * Commits everything pending. A failure is logged and what it held is pending again (unless a
+   * later offset replaced it), for the next batch or the timer: re-read after a restart at worst.
+   */
+  async flush(): Promise<void> {
+    const commit = this.committer;
+    if (this.pending.size === 0 || !commit) return;
+    const offsets = [...this.pending.values()];
+    this.pending.clear();
+    this.lastCommit = Date.now();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    let timeout: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        commit(byTopic(offsets)),
+        new Promise<never>((_, reject) => {
+          timeout = setTimeout(() => reject(new Error('offset commit timed out')), COMMIT_TIMEOUT_MS);
+          timeout.unref();
+        }),
+      ]);
+      for (const { topic, partition, offset } of offsets) {
+        const key = `${topic}/${partition}`;
+        if (BigInt(offset) > (this.committed.get(key) ?? -1n)) this.committed.set(key, BigInt(offset));
+      }
+    } catch (error) {
+      this.failed(error);
+      for (const p of offsets) this.pend(p, false);
+      this.schedule();
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  /** no more timed commits (a stop, a crash): batches and `flush` still commit */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** pending, if it moves the partition forward and the partition is this member's */
+  private pend(p: TopicPartitionOffset, replace = true): void {
+    const key = `${p.topic}/${p.partition}`;
+    if (BigInt(p.offset) <= (this.committed.get(key) ?? -1n) || !this.owns(p)) return;
+    if (replace || !this.pending.has(key)) this.pending.set(key, p);
+  }
+
+  private owns({ topic, partition }: TopicPartitionOffset): boolean {
+    return !this.assignment || (this.assignment[topic] ?? []).includes(partition);
   }
 
   private schedule(): void {
@@ -462,51 +537,5 @@ class OffsetCommits {
       void this.flush();
     }, wait);
     this.timer.unref();
-  }
-
-  /** whether what is pending in `topic` is to be committed now */
-  due(topic: string): boolean {
-    return !this.unawaited.has(topic) || Date.now() - this.lastCommit >= this.intervalMs;
-  }
-
-  /** forgets what is pending in partitions no longer assigned to this member */
-  retain(assignment: Record<string, number[]>): void {
-    for (const [topic, partitions] of this.pending) {
-      const kept = new Set(assignment[topic] ?? []);
-      for (const partition of partitions.keys()) if (!kept.has(partition)) partitions.delete(partition);
-      if (partitions.size === 0) this.pending.delete(topic);
-    }
-  }
-
-  /**
-   * Commits everything pending. A failure is logged and what it held is pending again (unless a
-   * later offset replaced it), for the next batch or the timer: re-read after a restart at worst.
-   */
-  async flush(commit = this.commit): Promise<void> {
-    if (this.pending.size === 0) return;
-    const offsets = [...this.pending].flatMap(([topic, partitions]) =>
-      [...partitions].map(([partition, offset]) => ({ topic, partition, offset })),
-    );
-    this.pending.clear();
-    this.lastCommit = Date.now();
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    try {
-      await commit(offsets);
-    } catch (error) {
-      this.failed(error);
-      for (const { topic, partition, offset } of offsets) {
-        const partitions = this.pending.get(topic) ?? new Map<number, string>();
-        if (!partitions.has(partition)) partitions.set(partition, offset);
-        this.pending.set(topic, partitions);
-      }
-      this.schedule();
-    }
-  }
-
-  close(): void {
-    this.closed = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
   }
 }
