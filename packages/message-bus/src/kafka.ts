@@ -188,7 +188,6 @@ export class KafkaMessageBus implements MessageBus {
         restartOnFailure: async () => false,
       },
     });
-
     await consumer.connect();
     // A topic created moments ago may not be in the broker's metadata yet (UNKNOWN_TOPIC_OR_PARTITION).
     await withRetry(
