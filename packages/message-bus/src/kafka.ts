@@ -1,6 +1,6 @@
 import { isRetriable, withRetry } from '@grantline/event-store';
 import type { RecordedEvent } from '@grantline/events';
-import { deadLetterTopic, TOPICS } from '@grantline/events';
+import { deadLetterTopic } from '@grantline/events';
 import { ATTRS, type Logger, SPANS } from '@grantline/telemetry';
 import {
   context,
@@ -21,7 +21,9 @@ import {
   logLevel,
 } from 'kafkajs';
 import { decodeEvent, encodeEvent, wantedBy } from './codec.ts';
+import { OffsetCommits, UNAWAITED_COMMIT_INTERVAL_MS, UNAWAITED_TOPICS } from './kafka-offsets.ts';
 import { BOUNDED_RETRIES_WARNING, SerialProducer } from './kafka-producer.ts';
+import { subscribersCaughtUp } from './kafka-subscribers.ts';
 import { headersAsStrings, instruments, lag, MAX_LINKS, tracer } from './kafka-telemetry.ts';
 import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
 
@@ -45,18 +47,6 @@ export interface KafkaBusOptions {
 // (handled by the relay and the consumer runtime), so its own errors are warnings here.
 const kafkaLogLevel = (level: logLevel) =>
   level === logLevel.ERROR || level === logLevel.WARN ? 'warn' : level === logLevel.INFO ? 'info' : 'debug';
-
-/**
- * How often a consumer commits its offsets in a topic no writer waits on. A writer's read-your-writes
- * (`awaitSubscribers`: the registry's and consent's answers) reads the consumers' committed offsets of
- * the registry and grants topics, so those are committed after every batch. The tokens topic carries
- * an event per token issued and nobody waits on its consumers' offsets: committing after each of its
- * batches cost the broker a write to `__consumer_offsets` per fetch, for every consumer of the topic.
- * Its offsets are committed at most this often, and when the consumer stops; a consumer that dies
- * re-reads at most this much, which idempotent projections and reactors pass over.
- */
-const UNAWAITED_COMMIT_INTERVAL_MS = 1_000;
-const UNAWAITED_TOPICS: readonly string[] = [TOPICS.tokens];
 
 /** The message bus on Apache Kafka (kafkajs). */
 export class KafkaMessageBus implements MessageBus {
@@ -347,13 +337,16 @@ export class KafkaMessageBus implements MessageBus {
    * own services, not a resource team's subscriber) has committed past what the topic holds now: a
    * writer's read-your-writes across services (the registry answers once every service that
    * projects clients has applied the change). Groups without members are not waited for; groups in
-   * a rebalance are. Resolves true when caught up, false on timeout.
+   * a rebalance are. Resolves true when caught up, false on timeout. Refuses the topics whose
+   * consumers commit at intervals (`UNAWAITED_TOPICS`): their offsets lag what was handled.
    */
   async awaitSubscribers(
     logical: string,
     timeoutMs: number,
     clientIdPrefix = 'grantline-',
   ): Promise<boolean> {
+    if (UNAWAITED_TOPICS.includes(logical))
+      throw new Error(`${logical}: its consumers commit at intervals, so no write may wait on them`);
     const deadline = Date.now() + timeoutMs;
     this.admin ??= (async () => {
       const admin = this.kafka.admin();
@@ -363,43 +356,7 @@ export class KafkaMessageBus implements MessageBus {
       this.admin = undefined; // the next call connects afresh
       throw error;
     });
-    const admin = await this.admin;
-    const topic = this.topic(logical);
-    const ends = await admin.fetchTopicOffsets(topic);
-    const { groups } = await admin.listGroups();
-    const ours = groups
-      .filter((g) => g.protocolType === 'consumer' && g.groupId.startsWith(this.prefix))
-      .map((g) => g.groupId);
-    if (ours.length === 0) return true;
-    const described = await admin.describeGroups(ours);
-    // Grantline's live groups (a rebalance included: a new instance joining must not let a write
-    // answer early); which of them read this topic, their committed offsets tell.
-    const live = described.groups
-      .filter(
-        (g) =>
-          g.state !== 'Empty' &&
-          g.state !== 'Dead' &&
-          g.members.some((m) => m.clientId.startsWith(clientIdPrefix)),
-      )
-      .map((g) => g.groupId);
-    const committedOf = async (groupId: string) => {
-      const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-      return new Map(offsets?.partitions.map((p) => [p.partition, Number(p.offset)]));
-    };
-    const initial = await Promise.all(live.map(async (g) => [g, await committedOf(g)] as const));
-    let pending = initial.filter(([, c]) => [...c.values()].some((o) => o >= 0)).map(([g]) => g);
-    for (;;) {
-      const behind = await Promise.all(
-        pending.map(async (groupId) => {
-          const committed = await committedOf(groupId);
-          return ends.some((e) => Number(e.high) > (committed.get(e.partition) ?? -1)) ? groupId : undefined;
-        }),
-      );
-      pending = behind.filter((g): g is string => g !== undefined);
-      if (pending.length === 0) return true;
-      if (Date.now() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    return subscribersCaughtUp(await this.admin, this.topic(logical), this.prefix, clientIdPrefix, deadline);
   }
 
   /** The physical topic of a logical one. */
@@ -418,123 +375,5 @@ export class KafkaMessageBus implements MessageBus {
     await Promise.all([...this.consumers].map((c) => c.disconnect()));
     this.consumers.clear();
     await this.producer.close();
-  }
-}
-
-type TopicPartitionOffset = { topic: string; partition: number; offset: string };
-
-const byTopic = (offsets: readonly TopicPartitionOffset[]) => {
-  const topics = new Map<string, { partition: number; offset: string }[]>();
-  for (const { topic, partition, offset } of offsets)
-    topics.set(topic, [...(topics.get(topic) ?? []), { partition, offset }]);
-  return { topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) };
-};
-
-/** a commit outside a batch (the timer, a stop) that has not landed by then counts as failed */
-const COMMIT_TIMEOUT_MS = 2_000;
-
-/**
- * When one consumer commits what it has handled: an awaited topic after each batch, the others at
- * most every `intervalMs` (a timer commits what is pending once the topic goes quiet), everything
- * pending at once before a failure or during a stop. Only forward: an offset at or below one already
- * committed, or of a partition no longer assigned to this member, is never committed again.
- */
-class OffsetCommits {
-  /** the next offset to read, by `topic/partition`, handled and not yet committed */
-  private readonly pending = new Map<string, TopicPartitionOffset>();
-  /** the highest offset committed, by `topic/partition` */
-  private readonly committed = new Map<string, bigint>();
-  /** this member's partitions, by topic, as of its last join */
-  private assignment: Record<string, number[]> | undefined;
-  private lastCommit = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private closed = false;
-  /** set by a stop: every batch that ends commits at once */
-  stopping = false;
-  /** commits in the group's current generation: set by each batch */
-  committer: ((offsets: ReturnType<typeof byTopic>) => Promise<void>) | undefined;
-
-  constructor(
-    private readonly unawaited: ReadonlySet<string>,
-    private readonly intervalMs: number,
-    private readonly failed: (error: unknown) => void,
-  ) {}
-
-  handled(topic: string, partition: number, offset: string): void {
-    this.pend({ topic, partition, offset: (BigInt(offset) + 1n).toString() });
-    if (this.unawaited.has(topic)) this.schedule();
-  }
-
-  /** whether what is pending in `topic` is to be committed now */
-  due(topic: string): boolean {
-    return this.stopping || !this.unawaited.has(topic) || Date.now() - this.lastCommit >= this.intervalMs;
-  }
-
-  /** this member's partitions after a (re)join: what is pending elsewhere is forgotten */
-  assigned(assignment: Record<string, number[]>): void {
-    this.assignment = assignment;
-    for (const [key, p] of this.pending) if (!this.owns(p)) this.pending.delete(key);
-  }
-
-  /**
-   * Commits everything pending. A failure is logged and what it held is pending again (unless a
-   * later offset replaced it), for the next batch or the timer: re-read after a restart at worst.
-   */
-  async flush(): Promise<void> {
-    const commit = this.committer;
-    if (this.pending.size === 0 || !commit) return;
-    const offsets = [...this.pending.values()];
-    this.pending.clear();
-    this.lastCommit = Date.now();
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    let timeout: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        commit(byTopic(offsets)),
-        new Promise<never>((_, reject) => {
-          timeout = setTimeout(() => reject(new Error('offset commit timed out')), COMMIT_TIMEOUT_MS);
-          timeout.unref();
-        }),
-      ]);
-      for (const { topic, partition, offset } of offsets) {
-        const key = `${topic}/${partition}`;
-        if (BigInt(offset) > (this.committed.get(key) ?? -1n)) this.committed.set(key, BigInt(offset));
-      }
-    } catch (error) {
-      this.failed(error);
-      for (const p of offsets) this.pend(p, false);
-      this.schedule();
-    } finally {
-      clearTimeout(timeout);
-    }
-  }
-
-  /** no more timed commits (a stop, a crash): batches and `flush` still commit */
-  close(): void {
-    this.closed = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-
-  /** pending, if it moves the partition forward and the partition is this member's */
-  private pend(p: TopicPartitionOffset, replace = true): void {
-    const key = `${p.topic}/${p.partition}`;
-    if (BigInt(p.offset) <= (this.committed.get(key) ?? -1n) || !this.owns(p)) return;
-    if (replace || !this.pending.has(key)) this.pending.set(key, p);
-  }
-
-  private owns({ topic, partition }: TopicPartitionOffset): boolean {
-    return !this.assignment || (this.assignment[topic] ?? []).includes(partition);
-  }
-
-  private schedule(): void {
-    if (this.timer || this.closed) return;
-    const wait = Math.max(0, this.lastCommit + this.intervalMs - Date.now());
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, wait);
-    this.timer.unref();
   }
 }
