@@ -12,6 +12,12 @@ export {
   migrateReadModels,
   type ReadModelMigrations,
 } from './postgres/migrations.ts';
-export { PostgresEventStore, type PostgresEventStoreOptions, toRecordedEvent } from './postgres/store.ts';
+export {
+  EVENT_COLUMNS,
+  type EventRow,
+  PostgresEventStore,
+  type PostgresEventStoreOptions,
+  toRecordedEvent,
+} from './postgres/store.ts';
 export * from './relay.ts';
 export * from './retry.ts';

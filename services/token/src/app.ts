@@ -3,10 +3,8 @@ import { GroupCommit, migrateReadModels } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
 import {
-  EndedSessions,
   endedSessionsProjection,
   endedSessionsTables,
-  GrantQueries,
   grantsProjection,
   grantsTables,
 } from '@grantline/grant-directory';
@@ -14,7 +12,6 @@ import { KeyEncryptionKey, KeyManager } from '@grantline/keys';
 import { clientAuthentication, oauthErrorBoundary } from '@grantline/oauth';
 import {
   ClientDirectory,
-  People,
   registryDirectoryProjection,
   registryDirectoryTables,
 } from '@grantline/registry-directory';
@@ -35,12 +32,9 @@ import { tokenEndpoint } from './endpoints/token.ts';
 import { authorizationCodeGrant } from './grants/authorization-code.ts';
 import { clientCredentialsGrant } from './grants/client-credentials.ts';
 import { refreshTokenGrant } from './grants/refresh-token.ts';
+import { postgresStandingReads } from './grants/standing.ts';
 import { accessTokenIssuer } from './issuer.ts';
-import {
-  WideRevocations,
-  wideRevocationsProjection,
-  wideRevocationsTables,
-} from './projections/wide-revocations.ts';
+import { wideRevocationsProjection, wideRevocationsTables } from './projections/wide-revocations.ts';
 import type { RevocationDeps } from './revocation.ts';
 
 /**
@@ -95,9 +89,6 @@ export const buildToken = async (
   );
   if (config.REFRESH_TOKEN_ENDS_WITH_SESSION)
     await runtime.project('token-sessions', [TOPICS.grants], endedSessionsProjection(schema), onCrash);
-  const grants = new GrantQueries(pool, schema);
-  const people = new People(pool, schema);
-  const revocations = new WideRevocations(pool, schema);
   // what this service holds of the flow (packages/keys KEY_PURPOSES): it opens codes, and signs nothing
   const flowKeys = new FlowKeys({
     codeDecryption: config.GRANTLINE_CODE_DECRYPTION_KEY,
@@ -135,7 +126,10 @@ export const buildToken = async (
   };
 
   // what the authorization code and refresh grants both read, record and issue with
-  const grantDeps = { store: runtime.store, grants, people, revocations, issue, defaultAudience, clock };
+  const standing = postgresStandingReads(pool, schema, {
+    endedSessions: config.REFRESH_TOKEN_ENDS_WITH_SESSION,
+  });
+  const grantDeps = { store: runtime.store, standing, issue, defaultAudience, clock };
   const service = {
     name: 'token',
     logger,
@@ -160,9 +154,6 @@ export const buildToken = async (
               accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
               catchUpMs: config.PROJECTION_CATCH_UP_MS,
             },
-            endedSessions: config.REFRESH_TOKEN_ENDS_WITH_SESSION
-              ? new EndedSessions(pool, schema)
-              : undefined,
           }),
         ],
       }),

@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { manualClock } from '@grantline/clock';
+import type { TokenEvent } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
 import { generateKeyMaterial, parsePrivateKeys, parsePublicKeys, publicJwks } from '@grantline/keys';
 import type { ClientRecord } from '@grantline/oauth';
 import { describe, expect, it } from 'vitest';
 import { authorizationCodeGrant } from '../src/grants/authorization-code.ts';
 import { type RefreshPolicy, refreshTokenGrant } from '../src/grants/refresh-token.ts';
+import type { Standing, StandingReads } from '../src/grants/standing.ts';
 import type { AccessTokenIssuer, IssueRequest, PreparedToken } from '../src/issuer.ts';
 import { memoryEventStore } from './memory-event-store.ts';
 
@@ -57,15 +59,19 @@ const tokenService = () => {
     organisations: ['org-1'],
     status: 'active' as 'active' | 'revoked',
   };
-  const grants = { get: async () => grant } as unknown as Parameters<typeof refreshTokenGrant>[0]['grants'];
-  const people = {
-    user: async () => ({ userId: 'user-1', status: 'active', organisations: ['org-1'] }),
-  } as unknown as Parameters<typeof refreshTokenGrant>[0]['people'];
+  const user = { userId: 'user-1', username: 'user', status: 'active' as const, organisations: ['org-1'] };
   /** the admin's latest subject or client revocation, as the projection holds it */
   const wide: { revokedAt?: number; onIssue?: () => void } = {};
-  const revocations = { revokedAt: async () => wide.revokedAt } as unknown as Parameters<
-    typeof refreshTokenGrant
-  >[0]['revocations'];
+  // the token service's one-statement reads, over the same projections held in memory
+  const standingOf = (): Standing => ({ grant, user, revokedAt: wide.revokedAt, sessionEnded: false });
+  const standing: StandingReads = {
+    async family(streamId, fromVersion) {
+      const { events } = await store.readStream<TokenEvent>(streamId, { fromVersion, withFirst: true });
+      return { events, standing: events.length > 0 ? standingOf() : undefined };
+    },
+    of: async () => standingOf(),
+    revocation: async () => ({ grantStatus: grant.status, revokedAt: wide.revokedAt }),
+  };
   const prepare = (request: IssueRequest): PreparedToken => {
     wide.onIssue?.();
     return {
@@ -91,7 +97,7 @@ const tokenService = () => {
   const issue: AccessTokenIssuer = Object.assign(async (request: IssueRequest) => prepare(request).response, {
     prepare,
   });
-  const common = { store, grants, people, revocations, issue, defaultAudience: 'https://as.example', clock };
+  const common = { store, standing, issue, defaultAudience: 'https://as.example', clock };
   const codes = authorizationCodeGrant({
     ...common,
     keys: new FlowKeys({

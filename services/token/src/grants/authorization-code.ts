@@ -3,16 +3,13 @@ import type { Clock } from '@grantline/clock';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import type { TokenEvent } from '@grantline/events';
 import type { FlowKeys } from '@grantline/flow';
-import type { GrantQueries } from '@grantline/grant-directory';
 import { InvalidGrant, InvalidRequest, UnauthorizedClient } from '@grantline/oauth';
-import type { People } from '@grantline/registry-directory';
 import { continueTrace, SPANS } from '@grantline/telemetry';
 import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
-import type { WideRevocations } from '../projections/wide-revocations.ts';
 import { audienceFor } from './audience.ts';
 import type { Grant } from './grant.ts';
 import { familyStream, newFamilyId, newRefreshToken, revokeFamily } from './refresh-tokens.ts';
-import { refuseRevoked } from './still-granted.ts';
+import { refuseRevoked, type StandingReads } from './standing.ts';
 
 /** RFC 7636 §4.1: 43 to 128 characters of [A-Za-z0-9-._~]. */
 const VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
@@ -30,10 +27,8 @@ const s256 = (verifier: string) => createHash('sha256').update(verifier).digest(
 export const authorizationCodeGrant = (deps: {
   keys: FlowKeys;
   store: EventStore;
-  grants: GrantQueries;
-  people: People;
-  /** the admin's subject and client revocations */
-  revocations: WideRevocations;
+  /** the grant, the user and the admin's revocations the code names */
+  standing: StandingReads;
   issue: AccessTokenIssuer;
   defaultAudience: string;
   accessTokenTtlSeconds: number;
@@ -61,14 +56,10 @@ export const authorizationCodeGrant = (deps: {
       if (!form.code_verifier) throw new InvalidGrant('code_verifier is required');
       if (!VERIFIER.test(form.code_verifier) || s256(form.code_verifier) !== code.cc)
         throw new InvalidGrant('code_verifier does not match the code_challenge');
-      const [grant, user] = await Promise.all([deps.grants.get(code.gid), deps.people.user(code.sub)]);
-      const scope = {
-        grantId: code.gid,
-        subject: code.sub,
-        clientId: client.clientId,
-        since: code.iat * 1000,
-      };
-      await refuseRevoked(deps, scope, { grant });
+      const names = { grantId: code.gid, subject: code.sub, clientId: client.clientId };
+      const { grant, user, revokedAt } = await deps.standing.of(names);
+      const since = code.iat * 1000;
+      refuseRevoked({ grantStatus: grant?.status, revokedAt }, since);
       if (user?.status === 'disabled') throw new InvalidGrant('the user is disabled');
       if (user?.credentialsChangedAt && user.credentialsChangedAt.getTime() > code.auth_time * 1000)
         throw new InvalidGrant('the user signed in before their password changed');
@@ -85,9 +76,47 @@ export const authorizationCodeGrant = (deps: {
       const familyId = withRefresh ? newFamilyId() : undefined;
       const refresh = familyId ? newRefreshToken(familyId, 0) : undefined;
       const ids = { clientId: client.clientId, grantId: code.gid };
+      const token = deps.issue.prepare({
+        jti: accessTokenId,
+        subject: code.sub,
+        clientId: client.clientId,
+        scopes,
+        audience,
+        grantType: 'authorization_code',
+        grantId: code.gid,
+        organisations,
+      });
+      const family: { streamId: string; event: TokenEvent }[] =
+        familyId && refresh
+          ? [
+              {
+                streamId: familyStream(familyId),
+                event: {
+                  type: 'RefreshTokenIssued',
+                  data: {
+                    familyId,
+                    tokenId: `${familyId}.0`,
+                    secretDigest: refresh.secretDigest,
+                    ...ids,
+                    subject: code.sub,
+                    scopes,
+                    organisations,
+                    resources: code.res,
+                    accessTokenId,
+                    codeId: code.jti,
+                    ...(code.sid && { sessionId: code.sid }),
+                  },
+                },
+              },
+            ]
+          : [];
+      // the code spent, the family begun and the access token recorded: one statement, one commit;
+      // the code stream's version 1 is unique, so of concurrent redemptions exactly one is recorded
       try {
-        await deps.store.transaction(async (tx) => {
-          await tx.append(`code-${code.jti}`, 'no_stream', [
+        await deps.store.append(
+          `code-${code.jti}`,
+          'no_stream',
+          [
             {
               type: 'CodeRedeemed',
               data: {
@@ -98,44 +127,18 @@ export const authorizationCodeGrant = (deps: {
                 ...(familyId && { familyId }),
               },
             },
-          ]);
-          if (familyId && refresh)
-            await tx.append(familyStream(familyId), 'no_stream', [
-              {
-                type: 'RefreshTokenIssued',
-                data: {
-                  familyId,
-                  tokenId: `${familyId}.0`,
-                  secretDigest: refresh.secretDigest,
-                  ...ids,
-                  subject: code.sub,
-                  scopes,
-                  organisations,
-                  resources: code.res,
-                  accessTokenId,
-                  codeId: code.jti,
-                  ...(code.sid && { sessionId: code.sid }),
-                },
-              },
-            ]);
-        });
+          ],
+          { newStreams: [...family, token.record] },
+        );
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
         await revokeRedemption(deps.store, code.jti, ids, deps.accessTokenTtlSeconds, deps.clock);
         throw new InvalidGrant('authorization code has already been used');
       }
-      const response = await deps.issue({
-        jti: accessTokenId,
-        subject: code.sub,
-        clientId: client.clientId,
-        scopes,
-        audience,
-        grantType: 'authorization_code',
-        grantId: code.gid,
-        organisations,
-      });
+      token.recorded();
+      const response = token.response;
       try {
-        await refuseRevoked(deps, scope);
+        refuseRevoked(await deps.standing.revocation(names), since);
       } catch (revoked) {
         // revoked while the redemption was in flight: the token is recorded, never handed out
         if (familyId)

@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '@grantline/clock';
 import { ConcurrencyError, type EventStore } from '@grantline/event-store';
-import type { EndedSessions, GrantQueries } from '@grantline/grant-directory';
 import {
   digestsEqual,
   InvalidGrant,
@@ -10,21 +9,21 @@ import {
   parseScope,
   UnauthorizedClient,
 } from '@grantline/oauth';
-import type { People } from '@grantline/registry-directory';
 import { decideRefresh } from '../domain/refresh-family.ts';
 import { type AccessTokenIssuer, newTokenId } from '../issuer.ts';
-import type { WideRevocations } from '../projections/wide-revocations.ts';
 import { audienceFor } from './audience.ts';
 import type { Grant } from './grant.ts';
 import {
+  familyFromPartialRead,
   familyStream,
   loadFamily,
   newRefreshToken,
   REFRESH_TOKEN,
   revokeFamily,
   secretDigestOf,
+  versionOfGeneration,
 } from './refresh-tokens.ts';
-import { refuseRevoked } from './still-granted.ts';
+import { refuseRevoked, type StandingReads } from './standing.ts';
 
 export interface RefreshPolicy {
   /** a retry with the previous token within this many seconds is answered (0: off, the default) */
@@ -39,21 +38,25 @@ export interface RefreshPolicy {
 }
 
 /**
- * The grant and the user as this service has projected them. One it has not seen yet (its consumers
- * lag, or a projection is being rebuilt) is waited for briefly; still unknown then, the caller
- * refuses: the revoked, disabled and password-change checks cannot be skipped by a lag.
+ * The family from the presented generation on, and the standing of what it names, in one read. A
+ * grant or user this service has not projected yet (its consumers lag, or a projection is being
+ * rebuilt) is waited for briefly; still unknown then, the caller refuses: the revoked, disabled and
+ * password-change checks cannot be skipped by a lag.
  */
-const grantAndUser = async (
-  deps: { grants: GrantQueries; people: People },
-  grantId: string,
-  subject: string,
+const familyAndStanding = async (
+  reads: StandingReads,
+  familyId: string,
+  generation: number,
   catchUpMs: number,
 ) => {
   // a wait for projections measures elapsed time, not domain time: the system clock
   const deadline = Date.now() + catchUpMs;
+  const fromVersion = versionOfGeneration(generation);
   for (;;) {
-    const [grant, user] = await Promise.all([deps.grants.get(grantId), deps.people.user(subject)]);
-    if ((grant && user) || Date.now() >= deadline) return { grant, user };
+    const { events, standing } = await reads.family(familyStream(familyId), fromVersion);
+    const family = familyFromPartialRead(events, fromVersion);
+    if (!standing || (standing.grant && standing.user) || Date.now() >= deadline)
+      return { ...family, standing };
     await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
   }
 };
@@ -73,15 +76,11 @@ const grantAndUser = async (
  */
 export const refreshTokenGrant = (deps: {
   store: EventStore;
-  grants: GrantQueries;
-  people: People;
-  /** the admin's subject and client revocations */
-  revocations: WideRevocations;
+  /** the family with the grant, the user, the admin's revocations and the sign-in it names (ended sign-ins count when configured) */
+  standing: StandingReads;
   issue: AccessTokenIssuer;
   policy: RefreshPolicy;
   defaultAudience: string;
-  /** when set, a family dies with the sign-in it came from */
-  endedSessions?: EndedSessions | undefined;
   /** the family's ages and lifetimes are measured on it */
   clock: Clock;
 }): Grant => ({
@@ -98,17 +97,12 @@ export const refreshTokenGrant = (deps: {
 
     for (let attempt = 0; attempt < 5; attempt++) {
       const presented = Number(generation);
-      let { state, version } = await loadFamily(deps.store, familyId, presented);
-      if (state.status === 'none') throw new InvalidGrant('refresh token is invalid');
-      const scope = { grantId: state.grantId, subject: state.subject, clientId: state.clientId };
-      // everything the family names, read at once: the grant, the user, the admin's revocations, the session
-      const found = grantAndUser(deps, state.grantId, state.subject, deps.policy.catchUpMs);
-      const { sessionId } = state;
-      const [{ grant, user }, , sessionEnded] = await Promise.all([
-        found,
-        refuseRevoked(deps, { ...scope, since: state.startedAt }, { grant: found.then((f) => f.grant) }),
-        deps.endedSessions && sessionId ? deps.endedSessions.has(sessionId) : false,
-      ]);
+      const read = await familyAndStanding(deps.standing, familyId, presented, deps.policy.catchUpMs);
+      let { state, version } = read;
+      if (state.status === 'none' || !read.standing) throw new InvalidGrant('refresh token is invalid');
+      const { grant, user, revokedAt, sessionEnded } = read.standing;
+      const names = { grantId: state.grantId, subject: state.subject, clientId: state.clientId };
+      refuseRevoked({ grantStatus: grant?.status, revokedAt }, state.startedAt);
       if (!grant || !user) throw new InvalidGrant('the grant behind this refresh token is unknown');
       if (user.status === 'disabled') throw new InvalidGrant('the user is disabled');
       if (sessionEnded)
@@ -164,7 +158,7 @@ export const refreshTokenGrant = (deps: {
         token.recorded();
         const response = token.response;
         try {
-          await refuseRevoked(deps, { ...scope, since: state.startedAt });
+          refuseRevoked(await deps.standing.revocation(names), state.startedAt);
         } catch (revoked) {
           // revoked while this refresh was in flight: the token is recorded, never handed out
           const { accessTokenTtlSeconds } = deps.policy;

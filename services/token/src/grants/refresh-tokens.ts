@@ -19,34 +19,42 @@ export const newRefreshToken = (familyId: string, generation: number) => {
 
 export const newFamilyId = () => randomBytes(16).toString('base64url');
 
+const fold = (events: readonly RecordedEvent<TokenEvent>[], from: FamilyState = { status: 'none' }) =>
+  events.reduce(
+    (s, e) =>
+      evolveFamily(s, { type: e.type, data: e.data, time: e.time } as Parameters<typeof evolveFamily>[1]),
+    from,
+  );
+
+/** Generation g was issued by the event at version g + 1: where a partial read from it begins. */
+export const versionOfGeneration = (generation: number) => generation + 1;
+
 /**
- * The family's state. With `fromGeneration`, a partial read: the first event (who, what, when it
- * began) and the events from that generation on, so a refresh costs one short read however long
- * the chain has grown. Without it, everything (for revocation, which lists every access token).
+ * The family's state from a partial read: its first event (who, what, when it began) and its events
+ * from the presented generation on, so a refresh costs one short read however long the chain has
+ * grown. The version is the last event's folded, never one read separately (a later write would make
+ * the append expecting it pass on stale state); an empty tail means the token is refused, no append.
+ */
+export const familyFromPartialRead = (events: readonly RecordedEvent<TokenEvent>[], fromVersion: number) => {
+  const head = events.slice(0, 1);
+  const tail = events.filter((e) => e.streamVersion >= fromVersion && e.streamVersion > 1);
+  const version = events.at(-1)?.streamVersion ?? 0;
+  return { state: fold(tail, fold(head)), version };
+};
+
+/**
+ * The family's state. With `fromGeneration`, a partial read (`familyFromPartialRead`). Without it,
+ * everything (for revocation, which lists every access token).
  */
 export const loadFamily = async (store: EventStore, familyId: string, fromGeneration?: number) => {
   const stream = familyStream(familyId);
-  const fold = (events: readonly RecordedEvent<TokenEvent>[], from: FamilyState = { status: 'none' }) =>
-    events.reduce(
-      (s, e) =>
-        evolveFamily(s, { type: e.type, data: e.data, time: e.time } as Parameters<typeof evolveFamily>[1]),
-      from,
-    );
   if (!fromGeneration || fromGeneration < 1) {
     const { currentVersion, events } = await store.readStream<TokenEvent>(stream);
     return { state: fold(events), version: currentVersion };
   }
-  // generation g was issued by the event at version g + 1; the first event (who, what, when) comes in the same read
-  const { events } = await store.readStream<TokenEvent>(stream, {
-    fromVersion: fromGeneration + 1,
-    withFirst: true,
-  });
-  const head = events.slice(0, 1);
-  const tail = events.slice(1);
-  // the version of the last event folded, never one read separately (a later write would make the
-  // append expecting it pass on stale state); an empty tail means the token is refused, no append
-  const version = events.at(-1)?.streamVersion ?? 0;
-  return { state: fold(tail, fold(head)), version };
+  const fromVersion = versionOfGeneration(fromGeneration);
+  const { events } = await store.readStream<TokenEvent>(stream, { fromVersion, withFirst: true });
+  return familyFromPartialRead(events, fromVersion);
 };
 
 /** Ends a family (idempotent): its refresh tokens stop working; its access tokens are listed for the deny-list. */

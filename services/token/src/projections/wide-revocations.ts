@@ -1,13 +1,13 @@
 import type { ReadModelMigrations } from '@grantline/event-store';
 import { onEvents } from '@grantline/message-bus';
-import type pg from 'pg';
 
 /**
  * The admin's revocations wider than one grant (`SubjectRevoked`, `ClientRevoked`, grants topic),
  * as the token service keeps them: the latest revocation time per subject and per client. Each
  * grant revoked with them also gets its own `GrantRevoked`; this table covers what that cannot:
  * a grant the consent service had not projected yet when the admin revoked, and a code issued
- * before the revocation and redeemed after it. A family or code from before the time is refused.
+ * before the revocation and redeemed after it. A family or code from before the time is refused
+ * (read with the grant and the user: `grants/standing.ts`).
  */
 export const wideRevocationsTables: ReadModelMigrations = {
   model: 'wide-revocations',
@@ -39,20 +39,3 @@ export const wideRevocationsProjection = (schema: string) =>
       [key.kind, key.id, new Date(event.time)],
     );
   });
-
-export class WideRevocations {
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly schema: string,
-  ) {}
-
-  /** The latest admin revocation (ms) of the subject or of the client, if any. */
-  async revokedAt(subject: string, clientId: string): Promise<number | undefined> {
-    const { rows } = await this.pool.query<{ at: Date | null }>(
-      `SELECT max(revoked_at) AS at FROM ${this.schema}.wide_revocations
-       WHERE (kind = 'subject' AND id = $1) OR (kind = 'client' AND id = $2)`,
-      [subject, clientId],
-    );
-    return rows[0]?.at?.getTime() ?? undefined;
-  }
-}
