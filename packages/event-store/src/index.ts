@@ -12,6 +12,7 @@ export {
   migrateReadModels,
   type ReadModelMigrations,
 } from './postgres/migrations.ts';
+export { prepared } from './postgres/prepared.ts';
 export {
   EVENT_COLUMNS,
   type EventRow,

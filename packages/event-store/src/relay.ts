@@ -4,6 +4,7 @@ import { ATTRS, type Logger, lazyInstruments, METRICS } from '@grantline/telemet
 import type pg from 'pg';
 import { isConnectionError } from './errors.ts';
 import { assertSchemaName } from './postgres/migrations.ts';
+import { prepared } from './postgres/prepared.ts';
 import { EVENT_COLUMNS, type EventRow, toRecordedEvent } from './postgres/store.ts';
 
 /** Where the relay sends committed events (the Kafka adapter in production). Resolves once durable. */
@@ -301,14 +302,17 @@ export class Relay {
       const started = performance.now();
       const checkpoint = this.checkpoint;
       type Row = EventRow & { relay_transaction_id: string; held: boolean };
-      const { rows }: { rows: Row[] } = await client.query(this.sql.drain, [
-        checkpoint.transactionId,
-        checkpoint.position,
-        this.gate,
-        batchSize,
-        this.name,
-        this.unsaved,
-      ]);
+      const { rows }: { rows: Row[] } = await client.query({
+        ...prepared(this.sql.drain),
+        values: [
+          checkpoint.transactionId,
+          checkpoint.position,
+          this.gate,
+          batchSize,
+          this.name,
+          this.unsaved,
+        ],
+      });
       this.unsaved = false;
       // by the flag, not by place: the order of a UNION ALL's branches is not promised
       const held: boolean = rows.some((r) => r.held);
@@ -330,7 +334,7 @@ export class Relay {
       // held back, maybe by other services' transactions alone: read the gate (not too often, above)
       if (performance.now() - this.gateReadAt >= GATE_READ_INTERVAL_MS) {
         this.gateReadAt = performance.now();
-        const { rows: read } = await client.query<{ gate: string }>(this.sql.gate);
+        const { rows: read } = await client.query<{ gate: string }>(prepared(this.sql.gate));
         const gate = read[0]!.gate;
         // further than the gate already used: drain again below it
         if (this.gate === null || BigInt(gate) > BigInt(this.gate)) {
@@ -349,7 +353,10 @@ export class Relay {
   private async save(): Promise<void> {
     const { client, checkpoint } = this;
     if (!this.unsaved || !client || !checkpoint) return;
-    await client.query(this.sql.save, [this.name, checkpoint.transactionId, checkpoint.position]);
+    await client.query({
+      ...prepared(this.sql.save),
+      values: [this.name, checkpoint.transactionId, checkpoint.position],
+    });
     this.unsaved = false;
   }
 

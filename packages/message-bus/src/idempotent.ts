@@ -1,4 +1,4 @@
-import { assertSchemaName, isRetriable } from '@grantline/event-store';
+import { assertSchemaName, isRetriable, prepared } from '@grantline/event-store';
 import { ATTRS, lazyInstruments, METRICS } from '@grantline/telemetry';
 import type pg from 'pg';
 import type { ConsumedEvent, EventHandler } from './port.ts';
@@ -27,24 +27,33 @@ const TRANSIENT_SQLSTATE = /^(08|40|53|57)/;
 
 /**
  * Wraps a projection so each event is applied exactly once: the read-model change and the
- * `processed_events` row commit in one transaction, and a redelivered event finds its row and is skipped.
+ * `processed_events` row commit in one transaction, and a redelivered event finds its row and is
+ * skipped. `many` applies several events in one transaction (one commit for a run of a topic
+ * partition), all or nothing.
  */
-export const idempotentProjection = (options: IdempotentProjectionOptions): EventHandler => {
+export const idempotentProjection = (
+  options: IdempotentProjectionOptions,
+): EventHandler & { many: (events: readonly ConsumedEvent[]) => Promise<void> } => {
   const schema = assertSchemaName(options.schema);
-  return async (event) => {
+  const recordOne = prepared(
+    `INSERT INTO ${schema}.processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+  );
+  const recordMany = prepared(
+    `WITH input AS (SELECT id, ord FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, ord)),
+     recorded AS (
+       INSERT INTO ${schema}.processed_events (consumer, event_id)
+       SELECT DISTINCT $1::text, id FROM input ON CONFLICT DO NOTHING RETURNING event_id)
+     SELECT min(input.ord) AS ord FROM input JOIN recorded ON recorded.event_id = input.id GROUP BY input.id`,
+  );
+  const inTransaction = async (work: (client: pg.PoolClient) => Promise<readonly ConsumedEvent[]>) => {
     const client = await options.pool.connect();
     try {
       await client.query('BEGIN');
-      const { rowCount } = await client.query(
-        `INSERT INTO ${schema}.processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-        [options.consumer, event.id],
-      );
-      if (rowCount === 1) await options.project(event, client);
+      const applied = await work(client);
       await client.query('COMMIT');
-      if (rowCount === 1)
-        projectionLag().record((Date.now() - Date.parse(event.time)) / 1000, {
-          [ATTRS.consumer]: options.consumer,
-        });
+      const now = Date.now();
+      for (const event of applied)
+        projectionLag().record((now - Date.parse(event.time)) / 1000, { [ATTRS.consumer]: options.consumer });
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       throw markTransient(error);
@@ -52,6 +61,27 @@ export const idempotentProjection = (options: IdempotentProjectionOptions): Even
       client.release();
     }
   };
+  const one = (event: ConsumedEvent) =>
+    inTransaction(async (client) => {
+      const { rowCount } = await client.query({ ...recordOne, values: [options.consumer, event.id] });
+      if (rowCount !== 1) return [];
+      await options.project(event, client);
+      return [event];
+    });
+  const many = (events: readonly ConsumedEvent[]) =>
+    inTransaction(async (client) => {
+      // the position of each event recorded now: the first of an id delivered twice in one run (the
+      // relay publishes at least once), none of one processed before
+      const { rows } = await client.query<{ ord: string }>({
+        ...recordMany,
+        values: [options.consumer, events.map((e) => e.id)],
+      });
+      const fresh = new Set(rows.map((r) => Number(r.ord) - 1));
+      const applied = events.filter((_, i) => fresh.has(i));
+      for (const event of applied) await options.project(event, client);
+      return applied;
+    });
+  return Object.assign(one, { many });
 };
 
 const markTransient = (error: unknown): unknown => {

@@ -5,7 +5,8 @@ import type { Logger } from '@grantline/telemetry';
 import type { KafkaMessage } from 'kafkajs';
 import type pg from 'pg';
 import { decodeEvent, encodeEvent, wantedBy } from './codec.ts';
-import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
+import type { ConsumedEvent, MessageBus, Subscription, SubscriptionOptions } from './port.ts';
+import { handledTogether } from './together.ts';
 
 export interface InProcessBusOptions {
   /** the embedded database (PGlite through `pglitePool`), which keeps the log and the group offsets */
@@ -191,20 +192,30 @@ export class InProcessMessageBus implements MessageBus {
     );
     const done = new Map<string, string>();
     let handled = 0;
+    const messageOf = (row: (typeof rows)[number]) =>
+      ({
+        key: row.key === null ? null : Buffer.from(row.key),
+        value: row.value === null ? null : Buffer.from(row.value),
+        headers: row.headers,
+        offset: row.seq,
+        timestamp: String(row.published_at.getTime()),
+        attributes: 0,
+      }) as unknown as KafkaMessage;
+    const wanted = wantedBy(options.types);
     try {
-      for (const row of rows) {
+      // runs of consecutive rows of one topic: through `handleMany` together when the subscriber has it
+      for (let i = 0; i < rows.length; ) {
         if (stopped()) break;
-        const message = {
-          key: row.key === null ? null : Buffer.from(row.key),
-          value: row.value === null ? null : Buffer.from(row.value),
-          headers: row.headers,
-          offset: row.seq,
-          timestamp: String(row.published_at.getTime()),
-          attributes: 0,
-        } as unknown as KafkaMessage;
-        await this.handle(options, row.topic, message);
-        done.set(row.topic, row.seq);
-        handled++;
+        const topic = rows[i]!.topic;
+        let end = i + 1;
+        while (options.handleMany && end < rows.length && rows[end]!.topic === topic) end++;
+        const run = rows.slice(i, end).map(messageOf);
+        const chosen = run.filter((m) => wanted(m.headers));
+        if (!(chosen.length > 1 && (await this.handleTogether(options, topic, chosen))))
+          for (const message of chosen) await this.handle(options, topic, message);
+        done.set(topic, run.at(-1)!.offset);
+        handled += run.length;
+        i = end;
       }
     } finally {
       if (done.size > 0)
@@ -218,10 +229,24 @@ export class InProcessMessageBus implements MessageBus {
     return handled;
   }
 
+  /** Several messages through `handleMany` at once; false when they must go one by one (see `handledTogether`). */
+  private async handleTogether(
+    options: SubscriptionOptions,
+    topic: string,
+    messages: readonly KafkaMessage[],
+  ): Promise<boolean> {
+    let events: ConsumedEvent[];
+    try {
+      events = messages.map((m) => decodeEvent(topic, 0, m));
+    } catch {
+      return false; // one by one parks the message that does not decode
+    }
+    return handledTogether(options, events);
+  }
+
   /** As on Kafka: quick retries, a retriable failure that persists propagates, anything else is skipped. */
   private async handle(options: SubscriptionOptions, topic: string, message: KafkaMessage) {
     try {
-      if (!wantedBy(options.types)(message.headers)) return;
       const event = decodeEvent(topic, 0, message);
       await withRetry(() => options.handle(event), {
         attempts: options.handlerAttempts ?? 3,

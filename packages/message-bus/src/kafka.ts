@@ -2,29 +2,14 @@ import { isRetriable, withRetry } from '@grantline/event-store';
 import type { RecordedEvent } from '@grantline/events';
 import { deadLetterTopic } from '@grantline/events';
 import { ATTRS, type Logger, SPANS } from '@grantline/telemetry';
-import {
-  context,
-  type Link,
-  propagation,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-} from '@opentelemetry/api';
-import {
-  type Admin,
-  type Consumer,
-  type EachBatchPayload,
-  Kafka,
-  type KafkaConfig,
-  type KafkaMessage,
-  logLevel,
-} from 'kafkajs';
-import { decodeEvent, encodeEvent, wantedBy } from './codec.ts';
+import { type Link, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { type Admin, type Consumer, Kafka, type KafkaConfig, logLevel } from 'kafkajs';
+import { encodeEvent } from './codec.ts';
+import { type DeadLetter, handleKafkaBatch } from './kafka-batches.ts';
 import { OffsetCommits, UNAWAITED_COMMIT_INTERVAL_MS, UNAWAITED_TOPICS } from './kafka-offsets.ts';
 import { BOUNDED_RETRIES_WARNING, SerialProducer } from './kafka-producer.ts';
 import { subscribersCaughtUp } from './kafka-subscribers.ts';
-import { headersAsStrings, instruments, lag, MAX_LINKS, tracer } from './kafka-telemetry.ts';
+import { instruments, MAX_LINKS, tracer } from './kafka-telemetry.ts';
 import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
 
 export interface KafkaBusOptions {
@@ -207,7 +192,7 @@ export class KafkaMessageBus implements MessageBus {
       // committed here instead: after each batch of an awaited topic, at intervals for the others
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.handleBatch(options, commits, payload),
+      eachBatch: (payload) => handleKafkaBatch(this.deadLetter, options, commits, payload),
     });
     this.consumers.add(consumer);
     this.subscriptions.add(commits);
@@ -225,85 +210,7 @@ export class KafkaMessageBus implements MessageBus {
     };
   }
 
-  private async handleBatch(
-    options: SubscriptionOptions,
-    commits: OffsetCommits,
-    payload: EachBatchPayload,
-  ): Promise<void> {
-    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
-    const lagKey = `${options.groupId}/${batch.topic}/${batch.partition}`;
-    const attributes = {
-      [ATTRS.consumer]: options.groupId,
-      [ATTRS.topic]: batch.topic,
-      [ATTRS.partition]: batch.partition,
-    };
-    const wanted = wantedBy(options.types);
-    let handled: string | undefined;
-    // one attempt in the group's current generation, as kafkajs's own commit after a batch (its
-    // consumer.commitOffsets retries for up to a minute, which no batch or stop may wait for)
-    commits.committer = (offsets) => commitOffsetsIfNecessary(offsets);
-    try {
-      for (const message of batch.messages) {
-        if (!isRunning() || isStale()) break;
-        if (wanted(message.headers)) await this.handleMessage(options, batch.topic, batch.partition, message);
-        resolveOffset(message.offset);
-        handled = message.offset;
-        lag.set(lagKey, {
-          value: Math.max(0, Number(batch.highWatermark) - Number(message.offset) - 1),
-          attributes,
-        });
-        await heartbeat();
-      }
-    } catch (error) {
-      // what was handled before the failure, in this batch and before it, is committed at once: a
-      // restart resumes at the failed message
-      if (handled !== undefined && !isStale()) commits.handled(batch.topic, batch.partition, handled);
-      await commits.flush();
-      throw error;
-    }
-    if (handled === undefined || isStale()) return;
-    commits.handled(batch.topic, batch.partition, handled);
-    // an awaited topic now; the others when due, or when this batch is the last before a stop
-    if (commits.due(batch.topic) || !isRunning()) await commits.flush();
-  }
-
-  private async handleMessage(
-    options: SubscriptionOptions,
-    topic: string,
-    partition: number,
-    message: KafkaMessage,
-  ): Promise<void> {
-    const parent = propagation.extract(context.active(), headersAsStrings(message.headers));
-    const span = tracer.startSpan(SPANS.consume(topic), { kind: SpanKind.CONSUMER }, parent);
-    try {
-      await context.with(trace.setSpan(parent, span), async () => {
-        const event = decodeEvent(topic, partition, message);
-        span.setAttribute(ATTRS.eventType, event.type);
-        span.setAttribute(ATTRS.consumer, options.groupId);
-        // Transient failures get a few quick retries here; a retriable one that persists propagates
-        // (kafkajs restarts, then crashes: `onCrash`), anything else is dead-lettered below.
-        await withRetry(() => options.handle(event), {
-          attempts: options.handlerAttempts ?? 3,
-          retryOn: () => true,
-        });
-      });
-      instruments().processed.add(1, { [ATTRS.consumer]: options.groupId, [ATTRS.topic]: topic });
-    } catch (error) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-      if (isRetriable(error)) throw error;
-      await this.deadLetter(options.groupId, topic, partition, message, error as Error);
-    } finally {
-      span.end();
-    }
-  }
-
-  private async deadLetter(
-    groupId: string,
-    topic: string,
-    partition: number,
-    message: KafkaMessage,
-    error: Error,
-  ) {
+  private readonly deadLetter: DeadLetter = async (groupId, topic, partition, message, error) => {
     this.options.logger.warn(
       { topic, partition, offset: message.offset, consumer: groupId, reason: error.message },
       'message dead-lettered',
@@ -327,7 +234,7 @@ export class KafkaMessageBus implements MessageBus {
       }),
     );
     instruments().deadLettered.add(1, { [ATTRS.consumer]: groupId, [ATTRS.topic]: topic });
-  }
+  };
 
   private admin: Promise<Admin> | undefined;
 

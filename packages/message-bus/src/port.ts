@@ -31,6 +31,13 @@ export interface SubscriptionOptions {
   topics: readonly string[];
   handle: EventHandler;
   /**
+   * Optional: consecutive events of one topic partition (of the `types` wanted, in order) handled in
+   * one call, all or nothing, as a projection applies them in one transaction. A failure is retried
+   * like `handle`'s; one that is not retriable hands the same events to `handle` one by one, which
+   * finds the event at fault (dead-lettered) and applies the others.
+   */
+  handleMany?: (events: readonly ConsumedEvent[]) => Promise<void>;
+  /**
    * the event types `handle` wants (all when omitted): the others are passed over by their CloudEvents
    * type header, never decoded nor handed to `handle`, and their offsets move on as if handled
    */

@@ -194,6 +194,99 @@ export const messageBusContract = (
       }
     });
 
+    it('hands a run of events to handleMany in one call, in order, and an idempotent projection applies each once', async () => {
+      const { pool, schema } = db();
+      const stream = `grant-${randomUUID()}`;
+      const table = `${schema}.${uniqueName('many').replace(/[^a-z0-9_]/g, '_')}`;
+      await pool.query(`CREATE TABLE ${table} (event_id text NOT NULL, version int NOT NULL, seq serial)`);
+      const project = idempotentProjection({
+        pool,
+        schema,
+        consumer: uniqueName('contract-many'),
+        project: async (event, tx) => {
+          await tx.query(`INSERT INTO ${table} (event_id, version) VALUES ($1, $2)`, [
+            event.id,
+            event.streamVersion,
+          ]);
+        },
+      });
+      const events = [1, 2, 3, 4].map((v) => recorded(stream, v));
+      // published before the group exists: its first fetch finds them all
+      await bus().publish([...events.slice(0, 3), events[1]!, events[3]!]);
+      const runs: number[] = [];
+      const seen: ConsumedEvent[] = [];
+      let one = 0;
+      const sub = await bus().subscribe({
+        groupId: uniqueName('contract-many'),
+        topics: [TOPICS.grants],
+        onCrash: noCrash,
+        handle: async (e) => {
+          if (e.subject !== stream) return;
+          one++;
+          await project(e);
+        },
+        handleMany: async (batch) => {
+          const ours = batch.filter((e) => e.subject === stream);
+          if (ours.length > 0) runs.push(ours.length);
+          seen.push(...ours);
+          await project.many(ours);
+        },
+      });
+      try {
+        await eventually(
+          async () => {
+            const { rows } = await pool.query(`SELECT 1 FROM ${table}`);
+            return rows.length >= 4 && runs.reduce((a, b) => a + b, 0) + one >= 5 ? true : undefined;
+          },
+          { what: 'the five deliveries' },
+        );
+        // together: the run of five (a duplicate among them) in one call, not one call each
+        expect(Math.max(...runs)).toBeGreaterThan(1);
+        const { rows } = await pool.query<{ event_id: string; version: number }>(
+          `SELECT event_id, version FROM ${table} ORDER BY seq`,
+        );
+        expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+        expect(rows.map((r) => r.event_id)).toEqual(events.map((e) => e.id));
+        // a later redelivery of the whole run changes nothing
+        await project.many(seen);
+        expect((await pool.query(`SELECT 1 FROM ${table}`)).rows).toHaveLength(4);
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it('hands a run that handleMany rejects for good to handle one by one: the bad event is skipped, the others applied', async () => {
+      const stream = `grant-${randomUUID()}`;
+      await bus().publish([1, 2, 3].map((v) => recorded(stream, v)));
+      const handled: number[] = [];
+      let rejectedRuns = 0;
+      const sub = await bus().subscribe({
+        groupId: uniqueName('contract-many-poison'),
+        topics: [TOPICS.grants],
+        onCrash: noCrash,
+        handlerAttempts: 1,
+        handle: async (e) => {
+          if (e.subject !== stream) return;
+          if (e.streamVersion === 2) throw new TypeError('cannot handle this one');
+          handled.push(e.streamVersion);
+        },
+        handleMany: async (batch) => {
+          if (batch.some((e) => e.subject === stream && e.streamVersion === 2)) {
+            rejectedRuns++;
+            throw new TypeError('cannot handle this run');
+          }
+          for (const e of batch) if (e.subject === stream) handled.push(e.streamVersion);
+        },
+      });
+      try {
+        await eventually(() => (handled.length === 2 ? true : undefined), { what: 'events 1 and 3' });
+        expect(handled).toEqual([1, 3]);
+        expect(rejectedRuns).toBeGreaterThan(0);
+      } finally {
+        await sub.stop();
+      }
+    });
+
     it('carries revocation facts and heartbeats on the compacted revocations topic, keyed by fact', async () => {
       const key = `grant:${randomUUID()}`;
       const time = new Date();

@@ -60,7 +60,8 @@ export interface Runtime {
   readonly shutdown: (() => Promise<unknown>)[];
   /**
    * Keeps a read model of this service up to date from topics: each event applied once, in the
-   * transaction that records it (consumer group = `name`); stopped before the bus closes. Events of
+   * transaction that records it (consecutive events of a partition share one; consumer group =
+   * `name`); stopped before the bus closes. Events of
    * types the projection does not handle are passed over without touching the database. `applied`
    * is called once an event's transaction has committed (what the read model now shows may be sent
    * on).
@@ -156,23 +157,27 @@ const assemble = async (
     project: async (name, topics, projection, onCrash, options = {}) => {
       const recorded = idempotentProjection({ pool, schema, consumer: name, project: projection.apply });
       const { applied } = options;
-      const idempotent = applied
-        ? async (event: ConsumedEvent) => {
-            await recorded(event);
-            applied(event);
-          }
-        : recorded;
       const types = new Set<string>(projection.types);
+      const wanted = (event: ConsumedEvent) =>
+        types.has(event.type) && (projection.relevant?.(event) ?? true);
       subscriptions.push(
         await bus.subscribe({
           groupId: name,
           topics,
           types: projection.types,
           onCrash,
-          handle: (event) =>
-            types.has(event.type) && (projection.relevant?.(event) ?? true)
-              ? idempotent(event)
-              : Promise.resolve(),
+          handle: async (event) => {
+            if (!wanted(event)) return;
+            await recorded(event);
+            applied?.(event);
+          },
+          // a run of a partition's events in one transaction: one commit, not one per event
+          handleMany: async (events) => {
+            const chosen = events.filter(wanted);
+            if (chosen.length === 0) return;
+            await recorded.many(chosen);
+            if (applied) for (const event of chosen) applied(event);
+          },
         }),
       );
     },

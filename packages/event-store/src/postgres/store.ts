@@ -8,6 +8,9 @@ import { ConcurrencyError } from '../errors.ts';
 import type { AppendOptions, AppendResult, EventStore, ExpectedVersion, ReadStreamResult } from '../port.ts';
 import { withRetry } from '../retry.ts';
 import { assertSchemaName } from './migrations.ts';
+import { prepared } from './prepared.ts';
+
+type Statement = ReturnType<typeof prepared>;
 
 export interface EventRow {
   position: string;
@@ -136,9 +139,11 @@ export const activeTraceContext = (): EventMetadata => {
 export class PostgresEventStore implements EventStore {
   readonly schema: string;
   private readonly db: Queryable;
-  private readonly appendSql: string;
-  private readonly readSql: string;
-  private readonly readWithFirstSql: string;
+  private readonly appendSql: Statement;
+  private readonly readSql: Statement;
+  private readonly readWithFirstSql: Statement;
+  private readonly newStreamsSql: Statement;
+  private readonly currentVersionSql: Statement;
 
   private readonly wake: RelayWakeUp;
   /** inside `transaction`: the relay is woken after the commit, not after each append */
@@ -157,7 +162,7 @@ export class PostgresEventStore implements EventStore {
     this.schema = assertSchemaName(options.schema);
     this.wake = bound?.wake ?? new RelayWakeUp(options.pool, `${this.schema}_events`, options.relay);
     const s = this.schema;
-    this.appendSql = `
+    this.appendSql = prepared(`
       WITH last AS (
         SELECT stream_version, transaction_id FROM ${s}.events WHERE stream_id = $1
         ORDER BY stream_version DESC LIMIT 1
@@ -180,9 +185,21 @@ export class PostgresEventStore implements EventStore {
         FROM unnest($10::uuid[], $11::text[], $12::text[], $13::jsonb[]) AS n(id, stream, type, data)
         WHERE EXISTS (SELECT 1 FROM ins)
       )
-      SELECT cur.version AS current_version, ins.* FROM cur LEFT JOIN ins ON true ORDER BY ins.stream_version`;
-    this.readSql = `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`;
-    this.readWithFirstSql = `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND (stream_version >= $2 OR stream_version = 1) ORDER BY stream_version LIMIT $3`;
+      SELECT cur.version AS current_version, ins.* FROM cur LEFT JOIN ins ON true ORDER BY ins.stream_version`);
+    this.readSql = prepared(
+      `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`,
+    );
+    this.readWithFirstSql = prepared(
+      `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND (stream_version >= $2 OR stream_version = 1) ORDER BY stream_version LIMIT $3`,
+    );
+    this.newStreamsSql = prepared(
+      `INSERT INTO ${s}.events (event_id, stream_id, stream_version, type, data, metadata, source, recorded_at)
+       SELECT e.id, e.stream, 1, e.type, e.data, e.metadata, $6, $7
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e(id, stream, type, data, metadata)`,
+    );
+    this.currentVersionSql = prepared(
+      `SELECT coalesce(max(stream_version), 0) AS v FROM ${s}.events WHERE stream_id = $1`,
+    );
   }
 
   /** Runs `work` in one transaction; every append through the given store commits or rolls back together. */
@@ -272,11 +289,9 @@ export class PostgresEventStore implements EventStore {
     if (items.length === 0) return;
     const valid = items.map((i) => validateEvent(i.event));
     try {
-      await this.db.query(
-        `INSERT INTO ${this.schema}.events (event_id, stream_id, stream_version, type, data, metadata, source, recorded_at)
-         SELECT e.id, e.stream, 1, e.type, e.data, e.metadata, $6, $7
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e(id, stream, type, data, metadata)`,
-        [
+      await this.db.query({
+        ...this.newStreamsSql,
+        values: [
           valid.map(() => randomUUID()),
           items.map((i) => i.streamId),
           valid.map((e) => e.type),
@@ -286,7 +301,7 @@ export class PostgresEventStore implements EventStore {
           this.options.source,
           this.now(),
         ],
-      );
+      });
     } catch (error) {
       if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
         throw new ConcurrencyError(items.map((i) => i.streamId).join(','), 'no_stream', undefined);
@@ -304,7 +319,10 @@ export class PostgresEventStore implements EventStore {
   ): Promise<AppendResult> {
     let rows: (EventRow & { current_version: number })[];
     try {
-      ({ rows } = await this.db.query<EventRow & { current_version: number }>(this.appendSql, params));
+      ({ rows } = await this.db.query<EventRow & { current_version: number }>({
+        ...this.appendSql,
+        values: params,
+      }));
     } catch (error) {
       if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
       // Another writer took the next version between our read and our insert. Inside a caller's
@@ -329,10 +347,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   private async currentVersion(streamId: string): Promise<number> {
-    const { rows } = await this.db.query<{ v: number }>(
-      `SELECT coalesce(max(stream_version), 0) AS v FROM ${this.schema}.events WHERE stream_id = $1`,
-      [streamId],
-    );
+    const { rows } = await this.db.query<{ v: number }>({ ...this.currentVersionSql, values: [streamId] });
     return rows[0]?.v ?? 0;
   }
 
@@ -346,11 +361,10 @@ export class PostgresEventStore implements EventStore {
     // the first event comes on top of what was asked for, not in place of one of them
     const first = options.withFirst === true && from > 1;
     const limit = options.maxCount === undefined ? null : options.maxCount + (first ? 1 : 0);
-    const { rows } = await this.db.query<EventRow>(first ? this.readWithFirstSql : this.readSql, [
-      streamId,
-      from,
-      limit,
-    ]);
+    const { rows } = await this.db.query<EventRow>({
+      ...(first ? this.readWithFirstSql : this.readSql),
+      values: [streamId, from, limit],
+    });
     const events = rows.map(toRecordedEvent) as RecordedEvent<E>[];
     const asked = first ? events.filter((e) => e.streamVersion >= from) : events;
     const last = asked[asked.length - 1];

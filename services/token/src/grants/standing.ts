@@ -1,4 +1,4 @@
-import { EVENT_COLUMNS, type EventRow, toRecordedEvent } from '@grantline/event-store';
+import { EVENT_COLUMNS, type EventRow, prepared, toRecordedEvent } from '@grantline/event-store';
 import type { RecordedEvent, TokenEvent } from '@grantline/events';
 import type { GrantRecord } from '@grantline/grant-directory';
 import { InvalidGrant } from '@grantline/oauth';
@@ -102,7 +102,7 @@ export const postgresStandingReads = (
     (SELECT max(w.revoked_at) FROM ${s}.wide_revocations w
        WHERE (w.kind = 'subject' AND w.id = names.subject) OR (w.kind = 'client' AND w.id = names.client_id)) AS revoked_at,
     ${options.endedSessions ? `EXISTS (SELECT 1 FROM ${s}.ended_sessions e WHERE e.session_id = names.session_id)` : 'false'} AS session_ended`;
-  const familySql = `
+  const familySql = prepared(`
     WITH family AS (
       SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND (stream_version >= $2 OR stream_version = 1)
     ), names AS (
@@ -111,20 +111,23 @@ export const postgresStandingReads = (
       FROM family WHERE stream_version = 1
     ), standing AS MATERIALIZED ( -- once, not once per event row
       SELECT ${standing} FROM names)
-    SELECT family.*, standing.* FROM family CROSS JOIN standing ORDER BY family.stream_version`;
-  const namesSql = `
+    SELECT family.*, standing.* FROM family CROSS JOIN standing ORDER BY family.stream_version`);
+  const namesSql = prepared(`
     SELECT ${standing}
-    FROM (SELECT $1::text AS grant_id, $2::text AS subject, $3::text AS client_id, $4::text AS session_id) names`;
-  const revocationSql = `
+    FROM (SELECT $1::text AS grant_id, $2::text AS subject, $3::text AS client_id, $4::text AS session_id) names`);
+  const revocationSql = prepared(`
     SELECT (SELECT status FROM ${s}.grants WHERE grant_id = $1) AS grant_status,
       (SELECT max(revoked_at) FROM ${s}.wide_revocations
-         WHERE (kind = 'subject' AND id = $2) OR (kind = 'client' AND id = $3)) AS revoked_at`;
+         WHERE (kind = 'subject' AND id = $2) OR (kind = 'client' AND id = $3)) AS revoked_at`);
 
   return {
     async family(streamId, fromVersion) {
       // Postgres text cannot hold NUL: no stream has one in its id (a family id is validated anyway)
       if (streamId.includes('\u0000')) return { events: [], standing: undefined };
-      const { rows } = await pool.query<EventRow & StandingRow>(familySql, [streamId, fromVersion]);
+      const { rows } = await pool.query<EventRow & StandingRow>({
+        ...familySql,
+        values: [streamId, fromVersion],
+      });
       const first = rows[0];
       return {
         events: rows.map(toRecordedEvent) as RecordedEvent<TokenEvent>[],
@@ -132,12 +135,10 @@ export const postgresStandingReads = (
       };
     },
     async of(names) {
-      const { rows } = await pool.query<StandingRow>(namesSql, [
-        names.grantId,
-        names.subject,
-        names.clientId,
-        names.sessionId ?? null,
-      ]);
+      const { rows } = await pool.query<StandingRow>({
+        ...namesSql,
+        values: [names.grantId, names.subject, names.clientId, names.sessionId ?? null],
+      });
       return toStanding(rows[0]!);
     },
     async revocation(names) {
