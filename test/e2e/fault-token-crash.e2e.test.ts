@@ -56,9 +56,11 @@ describe('F11: a token service killed right after a code redemption commits', ()
       { what: 'the token process to be ready', timeoutMs: 60_000, intervalMs: 200 },
     );
 
-    // The fault: once the redemption's transaction has committed, the token service records the
-    // access token it is about to hand out. That insert waits on a lock this test holds, so the
-    // process can be killed exactly between the commit and the answer.
+    // The fault: the redemption records the code, the refresh token family and the access token in
+    // one statement; once it has committed, the token service reads the grant again (F10) before it
+    // answers. The test holds the statement (its access token's insert waits on an advisory lock),
+    // takes the grants table from under the re-check, lets the statement commit, and kills the
+    // process while the re-check waits: exactly between the commit and the answer.
     await stack.db.pool.query(`
       CREATE FUNCTION token.hold_issuance() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pg_advisory_xact_lock(${HOLD}); RETURN NEW; END $$;
@@ -67,6 +69,9 @@ describe('F11: a token service killed right after a code redemption commits', ()
     await holder.query('SELECT pg_advisory_lock($1)', [HOLD]);
     const clientId = tenant.client.client_id;
     const flow = await runFlow(stack, tenant);
+    const waitingOn = async (lock: string) =>
+      (await stack.db.pool.query(`SELECT 1 FROM pg_locks WHERE ${lock} AND NOT granted`)).rowCount === 1;
+    let grantsHeld = false;
     try {
       const lost = fetch(`${victimUrl}/oauth2/token`, {
         method: 'POST',
@@ -84,25 +89,31 @@ describe('F11: a token service killed right after a code redemption commits', ()
         (res) => `answered ${res.status}`,
         () => 'connection lost',
       );
+      await eventually(
+        async () => ((await waitingOn(`locktype = 'advisory' AND objid = ${HOLD}`)) ? true : undefined),
+        { what: 'the redemption statement to wait' },
+      );
+      await holder.query('BEGIN; LOCK TABLE token.grants IN ACCESS EXCLUSIVE MODE');
+      grantsHeld = true;
+      await holder.query('SELECT pg_advisory_unlock($1)', [HOLD]);
       const [redeemed] = await eventually(
         async () => {
           const rows = await events('CodeRedeemed', clientId);
-          const waiting = await stack.db.pool.query(
-            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`,
-            [HOLD],
-          );
-          return rows.length === 1 && waiting.rowCount === 1 ? rows : undefined;
+          return rows.length === 1 && (await waitingOn(`relation = 'token.grants'::regclass`))
+            ? rows
+            : undefined;
         },
-        { what: 'the redemption to commit and the issuance to wait' },
+        { what: 'the redemption to commit and its re-check to wait' },
       );
       victim.child.kill('SIGKILL');
       expect(await victim.exited).toBe('SIGKILL');
       expect(await lost).toBe('connection lost');
       // the dead process's statement dies with it, as its connection would in a real crash
       await stack.db.pool.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`,
-        [HOLD],
+        `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE relation = 'token.grants'::regclass AND NOT granted`,
       );
+      await holder.query('ROLLBACK');
+      grantsHeld = false;
       const { accessTokenId, familyId, codeId } = redeemed!.data as Record<string, string>;
 
       // the client retries at the surviving instance
@@ -112,8 +123,8 @@ describe('F11: a token service killed right after a code redemption commits', ()
         error: 'invalid_grant',
         error_description: 'authorization code has already been used',
       });
-      // what the lost answer carried is dead: its family revoked, its access token id reported for
-      // the deny-list (that token was never signed into existence: no AccessTokenIssued for it)
+      // what the lost answer carried is dead: its family revoked, its access token (recorded with the
+      // redemption, in the same statement) reported for the deny-list
       expect((await events('CodeReplayDetected', clientId)).map((e) => e.data)).toEqual([
         expect.objectContaining({ codeId, accessTokenIds: [accessTokenId] }),
       ]);
@@ -123,10 +134,11 @@ describe('F11: a token service killed right after a code redemption commits', ()
       );
       expect(revoked.rows.map((r) => r.data)).toEqual([expect.objectContaining({ reason: 'code_replay' })]);
       expect((await events('AccessTokenIssued', clientId)).some((e) => e.data.jti === accessTokenId)).toBe(
-        false,
+        true,
       );
     } finally {
-      await holder.query('SELECT pg_advisory_unlock($1)', [HOLD]);
+      if (grantsHeld) await holder.query('ROLLBACK');
+      await holder.query('SELECT pg_advisory_unlock_all()');
       await stack.db.pool.query(
         'DROP TRIGGER hold_issuance ON token.events; DROP FUNCTION token.hold_issuance()',
       );

@@ -42,23 +42,28 @@ export const idempotentProjection = (
     `WITH input AS (SELECT id, ord FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, ord)),
      recorded AS (
        INSERT INTO ${schema}.processed_events (consumer, event_id)
-       SELECT DISTINCT $1::text, id FROM input ON CONFLICT DO NOTHING RETURNING event_id)
+       SELECT DISTINCT $1::text, id FROM input ORDER BY 2 ON CONFLICT DO NOTHING RETURNING event_id)
      SELECT min(input.ord) AS ord FROM input JOIN recorded ON recorded.event_id = input.id GROUP BY input.id`,
   );
   const inTransaction = async (work: (client: pg.PoolClient) => Promise<readonly ConsumedEvent[]>) => {
-    const client = await options.pool.connect();
+    let client: pg.PoolClient | undefined;
     try {
+      // inside: a database that cannot be reached is a transient failure (retried, then a crash), never a bad event
+      client = await options.pool.connect();
       await client.query('BEGIN');
       const applied = await work(client);
-      await client.query('COMMIT');
+      // a transaction a statement aborted (an error caught on the way) answers COMMIT with a rollback
+      const { command } = await client.query('COMMIT');
+      if (command === 'ROLLBACK')
+        throw Object.assign(new Error('the projection transaction was rolled back'), { retriable: true });
       const now = Date.now();
       for (const event of applied)
         projectionLag().record((now - Date.parse(event.time)) / 1000, { [ATTRS.consumer]: options.consumer });
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
+      await client?.query('ROLLBACK').catch(() => {});
       throw markTransient(error);
     } finally {
-      client.release();
+      client?.release();
     }
   };
   const one = (event: ConsumedEvent) =>

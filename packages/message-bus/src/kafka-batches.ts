@@ -87,6 +87,7 @@ const handleTogether = async (
   messages: readonly KafkaMessage[],
 ): Promise<void> => {
   let spans: Span[] = [];
+  let failure: string | undefined;
   let together = false;
   try {
     const events = messages.map((m) => decodeEvent(topic, partition, m));
@@ -97,16 +98,14 @@ const handleTogether = async (
       return span;
     });
     together = await handledTogether(options, events);
+    if (!together) failure = 'rejected as a run: handled one by one';
   } catch (error) {
-    // a message that does not decode: one by one below parks it; a retriable failure propagates
-    if (isRetriable(error)) {
-      for (const span of spans)
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-      throw error;
-    }
+    // a retriable failure propagates; a message that does not decode is parked one by one below
+    failure = (error as Error).message;
+    if (isRetriable(error)) throw error;
   } finally {
     for (const span of spans) {
-      if (!together) span.setStatus({ code: SpanStatusCode.ERROR, message: 'handled one by one instead' });
+      if (failure !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
       span.end();
     }
   }

@@ -162,12 +162,14 @@ const revokeRedemption = async (
   const redeemed = events.find((e) => e.type === 'CodeRedeemed')?.data as
     | Extract<TokenEvent, { type: 'CodeRedeemed' }>['data']
     | undefined;
+  // a conflict with no redemption on record is not a replay (a new stream's id taken): spend nothing
+  if (!redeemed) throw new Error(`code ${codeId}: the redemption conflicted, but the code is unspent`);
   await store.append(`code-${codeId}`, 'any', [
     {
       type: 'CodeReplayDetected',
-      data: { codeId, ...ids, accessTokenIds: redeemed ? [redeemed.accessTokenId] : [] },
+      data: { codeId, ...ids, accessTokenIds: [redeemed.accessTokenId] },
     },
   ]);
-  if (redeemed?.familyId)
+  if (redeemed.familyId)
     await revokeFamily(store, redeemed.familyId, 'code_replay', accessTokenTtlSeconds, clock);
 };

@@ -60,7 +60,8 @@ export const refuseRevoked = (revocation: Revocation, since: number): void => {
 
 type StandingRow = {
   grant: GrantRecord | null;
-  user: (Omit<UserRecord, 'credentialsChangedAt'> & { credentialsChangedAt: string | null }) | null;
+  /** `credentialsChangedAt` in ms since the epoch: a number, never a text to parse */
+  user: (Omit<UserRecord, 'credentialsChangedAt'> & { credentialsChangedAt: number | null }) | null;
   revoked_at: Date | null;
   session_ended: boolean;
 };
@@ -97,7 +98,8 @@ export const postgresStandingReads = (
         'scopes', g.scopes, 'organisations', g.organisations, 'status', g.status)
        FROM ${s}.grants g WHERE g.grant_id = names.grant_id) AS grant,
     (SELECT json_build_object('userId', u.user_id, 'username', u.username, 'status', u.status,
-        'organisations', u.organisations, 'credentialsChangedAt', u.credentials_changed_at)
+        'organisations', u.organisations,
+        'credentialsChangedAt', (extract(epoch FROM u.credentials_changed_at) * 1000)::float8)
        FROM ${s}.users u WHERE u.user_id = names.subject) AS user,
     (SELECT max(w.revoked_at) FROM ${s}.wide_revocations w
        WHERE (w.kind = 'subject' AND w.id = names.subject) OR (w.kind = 'client' AND w.id = names.client_id)) AS revoked_at,
