@@ -207,17 +207,27 @@ async function main() {
     console.log(
       `authorization code flows, Grantline (4 processes, Postgres, Kafka, Redis), scripted HTTP, ${seconds} s per run:\n` +
         '  authorize -> sign-in page -> POST sign-in -> consent page -> POST Allow -> complete -> code ->\n' +
-        '  token exchange with PKCE; a fresh user agent (new sign-in) and a new grant per flow',
+        '  token exchange with PKCE; a fresh user agent (new sign-in) and a new grant per flow; node-oidc-provider\n' +
+        '  through its development sign-in and consent pages, the same steps, right before each Grantline run',
     );
     // BENCH_FLOW_PARTS=refresh: the refresh runs only (the flows' runs take minutes of scrypt)
     const flowRuns = process.env.BENCH_FLOW_PARTS === 'refresh' ? [] : [1, 10];
-    if (flowRuns.length > 0) await drive(10, warmUpSeconds, () => grantlineFlow().then(() => undefined)); // warm-up
+    const peerFlows = () => peerFlow().then(() => undefined);
+    if (flowRuns.length > 0) {
+      // warm-up, each while the other is idle
+      await drive(10, warmUpSeconds, peerFlows);
+      await drive(10, warmUpSeconds, () => grantlineFlow().then(() => undefined));
+    }
     for (const concurrency of flowRuns) {
+      const p = await drive(concurrency, seconds, peerFlows);
       steps.clear();
       timing = true;
       const r = await drive(concurrency, seconds, () => grantlineFlow().then(() => undefined));
       timing = false;
-      console.log(`concurrency ${concurrency}:\n${line('grantline', 'flows/s', r)}`);
+      console.log(
+        `concurrency ${concurrency}:\n${line('node-oidc-provider', 'flows/s', p)}\n${line('grantline', 'flows/s', r)}\n` +
+          `  ratio grantline/peer ${fmt(r.rate / p.rate, 2)}x (not the same work: the peer's development sign-in checks no password, Grantline's hashes it with scrypt, PASSWORD_SCRYPT_N)`,
+      );
       const flows = r.ok + r.errors;
       const parts = [...steps].map(([key, total]) => `${key} ${fmt(total / flows)}`);
       console.log(
