@@ -16,6 +16,20 @@ export interface AppendOptions {
    * not in the result's `events`.
    */
   newStreams?: readonly { streamId: string; event: DomainEvent }[];
+  /**
+   * A condition on the service's own read models that the appending statement checks, with the same
+   * snapshot (no round trip of its own): when it does not hold, nothing is written and the append
+   * throws `guard.refusal()` (before any version conflict).
+   */
+  guard?: AppendGuard;
+}
+
+/** An SQL condition an append is made under (Postgres adapters; PGlite runs the same SQL). */
+export interface AppendGuard {
+  /** a boolean SQL expression over the service's schema; its parameters are `$1`, `$2`... over `values` */
+  sql: string;
+  values: readonly unknown[];
+  refusal: () => Error;
 }
 
 export interface AppendResult {

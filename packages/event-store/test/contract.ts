@@ -169,6 +169,39 @@ export const eventStoreContract = (adapter: string, store: () => EventStore) =>
       expect((await store().readStream(id)).currentVersion).toBe(2);
     });
 
+    it('appends under a guard checked by the same statement: written when it holds, else its refusal and nothing', async () => {
+      const id = stream();
+      await store().append(id, 'no_stream', [grantCreated(id)]);
+      const guard = (a: number, b: number) => ({
+        sql: '$1::int < $2::int',
+        values: [a, b],
+        refusal: () => new Error('the guard does not hold'),
+      });
+      const fresh = stream();
+      await store().append(id, 1, [orgConnected(id, 'a')], {
+        newStreams: [{ streamId: fresh, event: grantCreated(fresh) }],
+        guard: guard(1, 2),
+      });
+      expect((await store().readStream(id)).currentVersion).toBe(2);
+      expect((await store().readStream(fresh)).currentVersion).toBe(1);
+      const notWritten = stream();
+      await expect(
+        store().append(id, 2, [orgConnected(id, 'b')], {
+          newStreams: [{ streamId: notWritten, event: grantCreated(notWritten) }],
+          guard: guard(2, 1),
+        }),
+      ).rejects.toThrow('the guard does not hold');
+      expect((await store().readStream(id)).currentVersion).toBe(2);
+      expect((await store().readStream(notWritten)).currentVersion).toBe(0);
+      // a guard that does not hold is said before a version conflict
+      await expect(store().append(id, 7, [orgConnected(id, 'c')], { guard: guard(3, 1) })).rejects.toThrow(
+        'the guard does not hold',
+      );
+      await expect(
+        store().append(id, 7, [orgConnected(id, 'c')], { guard: guard(1, 3) }),
+      ).rejects.toBeInstanceOf(ConcurrencyError);
+    });
+
     it('commits or rolls back every append of a transaction together', async () => {
       const a = `grant-${randomUUID()}`;
       const b = `grant-${randomUUID()}`;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '@grantline/clock';
 import {
+  type AppendGuard,
   type AppendOptions,
   ConcurrencyError,
   type EventStore,
@@ -26,6 +27,9 @@ export const memoryEventStore = (clock: Clock) => {
         events: readonly E[],
         options: AppendOptions = {},
       ) {
+        // a guard's SQL is the Postgres adapters'; a test gives the same condition as `holds`
+        const guard = options.guard as (AppendGuard & { holds?: () => boolean }) | undefined;
+        if (guard && !(guard.holds?.() ?? true)) throw guard.refusal();
         const version = eventsOf(streamId).length;
         const ok =
           expected === 'any' ||

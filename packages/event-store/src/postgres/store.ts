@@ -5,7 +5,14 @@ import { ATTRS, lazyInstruments, METRICS, SPANS } from '@grantline/telemetry';
 import { context, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
 import type pg from 'pg';
 import { ConcurrencyError } from '../errors.ts';
-import type { AppendOptions, AppendResult, EventStore, ExpectedVersion, ReadStreamResult } from '../port.ts';
+import type {
+  AppendGuard,
+  AppendOptions,
+  AppendResult,
+  EventStore,
+  ExpectedVersion,
+  ReadStreamResult,
+} from '../port.ts';
 import { withRetry } from '../retry.ts';
 import { assertSchemaName } from './migrations.ts';
 import { prepared } from './prepared.ts';
@@ -140,6 +147,7 @@ export class PostgresEventStore implements EventStore {
   readonly schema: string;
   private readonly db: Queryable;
   private readonly appendSql: Statement;
+  private readonly appendText: (guard?: string) => string;
   private readonly readSql: Statement;
   private readonly readWithFirstSql: Statement;
   private readonly newStreamsSql: Statement;
@@ -162,7 +170,8 @@ export class PostgresEventStore implements EventStore {
     this.schema = assertSchemaName(options.schema);
     this.wake = bound?.wake ?? new RelayWakeUp(options.pool, `${this.schema}_events`, options.relay);
     const s = this.schema;
-    this.appendSql = prepared(`
+    // the append, and under a guard (its parameters follow the append's 13)
+    this.appendText = (guard = '') => `
       WITH last AS (
         SELECT stream_version, transaction_id FROM ${s}.events WHERE stream_id = $1
         ORDER BY stream_version DESC LIMIT 1
@@ -177,7 +186,7 @@ export class PostgresEventStore implements EventStore {
                 WHEN 'no_stream' THEN cur.version = 0
                 WHEN 'stream_exists' THEN cur.version > 0
                 ELSE cur.version = $7::integer END
-          AND (cur.last_xid IS NULL OR cur.last_xid <= pg_current_xact_id())
+          AND (cur.last_xid IS NULL OR cur.last_xid <= pg_current_xact_id())${guard && ` AND (${guard})`}
         RETURNING ${EVENT_COLUMNS}
       ), also AS (
         INSERT INTO ${s}.events (event_id, stream_id, stream_version, type, data, metadata, source, recorded_at)
@@ -185,7 +194,8 @@ export class PostgresEventStore implements EventStore {
         FROM unnest($10::uuid[], $11::text[], $12::text[], $13::jsonb[]) AS n(id, stream, type, data)
         WHERE EXISTS (SELECT 1 FROM ins)
       )
-      SELECT cur.version AS current_version, ins.* FROM cur LEFT JOIN ins ON true ORDER BY ins.stream_version`);
+      SELECT cur.version AS current_version, ${guard ? `(${guard})` : 'true'} AS guard_held, ins.* FROM cur LEFT JOIN ins ON true ORDER BY ins.stream_version`;
+    this.appendSql = prepared(this.appendText());
     this.readSql = prepared(
       `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`,
     );
@@ -261,7 +271,7 @@ export class PostgresEventStore implements EventStore {
         try {
           // `any` cannot conflict on the version it expects, only lose a race for the next one: try
           // again, unless in a transaction, which the lost race has ended.
-          const run = () => this.insert(streamId, expected, params);
+          const run = () => this.insert(streamId, expected, params, options.guard);
           const result =
             expected === 'any' && !this.inTransaction ? await withRetry(run, { attempts: 20 }) : await run();
           if (!this.inTransaction) this.wake.poke();
@@ -316,12 +326,19 @@ export class PostgresEventStore implements EventStore {
     streamId: string,
     expected: ExpectedVersion,
     params: unknown[],
+    guard?: AppendGuard,
   ): Promise<AppendResult> {
-    let rows: (EventRow & { current_version: number })[];
+    let rows: (EventRow & { current_version: number; guard_held: boolean })[];
+    // a guard's parameters follow the append's own
+    const statement = guard
+      ? prepared(
+          this.appendText(guard.sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + params.length}`)),
+        )
+      : this.appendSql;
     try {
-      ({ rows } = await this.db.query<EventRow & { current_version: number }>({
-        ...this.appendSql,
-        values: params,
+      ({ rows } = await this.db.query<EventRow & { current_version: number; guard_held: boolean }>({
+        ...statement,
+        values: guard ? [...params, ...guard.values] : params,
       }));
     } catch (error) {
       if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
@@ -334,6 +351,7 @@ export class PostgresEventStore implements EventStore {
       throw new ConcurrencyError(streamId, expected, await this.currentVersion(streamId));
     }
     const first = rows[0];
+    if (guard && first?.guard_held === false) throw guard.refusal();
     if (!first || first.position === null) {
       throw new ConcurrencyError(streamId, expected, first?.current_version ?? 0);
     }

@@ -22,7 +22,8 @@ const s256 = (verifier: string) => createHash('sha256').update(verifier).digest(
  * the first event of the code's own stream (expected version "no stream"), so of concurrent
  * redemptions on any number of instances exactly one wins. A second valid redemption revokes the
  * refresh tokens issued from the code and reports the access token for the deny-list. As with a
- * refresh (F10), the grant is checked again once the access token is recorded, before answering.
+ * refresh (F10), the statement that records the redemption checks the grant and the admin's
+ * revocations itself: a redemption racing a revocation records nothing and spends nothing.
  */
 export const authorizationCodeGrant = (deps: {
   keys: FlowKeys;
@@ -110,8 +111,9 @@ export const authorizationCodeGrant = (deps: {
               },
             ]
           : [];
-      // the code spent, the family begun and the access token recorded: one statement, one commit;
-      // the code stream's version 1 is unique, so of concurrent redemptions exactly one is recorded
+      // the code spent, the family begun and the access token recorded: one statement, one commit,
+      // under F10's guard; the code stream's version 1 is unique, so of concurrent redemptions exactly
+      // one is recorded
       try {
         await deps.store.append(
           `code-${code.jti}`,
@@ -128,7 +130,7 @@ export const authorizationCodeGrant = (deps: {
               },
             },
           ],
-          { newStreams: [...family, token.record] },
+          { newStreams: [...family, token.record], guard: deps.standing.stillGranted(names, since) },
         );
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
@@ -137,14 +139,6 @@ export const authorizationCodeGrant = (deps: {
       }
       token.recorded();
       const response = token.response;
-      try {
-        refuseRevoked(await deps.standing.revocation(names), since);
-      } catch (revoked) {
-        // revoked while the redemption was in flight: the token is recorded, never handed out
-        if (familyId)
-          await revokeFamily(deps.store, familyId, 'grant_revoked', deps.accessTokenTtlSeconds, deps.clock);
-        throw revoked;
-      }
       return { ...response, grant_id: code.gid, ...(refresh && { refresh_token: refresh.token }) };
     });
   },

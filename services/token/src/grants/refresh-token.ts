@@ -19,7 +19,6 @@ import {
   loadFamily,
   newRefreshToken,
   REFRESH_TOKEN,
-  revokeFamily,
   secretDigestOf,
   versionOfGeneration,
 } from './refresh-tokens.ts';
@@ -69,10 +68,10 @@ const familyAndStanding = async (
  * revoked the subject or the client since. Concurrent refreshes with one token race on the family
  * stream's version: one rotates, the other is reuse.
  *
- * F10, a revocation racing the refresh: the grant is read again after the new access token is
- * recorded, and the response is sent only if it is still not revoked then. So a token handed out
- * was recorded before this service's projection applied the revocation; one recorded after it is
- * never handed out (its family is revoked, listing it for the deny-list).
+ * F10, a revocation racing the refresh: the rotation and its access token are recorded by a
+ * statement that checks the grant and the admin's revocations itself (`stillGranted`). So a token
+ * handed out was recorded before this service's projection applied the revocation, and none is
+ * recorded after it. One read, one commit.
  */
 export const refreshTokenGrant = (deps: {
   store: EventStore;
@@ -146,10 +145,12 @@ export const refreshTokenGrant = (deps: {
           grantId: state.grantId,
           organisations,
         });
-        // the rotation and the access token's event in one statement: both recorded, or neither
+        // the rotation and the access token's event in one statement, under F10's guard: both
+        // recorded, or neither
         try {
           await deps.store.append(familyStream(familyId), version, decision.events, {
             newStreams: [token.record],
+            guard: deps.standing.stillGranted(names, state.startedAt),
           });
         } catch (error) {
           if (error instanceof ConcurrencyError) continue;
@@ -157,14 +158,6 @@ export const refreshTokenGrant = (deps: {
         }
         token.recorded();
         const response = token.response;
-        try {
-          refuseRevoked(await deps.standing.revocation(names), state.startedAt);
-        } catch (revoked) {
-          // revoked while this refresh was in flight: the token is recorded, never handed out
-          const { accessTokenTtlSeconds } = deps.policy;
-          await revokeFamily(deps.store, familyId, 'grant_revoked', accessTokenTtlSeconds, deps.clock);
-          throw revoked;
-        }
         return { ...response, refresh_token: next.token, grant_id: state.grantId };
       }
       try {

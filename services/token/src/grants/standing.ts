@@ -1,4 +1,10 @@
-import { EVENT_COLUMNS, type EventRow, prepared, toRecordedEvent } from '@grantline/event-store';
+import {
+  type AppendGuard,
+  EVENT_COLUMNS,
+  type EventRow,
+  prepared,
+  toRecordedEvent,
+} from '@grantline/event-store';
 import type { RecordedEvent, TokenEvent } from '@grantline/events';
 import type { GrantRecord } from '@grantline/grant-directory';
 import { InvalidGrant } from '@grantline/oauth';
@@ -25,7 +31,7 @@ export interface Standing {
   sessionEnded: boolean;
 }
 
-/** Whether a token recorded moments ago may still be handed out (F10). */
+/** What refuses a family or a code: the grant's status and the admin's latest revocation (ms). */
 export interface Revocation {
   grantStatus: GrantRecord['status'] | undefined;
   revokedAt: number | undefined;
@@ -33,8 +39,8 @@ export interface Revocation {
 
 /**
  * The reads of the code and refresh grants, each one round trip: the family's events with the
- * standing of what its first event names; the standing of what a code names; and the re-check after
- * a token is recorded.
+ * standing of what its first event names; the standing of what a code names; and the condition the
+ * token is recorded under.
  */
 export interface StandingReads {
   /** the family's first event and its events from version `fromVersion` on, with the standing of what it names */
@@ -43,8 +49,18 @@ export interface StandingReads {
     fromVersion: number,
   ): Promise<{ events: RecordedEvent<TokenEvent>[]; standing: Standing | undefined }>;
   of(names: Names): Promise<Standing>;
-  revocation(names: Names): Promise<Revocation>;
+  /**
+   * F10, a revocation racing the request: the condition its recording statement is made under (the
+   * grant not revoked, no admin revocation of the subject or the client at or after `since`), checked
+   * with that statement's snapshot. So what is handed out was recorded before this service's
+   * projection applied the revocation, and nothing is recorded after it.
+   */
+  stillGranted(names: Names, since: number): AppendGuard;
 }
+
+/** Refused by the guard: the grant or the admin's revocation landed while the request was in flight. */
+export const revokedInFlight = () =>
+  new InvalidGrant('the grant was revoked while this token was being issued');
 
 /**
  * Refuses (`invalid_grant`) what this service has learnt was revoked: the grant itself, or
@@ -117,10 +133,10 @@ export const postgresStandingReads = (
   const namesSql = prepared(`
     SELECT ${standing}
     FROM (SELECT $1::text AS grant_id, $2::text AS subject, $3::text AS client_id, $4::text AS session_id) names`);
-  const revocationSql = prepared(`
-    SELECT (SELECT status FROM ${s}.grants WHERE grant_id = $1) AS grant_status,
-      (SELECT max(revoked_at) FROM ${s}.wide_revocations
-         WHERE (kind = 'subject' AND id = $2) OR (kind = 'client' AND id = $3)) AS revoked_at`);
+  const stillGrantedSql = `
+    NOT EXISTS (SELECT 1 FROM ${s}.grants WHERE grant_id = $1 AND status = 'revoked')
+    AND NOT EXISTS (SELECT 1 FROM ${s}.wide_revocations
+      WHERE ((kind = 'subject' AND id = $2) OR (kind = 'client' AND id = $3)) AND revoked_at >= $4)`;
 
   return {
     async family(streamId, fromVersion) {
@@ -143,16 +159,10 @@ export const postgresStandingReads = (
       });
       return toStanding(rows[0]!);
     },
-    async revocation(names) {
-      const { rows } = await pool.query<{
-        grant_status: GrantRecord['status'] | null;
-        revoked_at: Date | null;
-      }>(revocationSql, [names.grantId, names.subject, names.clientId]);
-      const row = rows[0]!;
-      return {
-        grantStatus: row.grant_status ?? undefined,
-        revokedAt: row.revoked_at?.getTime() ?? undefined,
-      };
-    },
+    stillGranted: (names, since) => ({
+      sql: stillGrantedSql,
+      values: [names.grantId, names.subject, names.clientId, new Date(since)],
+      refusal: revokedInFlight,
+    }),
   };
 };
