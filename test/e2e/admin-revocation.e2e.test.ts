@@ -1,5 +1,7 @@
 import { offsetClock } from '@grantline/clock';
+import { eventually } from '@grantline/testing';
 import { decodeJwt } from 'jose';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Agent, createTenant, redeem, refresh, runFlow, type Tenant } from './flow.ts';
 import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
@@ -170,5 +172,60 @@ describe('admin revocation of a subject or a client', () => {
       ),
     );
     expect(after.map((r) => r.body.error)).toEqual(after.map(() => 'invalid_grant'));
+  }, 120_000);
+
+  /**
+   * F10's other half: a refresh records its token with a statement whose guard reads the snapshot it
+   * began with. One that is still running when the token service applies the revocation must commit
+   * before the revocation is acknowledged: the projection waits it out (`waitingOutAppends`).
+   */
+  it('F10: a refresh statement still running when the revocation is applied commits before the revocation is acknowledged', async () => {
+    const tenant = await createTenant(stack);
+    const family = await tokensFor(tenant);
+    const HOLD = 7_412;
+    const holder = new pg.Client({ connectionString: stack.db.url });
+    await holder.connect();
+    await stack.db.pool.query(`
+      CREATE FUNCTION token.hold_f10() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_xact_lock(${HOLD}); RETURN NEW; END $$;
+      CREATE TRIGGER hold_f10 BEFORE INSERT ON token.events FOR EACH ROW
+        WHEN (NEW.type = 'AccessTokenIssued' AND NEW.data->>'grantType' = 'refresh_token')
+        EXECUTE FUNCTION token.hold_f10();`);
+    await holder.query('SELECT pg_advisory_lock($1)', [HOLD]);
+    const waiting = async (lock: string) =>
+      (await stack.db.pool.query(`SELECT 1 FROM pg_locks WHERE ${lock} AND NOT granted`)).rowCount === 1
+        ? true
+        : undefined;
+    try {
+      const answered: string[] = [];
+      const refreshed = refresh(stack, tenant, family.refresh_token).then((r) => {
+        answered.push('refresh');
+        return r;
+      });
+      // the refresh's statement has its snapshot, and waits
+      await eventually(() => waiting(`locktype = 'advisory' AND objid = ${HOLD}`), {
+        what: 'the refresh statement to wait',
+      });
+      const revoked = adminRevoke(`/subjects/${tenant.user.id}`).then((r) => {
+        answered.push('revocation');
+        return r;
+      });
+      // the token service applies the revocation, and waits for the statement running
+      await eventually(() => waiting(`relation = 'token.events'::regclass AND mode = 'ShareLock'`), {
+        what: 'the revocation projection to wait for the refresh',
+      });
+      await holder.query('SELECT pg_advisory_unlock($1)', [HOLD]);
+      const [r, v] = await Promise.all([refreshed, revoked]);
+      expect(r.status).toBe(200);
+      expect(v.status).toBe(200);
+      expect(v.body.projected).toBe(true);
+      expect(answered).toEqual(['refresh', 'revocation']);
+      // and what it handed out refreshes no more
+      expect((await refresh(stack, tenant, r.body.refresh_token as string)).body.error).toBe('invalid_grant');
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      await holder.end();
+      await stack.db.pool.query('DROP TRIGGER hold_f10 ON token.events; DROP FUNCTION token.hold_f10()');
+    }
   }, 120_000);
 });

@@ -60,8 +60,10 @@ describe('F11: a token service killed right after a code redemption commits', ()
     // one statement, and answers once it has committed. The test holds the statement (its access
     // token's insert waits on an advisory lock) and kills the process meanwhile; then it lets the
     // statement go on. Postgres runs a statement it has received to its end without asking whether the
-    // client is still there (client_connection_check_interval is off by default), so the redemption
-    // commits after the process died: its answer is lost, as in a crash between commit and answer.
+    // client is still there (client_connection_check_interval is off by default; the statement's Sync
+    // is already in the server's buffer and its small result never fills the socket), so the
+    // redemption commits after the process died: its answer is lost, as in a crash between commit
+    // and answer.
     await stack.db.pool.query(`
       CREATE FUNCTION token.hold_issuance() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pg_advisory_xact_lock(${HOLD}); RETURN NEW; END $$;

@@ -17,16 +17,20 @@ export interface AppendOptions {
    */
   newStreams?: readonly { streamId: string; event: DomainEvent }[];
   /**
-   * A condition on the service's own read models that the appending statement checks, with the same
-   * snapshot (no round trip of its own): when it does not hold, nothing is written and the append
-   * throws `guard.refusal()` (before any version conflict).
+   * A condition on the service's own read models that the appending statement checks once, with its
+   * own snapshot (no round trip of its own): when it does not hold, nothing is written and the append
+   * throws `guard.refusal()` (a version conflict is said first). What commits later than the snapshot
+   * is not seen: a writer of what the guard reads waits out in-flight appends itself if it must.
    */
   guard?: AppendGuard;
 }
 
 /** An SQL condition an append is made under (Postgres adapters; PGlite runs the same SQL). */
 export interface AppendGuard {
-  /** a boolean SQL expression over the service's schema; its parameters are `$1`, `$2`... over `values` */
+  /**
+   * a fixed, stable boolean SQL expression over the service's schema; its parameters are `$1`,
+   * `$2`... over `values`, and it has no other `$`
+   */
   sql: string;
   values: readonly unknown[];
   refusal: () => Error;

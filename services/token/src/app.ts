@@ -32,7 +32,7 @@ import { tokenEndpoint } from './endpoints/token.ts';
 import { authorizationCodeGrant } from './grants/authorization-code.ts';
 import { clientCredentialsGrant } from './grants/client-credentials.ts';
 import { refreshTokenGrant } from './grants/refresh-token.ts';
-import { postgresStandingReads } from './grants/standing.ts';
+import { postgresStandingReads, waitingOutAppends } from './grants/standing.ts';
 import { accessTokenIssuer } from './issuer.ts';
 import { wideRevocationsProjection, wideRevocationsTables } from './projections/wide-revocations.ts';
 import type { RevocationDeps } from './revocation.ts';
@@ -80,11 +80,17 @@ export const buildToken = async (
   const unwatchClients = clients.watch(logger);
   const onCrash = options.onCrash ?? exitOnCrash(logger);
   await runtime.project('token-directory', [TOPICS.registry], registryDirectoryProjection(schema), onCrash);
-  await runtime.project('token-grants', [TOPICS.grants], grantsProjection(schema), onCrash);
+  // F10: applying a revocation waits out the appends in flight (`waitingOutAppends`)
+  await runtime.project(
+    'token-grants',
+    [TOPICS.grants],
+    waitingOutAppends(schema, grantsProjection(schema), ['GrantRevoked']),
+    onCrash,
+  );
   await runtime.project(
     'token-wide-revocations',
     [TOPICS.grants],
-    wideRevocationsProjection(schema),
+    waitingOutAppends(schema, wideRevocationsProjection(schema), ['SubjectRevoked', 'ClientRevoked']),
     onCrash,
   );
   if (config.REFRESH_TOKEN_ENDS_WITH_SESSION)

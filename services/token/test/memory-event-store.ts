@@ -27,9 +27,6 @@ export const memoryEventStore = (clock: Clock) => {
         events: readonly E[],
         options: AppendOptions = {},
       ) {
-        // a guard's SQL is the Postgres adapters'; a test gives the same condition as `holds`
-        const guard = options.guard as (AppendGuard & { holds?: () => boolean }) | undefined;
-        if (guard && !(guard.holds?.() ?? true)) throw guard.refusal();
         const version = eventsOf(streamId).length;
         const ok =
           expected === 'any' ||
@@ -37,6 +34,10 @@ export const memoryEventStore = (clock: Clock) => {
           (expected === 'stream_exists' && version > 0) ||
           expected === version;
         if (!ok) throw new ConcurrencyError(streamId, expected, version);
+        // a guard's SQL is the Postgres adapters'; a test gives the same condition as `holds` (a guard
+        // without it passes here)
+        const guard = options.guard as (AppendGuard & { holds?: () => boolean }) | undefined;
+        if (guard && !(guard.holds?.() ?? true)) throw guard.refusal();
         const newStreams = options.newStreams ?? [];
         if (newStreams.some((n) => eventsOf(n.streamId).length > 0))
           throw new ConcurrencyError(streamId, expected, version);

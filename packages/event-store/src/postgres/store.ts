@@ -137,6 +137,13 @@ export const activeTraceContext = (): EventMetadata => {
   };
 };
 
+/** Whether the stream's version is what the append expected. */
+const expectedHolds = (expected: ExpectedVersion, version: number): boolean =>
+  expected === 'any' ||
+  (expected === 'no_stream' && version === 0) ||
+  (expected === 'stream_exists' && version > 0) ||
+  expected === version;
+
 /**
  * Event store on Postgres. One statement appends a batch to a stream: it reads the stream's last
  * version and the transaction that wrote it, and inserts only if the expected version matches and that
@@ -148,6 +155,7 @@ export class PostgresEventStore implements EventStore {
   private readonly db: Queryable;
   private readonly appendSql: Statement;
   private readonly appendText: (guard?: string) => string;
+  private readonly guardedSql = new Map<string, Statement>();
   private readonly readSql: Statement;
   private readonly readWithFirstSql: Statement;
   private readonly newStreamsSql: Statement;
@@ -176,7 +184,8 @@ export class PostgresEventStore implements EventStore {
         SELECT stream_version, transaction_id FROM ${s}.events WHERE stream_id = $1
         ORDER BY stream_version DESC LIMIT 1
       ), cur AS (
-        SELECT coalesce((SELECT stream_version FROM last), 0) AS version, (SELECT transaction_id FROM last) AS last_xid
+        SELECT coalesce((SELECT stream_version FROM last), 0) AS version, (SELECT transaction_id FROM last) AS last_xid,
+          ${guard ? `(${guard})` : 'true'} AS guard_held
       ), ins AS (
         INSERT INTO ${s}.events (event_id, stream_id, stream_version, type, data, metadata, source, recorded_at)
         SELECT e.id, $1, cur.version + e.ord, e.type, e.data, e.metadata, $8, $9
@@ -186,7 +195,7 @@ export class PostgresEventStore implements EventStore {
                 WHEN 'no_stream' THEN cur.version = 0
                 WHEN 'stream_exists' THEN cur.version > 0
                 ELSE cur.version = $7::integer END
-          AND (cur.last_xid IS NULL OR cur.last_xid <= pg_current_xact_id())${guard && ` AND (${guard})`}
+          AND (cur.last_xid IS NULL OR cur.last_xid <= pg_current_xact_id()) AND cur.guard_held
         RETURNING ${EVENT_COLUMNS}
       ), also AS (
         INSERT INTO ${s}.events (event_id, stream_id, stream_version, type, data, metadata, source, recorded_at)
@@ -194,7 +203,7 @@ export class PostgresEventStore implements EventStore {
         FROM unnest($10::uuid[], $11::text[], $12::text[], $13::jsonb[]) AS n(id, stream, type, data)
         WHERE EXISTS (SELECT 1 FROM ins)
       )
-      SELECT cur.version AS current_version, ${guard ? `(${guard})` : 'true'} AS guard_held, ins.* FROM cur LEFT JOIN ins ON true ORDER BY ins.stream_version`;
+      SELECT cur.version AS current_version, cur.guard_held, ins.* FROM cur LEFT JOIN ins ON true ORDER BY ins.stream_version`;
     this.appendSql = prepared(this.appendText());
     this.readSql = prepared(
       `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`,
@@ -329,12 +338,7 @@ export class PostgresEventStore implements EventStore {
     guard?: AppendGuard,
   ): Promise<AppendResult> {
     let rows: (EventRow & { current_version: number; guard_held: boolean })[];
-    // a guard's parameters follow the append's own
-    const statement = guard
-      ? prepared(
-          this.appendText(guard.sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + params.length}`)),
-        )
-      : this.appendSql;
+    const statement = guard ? this.guarded(guard.sql, params.length) : this.appendSql;
     try {
       ({ rows } = await this.db.query<EventRow & { current_version: number; guard_held: boolean }>({
         ...statement,
@@ -351,13 +355,27 @@ export class PostgresEventStore implements EventStore {
       throw new ConcurrencyError(streamId, expected, await this.currentVersion(streamId));
     }
     const first = rows[0];
-    if (guard && first?.guard_held === false) throw guard.refusal();
+    // a version conflict is said first: the caller retries or, for a spent code, treats it as a replay
+    if (guard && first?.guard_held === false && expectedHolds(expected, first.current_version))
+      throw guard.refusal();
     if (!first || first.position === null) {
       throw new ConcurrencyError(streamId, expected, first?.current_version ?? 0);
     }
     const recorded = rows.map(toRecordedEvent);
     const last = recorded[recorded.length - 1]!;
     return { nextExpectedVersion: last.streamVersion, lastPosition: last.position, events: recorded };
+  }
+
+  /** the append under a guard, its `$n` after the append's parameters (the guard's text has no other `$`) */
+  private guarded(sql: string, offset: number): Statement {
+    let statement = this.guardedSql.get(sql);
+    if (!statement) {
+      statement = prepared(
+        this.appendText(sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + offset}`)),
+      );
+      this.guardedSql.set(sql, statement);
+    }
+    return statement;
   }
 
   private now(): Date {

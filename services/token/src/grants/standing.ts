@@ -7,6 +7,7 @@ import {
 } from '@grantline/event-store';
 import type { RecordedEvent, TokenEvent } from '@grantline/events';
 import type { GrantRecord } from '@grantline/grant-directory';
+import type { Projection } from '@grantline/message-bus';
 import { InvalidGrant } from '@grantline/oauth';
 import type { UserRecord } from '@grantline/registry-directory';
 import type pg from 'pg';
@@ -52,11 +53,32 @@ export interface StandingReads {
   /**
    * F10, a revocation racing the request: the condition its recording statement is made under (the
    * grant not revoked, no admin revocation of the subject or the client at or after `since`), checked
-   * with that statement's snapshot. So what is handed out was recorded before this service's
-   * projection applied the revocation, and nothing is recorded after it.
+   * with that statement's snapshot. With `waitingOutAppends` on the projections that apply
+   * revocations, what is handed out was recorded before this service's projection applied the
+   * revocation, and nothing is recorded after it.
    */
   stillGranted(names: Names, since: number): AppendGuard;
 }
+
+/**
+ * F10, the other half: a projection that applies a revocation (of `types`) waits out the appends in
+ * flight, holding `SHARE` on the events table to its commit. An append's guard reads with its
+ * statement's snapshot and holds `ROW EXCLUSIVE` from before that snapshot to its commit: so an append
+ * that began before the revocation is applied commits first (before the revocation is acknowledged),
+ * and one that begins meanwhile waits, then sees it. Issuance pauses for as long as the appends
+ * already running take, once per revocation.
+ */
+export const waitingOutAppends = (
+  schema: string,
+  projection: Projection,
+  types: readonly string[],
+): Projection => ({
+  ...projection,
+  apply: async (event, tx) => {
+    await projection.apply(event, tx);
+    if (types.includes(event.type)) await tx.query(`LOCK TABLE ${schema}.events IN SHARE MODE`);
+  },
+});
 
 /** Refused by the guard: the grant or the admin's revocation landed while the request was in flight. */
 export const revokedInFlight = () =>
