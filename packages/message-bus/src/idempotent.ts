@@ -22,8 +22,11 @@ const projectionLag = lazyInstruments('@grantline/message-bus', (meter) =>
   }),
 );
 
-/** Postgres errors that say the database, not the message, is the problem: worth a retry, then a crash. */
-const TRANSIENT_SQLSTATE = /^(08|40|53|57)/;
+/**
+ * Postgres errors that say the database, not the message, is the problem: worth a retry, then a crash
+ * (connection, rollback, resources, operator intervention, and a lock not available in time: 55P03).
+ */
+const TRANSIENT_SQLSTATE = /^(08|40|53|57|55P03)/;
 
 /**
  * Wraps a projection so each event is applied exactly once: the read-model change and the

@@ -32,7 +32,7 @@ import { tokenEndpoint } from './endpoints/token.ts';
 import { authorizationCodeGrant } from './grants/authorization-code.ts';
 import { clientCredentialsGrant } from './grants/client-credentials.ts';
 import { refreshTokenGrant } from './grants/refresh-token.ts';
-import { postgresStandingReads, waitingOutAppends } from './grants/standing.ts';
+import { appendGateTables, postgresStandingReads, waitingOutAppends } from './grants/standing.ts';
 import { accessTokenIssuer } from './issuer.ts';
 import { wideRevocationsProjection, wideRevocationsTables } from './projections/wide-revocations.ts';
 import type { RevocationDeps } from './revocation.ts';
@@ -63,6 +63,7 @@ export const buildToken = async (
     grantsTables,
     endedSessionsTables,
     wideRevocationsTables,
+    appendGateTables,
   ]);
 
   const keys = new KeyManager({

@@ -3,6 +3,7 @@ import {
   EVENT_COLUMNS,
   type EventRow,
   prepared,
+  type ReadModelMigrations,
   toRecordedEvent,
 } from '@grantline/event-store';
 import type { RecordedEvent, TokenEvent } from '@grantline/events';
@@ -53,7 +54,7 @@ export interface StandingReads {
   /**
    * F10, a revocation racing the request: the condition its recording statement is made under (the
    * grant not revoked, no admin revocation of the subject or the client at or after `since`), checked
-   * with that statement's snapshot. With `waitingOutAppends` on the projections that apply
+   * with that statement's snapshot. With `waitingOutAppends` (and its gate) on the projections that apply
    * revocations, what is handed out was recorded before this service's projection applied the
    * revocation, and nothing is recorded after it.
    */
@@ -61,13 +62,26 @@ export interface StandingReads {
 }
 
 /**
- * F10, the other half: a projection that applies a revocation (of `types`) waits out the appends in
- * flight, holding `SHARE` on the events table to its commit. An append's guard reads with its
- * statement's snapshot and holds `ROW EXCLUSIVE` from before that snapshot to its commit: so an append
- * that began before the revocation is applied commits first (before the revocation is acknowledged),
- * and one that begins meanwhile waits, then sees it. Issuance pauses for as long as the appends
- * already running take, once per revocation.
+ * F10, the other half. The guard reads with its statement's snapshot; so every guarded append also
+ * takes `ROW SHARE` on `append_gate` (an empty table nothing writes), which Postgres takes with the
+ * statement's other locks, before its snapshot, and holds to its commit. A projection that applies a
+ * revocation (of `types`) takes the gate in `EXCLUSIVE` mode to its own commit: that waits out every
+ * guarded append already running (it commits first, before the revocation is acknowledged) and makes
+ * the ones arriving meanwhile wait, then see the revocation. The gate is its own table so that
+ * nothing else queues: not vacuum or analyze of the events table, not the appends without a guard
+ * (client credentials, revocation).
  */
+export const appendGateTables: ReadModelMigrations = {
+  model: 'append-gate',
+  migrations: [
+    {
+      version: 1,
+      name: 'the gate between guarded appends and revocations',
+      sql: 'CREATE TABLE IF NOT EXISTS {schema}.append_gate (never boolean)',
+    },
+  ],
+};
+
 export const waitingOutAppends = (
   schema: string,
   projection: Projection,
@@ -76,7 +90,7 @@ export const waitingOutAppends = (
   ...projection,
   apply: async (event, tx) => {
     await projection.apply(event, tx);
-    if (types.includes(event.type)) await tx.query(`LOCK TABLE ${schema}.events IN SHARE MODE`);
+    if (types.includes(event.type)) await tx.query(`LOCK TABLE ${schema}.append_gate IN EXCLUSIVE MODE`);
   },
 });
 
@@ -155,10 +169,13 @@ export const postgresStandingReads = (
   const namesSql = prepared(`
     SELECT ${standing}
     FROM (SELECT $1::text AS grant_id, $2::text AS subject, $3::text AS client_id, $4::text AS session_id) names`);
-  const stillGrantedSql = `
-    NOT EXISTS (SELECT 1 FROM ${s}.grants WHERE grant_id = $1 AND status = 'revoked')
+  // the gate's lock comes with the statement's (NOT EXISTS over an empty table: always true);
+  // coalesce: a guard that is not true refuses
+  const stillGrantedSql = `coalesce(
+    NOT EXISTS (SELECT 1 FROM ${s}.append_gate FOR SHARE)
+    AND NOT EXISTS (SELECT 1 FROM ${s}.grants WHERE grant_id = $1 AND status = 'revoked')
     AND NOT EXISTS (SELECT 1 FROM ${s}.wide_revocations
-      WHERE ((kind = 'subject' AND id = $2) OR (kind = 'client' AND id = $3)) AND revoked_at >= $4)`;
+      WHERE ((kind = 'subject' AND id = $2) OR (kind = 'client' AND id = $3)) AND revoked_at >= $4), false)`;
 
   return {
     async family(streamId, fromVersion) {
