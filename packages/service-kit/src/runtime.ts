@@ -61,10 +61,9 @@ export interface Runtime {
   /**
    * Keeps a read model of this service up to date from topics: each event applied once, in the
    * transaction that records it (consecutive events of a partition share one; consumer group =
-   * `name`); stopped before the bus closes. Events of
-   * types the projection does not handle are passed over without touching the database. `applied`
-   * is called once an event's transaction has committed (what the read model now shows may be sent
-   * on).
+   * `name`); stopped before the bus closes. Events of types the projection does not handle are
+   * passed over without touching the database. `applied` is called once an event's transaction has
+   * committed (what the read model now shows may be sent on).
    */
   project(
     name: string,
@@ -158,8 +157,7 @@ const assemble = async (
       const recorded = idempotentProjection({ pool, schema, consumer: name, project: projection.apply });
       const { applied } = options;
       const types = new Set<string>(projection.types);
-      const wanted = (event: ConsumedEvent) =>
-        types.has(event.type) && (projection.relevant?.(event) ?? true);
+      const wanted = (e: ConsumedEvent) => types.has(e.type) && (projection.relevant?.(e) ?? true);
       subscriptions.push(
         await bus.subscribe({
           groupId: name,

@@ -16,6 +16,9 @@ import type {
 import { withRetry } from '../retry.ts';
 import { assertSchemaName } from './migrations.ts';
 import { prepared } from './prepared.ts';
+import { type LocalRelay, RelayWakeUp } from './wake-up.ts';
+
+export type { LocalRelay } from './wake-up.ts';
 
 type Statement = ReturnType<typeof prepared>;
 
@@ -47,50 +50,6 @@ export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
 });
 
 type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
-
-/** The relay of this process, which the store wakes directly while it is the leader. */
-export interface LocalRelay {
-  readonly isLeader: boolean;
-  wake(): void;
-}
-
-/**
- * Wakes the relay after commits: in process when this process's relay is the leader (no round trip
- * to Postgres on the write path), else with a NOTIFY on `<schema>_events` for the leader elsewhere.
- * The NOTIFY is coalesced: one in flight at a time, and one more after it when commits happened
- * meanwhile, so every commit is followed by a notification without one per commit.
- */
-class RelayWakeUp {
-  private sending = false;
-  private again = false;
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly channel: string,
-    private readonly local: LocalRelay | undefined,
-  ) {}
-
-  poke(): void {
-    if (this.local?.isLeader) {
-      this.local.wake();
-      return;
-    }
-    if (this.sending) {
-      this.again = true;
-      return;
-    }
-    this.sending = true;
-    this.pool
-      .query('SELECT pg_notify($1, $2)', [this.channel, ''])
-      .catch(() => {}) // the relay's poll is the safety net
-      .finally(() => {
-        this.sending = false;
-        if (this.again) {
-          this.again = false;
-          this.poke();
-        }
-      });
-  }
-}
 
 /**
  * The transaction a store made by `transaction` appends in. Not exported: every transaction that
