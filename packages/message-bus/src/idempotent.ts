@@ -38,23 +38,28 @@ export const idempotentProjection = (
   options: IdempotentProjectionOptions,
 ): EventHandler & { many: (events: readonly ConsumedEvent[]) => Promise<void> } => {
   const schema = assertSchemaName(options.schema);
-  const recordOne = prepared(
-    `INSERT INTO ${schema}.processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-  );
-  const recordMany = prepared(
+  const record = prepared(
     `WITH input AS (SELECT id, ord FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, ord)),
      recorded AS (
        INSERT INTO ${schema}.processed_events (consumer, event_id)
        SELECT DISTINCT $1::text, id FROM input ORDER BY 2 ON CONFLICT DO NOTHING RETURNING event_id)
      SELECT min(input.ord) AS ord FROM input JOIN recorded ON recorded.event_id = input.id GROUP BY input.id`,
   );
-  const inTransaction = async (work: (client: pg.PoolClient) => Promise<readonly ConsumedEvent[]>) => {
+  const many = async (events: readonly ConsumedEvent[]) => {
     let client: pg.PoolClient | undefined;
     try {
       // inside: a database that cannot be reached is a transient failure (retried, then a crash), never a bad event
       client = await options.pool.connect();
       await client.query('BEGIN');
-      const applied = await work(client);
+      // the position of each event recorded now: the first of an id delivered twice in one run (the
+      // relay publishes at least once), none of one processed before
+      const { rows } = await client.query<{ ord: string }>({
+        ...record,
+        values: [options.consumer, events.map((e) => e.id)],
+      });
+      const fresh = new Set(rows.map((r) => Number(r.ord) - 1));
+      const applied = events.filter((_, i) => fresh.has(i));
+      for (const event of applied) await options.project(event, client);
       // a transaction a statement aborted (an error caught on the way) answers COMMIT with a rollback
       const { command } = await client.query('COMMIT');
       if (command === 'ROLLBACK')
@@ -69,26 +74,7 @@ export const idempotentProjection = (
       client?.release();
     }
   };
-  const one = (event: ConsumedEvent) =>
-    inTransaction(async (client) => {
-      const { rowCount } = await client.query({ ...recordOne, values: [options.consumer, event.id] });
-      if (rowCount !== 1) return [];
-      await options.project(event, client);
-      return [event];
-    });
-  const many = (events: readonly ConsumedEvent[]) =>
-    inTransaction(async (client) => {
-      // the position of each event recorded now: the first of an id delivered twice in one run (the
-      // relay publishes at least once), none of one processed before
-      const { rows } = await client.query<{ ord: string }>({
-        ...recordMany,
-        values: [options.consumer, events.map((e) => e.id)],
-      });
-      const fresh = new Set(rows.map((r) => Number(r.ord) - 1));
-      const applied = events.filter((_, i) => fresh.has(i));
-      for (const event of applied) await options.project(event, client);
-      return applied;
-    });
+  const one = (event: ConsumedEvent) => many([event]);
   return Object.assign(one, { many });
 };
 
