@@ -91,8 +91,11 @@ log4j.logger.kafka.server.BrokerServer=INFO
 L4J
 }
 
+# KAFKA_JIT_OPTS: the client compiler only by default, which starts a broker for tests sooner; the
+# benchmarks set it empty, for the JVM's full tiered compilation, as a production broker runs.
 java_opts() {
-  JAVA_OPTS=($1 -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExplicitGCInvokesConcurrent -XX:TieredStopAtLevel=1
+  # shellcheck disable=SC2206 # word-split on purpose: JVM flags
+  JAVA_OPTS=($1 -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExplicitGCInvokesConcurrent ${KAFKA_JIT_OPTS--XX:TieredStopAtLevel=1}
     -Djava.awt.headless=true "-Dkafka.logs.dir=$KAFKA_WORK_DIR/logs"
     "-Dlog4j.configuration=file:$KAFKA_WORK_DIR/log4j.properties")
 }

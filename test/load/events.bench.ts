@@ -22,7 +22,7 @@ const event = (grantId: string, i: number): GrantEvent => ({
   data: { grantId, organisationId: `org-${i}` },
 });
 
-const { infra, stop } = await resolveInfrastructure();
+const { infra, stop } = await resolveInfrastructure({ steadyState: true });
 const db = await createTestDatabase(infra, 20);
 const synchronousCommit = process.env.BENCH_SYNCHRONOUS_COMMIT ?? 'on';
 // set for the database before the pool's first connection (a query from the pool's `connect` event

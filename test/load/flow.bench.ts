@@ -31,7 +31,7 @@ else await main();
 async function main() {
   const { children, spawnTs } = childProcesses();
 
-  const { infra, stop } = await resolveInfrastructure();
+  const { infra, stop } = await resolveInfrastructure({ steadyState: true });
   const database = uniqueName('bench');
   let db: pg.Pool | undefined;
   try {

@@ -32,7 +32,7 @@ const warmUpSeconds = env('BENCH_WARMUP_SECONDS', 5);
 const parts = new Set((process.env.BENCH_PARTS ?? '1,2,3').split(',').map((p) => p.trim()));
 
 const { children, spawnTs } = childProcesses();
-const { infra, stop } = await resolveInfrastructure();
+const { infra, stop } = await resolveInfrastructure({ steadyState: true });
 const database = uniqueName('bench');
 let s: RevocationStack | undefined;
 try {

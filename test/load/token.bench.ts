@@ -39,7 +39,7 @@ interface Target {
   close(): Promise<void>;
 }
 
-const { infra, stop } = await resolveInfrastructure();
+const { infra, stop } = await resolveInfrastructure({ steadyState: true });
 const database = uniqueName('bench');
 const dataDir = mkdtempSync(join(tmpdir(), 'grantline-bench-'));
 

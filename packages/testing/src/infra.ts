@@ -61,8 +61,13 @@ type Started = { stop(): Promise<void> };
  * (`DATABASE_URL`, `REDIS_URL`, `KAFKA_BROKERS`); containers through testcontainers when a Docker
  * engine answers; else local processes (the servers already running on the default ports, or ones
  * started from Debian's packages; Kafka 3.9.1 from Maven Central jars). What it started, `stop` stops.
+ * `steadyState`: a Kafka it starts from jars runs with the JVM's full tiered compilation, as a
+ * production broker does (the benchmarks); without it, the client compiler only, which starts sooner
+ * (the tests).
  */
-export const resolveInfrastructure = async (): Promise<{
+export const resolveInfrastructure = async (
+  options: { steadyState?: boolean } = {},
+): Promise<{
   infra: Infrastructure;
   stop: () => Promise<void>;
 }> => {
@@ -101,7 +106,7 @@ export const resolveInfrastructure = async (): Promise<{
         return { brokers: [take(await containers.startKafkaContainer()).url], origin: 'testcontainers' };
       if (!javaAvailable())
         throw new Error('no Kafka: set KAFKA_BROKERS, run a Docker engine, or install Java 17 and Maven');
-      const broker = take(await startLocalKafka());
+      const broker = take(await startLocalKafka(options));
       return { brokers: broker.brokers, origin: 'Apache Kafka 3.9.1 jars, local process' };
     })();
     return {

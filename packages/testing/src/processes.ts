@@ -196,13 +196,17 @@ export interface KafkaBroker extends LocalProcess {
 
 const kafkaScript = join(repoRoot, 'test', 'infra', 'kafka-broker.sh');
 
-/** Apache Kafka 3.9.1 from Maven Central jars in KRaft mode, via test/infra/kafka-broker.sh. */
-export const startLocalKafka = async (): Promise<KafkaBroker> => {
+/**
+ * Apache Kafka 3.9.1 from Maven Central jars in KRaft mode, via test/infra/kafka-broker.sh;
+ * `steadyState`: with the JVM's full tiered compilation (the script's KAFKA_JIT_OPTS empty).
+ */
+export const startLocalKafka = async (options: { steadyState?: boolean } = {}): Promise<KafkaBroker> => {
   const port = await freePort();
   let controllerPort = await freePort();
   while (controllerPort === port) controllerPort = await freePort();
   const env = {
     ...process.env,
+    ...(options.steadyState ? { KAFKA_JIT_OPTS: '' } : {}),
     KAFKA_PORT: String(port),
     KAFKA_CONTROLLER_PORT: String(controllerPort),
     KAFKA_WORK_DIR: join(tmpdir(), `grantline-kafka-${port}`),
