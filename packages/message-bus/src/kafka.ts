@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isRetriable, withRetry } from '@grantline/event-store';
 import type { RecordedEvent } from '@grantline/events';
 import { deadLetterTopic } from '@grantline/events';
@@ -6,9 +8,14 @@ import { type Link, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace }
 import { type Admin, type Consumer, Kafka, type KafkaConfig, logLevel } from 'kafkajs';
 import { encodeEvent } from './codec.ts';
 import { type DeadLetter, handleKafkaBatch } from './kafka-batches.ts';
-import { OffsetCommits, UNAWAITED_COMMIT_INTERVAL_MS, UNAWAITED_TOPICS } from './kafka-offsets.ts';
+import {
+  HIGH_VOLUME_PACE_MS,
+  OffsetCommits,
+  UNAWAITED_COMMIT_INTERVAL_MS,
+  UNAWAITED_TOPICS,
+} from './kafka-offsets.ts';
 import { BOUNDED_RETRIES_WARNING, SerialProducer } from './kafka-producer.ts';
-import { subscribersCaughtUp } from './kafka-subscribers.ts';
+import { ReaderCache, subscribersCaughtUp } from './kafka-subscribers.ts';
 import { instruments, MAX_LINKS, tracer } from './kafka-telemetry.ts';
 import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
 
@@ -188,11 +195,22 @@ export class KafkaMessageBus implements MessageBus {
     });
     // a partition handed to another member is no longer ours to commit
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => commits.assigned(payload.memberAssignment));
+    // the pace: a batch handled less than `pacedMs` after its fetch began waits out the rest (the
+    // next fetch follows the last batch of this one)
+    let fetchBegan = 0;
+    const pacedMs =
+      options.pacedMs ??
+      (options.topics.every((t) => UNAWAITED_TOPICS.includes(t)) ? HIGH_VOLUME_PACE_MS : 0);
+    if (pacedMs > 0) consumer.on(consumer.events.FETCH_START, () => (fetchBegan = performance.now()));
     await consumer.run({
       // committed here instead: after each batch of an awaited topic, at intervals for the others
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: (payload) => handleKafkaBatch(this.deadLetter, options, commits, payload),
+      eachBatch: async (payload) => {
+        await handleKafkaBatch(this.deadLetter, options, commits, payload);
+        const rest = fetchBegan + pacedMs - performance.now();
+        if (rest > 0 && payload.isRunning()) await sleep(rest);
+      },
     });
     this.consumers.add(consumer);
     this.subscriptions.add(commits);
@@ -237,6 +255,7 @@ export class KafkaMessageBus implements MessageBus {
   };
 
   private admin: Promise<Admin> | undefined;
+  private readonly readers = new ReaderCache();
 
   /**
    * Waits until every live consumer group of this deployment that reads `logical` (it has offsets
@@ -263,7 +282,14 @@ export class KafkaMessageBus implements MessageBus {
       this.admin = undefined; // the next call connects afresh
       throw error;
     });
-    return subscribersCaughtUp(await this.admin, this.topic(logical), this.prefix, clientIdPrefix, deadline);
+    return subscribersCaughtUp(
+      await this.admin,
+      this.topic(logical),
+      this.prefix,
+      clientIdPrefix,
+      deadline,
+      this.readers,
+    );
   }
 
   /** The physical topic of a logical one. */

@@ -158,4 +158,49 @@ describe('Kafka consumer offsets', () => {
       await lazy.close();
     }
   }, 60_000);
+
+  it('paces a subscription: events written every 10 ms reach it in a few fetches, and the first after a quiet spell at once', async () => {
+    const clientId = `client-${randomUUID()}`;
+    const arrivals: { at: number; count: number }[] = [];
+    const subscription = await bus.subscribe({
+      groupId: uniqueName('paced'),
+      topics: [TOPICS.tokens],
+      fromBeginning: false,
+      pacedMs: 250,
+      onCrash: (e) => {
+        throw e;
+      },
+      handle: async (e) => {
+        if ((e.data as { clientId?: string }).clientId === clientId) arrivals.push({ at: Date.now(), count: 1 });
+      },
+      handleMany: async (events) => {
+        const ours = events.filter((e) => (e.data as { clientId?: string }).clientId === clientId);
+        if (ours.length > 0) arrivals.push({ at: Date.now(), count: ours.length });
+      },
+    });
+    try {
+      // joined and fetching (a first event of its own, then quiet for longer than the pace)
+      await bus.publish([revoked(clientId, 0)]);
+      await eventually(() => (arrivals.length === 1 ? true : undefined), { what: 'the first event' });
+      await new Promise((r) => setTimeout(r, 600));
+      const sent = Date.now();
+      await bus.publish([revoked(clientId, 1)]);
+      await eventually(() => (arrivals.length === 2 ? true : undefined), { what: 'the event after a quiet spell' });
+      // not held for the pace: the fetch that was waiting answers at once
+      expect(arrivals[1]!.at - sent).toBeLessThan(200);
+      for (let n = 2; n <= 41; n++) {
+        await bus.publish([revoked(clientId, n)]);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await eventually(() => (arrivals.reduce((a, b) => a + b.count, 0) === 42 ? true : undefined), {
+        what: 'all 42 events',
+      });
+      // 40 events over >= 400 ms, at most one fetch per 250 ms: a handful of deliveries, not 40
+      const deliveries = arrivals.length - 2;
+      expect(deliveries).toBeGreaterThanOrEqual(2);
+      expect(deliveries).toBeLessThanOrEqual(6);
+    } finally {
+      await subscription.stop();
+    }
+  }, 60_000);
 });

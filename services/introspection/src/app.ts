@@ -73,19 +73,22 @@ export const buildIntrospection = async (
     onCrash,
   );
   await runtime.project('introspection-families', [TOPICS.tokens], familiesProjection(schema), onCrash);
-  await runtime.project(
-    'introspection-revocations',
-    [TOPICS.grants, TOPICS.tokens],
-    factsProjection(schema, {
-      ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS + config.REVOCATION_CLOCK_SKEW_SECONDS,
-      cache: runtime.revocations,
-      cacheFailed: (error) => publisher.cacheFailed(error),
-      recorded: (keys, revokedAtMs) => factSet.add(keys, revokedAtMs),
-    }),
-    onCrash,
-    // committed: on to the topic and the stream at once (the publisher's poll is only a safety net)
-    { applied: () => publisher.soon() },
-  );
+  const projectFacts = factsProjection(schema, {
+    ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS + config.REVOCATION_CLOCK_SKEW_SECONDS,
+    cache: runtime.revocations,
+    cacheFailed: (error) => publisher.cacheFailed(error),
+    recorded: (keys, revokedAtMs) => factSet.add(keys, revokedAtMs),
+  });
+  // Two consumers, as the facts are order-free: the grants topic's few events (disconnections) never
+  // queue behind the tokens topic's one per token, whose consumer is paced (HIGH_VOLUME_PACE_MS).
+  for (const [name, topic] of [
+    ['introspection-revocations', TOPICS.grants],
+    ['introspection-token-revocations', TOPICS.tokens],
+  ] as const)
+    await runtime.project(name, [topic], projectFacts, onCrash, {
+      // committed: on to the topic and the stream at once (the publisher's poll is only a safety net)
+      applied: () => publisher.soon(),
+    });
   await publisher.start();
 
   const inspect = tokenInspector({
