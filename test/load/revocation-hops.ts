@@ -8,6 +8,8 @@ interface Arrival {
   at: number;
   /** when its service recorded the event (its `ce_time`), on the same clock */
   recorded: number;
+  /** when its producer sent it (the record's timestamp, which kafkajs sets at send), on the same clock */
+  sent: number;
   /** key and value, to find the messages about one grant */
   text: string;
 }
@@ -17,8 +19,9 @@ interface Arrival {
  * on the grants topic (the consent service's event, relayed) and on the revocations topic (the
  * projector's fact, published), noting when each message about a grant arrives and when its event
  * was recorded. With the moment the request was sent and the moment the API answered 401, a sample
- * splits into four hops: the consent service, its relay, the projector with its publication, and the
- * SDK's own subscription. (The services run on this machine, so their clocks are this one.)
+ * splits into hops: the consent service, its relay, Kafka's delivery to a consumer, the projector
+ * with its publication, Kafka's delivery again, and the SDK's own subscription (each producer's send
+ * is the record's timestamp, which kafkajs sets as it sends). (The services run on this machine, so their clocks are this one.)
  */
 export const hopProbe = async (kafka: { brokers: string[]; topicPrefix: string }) => {
   const client = new Kafka({ clientId: 'bench-hops', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
@@ -45,6 +48,7 @@ export const hopProbe = async (kafka: { brokers: string[]; topicPrefix: string }
         into.push({
           at,
           recorded: Date.parse(m.headers?.ce_time?.toString() ?? '') - offset,
+          sent: Number(m.timestamp) - offset,
           text: `${m.key?.toString()} ${m.value?.toString()}`,
         });
     },
@@ -58,10 +62,13 @@ export const hopProbe = async (kafka: { brokers: string[]; topicPrefix: string }
   return {
     arrivals: (from: number, grantId: string, organisation?: string) => {
       const event = first(seen.grants, from, grantId);
+      const fact = first(seen.revocations, from, grantId, organisation);
       return {
         recorded: event?.recorded,
+        relayed: event?.sent,
         grants: event?.at,
-        revocations: first(seen.revocations, from, grantId, organisation)?.at,
+        published: fact?.sent,
+        revocations: fact?.at,
       };
     },
     /** forget what arrived before `before` (a long run would otherwise search an ever longer list) */

@@ -1,5 +1,5 @@
 import type { DomainEvent, EventMetadata } from '@grantline/events';
-import type { AppendResult, EventStore } from './port.ts';
+import type { AppendResult, EventStore, ReadStreamResult } from './port.ts';
 import { withRetry } from './retry.ts';
 
 /** A pure aggregate: `decide` and `evolve` do no I/O; time and ids come in with the command. */
@@ -25,11 +25,21 @@ export const handleCommand = async <Command, State, E extends DomainEvent>(
   streamId: string,
   command: Command,
   decider: Decider<Command, State, E>,
-  options: { metadata?: EventMetadata; attempts?: number } = {},
-): Promise<HandleResult<State, E>> =>
-  withRetry(
+  options: {
+    metadata?: EventMetadata;
+    attempts?: number;
+    /**
+     * the stream as the caller has just read it (to check who may issue the command): the first
+     * attempt decides on it instead of reading again; a conflict re-reads as usual
+     */
+    read?: ReadStreamResult<E>;
+  } = {},
+): Promise<HandleResult<State, E>> => {
+  let read = options.read;
+  return withRetry(
     async () => {
-      const { currentVersion, events } = await store.readStream<E>(streamId);
+      const { currentVersion, events } = read ?? (await store.readStream<E>(streamId));
+      read = undefined;
       const state = events.reduce(
         (s, e) => decider.evolve(s, { type: e.type, data: e.data } as E),
         decider.initialState(),
@@ -46,3 +56,4 @@ export const handleCommand = async <Command, State, E extends DomainEvent>(
     },
     { attempts: options.attempts ?? 10 },
   );
+};

@@ -1,4 +1,4 @@
-import { type EventStore, handleCommand } from '@grantline/event-store';
+import { type EventStore, handleCommand, type ReadStreamResult } from '@grantline/event-store';
 import type { GrantEvent } from '@grantline/events';
 import { type FlowKeys, SESSION_COOKIE, STATEMENT } from '@grantline/flow';
 import { cookiesOf, type SessionRevocations } from '@grantline/oauth';
@@ -100,7 +100,10 @@ export type Disconnect =
   | { what: 'grant'; clientId: string; grantId: string }
   | { what: 'app'; clientId: string };
 
-type ActiveGrant = Extract<GrantState, { status: 'active' | 'revoked' }>;
+type ActiveGrant = Extract<GrantState, { status: 'active' | 'revoked' }> & {
+  /** the stream as read for the check: the command decides on the same read */
+  read: ReadStreamResult<GrantEvent>;
+};
 
 const ID = /^[\x21-\x7e]{1,200}$/;
 
@@ -112,17 +115,20 @@ const ownGrant = async (
   grantId: string,
 ): Promise<ActiveGrant | undefined> => {
   if (!ID.test(grantId) || !ID.test(clientId)) return undefined;
-  const { events } = await deps.store.readStream<GrantEvent>(`grant-${grantId}`);
-  const state = events.reduce(
+  const read = await deps.store.readStream<GrantEvent>(`grant-${grantId}`);
+  const state = read.events.reduce(
     (s, e) => grantDecider.evolve(s, { type: e.type, data: e.data } as GrantEvent),
     grantDecider.initialState(),
   );
   if (state.status !== 'active' || state.subject !== subject || state.clientId !== clientId) return undefined;
-  return state;
+  return { ...state, read };
 };
 
-const run = async (deps: AccountDeps, grantId: string, command: GrantCommand) => {
-  const { append } = await handleCommand(deps.store, `grant-${grantId}`, command, grantDecider);
+/** The command on the grant as `ownGrant` read it (a concurrent change: read again and decided anew). */
+const run = async (deps: AccountDeps, grant: ActiveGrant, command: GrantCommand) => {
+  const { append } = await handleCommand(deps.store, `grant-${grant.grantId}`, command, grantDecider, {
+    read: grant.read,
+  });
   return append?.lastPosition;
 };
 
@@ -146,22 +152,24 @@ export const disconnect = async (
   if (d.what === 'app') {
     if (!ID.test(d.clientId)) return undefined;
     const grants = (await deps.connections.activeOf(subject)).filter((r) => r.clientId === d.clientId);
-    const owned = [];
-    for (const g of grants) if (await ownGrant(deps, subject, d.clientId, g.grantId)) owned.push(g.grantId);
+    const owned: ActiveGrant[] = [];
+    for (const g of grants) {
+      const grant = await ownGrant(deps, subject, d.clientId, g.grantId);
+      if (grant) owned.push(grant);
+    }
     if (owned.length === 0) return undefined;
-    for (const grantId of owned)
-      last = (await run(deps, grantId, { type: 'Revoke', reason: 'user' })) ?? last;
+    for (const grant of owned) last = (await run(deps, grant, { type: 'Revoke', reason: 'user' })) ?? last;
     notice = `${await appName(deps, d.clientId)} was disconnected.`;
   } else {
     const grant = await ownGrant(deps, subject, d.clientId, d.grantId);
     if (!grant) return undefined;
     if (d.what === 'organisation') {
       if (!grant.organisations.includes(d.organisationId)) return undefined;
-      last = await run(deps, d.grantId, { type: 'DisconnectOrganisation', organisationId: d.organisationId });
+      last = await run(deps, grant, { type: 'DisconnectOrganisation', organisationId: d.organisationId });
       const [org] = await deps.people.organisations([d.organisationId]);
       notice = `${org?.name ?? d.organisationId} was disconnected from ${await appName(deps, d.clientId)}.`;
     } else {
-      last = await run(deps, d.grantId, { type: 'Revoke', reason: 'user' });
+      last = await run(deps, grant, { type: 'Revoke', reason: 'user' });
       notice = `The connection to ${await appName(deps, d.clientId)} was disconnected.`;
     }
   }

@@ -165,6 +165,49 @@ describe('revocation projector', () => {
     expect(new Set(sent.map((s) => s.key))).toEqual(new Set(keys));
   });
 
+  it('numbers a fact in the transaction that records it, in commit order, so a pass only reads and sends it', async () => {
+    const schema = uniqueName('facts_numbered');
+    await db.pool.query(`CREATE SCHEMA ${schema}`);
+    await migrateReadModels(db.pool, schema, [factsTables]);
+    const project = factsProjection(schema, {
+      ttlSeconds: 660,
+      cache: () => new MemoryRevocationCache(),
+      cacheFailed: () => {},
+    });
+    const record = async (grantId: string) => {
+      const tx = await db.pool.connect();
+      try {
+        await tx.query('BEGIN');
+        await project.apply(
+          consumed(event('GrantRevoked', `grant-${grantId}`, { grantId, reason: 'user' }, new Date())),
+          tx,
+        );
+        await tx.query('COMMIT');
+      } finally {
+        tx.release();
+      }
+    };
+    await record('n1');
+    await record('n2');
+    const { rows } = await db.pool.query<{ key: string; published_seq: string | null; sent: boolean }>(
+      `SELECT key, published_seq, sent FROM ${schema}.revocation_facts ORDER BY id`,
+    );
+    expect(rows.map((r) => r.key)).toEqual([revocationKeys.grant('n1'), revocationKeys.grant('n2')]);
+    expect(rows.every((r) => r.published_seq !== null && !r.sent)).toBe(true);
+    expect(Number(rows[1]!.published_seq)).toBeGreaterThan(Number(rows[0]!.published_seq));
+    // a pass sends them under those numbers, in order, and marks them sent
+    const sent: { key: string; sequence: number }[] = [];
+    const round = await new FactLog(db.pool, schema).publish(async (facts) => {
+      sent.push(...facts.map((f) => ({ key: f.key, sequence: f.sequence })));
+    });
+    expect(round).toEqual({ sent: 2, more: false });
+    expect(sent).toEqual(rows.map((r) => ({ key: r.key, sequence: Number(r.published_seq) })));
+    const after = await db.pool.query(
+      `SELECT count(*)::int AS n FROM ${schema}.revocation_facts WHERE NOT sent`,
+    );
+    expect(after.rows[0].n).toBe(0);
+  });
+
   it('records a fact the deny-list cannot take (Redis down), and says so so the deny-list is copied again', async () => {
     const schema = uniqueName('facts');
     await db.pool.query(`CREATE SCHEMA ${schema}`);

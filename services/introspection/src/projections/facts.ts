@@ -19,10 +19,12 @@ export type FactMessage = Extract<RevocationMessage, { type: 'RevocationFact' }>
 /**
  * The revocation facts, one row per deny-list key: the service's own record, rebuilt from the grants
  * and tokens topics. The deny-list (Redis, or memory) is a copy of its live rows, the revocations
- * topic and the HTTP stream publish them. `published_seq` numbers them in the order they were
- * published (null until then): the topic's `sequence` and the stream's resumable ids. It is given
- * under a lock in a transaction of its own, so numbers commit in order on every instance and a reader
- * that has seen n has seen everything below n; `sent` says the topic has it.
+ * topic and the HTTP stream publish them. `published_seq` numbers them in publication order: the
+ * topic's `sequence` and the stream's resumable ids. A number is drawn under one transaction lock
+ * (an advisory lock named after the table), by the projection's transaction that records the fact
+ * (or, for a fact left without one, by a publication pass), and held until that commits: so
+ * numbers commit in order on every instance, and a reader that has seen n has seen everything below
+ * n. `sent` says the topic has it.
  */
 export const factsTables: ReadModelMigrations = {
   model: 'revocation-facts',
@@ -73,16 +75,22 @@ export const factsProjection = (
     if (facts.length === 0) return;
     const revokedAt = new Date(event.time);
     const expiresAt = new Date(revokedAt.getTime() + options.ttlSeconds * 1_000);
+    // numbered here, so that a publication pass finds it ready to send (no statement of its own that
+    // commits a number, with its WAL flush, between this commit and the topic); the lock before any
+    // fact row, so a concurrent transaction never holds a row this one waits for while it waits
+    // for the lock (a number drawn for a fact that keeps its own is skipped: numbers may have gaps)
     await tx.query(
-      `INSERT INTO ${t} AS f (key, fact, revoked_at, expires_at)
-       SELECT key, fact, $3, $4 FROM unnest($1::text[], $2::jsonb[]) AS u(key, fact)
+      `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtext($5)) AS held)
+       INSERT INTO ${t} AS f (key, fact, revoked_at, expires_at, published_seq)
+       SELECT key, fact, $3, $4, nextval('${schema}.revocation_publication')
+       FROM unnest($1::text[], $2::jsonb[]) AS u(key, fact), lock
        ON CONFLICT (key) DO UPDATE SET
          revoked_at = LEAST(f.revoked_at, excluded.revoked_at),
          expires_at = GREATEST(f.expires_at, excluded.expires_at),
          -- a longer life is a new publication
-         published_seq = CASE WHEN f.expires_at >= excluded.expires_at THEN f.published_seq END,
+         published_seq = CASE WHEN f.expires_at >= excluded.expires_at THEN f.published_seq ELSE excluded.published_seq END,
          sent = f.sent AND f.expires_at >= excluded.expires_at`,
-      [facts.map((f) => f.key), facts.map((f) => JSON.stringify(f)), revokedAt, expiresAt],
+      [facts.map((f) => f.key), facts.map((f) => JSON.stringify(f)), revokedAt, expiresAt, t],
     );
     const keys = facts.map((f) => f.key);
     for (const payload of factNotifications(keys, revokedAt))
@@ -155,35 +163,41 @@ export class FactLog {
   }
 
   /**
-   * Numbers the unpublished facts (oldest first) in one statement, its own transaction, under a
-   * transaction lock taken before any number is drawn, so the numbers commit in the order given (a fact
-   * another instance numbered while this one waited for the lock is passed over: the statement's
-   * snapshot predates it, but the update rechecks the row it finds); then hands the numbered facts the
-   * topic lacks to `send`, in order, and marks them sent (at least once: a failed `send` is retried at
-   * the next pass). Returns how many it sent, and whether more may be left: a full batch of either
-   * kind (a batch of unnumbered facts can shrink to nothing when another instance numbered them).
+   * One round of a publication pass: in one statement, under the numbering lock (taken before any
+   * number is drawn), numbers the facts left unnumbered (oldest first; normally none, as the
+   * projection numbers what it records) and reads the numbered facts the topic lacks, in order; hands
+   * them to `send`, then marks them sent (at least once: a failed `send` is retried at the next pass).
+   * A fact another instance numbered while this one waited for the lock is passed over: the
+   * statement's snapshot predates it, but the update rechecks the row it finds; it is read at the
+   * next round. A statement that numbers nothing writes nothing, so its commit waits for no WAL flush.
+   * Returns how many it sent, and whether more may be left: a full batch of either kind (a batch of
+   * unnumbered facts can shrink to nothing when another instance numbered them).
    */
   async publish(
     send: (facts: FactMessage[]) => Promise<void>,
     limit = 500,
   ): Promise<{ sent: number; more: boolean }> {
-    const { rows: numbering } = await this.pool.query<{ candidates: number }>(
+    const { rows } = await this.pool.query<Partial<Row> & { candidates: number }>(
       `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtext($2)) AS held),
             next AS MATERIALIZED (SELECT id FROM ${this.t}, lock WHERE published_seq IS NULL ORDER BY id LIMIT $1),
             numbered AS (
               UPDATE ${this.t} f SET published_seq = nextval('${this.schema}.revocation_publication')
-              FROM next WHERE f.id = next.id AND f.published_seq IS NULL)
-       SELECT count(*)::int AS candidates FROM next`,
+              FROM next WHERE f.id = next.id AND f.published_seq IS NULL
+              RETURNING f.published_seq, f.fact, f.revoked_at, f.expires_at),
+            unsent AS (
+              SELECT published_seq, fact, revoked_at, expires_at FROM numbered
+              UNION ALL
+              -- the statement's snapshot: what it numbers itself is still unnumbered here
+              SELECT published_seq, fact, revoked_at, expires_at FROM ${this.t}, lock
+              WHERE NOT sent AND published_seq IS NOT NULL
+              ORDER BY published_seq LIMIT $1)
+       SELECT u.*, k.candidates FROM (SELECT count(*)::int AS candidates FROM next) k
+       LEFT JOIN unsent u ON true ORDER BY u.published_seq`,
       [limit, this.t],
     );
-    const candidates = numbering[0]?.candidates ?? 0;
-    const { rows } = await this.pool.query<Row>(
-      `SELECT published_seq, fact, revoked_at, expires_at FROM ${this.t}
-       WHERE NOT sent AND published_seq IS NOT NULL ORDER BY published_seq LIMIT $1`,
-      [limit],
-    );
-    if (rows.length > 0) {
-      const facts = rows.map(message);
+    const candidates = rows[0]?.candidates ?? 0;
+    const facts = rows.filter((r): r is Row & { candidates: number } => r.published_seq != null).map(message);
+    if (facts.length > 0) {
       await send(facts);
       await this.pool.query(
         `UPDATE ${this.t} f SET sent = true
@@ -191,7 +205,7 @@ export class FactLog {
         [facts.map((f) => f.sequence)],
       );
     }
-    return { sent: rows.length, more: candidates === limit || rows.length === limit };
+    return { sent: facts.length, more: candidates === limit || facts.length === limit };
   }
 
   async lastSequence(): Promise<number> {
