@@ -79,8 +79,12 @@ export const factsProjection = (
     // commits a number, with its WAL flush, between this commit and the topic); the lock before any
     // fact row, so a concurrent transaction never holds a row this one waits for while it waits
     // for the lock (a number drawn for a fact that keeps its own is skipped: numbers may have gaps)
+    const keys = facts.map((f) => f.key);
+    // the notifications in the same statement (delivered at commit): one round trip, not two
     await tx.query(
-      `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtext($5)) AS held)
+      `WITH lock AS MATERIALIZED (
+         SELECT pg_advisory_xact_lock(hashtext($5)) AS held,
+                (SELECT count(pg_notify($6, p)) FROM unnest($7::text[]) AS p) AS notified)
        INSERT INTO ${t} AS f (key, fact, revoked_at, expires_at, published_seq)
        SELECT key, fact, $3, $4, nextval('${schema}.revocation_publication')
        FROM unnest($1::text[], $2::jsonb[]) AS u(key, fact), lock
@@ -90,11 +94,16 @@ export const factsProjection = (
          -- a longer life is a new publication
          published_seq = CASE WHEN f.expires_at >= excluded.expires_at THEN f.published_seq ELSE excluded.published_seq END,
          sent = f.sent AND f.expires_at >= excluded.expires_at`,
-      [facts.map((f) => f.key), facts.map((f) => JSON.stringify(f)), revokedAt, expiresAt, t],
+      [
+        keys,
+        facts.map((f) => JSON.stringify(f)),
+        revokedAt,
+        expiresAt,
+        t,
+        factsChannel(schema),
+        factNotifications(keys, revokedAt),
+      ],
     );
-    const keys = facts.map((f) => f.key);
-    for (const payload of factNotifications(keys, revokedAt))
-      await tx.query('SELECT pg_notify($1, $2)', [factsChannel(schema), payload]);
     options.recorded?.(keys, revokedAt.getTime());
     const ttl = (expiresAt.getTime() - Date.now()) / 1_000;
     // Not awaited: the record above is what the topic and the stream publish, so a Redis that hangs
