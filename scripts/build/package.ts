@@ -32,6 +32,8 @@ writeFileSync(
     .join('\n'),
 );
 for (const file of ['package.json', 'pnpm-lock.yaml']) cpSync(join(root, file), join(out, file));
+// the dependency patches package.json names (pnpm.patchedDependencies): the install applies them
+cpSync(join(root, 'patches'), join(out, 'patches'), { recursive: true });
 // every workspace project's manifest (the lockfile's importers), for the production install
 const projects = ['packages', 'services', 'examples'].flatMap((group) =>
   readdirSync(join(root, group)).map((name) => `${group}/${name}`),

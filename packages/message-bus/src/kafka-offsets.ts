@@ -13,10 +13,12 @@ export const UNAWAITED_COMMIT_INTERVAL_MS = 1_000;
 export const UNAWAITED_TOPICS: readonly string[] = [TOPICS.tokens];
 /**
  * The pace (`SubscriptionOptions.pacedMs`) of a subscription to the tokens topic alone, unless it
- * sets its own: at most 50 fetches a second per consumer whatever the token rate, for at most 20 ms
- * more latency under load (none after a quiet spell).
+ * sets its own: about 20 fetches a second per consumer whatever the token rate, for at most 50 ms
+ * more latency.
  */
 export const HIGH_VOLUME_PACE_MS = 50;
+/** A pace is capped well below kafkajs's heartbeat interval (3 s): the wait cannot be interrupted. */
+export const MAX_PACE_MS = 1_000;
 
 export type TopicPartitionOffset = { topic: string; partition: number; offset: string };
 

@@ -1,8 +1,8 @@
 import type { Admin } from 'kafkajs';
 
-/** How long a list of the live groups reading a topic is reused by the next waits (see below). */
-const GROUPS_TTL_MS = 1_000;
-/** The polls of committed offsets: soon after the write, then less often (each costs the broker two requests a group). */
+/** How long a group found not to read a topic (no offset committed there) is taken at its word. */
+const NOT_A_READER_TTL_MS = 1_000;
+/** The polls of committed offsets: at once, then after 5, 10, 20, 40 and every 50 ms. */
 const FIRST_POLL_MS = 5;
 const MAX_POLL_MS = 50;
 
@@ -12,12 +12,12 @@ const MAX_POLL_MS = 50;
  * `clientIdPrefix`, has committed past what the topic holds now; polls until `deadline` (epoch ms).
  * Groups without members are not waited for; groups in a rebalance are.
  *
- * Which groups those are is asked of the broker at most once a second per topic (a list, a
- * description of every group of the deployment and an offset fetch each: dozens of requests), and
- * shared by the waits in that second: so a consumer group that starts reading the topic for the
- * first time is waited for from a second after it committed its first offset. Each poll then costs
- * an offset fetch per group still behind, at 5 ms, then 10, 20, 40 and every 50 ms, not every 10 ms:
- * a wait of a few hundred milliseconds no longer sends the broker a thousand requests a second.
+ * Which groups are live is asked afresh on every call (a list and one description: two requests).
+ * Which of them read the topic is remembered: a group with offsets there reads it for good, and one
+ * without is asked again after a second (a group reading the topic for the first time is waited
+ * for once it has committed, and at most a second after). Each poll costs an offset fetch per group
+ * still behind, with growing gaps, not every 10 ms: a wait of a few hundred milliseconds does not
+ * send the broker a thousand requests a second.
  */
 export const subscribersCaughtUp = async (
   admin: Admin,
@@ -28,7 +28,8 @@ export const subscribersCaughtUp = async (
   readers: ReaderCache = new ReaderCache(),
 ): Promise<boolean> => {
   const ends = await admin.fetchTopicOffsets(topic);
-  let pending = await readers.of(admin, topic, groupPrefix, clientIdPrefix);
+  const live = await liveGroups(admin, groupPrefix, clientIdPrefix);
+  let pending = await readers.readersOf(admin, topic, live);
   let pollMs = FIRST_POLL_MS;
   for (;;) {
     const behind = await Promise.all(
@@ -50,37 +51,18 @@ const committedOf = async (admin: Admin, groupId: string, topic: string) => {
   return new Map(offsets?.partitions.map((p) => [p.partition, Number(p.offset)]));
 };
 
-/** The live groups reading each topic, asked of the broker at most once per `GROUPS_TTL_MS`. */
-export class ReaderCache {
-  private readonly lists = new Map<string, { at: number; groups: Promise<string[]> }>();
-
-  of(admin: Admin, topic: string, groupPrefix: string, clientIdPrefix: string): Promise<string[]> {
-    const key = `${topic}\0${groupPrefix}\0${clientIdPrefix}`;
-    const cached = this.lists.get(key);
-    if (cached && Date.now() - cached.at < GROUPS_TTL_MS) return cached.groups;
-    const groups = readersOf(admin, topic, groupPrefix, clientIdPrefix);
-    this.lists.set(key, { at: Date.now(), groups });
-    // a failed list is not reused
-    groups.catch(() => this.lists.delete(key));
-    return groups;
-  }
-}
-
-const readersOf = async (
-  admin: Admin,
-  topic: string,
-  groupPrefix: string,
-  clientIdPrefix: string,
-): Promise<string[]> => {
+/**
+ * Grantline's live groups (a rebalance included: a new instance joining must not let a write answer
+ * early): not empty nor dead, with a member of ours.
+ */
+const liveGroups = async (admin: Admin, groupPrefix: string, clientIdPrefix: string): Promise<string[]> => {
   const { groups } = await admin.listGroups();
   const ours = groups
     .filter((g) => g.protocolType === 'consumer' && g.groupId.startsWith(groupPrefix))
     .map((g) => g.groupId);
   if (ours.length === 0) return [];
   const described = await admin.describeGroups(ours);
-  // Grantline's live groups (a rebalance included: a new instance joining must not let a write
-  // answer early); which of them read this topic, their committed offsets tell.
-  const live = described.groups
+  return described.groups
     .filter(
       (g) =>
         g.state !== 'Empty' &&
@@ -88,8 +70,26 @@ const readersOf = async (
         g.members.some((m) => m.clientId.startsWith(clientIdPrefix)),
     )
     .map((g) => g.groupId);
-  const committed = await Promise.all(
-    live.map(async (g) => [g, await committedOf(admin, g, topic)] as const),
-  );
-  return committed.filter(([, c]) => [...c.values()].some((o) => o >= 0)).map(([g]) => g);
 };
+
+/** Which groups read which topic: their committed offsets tell, asked once (or again after a second for a non-reader). */
+export class ReaderCache {
+  private readonly reads = new Set<string>();
+  private readonly notYet = new Map<string, number>();
+
+  async readersOf(admin: Admin, topic: string, groups: readonly string[]): Promise<string[]> {
+    const key = (g: string) => `${topic}\0${g}`;
+    const now = Date.now();
+    const unknown = groups.filter((g) => !this.reads.has(key(g)) && !((this.notYet.get(key(g)) ?? 0) > now));
+    await Promise.all(
+      unknown.map(async (g) => {
+        const committed = await committedOf(admin, g, topic);
+        if ([...committed.values()].some((o) => o >= 0)) {
+          this.reads.add(key(g));
+          this.notYet.delete(key(g));
+        } else this.notYet.set(key(g), now + NOT_A_READER_TTL_MS);
+      }),
+    );
+    return groups.filter((g) => this.reads.has(key(g)));
+  }
+}

@@ -10,6 +10,7 @@ import { encodeEvent } from './codec.ts';
 import { type DeadLetter, handleKafkaBatch } from './kafka-batches.ts';
 import {
   HIGH_VOLUME_PACE_MS,
+  MAX_PACE_MS,
   OffsetCommits,
   UNAWAITED_COMMIT_INTERVAL_MS,
   UNAWAITED_TOPICS,
@@ -195,20 +196,27 @@ export class KafkaMessageBus implements MessageBus {
     });
     // a partition handed to another member is no longer ours to commit
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => commits.assigned(payload.memberAssignment));
-    // the pace: a batch handled less than `pacedMs` after its fetch began waits out the rest (the
-    // next fetch follows the last batch of this one)
-    let fetchBegan = 0;
-    const pacedMs =
+    // The pace: a batch handled less than `pacedMs` after the fetches began waits out the rest (the
+    // next fetch follows this one's last batch). kafkajs runs a fetcher per broker into one worker,
+    // so it is the oldest fetch under way that counts: a batch never waits for another broker's
+    // newer fetch, and never more than `pacedMs`.
+    const fetchBegan = new Map<number, number>();
+    const pacedMs = Math.min(
+      MAX_PACE_MS,
       options.pacedMs ??
-      (options.topics.every((t) => UNAWAITED_TOPICS.includes(t)) ? HIGH_VOLUME_PACE_MS : 0);
-    if (pacedMs > 0) consumer.on(consumer.events.FETCH_START, () => (fetchBegan = performance.now()));
+        (options.topics.every((t) => UNAWAITED_TOPICS.includes(t)) ? HIGH_VOLUME_PACE_MS : 0),
+    );
+    if (pacedMs > 0)
+      consumer.on(consumer.events.FETCH_START, ({ payload }) =>
+        fetchBegan.set(payload.nodeId, performance.now()),
+      );
     await consumer.run({
       // committed here instead: after each batch of an awaited topic, at intervals for the others
       autoCommit: false,
       eachBatchAutoResolve: false,
       eachBatch: async (payload) => {
         await handleKafkaBatch(this.deadLetter, options, commits, payload);
-        const rest = fetchBegan + pacedMs - performance.now();
+        const rest = fetchBegan.size > 0 ? Math.min(...fetchBegan.values()) + pacedMs - performance.now() : 0;
         if (rest > 0 && payload.isRunning()) await sleep(rest);
       },
     });

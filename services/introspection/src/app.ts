@@ -79,11 +79,14 @@ export const buildIntrospection = async (
     cacheFailed: (error) => publisher.cacheFailed(error),
     recorded: (keys, revokedAtMs) => factSet.add(keys, revokedAtMs),
   });
-  // Two consumers, as the facts are order-free: the grants topic's few events (disconnections) never
-  // queue behind the tokens topic's one per token, whose consumer is paced (HIGH_VOLUME_PACE_MS).
+  // Two consumers, as the facts are order-free: the grants topic's few events (disconnections) are
+  // not fetched behind the tokens topic's one per token, whose consumer is paced (HIGH_VOLUME_PACE_MS).
+  // The tokens topic keeps the group that read both before (its offsets: an upgrade does not replay
+  // that long topic); the grants topic's new group replays its short history, which the facts'
+  // idempotence absorbs. (Both still commit facts one transaction at a time: the numbering lock.)
   for (const [name, topic] of [
-    ['introspection-revocations', TOPICS.grants],
-    ['introspection-token-revocations', TOPICS.tokens],
+    ['introspection-grant-revocations', TOPICS.grants],
+    ['introspection-revocations', TOPICS.tokens],
   ] as const)
     await runtime.project(name, [topic], projectFacts, onCrash, {
       // committed: on to the topic and the stream at once (the publisher's poll is only a safety net)

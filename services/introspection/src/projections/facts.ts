@@ -75,11 +75,14 @@ export const factsProjection = (
     if (facts.length === 0) return;
     const revokedAt = new Date(event.time);
     const expiresAt = new Date(revokedAt.getTime() + options.ttlSeconds * 1_000);
-    // numbered here, so that a publication pass finds it ready to send (no statement of its own that
-    // commits a number, with its WAL flush, between this commit and the topic); the lock before any
-    // fact row, so a concurrent transaction never holds a row this one waits for while it waits
-    // for the lock (a number drawn for a fact that keeps its own is skipped: numbers may have gaps)
-    const keys = facts.map((f) => f.key);
+    // Numbered here, so that a publication pass finds it ready to send (no statement of its own that
+    // commits a number, with its WAL flush, between this commit and the topic). The lock is taken
+    // before any fact row and held to the commit, so the projections' transactions that record facts
+    // run one at a time (the numbers commit in order). Rows are locked in key order, as the pass's
+    // marking locks them: no deadlock between the two. A number drawn for a fact that keeps its own
+    // is skipped: numbers may have gaps.
+    const ordered = [...facts].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const keys = ordered.map((f) => f.key);
     // the notifications in the same statement (delivered at commit): one round trip, not two
     await tx.query(
       `WITH lock AS MATERIALIZED (
@@ -87,7 +90,7 @@ export const factsProjection = (
                 (SELECT count(pg_notify($6, p)) FROM unnest($7::text[]) AS p) AS notified)
        INSERT INTO ${t} AS f (key, fact, revoked_at, expires_at, published_seq)
        SELECT key, fact, $3, $4, nextval('${schema}.revocation_publication')
-       FROM unnest($1::text[], $2::jsonb[]) AS u(key, fact), lock
+       FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS u(key, fact, ord), lock ORDER BY ord
        ON CONFLICT (key) DO UPDATE SET
          revoked_at = LEAST(f.revoked_at, excluded.revoked_at),
          expires_at = GREATEST(f.expires_at, excluded.expires_at),
@@ -96,7 +99,7 @@ export const factsProjection = (
          sent = f.sent AND f.expires_at >= excluded.expires_at`,
       [
         keys,
-        facts.map((f) => JSON.stringify(f)),
+        ordered.map((f) => JSON.stringify(f)),
         revokedAt,
         expiresAt,
         t,
@@ -160,11 +163,11 @@ export class FactLog {
     return new Map(rows.map((r) => [r.key, r.revoked_at]));
   }
 
-  /** Published facts after `sequence`, in order; with `now`, only those still live (the stream's replay). */
+  /** Facts on the topic (sent) after `sequence`, in order; with `now`, only those still live (the stream's replay). */
   async publishedAfter(sequence: number, now?: Date, limit = 1_000): Promise<FactMessage[]> {
     const { rows } = await this.pool.query<Row>(
       `SELECT published_seq, fact, revoked_at, expires_at FROM ${this.t}
-       WHERE published_seq > $1 AND ($2::timestamptz IS NULL OR expires_at > $2)
+       WHERE published_seq > $1 AND sent AND ($2::timestamptz IS NULL OR expires_at > $2)
        ORDER BY published_seq LIMIT $3`,
       [sequence, now ?? null, limit],
     );
@@ -172,49 +175,49 @@ export class FactLog {
   }
 
   /**
-   * One round of a publication pass: in one statement, under the numbering lock (taken before any
-   * number is drawn), numbers the facts left unnumbered (oldest first; normally none, as the
-   * projection numbers what it records) and reads the numbered facts the topic lacks, in order; hands
-   * them to `send`, then marks them sent (at least once: a failed `send` is retried at the next pass).
-   * A fact another instance numbered while this one waited for the lock is passed over: the
-   * statement's snapshot predates it, but the update rechecks the row it finds; it is read at the
-   * next round. A statement that numbers nothing writes nothing, so its commit waits for no WAL flush.
-   * Returns how many it sent, and whether more may be left: a full batch of either kind (a batch of
-   * unnumbered facts can shrink to nothing when another instance numbered them).
+   * One round of a publication pass. One statement, under the numbering lock (taken before any number
+   * is drawn), numbers the facts left unnumbered (oldest first; normally none, as the projection
+   * numbers what it records) and reads the numbered facts the topic lacks, in order. It writes
+   * nothing when there is nothing to number, so its commit waits for no WAL flush. When it did number
+   * some, it sends nothing this round: facts a projection committed while it waited for the lock have
+   * lower numbers but are not in its snapshot, and the next round (a fresh snapshot) sends them all in
+   * order. Otherwise the facts go to `send`, then are marked sent (at least once: a failed `send` is
+   * retried at the next pass). Returns how many it sent, and whether more may be left.
    */
   async publish(
     send: (facts: FactMessage[]) => Promise<void>,
     limit = 500,
   ): Promise<{ sent: number; more: boolean }> {
-    const { rows } = await this.pool.query<Partial<Row> & { candidates: number }>(
+    const { rows } = await this.pool.query<Partial<Row> & { candidates: number; numbered: number }>(
       `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtext($2)) AS held),
             next AS MATERIALIZED (SELECT id FROM ${this.t}, lock WHERE published_seq IS NULL ORDER BY id LIMIT $1),
             numbered AS (
               UPDATE ${this.t} f SET published_seq = nextval('${this.schema}.revocation_publication')
-              FROM next WHERE f.id = next.id AND f.published_seq IS NULL
-              RETURNING f.published_seq, f.fact, f.revoked_at, f.expires_at),
+              FROM next WHERE f.id = next.id AND f.published_seq IS NULL RETURNING f.id),
             unsent AS (
-              SELECT published_seq, fact, revoked_at, expires_at FROM numbered
-              UNION ALL
-              -- the statement's snapshot: what it numbers itself is still unnumbered here
               SELECT published_seq, fact, revoked_at, expires_at FROM ${this.t}, lock
-              WHERE NOT sent AND published_seq IS NOT NULL
-              ORDER BY published_seq LIMIT $1)
-       SELECT u.*, k.candidates FROM (SELECT count(*)::int AS candidates FROM next) k
+              WHERE NOT sent AND published_seq IS NOT NULL ORDER BY published_seq LIMIT $1)
+       SELECT u.*, k.candidates, k.numbered
+       FROM (SELECT (SELECT count(*) FROM next)::int AS candidates, (SELECT count(*) FROM numbered)::int AS numbered) k
        LEFT JOIN unsent u ON true ORDER BY u.published_seq`,
       [limit, this.t],
     );
-    const candidates = rows[0]?.candidates ?? 0;
-    const facts = rows.filter((r): r is Row & { candidates: number } => r.published_seq != null).map(message);
+    const { candidates = 0, numbered = 0 } = rows[0] ?? {};
+    if (numbered > 0 || candidates > 0) return { sent: 0, more: true };
+    const facts = rows
+      .filter((r): r is Row & { candidates: number; numbered: number } => r.published_seq != null)
+      .map(message);
     if (facts.length > 0) {
       await send(facts);
       await this.pool.query(
-        `UPDATE ${this.t} f SET sent = true
-         FROM unnest($1::bigint[]) AS s(published_seq) WHERE f.published_seq = s.published_seq`,
+        // rows locked in key order, as the projection's upsert locks them (no deadlock between the two)
+        `WITH marked AS (
+           SELECT id FROM ${this.t} WHERE published_seq = ANY($1::bigint[]) ORDER BY key FOR UPDATE)
+         UPDATE ${this.t} f SET sent = true FROM marked WHERE f.id = marked.id`,
         [facts.map((f) => f.sequence)],
       );
     }
-    return { sent: facts.length, more: candidates === limit || facts.length === limit };
+    return { sent: facts.length, more: facts.length === limit };
   }
 
   async lastSequence(): Promise<number> {
