@@ -13,12 +13,14 @@ export const UNAWAITED_COMMIT_INTERVAL_MS = 1_000;
 export const UNAWAITED_TOPICS: readonly string[] = [TOPICS.tokens];
 /**
  * The pace (`SubscriptionOptions.pacedMs`) of a subscription to the tokens topic alone, unless it
- * sets its own: about 20 fetches a second per consumer whatever the token rate, for at most 50 ms
- * more latency.
+ * sets its own: 20 fetches a second per consumer and broker, busy or idle, whatever the token rate,
+ * for at most 50 ms more latency.
  */
 export const HIGH_VOLUME_PACE_MS = 50;
-/** A pace is capped well below kafkajs's heartbeat interval (3 s): the wait cannot be interrupted. */
+/** A pace is capped well below kafkajs's session timeout (30 s) and its heartbeat interval (3 s). */
 export const MAX_PACE_MS = 1_000;
+/** What a paced fetch gathers before the broker answers it early (far more than a pace's worth). */
+export const PACED_MIN_BYTES = 1_048_576;
 
 export type TopicPartitionOffset = { topic: string; partition: number; offset: string };
 

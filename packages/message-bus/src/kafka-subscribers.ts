@@ -1,23 +1,20 @@
-import type { Admin } from 'kafkajs';
+import { type Admin, AssignerProtocol, type GroupDescription } from 'kafkajs';
 
-/** How long a group found not to read a topic (no offset committed there) is taken at its word. */
-const NOT_A_READER_TTL_MS = 1_000;
 /** The polls of committed offsets: at once, then after 5, 10, 20, 40 and every 50 ms. */
 const FIRST_POLL_MS = 5;
 const MAX_POLL_MS = 50;
 
 /**
  * Whether every live consumer group of a deployment (group ids starting with `groupPrefix`) that
- * reads `topic` (it has offsets committed there), with a member whose client id starts with
- * `clientIdPrefix`, has committed past what the topic holds now; polls until `deadline` (epoch ms).
- * Groups without members are not waited for; groups in a rebalance are.
+ * reads `topic`, with a member whose client id starts with `clientIdPrefix`, has committed past what
+ * the topic holds now; polls until `deadline` (epoch ms). Groups without members are not waited for;
+ * groups in a rebalance are.
  *
- * Which groups are live is asked afresh on every call (a list and one description: two requests).
- * Which of them read the topic is remembered: a group with offsets there reads it for good, and one
- * without is asked again after a second (a group reading the topic for the first time is waited
- * for once it has committed, and at most a second after). Each poll costs an offset fetch per group
- * still behind, with growing gaps, not every 10 ms: a wait of a few hundred milliseconds does not
- * send the broker a thousand requests a second.
+ * Which groups read the topic, their live members' subscriptions tell (the metadata each member
+ * joined with), asked afresh on every call: a list and one description, two requests. Not their
+ * committed offsets, which outlive a subscription (a group that stopped reading a topic would be
+ * waited for until every deadline). A member whose subscription cannot be read counts as a reader.
+ * Each poll then costs an offset fetch per group still behind, with growing gaps, not every 10 ms.
  */
 export const subscribersCaughtUp = async (
   admin: Admin,
@@ -25,17 +22,19 @@ export const subscribersCaughtUp = async (
   groupPrefix: string,
   clientIdPrefix: string,
   deadline: number,
-  readers: ReaderCache = new ReaderCache(),
 ): Promise<boolean> => {
   const ends = await admin.fetchTopicOffsets(topic);
-  const live = await liveGroups(admin, groupPrefix, clientIdPrefix);
-  let pending = await readers.readersOf(admin, topic, live);
+  let pending = await readers(admin, topic, groupPrefix, clientIdPrefix);
   let pollMs = FIRST_POLL_MS;
   for (;;) {
     const behind = await Promise.all(
       pending.map(async (groupId) => {
         const committed = await committedOf(admin, groupId, topic);
-        return ends.some((e) => Number(e.high) > (committed.get(e.partition) ?? -1)) ? groupId : undefined;
+        // an offset is the next to read; none committed (-1) has read nothing: a partition never
+        // written (high 0) holds nothing to wait for
+        return ends.some((e) => Number(e.high) > Math.max(0, committed.get(e.partition) ?? 0))
+          ? groupId
+          : undefined;
       }),
     );
     pending = behind.filter((g): g is string => g !== undefined);
@@ -52,10 +51,15 @@ const committedOf = async (admin: Admin, groupId: string, topic: string) => {
 };
 
 /**
- * Grantline's live groups (a rebalance included: a new instance joining must not let a write answer
- * early): not empty nor dead, with a member of ours.
+ * Grantline's live groups that read `topic` (a rebalance included: a new instance joining must not
+ * let a write answer early): not empty nor dead, with a member of ours subscribed to it.
  */
-const liveGroups = async (admin: Admin, groupPrefix: string, clientIdPrefix: string): Promise<string[]> => {
+const readers = async (
+  admin: Admin,
+  topic: string,
+  groupPrefix: string,
+  clientIdPrefix: string,
+): Promise<string[]> => {
   const { groups } = await admin.listGroups();
   const ours = groups
     .filter((g) => g.protocolType === 'consumer' && g.groupId.startsWith(groupPrefix))
@@ -67,29 +71,16 @@ const liveGroups = async (admin: Admin, groupPrefix: string, clientIdPrefix: str
       (g) =>
         g.state !== 'Empty' &&
         g.state !== 'Dead' &&
-        g.members.some((m) => m.clientId.startsWith(clientIdPrefix)),
+        g.members.some((m) => m.clientId.startsWith(clientIdPrefix) && subscribes(m, topic)),
     )
     .map((g) => g.groupId);
 };
 
-/** Which groups read which topic: their committed offsets tell, asked once (or again after a second for a non-reader). */
-export class ReaderCache {
-  private readonly reads = new Set<string>();
-  private readonly notYet = new Map<string, number>();
-
-  async readersOf(admin: Admin, topic: string, groups: readonly string[]): Promise<string[]> {
-    const key = (g: string) => `${topic}\0${g}`;
-    const now = Date.now();
-    const unknown = groups.filter((g) => !this.reads.has(key(g)) && !((this.notYet.get(key(g)) ?? 0) > now));
-    await Promise.all(
-      unknown.map(async (g) => {
-        const committed = await committedOf(admin, g, topic);
-        if ([...committed.values()].some((o) => o >= 0)) {
-          this.reads.add(key(g));
-          this.notYet.delete(key(g));
-        } else this.notYet.set(key(g), now + NOT_A_READER_TTL_MS);
-      }),
-    );
-    return groups.filter((g) => this.reads.has(key(g)));
+const subscribes = (member: GroupDescription['members'][number], topic: string): boolean => {
+  try {
+    const metadata = AssignerProtocol.MemberMetadata.decode(member.memberMetadata);
+    return metadata ? metadata.topics.includes(topic) : true;
+  } catch {
+    return true;
   }
-}
+};

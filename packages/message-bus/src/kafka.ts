@@ -1,5 +1,3 @@
-import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { isRetriable, withRetry } from '@grantline/event-store';
 import type { RecordedEvent } from '@grantline/events';
 import { deadLetterTopic } from '@grantline/events';
@@ -12,11 +10,12 @@ import {
   HIGH_VOLUME_PACE_MS,
   MAX_PACE_MS,
   OffsetCommits,
+  PACED_MIN_BYTES,
   UNAWAITED_COMMIT_INTERVAL_MS,
   UNAWAITED_TOPICS,
 } from './kafka-offsets.ts';
 import { BOUNDED_RETRIES_WARNING, SerialProducer } from './kafka-producer.ts';
-import { ReaderCache, subscribersCaughtUp } from './kafka-subscribers.ts';
+import { subscribersCaughtUp } from './kafka-subscribers.ts';
 import { instruments, MAX_LINKS, tracer } from './kafka-telemetry.ts';
 import type { MessageBus, Subscription, SubscriptionOptions } from './port.ts';
 
@@ -154,6 +153,11 @@ export class KafkaMessageBus implements MessageBus {
   }
 
   async subscribe(options: SubscriptionOptions): Promise<Subscription> {
+    const pacedMs = Math.min(
+      MAX_PACE_MS,
+      options.pacedMs ??
+        (options.topics.every((t) => UNAWAITED_TOPICS.includes(t)) ? HIGH_VOLUME_PACE_MS : 0),
+    );
     const consumer = this.kafka.consumer({
       // namespaced like topics, so deployments (and parallel tests) sharing a cluster never share a group
       groupId: this.prefix + options.groupId,
@@ -161,7 +165,9 @@ export class KafkaMessageBus implements MessageBus {
       // How long the broker holds a fetch that finds nothing new. A message appended meanwhile
       // answers it at once, so this bounds idle polling, not latency: at 100 ms each of a service's
       // idle consumers cost ten fetches a second. Kafka's own default; a stop waits for it at most.
-      maxWaitTimeInMs: 500,
+      // Paced (`pacedMs`): the broker holds every fetch that long unless a megabyte has gathered
+      // (Kafka's fetch.min.bytes and fetch.max.wait.ms), per broker, whatever the message rate.
+      ...(pacedMs > 0 ? { maxWaitTimeInMs: pacedMs, minBytes: PACED_MIN_BYTES } : { maxWaitTimeInMs: 500 }),
       // After these restarts the consumer crashes for good and `onCrash` decides (exit, by default).
       // Transient broker states (a coordinator loading after a restart) get ~1 min of retries first.
       retry: {
@@ -196,29 +202,11 @@ export class KafkaMessageBus implements MessageBus {
     });
     // a partition handed to another member is no longer ours to commit
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => commits.assigned(payload.memberAssignment));
-    // The pace: a batch handled less than `pacedMs` after the fetches began waits out the rest (the
-    // next fetch follows this one's last batch). kafkajs runs a fetcher per broker into one worker,
-    // so it is the oldest fetch under way that counts: a batch never waits for another broker's
-    // newer fetch, and never more than `pacedMs`.
-    const fetchBegan = new Map<number, number>();
-    const pacedMs = Math.min(
-      MAX_PACE_MS,
-      options.pacedMs ??
-        (options.topics.every((t) => UNAWAITED_TOPICS.includes(t)) ? HIGH_VOLUME_PACE_MS : 0),
-    );
-    if (pacedMs > 0)
-      consumer.on(consumer.events.FETCH_START, ({ payload }) =>
-        fetchBegan.set(payload.nodeId, performance.now()),
-      );
     await consumer.run({
       // committed here instead: after each batch of an awaited topic, at intervals for the others
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: async (payload) => {
-        await handleKafkaBatch(this.deadLetter, options, commits, payload);
-        const rest = fetchBegan.size > 0 ? Math.min(...fetchBegan.values()) + pacedMs - performance.now() : 0;
-        if (rest > 0 && payload.isRunning()) await sleep(rest);
-      },
+      eachBatch: (payload) => handleKafkaBatch(this.deadLetter, options, commits, payload),
     });
     this.consumers.add(consumer);
     this.subscriptions.add(commits);
@@ -263,7 +251,6 @@ export class KafkaMessageBus implements MessageBus {
   };
 
   private admin: Promise<Admin> | undefined;
-  private readonly readers = new ReaderCache();
 
   /**
    * Waits until every live consumer group of this deployment that reads `logical` (it has offsets
@@ -290,14 +277,7 @@ export class KafkaMessageBus implements MessageBus {
       this.admin = undefined; // the next call connects afresh
       throw error;
     });
-    return subscribersCaughtUp(
-      await this.admin,
-      this.topic(logical),
-      this.prefix,
-      clientIdPrefix,
-      deadline,
-      this.readers,
-    );
+    return subscribersCaughtUp(await this.admin, this.topic(logical), this.prefix, clientIdPrefix, deadline);
   }
 
   /** The physical topic of a logical one. */

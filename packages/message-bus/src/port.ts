@@ -51,12 +51,11 @@ export interface SubscriptionOptions {
   /** attempts for a failing handler before a non-retriable failure is dead-lettered (default 3) */
   handlerAttempts?: number;
   /**
-   * Kafka: at most about one fetch per `pacedMs` while messages keep coming, for a high-volume
-   * subscription that can take that much more latency. Unpaced, a fetch answers as soon as anything
-   * is new, so a topic written hundreds of times a second costs each consumer a request (and a broker
-   * response) per few messages. A batch waits only for the rest of `pacedMs` since its fetch began
-   * (a fetch that waited out a quiet spell began long ago: its message is not held). Default:
-   * `HIGH_VOLUME_PACE_MS` for a subscription to the tokens topic alone, else none; at most
+   * Kafka: the broker holds each fetch for `pacedMs` (unless a megabyte gathers first), for a
+   * high-volume subscription that can take that much more latency. Unpaced, a fetch answers as soon
+   * as anything is new, so a topic written hundreds of times a second costs each consumer a request
+   * (and a broker response) per few messages; paced, one per `pacedMs` and broker, busy or idle.
+   * Default: `HIGH_VOLUME_PACE_MS` for a subscription to the tokens topic alone, else none; at most
    * `MAX_PACE_MS`. The in-process bus, which has no fetches, ignores it.
    */
   pacedMs?: number;

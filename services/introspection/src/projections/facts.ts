@@ -78,11 +78,10 @@ export const factsProjection = (
     // Numbered here, so that a publication pass finds it ready to send (no statement of its own that
     // commits a number, with its WAL flush, between this commit and the topic). The lock is taken
     // before any fact row and held to the commit, so the projections' transactions that record facts
-    // run one at a time (the numbers commit in order). Rows are locked in key order, as the pass's
-    // marking locks them: no deadlock between the two. A number drawn for a fact that keeps its own
-    // is skipped: numbers may have gaps.
-    const ordered = [...facts].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const keys = ordered.map((f) => f.key);
+    // run one at a time (the numbers commit in order), and every other writer of these rows (a pass's
+    // numbering and marking) takes it first too: no lock cycle over the rows. A number drawn for a
+    // fact that keeps its own is skipped: numbers may have gaps.
+    const keys = facts.map((f) => f.key);
     // the notifications in the same statement (delivered at commit): one round trip, not two
     await tx.query(
       `WITH lock AS MATERIALIZED (
@@ -90,7 +89,7 @@ export const factsProjection = (
                 (SELECT count(pg_notify($6, p)) FROM unnest($7::text[]) AS p) AS notified)
        INSERT INTO ${t} AS f (key, fact, revoked_at, expires_at, published_seq)
        SELECT key, fact, $3, $4, nextval('${schema}.revocation_publication')
-       FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS u(key, fact, ord), lock ORDER BY ord
+       FROM unnest($1::text[], $2::jsonb[]) AS u(key, fact), lock
        ON CONFLICT (key) DO UPDATE SET
          revoked_at = LEAST(f.revoked_at, excluded.revoked_at),
          expires_at = GREATEST(f.expires_at, excluded.expires_at),
@@ -99,7 +98,7 @@ export const factsProjection = (
          sent = f.sent AND f.expires_at >= excluded.expires_at`,
       [
         keys,
-        ordered.map((f) => JSON.stringify(f)),
+        facts.map((f) => JSON.stringify(f)),
         revokedAt,
         expiresAt,
         t,
@@ -177,12 +176,13 @@ export class FactLog {
   /**
    * One round of a publication pass. One statement, under the numbering lock (taken before any number
    * is drawn), numbers the facts left unnumbered (oldest first; normally none, as the projection
-   * numbers what it records) and reads the numbered facts the topic lacks, in order. It writes
-   * nothing when there is nothing to number, so its commit waits for no WAL flush. When it did number
-   * some, it sends nothing this round: facts a projection committed while it waited for the lock have
-   * lower numbers but are not in its snapshot, and the next round (a fresh snapshot) sends them all in
-   * order. Otherwise the facts go to `send`, then are marked sent (at least once: a failed `send` is
-   * retried at the next pass). Returns how many it sent, and whether more may be left.
+   * numbers what it records: rows from before that, or from an older version during a rollout) and
+   * reads the numbered facts the topic lacks, in order. It writes nothing when there is nothing to
+   * number, so its commit waits for no WAL flush. What it reads is the lowest of the unsent numbers:
+   * a number drawn before its snapshot and committed after (while it waited for the lock) is higher
+   * than all it sees, and so is every number it draws itself. Those go to `send`, then are marked
+   * sent (at least once: a failed `send` is retried at the next pass); what it numbered goes at the
+   * next round. Returns how many it sent, and whether more may be left.
    */
   async publish(
     send: (facts: FactMessage[]) => Promise<void>,
@@ -203,26 +203,28 @@ export class FactLog {
       [limit, this.t],
     );
     const { candidates = 0, numbered = 0 } = rows[0] ?? {};
-    if (numbered > 0 || candidates > 0) return { sent: 0, more: true };
     const facts = rows
       .filter((r): r is Row & { candidates: number; numbered: number } => r.published_seq != null)
       .map(message);
     if (facts.length > 0) {
       await send(facts);
       await this.pool.query(
-        // rows locked in key order, as the projection's upsert locks them (no deadlock between the two)
-        `WITH marked AS (
-           SELECT id FROM ${this.t} WHERE published_seq = ANY($1::bigint[]) ORDER BY key FOR UPDATE)
-         UPDATE ${this.t} f SET sent = true FROM marked WHERE f.id = marked.id`,
-        [facts.map((f) => f.sequence)],
+        // under the numbering lock, as every writer of these rows (a projection's transaction holds it
+        // across its statements): no lock cycle over the rows, whatever their order
+        `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtext($2)) AS held)
+         UPDATE ${this.t} f SET sent = true FROM lock WHERE f.published_seq = ANY($1::bigint[])`,
+        [facts.map((f) => f.sequence), this.t],
       );
     }
-    return { sent: facts.length, more: facts.length === limit };
+    // what it numbered (or another instance did meanwhile) goes next round, on a fresh snapshot
+    return { sent: facts.length, more: numbered > 0 || candidates > 0 || facts.length === limit };
   }
 
   async lastSequence(): Promise<number> {
     const { rows } = await this.pool.query<{ max: string | null }>(
-      `SELECT max(published_seq) FROM ${this.t}`,
+      // the last fact on the topic: the stream passes on what is sent after it (an unsent fact's
+      // number, from before a restart, must not be passed over)
+      `SELECT max(published_seq) FROM ${this.t} WHERE sent`,
     );
     return Number(rows[0]?.max ?? 0);
   }
