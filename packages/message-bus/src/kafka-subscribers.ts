@@ -11,10 +11,10 @@ const MAX_POLL_MS = 50;
  * groups in a rebalance are.
  *
  * Which groups read the topic, their live members' subscriptions tell (the metadata each member
- * joined with), asked afresh on every call: a list and one description, two requests. Not their
- * committed offsets, which outlive a subscription (a group that stopped reading a topic would be
- * waited for until every deadline). A member whose subscription cannot be read counts as a reader.
- * Each poll then costs an offset fetch per group still behind, with growing gaps, not every 10 ms.
+ * joined with), not their committed offsets, which outlive a subscription (a group that stopped
+ * reading a topic would be waited for until every deadline). A group in a rebalance shows none: it
+ * counts if it has committed on the topic. Each poll asks again (a list and one description) and
+ * fetches the offsets of the readers, with growing gaps, not every 10 ms.
  */
 export const subscribersCaughtUp = async (
   admin: Admin,
@@ -24,12 +24,17 @@ export const subscribersCaughtUp = async (
   deadline: number,
 ): Promise<boolean> => {
   const ends = await admin.fetchTopicOffsets(topic);
-  let pending = await readers(admin, topic, groupPrefix, clientIdPrefix);
   let pollMs = FIRST_POLL_MS;
   for (;;) {
+    // asked again at each poll: a group in a rebalance shows no subscriptions, and one that turns out
+    // not to read the topic once it is stable is not waited for
+    const groups = await readers(admin, topic, groupPrefix, clientIdPrefix);
     const behind = await Promise.all(
-      pending.map(async (groupId) => {
+      groups.map(async ({ groupId, subscribed }) => {
         const committed = await committedOf(admin, groupId, topic);
+        // a group whose subscriptions are unknown (in a rebalance) reads the topic if it has
+        // committed there, as a group that has never read it is not waited for
+        if (subscribed === undefined && ![...committed.values()].some((o) => o >= 0)) return undefined;
         // an offset is the next to read; none committed (-1) has read nothing: a partition never
         // written (high 0) holds nothing to wait for
         return ends.some((e) => Number(e.high) > Math.max(0, committed.get(e.partition) ?? 0))
@@ -37,8 +42,7 @@ export const subscribersCaughtUp = async (
           : undefined;
       }),
     );
-    pending = behind.filter((g): g is string => g !== undefined);
-    if (pending.length === 0) return true;
+    if (behind.every((g) => g === undefined)) return true;
     if (Date.now() >= deadline) return false;
     await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
     pollMs = Math.min(MAX_POLL_MS, pollMs * 2);
@@ -50,37 +54,43 @@ const committedOf = async (admin: Admin, groupId: string, topic: string) => {
   return new Map(offsets?.partitions.map((p) => [p.partition, Number(p.offset)]));
 };
 
+type Reader = { groupId: string; subscribed: true | undefined };
+
 /**
- * Grantline's live groups that read `topic` (a rebalance included: a new instance joining must not
- * let a write answer early): not empty nor dead, with a member of ours subscribed to it.
+ * Grantline's live groups that may read `topic` (a rebalance included: a new instance joining must
+ * not let a write answer early): not empty nor dead, with a member of ours subscribed to it, or whose
+ * subscriptions are unknown (`subscribed` undefined: Kafka describes a member's subscription only
+ * while its group is stable).
  */
 const readers = async (
   admin: Admin,
   topic: string,
   groupPrefix: string,
   clientIdPrefix: string,
-): Promise<string[]> => {
+): Promise<Reader[]> => {
   const { groups } = await admin.listGroups();
   const ours = groups
     .filter((g) => g.protocolType === 'consumer' && g.groupId.startsWith(groupPrefix))
     .map((g) => g.groupId);
   if (ours.length === 0) return [];
   const described = await admin.describeGroups(ours);
-  return described.groups
-    .filter(
-      (g) =>
-        g.state !== 'Empty' &&
-        g.state !== 'Dead' &&
-        g.members.some((m) => m.clientId.startsWith(clientIdPrefix) && subscribes(m, topic)),
-    )
-    .map((g) => g.groupId);
+  return described.groups.flatMap((g): Reader[] => {
+    if (g.state === 'Empty' || g.state === 'Dead') return [];
+    const members = g.members.filter((m) => m.clientId.startsWith(clientIdPrefix));
+    const subscriptions = members.map((m) => subscription(m));
+    if (subscriptions.some((topics) => topics?.includes(topic)))
+      return [{ groupId: g.groupId, subscribed: true }];
+    if (subscriptions.some((topics) => topics === undefined))
+      return [{ groupId: g.groupId, subscribed: undefined }];
+    return [];
+  });
 };
 
-const subscribes = (member: GroupDescription['members'][number], topic: string): boolean => {
+/** The topics a member subscribed to; undefined when its metadata is not there to read. */
+const subscription = (member: GroupDescription['members'][number]): string[] | undefined => {
   try {
-    const metadata = AssignerProtocol.MemberMetadata.decode(member.memberMetadata);
-    return metadata ? metadata.topics.includes(topic) : true;
+    return AssignerProtocol.MemberMetadata.decode(member.memberMetadata)?.topics;
   } catch {
-    return true;
+    return undefined;
   }
 };
