@@ -78,6 +78,29 @@ export const idempotentProjection = (
   return Object.assign(one, { many });
 };
 
+/**
+ * Runs a projection that is idempotent by itself (`Projection.applyRun`): each run in one statement
+ * on the pool, in autocommit, with no processed-events row. A redelivered event is applied again,
+ * which changes nothing. Failures are classified as `idempotentProjection`'s.
+ */
+export const selfIdempotentProjection = (options: {
+  pool: pg.Pool;
+  consumer: string;
+  applyRun: (events: readonly ConsumedEvent[], db: pg.Pool) => Promise<void>;
+}): EventHandler & { many: (events: readonly ConsumedEvent[]) => Promise<void> } => {
+  const many = async (events: readonly ConsumedEvent[]) => {
+    try {
+      await options.applyRun(events, options.pool);
+    } catch (error) {
+      throw markTransient(error);
+    }
+    const now = Date.now();
+    for (const event of events)
+      projectionLag().record((now - Date.parse(event.time)) / 1000, { [ATTRS.consumer]: options.consumer });
+  };
+  return Object.assign((event: ConsumedEvent) => many([event]), { many });
+};
+
 const markTransient = (error: unknown): unknown => {
   const code = (error as { code?: unknown }).code;
   if (

@@ -23,7 +23,16 @@ export interface Projection {
   readonly apply: (event: ConsumedEvent, tx: pg.PoolClient) => Promise<void>;
   /** an event of its types it has nothing to do with is passed over without a transaction */
   readonly relevant?: (event: ConsumedEvent) => boolean;
+  /**
+   * Only for a projection idempotent by itself (an event applied again, or a run replayed in any
+   * order, leaves the same rows): applies a run of events in one statement, in autocommit. The
+   * runtime then records no processed-events row and opens no transaction (`selfIdempotentProjection`).
+   */
+  readonly applyRun?: (events: readonly ConsumedEvent[], db: Queryable) => Promise<void>;
 }
+
+/** What runs a statement: the pool (autocommit) or a client in a transaction. */
+export type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 
 /** The projection, for the events `relevant` accepts only; the others cost no transaction. */
 export const onlyWhen = (

@@ -20,6 +20,7 @@ import {
   type MessageBus,
   type Projection,
   type Reactor,
+  selfIdempotentProjection,
 } from '@grantline/message-bus';
 import {
   MemoryRevocationCache,
@@ -61,7 +62,8 @@ export interface Runtime {
   /**
    * Keeps a read model of this service up to date from topics: each event applied once, in the
    * transaction that records it (consecutive events of a partition share one; consumer group =
-   * `name`); stopped before the bus closes. Events of types the projection does not handle are
+   * `name`), or, for a projection idempotent by itself (`applyRun`), a run in one statement with no
+   * record; stopped before the bus closes. Events of types the projection does not handle are
    * passed over without touching the database. `applied` is called once an event's transaction has
    * committed (what the read model now shows may be sent on).
    */
@@ -154,7 +156,10 @@ const assemble = async (
     readiness: parts.readiness,
     shutdown,
     project: async (name, topics, projection, onCrash, options = {}) => {
-      const recorded = idempotentProjection({ pool, schema, consumer: name, project: projection.apply });
+      const { applyRun } = projection;
+      const recorded = applyRun
+        ? selfIdempotentProjection({ pool, consumer: name, applyRun })
+        : idempotentProjection({ pool, schema, consumer: name, project: projection.apply });
       const { applied } = options;
       const types = new Set<string>(projection.types);
       const wanted = (e: ConsumedEvent) => types.has(e.type) && (projection.relevant?.(e) ?? true);

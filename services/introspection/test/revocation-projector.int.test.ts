@@ -128,6 +128,39 @@ describe('revocation projector', () => {
     expect(facts.some((f) => f.key === revocationKeys.grantOrganisation(g, 'acme'))).toBe(true);
   });
 
+  it('F7 / F8: a run in one statement (as the runtime applies it, with no ledger) records the same facts', async () => {
+    const events = history().map(consumed);
+    const fresh = async () => {
+      const schema = uniqueName('facts');
+      await db.pool.query(`CREATE SCHEMA ${schema}`);
+      await migrateReadModels(db.pool, schema, [factsTables]);
+      const recorded: string[] = [];
+      const project = factsProjection(schema, {
+        ttlSeconds: 660,
+        cache: () => new MemoryRevocationCache(),
+        cacheFailed: (error) => {
+          throw error;
+        },
+        recorded: (keys) => recorded.push(...keys),
+      });
+      return { schema, project, recorded };
+    };
+    const oneByOne = await fresh();
+    await feedProjection(db.pool, oneByOne.project, events);
+    const run = await fresh();
+    // one run holding every event twice, reversed then in order: each key is touched once
+    await run.project.applyRun([...events].reverse().concat(events), db.pool);
+    // and a replay of single events afterwards, in autocommit
+    for (const e of events) await run.project.applyRun([e], db.pool);
+    expect(await snapshot(run.schema)).toEqual(await snapshot(oneByOne.schema));
+    expect(new Set(run.recorded)).toEqual(new Set(oneByOne.recorded));
+    // numbered at commit, each key once per run: the run drew one number per distinct key
+    const { rows } = await db.pool.query<{ n: number; distinct: number }>(
+      `SELECT count(*)::int AS n, count(DISTINCT published_seq)::int AS distinct FROM ${run.schema}.revocation_facts`,
+    );
+    expect(rows[0]).toEqual({ n: 8, distinct: 8 });
+  });
+
   it('numbers each fact once and sends it under its number when two instances publish at once, and a finished pass leaves none behind', async () => {
     const schema = uniqueName('facts_race');
     await db.pool.query(`CREATE SCHEMA ${schema}`);

@@ -1,10 +1,10 @@
 import type { ReadModelMigrations } from '@grantline/event-store';
 import type { RevocationMessage } from '@grantline/events';
-import type { ConsumedEvent, Projection } from '@grantline/message-bus';
+import type { ConsumedEvent, Projection, Queryable } from '@grantline/message-bus';
 import type { Revocation, RevocationCache } from '@grantline/revocation-cache';
 import { lazyInstruments, METRICS } from '@grantline/telemetry';
 import type pg from 'pg';
-import { factsOf, REVOKING_EVENT_TYPES } from '../domain/facts.ts';
+import { type Fact, factsOf, REVOKING_EVENT_TYPES } from '../domain/facts.ts';
 import { factNotifications, factsChannel } from './fact-set.ts';
 
 const propagation = lazyInstruments('@grantline/introspection', (meter) =>
@@ -50,10 +50,13 @@ export const factsTables: ReadModelMigrations = {
 };
 
 /**
- * Records the facts an event states. Order-free: a fact recorded again keeps the earliest revocation
+ * Records the facts events state. Order-free: a fact recorded again keeps the earliest revocation
  * time and the latest expiry (both commutative), so replaying the topics from offset 0, or receiving
- * events out of order, ends in the same rows. The deny-list gets each fact in the same step: a
- * transaction that then fails only leaves a revocation the redelivery records anyway. A deny-list
+ * events out of order, ends in the same rows. That makes the projection idempotent by itself: the
+ * runtime applies a run of events as one statement in autocommit (`applyRun`), with no
+ * processed-events row and no transaction of its own (one round trip, where a ledger took four:
+ * the revocation's longest hop under load). The deny-list gets each fact in the same step: a
+ * statement that then fails only leaves a revocation the redelivery records anyway. A deny-list
  * that cannot take it (Redis down or blackholed) neither stops nor slows the record: the write is
  * not waited for, and `cacheFailed` has the whole list copied again once it answers. Every instance's
  * in-memory facts (FactSet) hear of them by a notification delivered at commit; this instance's
@@ -65,31 +68,51 @@ export const factsProjection = (
     ttlSeconds: number;
     cache: () => RevocationCache;
     cacheFailed: (error: unknown) => void;
-    /** this instance's FactSet: before the commit, which is safe as the facts are true either way (a rolled-back event is redelivered) */
+    /** this instance's FactSet: before the commit, which is safe as the facts are true either way (a failed run is redelivered) */
     recorded?: (keys: readonly string[], revokedAtMs: number) => void;
   },
 ) => {
   const t = `${schema}.revocation_facts`;
-  const apply = async (event: ConsumedEvent, tx: pg.PoolClient) => {
-    const facts = factsOf(event);
-    if (facts.length === 0) return;
-    const revokedAt = new Date(event.time);
-    const expiresAt = new Date(revokedAt.getTime() + options.ttlSeconds * 1_000);
+  const applyRun = async (events: readonly ConsumedEvent[], db: Queryable) => {
+    // one row per key (a statement's ON CONFLICT may touch a row once): its earliest revocation and
+    // latest expiry in the run, as the table would keep them
+    const rows = new Map<string, { fact: Fact; revokedAt: number; expiresAt: number }>();
+    for (const event of events) {
+      const revokedAt = Date.parse(event.time);
+      const expiresAt = revokedAt + options.ttlSeconds * 1_000;
+      for (const fact of factsOf(event)) {
+        const known = rows.get(fact.key);
+        rows.set(fact.key, {
+          fact,
+          revokedAt: Math.min(revokedAt, known?.revokedAt ?? revokedAt),
+          expiresAt: Math.max(expiresAt, known?.expiresAt ?? expiresAt),
+        });
+      }
+    }
+    if (rows.size === 0) return;
+    const keys = [...rows.keys()];
+    const facts = [...rows.values()];
+    const byTime = new Map<number, string[]>();
+    for (const [key, { revokedAt }] of rows) {
+      const group = byTime.get(revokedAt);
+      if (group) group.push(key);
+      else byTime.set(revokedAt, [key]);
+    }
     // Numbered here, so that a publication pass finds it ready to send (no statement of its own that
     // commits a number, with its WAL flush, between this commit and the topic). The lock is taken
-    // before any fact row and held to the commit, so the projections' transactions that record facts
-    // run one at a time (the numbers commit in order), and every other writer of these rows (a pass's
-    // numbering and marking) takes it first too: no lock cycle over the rows. A number drawn for a
-    // fact that keeps its own is skipped: numbers may have gaps.
-    const keys = facts.map((f) => f.key);
-    // the notifications in the same statement (delivered at commit): one round trip, not two
-    await tx.query(
+    // before any fact row and held to the commit, so the statements that record facts run one at a
+    // time (the numbers commit in order), and every other writer of these rows (a pass's numbering
+    // and marking) takes it first too: no lock cycle over the rows. A number drawn for a fact that
+    // keeps its own is skipped: numbers may have gaps. The notifications ride in the same statement
+    // (delivered at commit).
+    await db.query(
       `WITH lock AS MATERIALIZED (
          SELECT pg_advisory_xact_lock(hashtext($5)) AS held,
                 (SELECT count(pg_notify($6, p)) FROM unnest($7::text[]) AS p) AS notified)
        INSERT INTO ${t} AS f (key, fact, revoked_at, expires_at, published_seq)
-       SELECT key, fact, $3, $4, nextval('${schema}.revocation_publication')
-       FROM unnest($1::text[], $2::jsonb[]) AS u(key, fact), lock
+       SELECT key, fact, revoked_at, expires_at, nextval('${schema}.revocation_publication')
+       FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[], $4::timestamptz[])
+         AS u(key, fact, revoked_at, expires_at), lock
        ON CONFLICT (key) DO UPDATE SET
          revoked_at = LEAST(f.revoked_at, excluded.revoked_at),
          expires_at = GREATEST(f.expires_at, excluded.expires_at),
@@ -98,30 +121,36 @@ export const factsProjection = (
          sent = f.sent AND f.expires_at >= excluded.expires_at`,
       [
         keys,
-        facts.map((f) => JSON.stringify(f)),
-        revokedAt,
-        expiresAt,
+        facts.map((f) => JSON.stringify(f.fact)),
+        facts.map((f) => new Date(f.revokedAt)),
+        facts.map((f) => new Date(f.expiresAt)),
         t,
         factsChannel(schema),
-        factNotifications(keys, revokedAt),
+        [...byTime].flatMap(([at, atKeys]) => factNotifications(atKeys, new Date(at))),
       ],
     );
-    options.recorded?.(keys, revokedAt.getTime());
-    const ttl = (expiresAt.getTime() - Date.now()) / 1_000;
+    for (const [at, atKeys] of byTime) options.recorded?.(atKeys, at);
+    const now = Date.now();
+    const live = facts.filter((f) => f.expiresAt > now);
     // Not awaited: the record above is what the topic and the stream publish, so a Redis that hangs
     // until its command timeout must not hold each revocation for that long (a burst of them would
     // queue behind it while the heartbeats still vouched for the subscribers' deny-lists).
-    if (ttl > 0)
+    if (live.length > 0)
       void options
         .cache()
-        .revoke(facts.map((f) => ({ key: f.key, ttlSeconds: ttl })))
-        .then(
+        .revoke(live.map((f) => ({ key: f.fact.key, ttlSeconds: (f.expiresAt - now) / 1_000 })))
+        .then(() => {
           // event time -> in the deny-list; facts already expired (a replay of old events) say nothing about it
-          () => propagation().record(Math.max(0, Date.now() - revokedAt.getTime()) / 1_000),
-          options.cacheFailed,
-        );
+          const applied = Date.now();
+          for (const at of new Set(live.map((f) => f.revokedAt)))
+            propagation().record(Math.max(0, applied - at) / 1_000);
+        }, options.cacheFailed);
   };
-  return { types: REVOKING_EVENT_TYPES, apply } satisfies Projection;
+  return {
+    types: REVOKING_EVENT_TYPES,
+    apply: (event, tx) => applyRun([event], tx),
+    applyRun,
+  } satisfies Projection;
 };
 
 interface Row {
