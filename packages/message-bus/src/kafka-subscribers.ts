@@ -13,8 +13,13 @@ const MAX_POLL_MS = 50;
  * Which groups read the topic, their live members' subscriptions tell (the metadata each member
  * joined with), not their committed offsets, which outlive a subscription (a group that stopped
  * reading a topic would be waited for until every deadline). A group in a rebalance shows none: it
- * counts if it has committed on the topic. Each poll asks again (a list and one description) and
- * fetches the offsets of the readers, with growing gaps, not every 10 ms.
+ * counts if it has committed on the topic. The first poll lists and describes the deployment's
+ * groups; later ones ask only about the groups still to hear from: the offsets of the readers
+ * behind, and the description of those in a rebalance (which may turn out not to read the topic).
+ * A group found caught up, or not reading the topic, is not asked about again in this wait (offsets
+ * only move forward; a group that starts reading the topic during the wait was not a reader of
+ * this write). Polls come with growing gaps, not every 10 ms: each costs requests to the broker
+ * (its coordinator lookups included) for every group it asks about.
  */
 export const subscribersCaughtUp = async (
   admin: Admin,
@@ -25,12 +30,20 @@ export const subscribersCaughtUp = async (
 ): Promise<boolean> => {
   const ends = await admin.fetchTopicOffsets(topic);
   let pollMs = FIRST_POLL_MS;
+  let pending: Reader[] | undefined;
   for (;;) {
-    // asked again at each poll: a group in a rebalance shows no subscriptions, and one that turns out
-    // not to read the topic once it is stable is not waited for
-    const groups = await readers(admin, topic, groupPrefix, clientIdPrefix);
+    // a group in a rebalance shows no subscriptions: described again until it turns out to read
+    // the topic, or not; one known to read it needs only its offsets
+    const unknown = pending?.filter((g) => g.subscribed === undefined).map((g) => g.groupId);
+    const groups = pending
+      ? [
+          ...pending.filter((g) => g.subscribed),
+          ...(unknown!.length > 0 ? await readers(admin, topic, clientIdPrefix, unknown!) : []),
+        ]
+      : await readers(admin, topic, clientIdPrefix, await deploymentGroups(admin, groupPrefix));
     const behind = await Promise.all(
-      groups.map(async ({ groupId, subscribed }) => {
+      groups.map(async (group) => {
+        const { groupId, subscribed } = group;
         const committed = await committedOf(admin, groupId, topic);
         // a group whose subscriptions are unknown (in a rebalance) reads the topic if it has
         // committed there, as a group that has never read it is not waited for
@@ -38,11 +51,12 @@ export const subscribersCaughtUp = async (
         // an offset is the next to read; none committed (-1) has read nothing: a partition never
         // written (high 0) holds nothing to wait for
         return ends.some((e) => Number(e.high) > Math.max(0, committed.get(e.partition) ?? 0))
-          ? groupId
+          ? group
           : undefined;
       }),
     );
-    if (behind.every((g) => g === undefined)) return true;
+    pending = behind.filter((g) => g !== undefined);
+    if (pending.length === 0) return true;
     if (Date.now() >= deadline) return false;
     await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
     pollMs = Math.min(MAX_POLL_MS, pollMs * 2);
@@ -65,15 +79,11 @@ type Reader = { groupId: string; subscribed: true | undefined };
 const readers = async (
   admin: Admin,
   topic: string,
-  groupPrefix: string,
   clientIdPrefix: string,
+  ours: readonly string[],
 ): Promise<Reader[]> => {
-  const { groups } = await admin.listGroups();
-  const ours = groups
-    .filter((g) => g.protocolType === 'consumer' && g.groupId.startsWith(groupPrefix))
-    .map((g) => g.groupId);
   if (ours.length === 0) return [];
-  const described = await admin.describeGroups(ours);
+  const described = await admin.describeGroups([...ours]);
   return described.groups.flatMap((g): Reader[] => {
     if (g.state === 'Empty' || g.state === 'Dead') return [];
     const members = g.members.filter((m) => m.clientId.startsWith(clientIdPrefix));
@@ -84,6 +94,14 @@ const readers = async (
       return [{ groupId: g.groupId, subscribed: undefined }];
     return [];
   });
+};
+
+/** The deployment's consumer groups (their ids start with `groupPrefix`). */
+const deploymentGroups = async (admin: Admin, groupPrefix: string): Promise<string[]> => {
+  const { groups } = await admin.listGroups();
+  return groups
+    .filter((g) => g.protocolType === 'consumer' && g.groupId.startsWith(groupPrefix))
+    .map((g) => g.groupId);
 };
 
 /** The topics a member subscribed to; undefined when its metadata is not there to read. */
