@@ -33,21 +33,27 @@ export interface AccountSession {
 /**
  * The signed-in user of this browser: a session the authorization service signed, not signed out,
  * of a user still active whose password has not changed since (as the authorization service reads it).
+ * `alongside`, given the session as signed (not yet confirmed), starts the read the request needs
+ * next, beside the session's own reads: one round trip instead of two. Nothing is read for a request
+ * without a validly signed session cookie; what `alongside` read is dropped if the session fails.
  */
-export const accountSession = async (
+export const accountSession = async <T = undefined>(
   deps: AccountDeps,
   req: Request,
-): Promise<AccountSession | undefined> => {
+  alongside?: (signed: AccountSession) => Promise<T> | undefined,
+): Promise<(AccountSession & { alongside?: T }) | undefined> => {
   const session = await deps.keys.verify(STATEMENT.session, cookiesOf(req)[SESSION_COOKIE]);
   if (!session) return undefined;
-  const [revoked, user] = await Promise.all([
+  const signed = { sid: session.sid, sub: session.sub };
+  const [revoked, user, read] = await Promise.all([
     deps.sessions.isRevoked(session.sid),
     deps.people.user(session.sub),
+    alongside?.(signed),
   ]);
   if (revoked || user?.status !== 'active') return undefined;
   if (user.credentialsChangedAt && user.credentialsChangedAt.getTime() > session.auth_time * 1000)
     return undefined;
-  return { sid: session.sid, sub: session.sub };
+  return { ...signed, alongside: read };
 };
 
 /** The account page's CSRF token: bound to the session, so it is worth nothing in another browser. */
@@ -107,15 +113,29 @@ type ActiveGrant = Extract<GrantState, { status: 'active' | 'revoked' }> & {
 
 const ID = /^[\x21-\x7e]{1,200}$/;
 
+/** A disconnect's grant as stored, read ahead (beside the session's reads); none for an app's. */
+export type GrantRead = { grantId: string; read: ReadStreamResult<GrantEvent> };
+
+/** Reads the grant a disconnect names, whoever asks: `ownGrant` decides whether it is theirs. */
+export const readGrantOf = async (
+  deps: AccountDeps,
+  d: Disconnect | undefined,
+): Promise<GrantRead | undefined> => {
+  if (!d || d.what === 'app' || !ID.test(d.grantId) || !ID.test(d.clientId)) return undefined;
+  return { grantId: d.grantId, read: await deps.store.readStream<GrantEvent>(`grant-${d.grantId}`) };
+};
+
 /** The grant if it is active, this user's and this app's; undefined for every other case alike. */
 const ownGrant = async (
   deps: AccountDeps,
   subject: string,
   clientId: string,
   grantId: string,
+  ahead?: GrantRead,
 ): Promise<ActiveGrant | undefined> => {
   if (!ID.test(grantId) || !ID.test(clientId)) return undefined;
-  const read = await deps.store.readStream<GrantEvent>(`grant-${grantId}`);
+  const read =
+    ahead?.grantId === grantId ? ahead.read : await deps.store.readStream<GrantEvent>(`grant-${grantId}`);
   const state = read.events.reduce(
     (s, e) => grantDecider.evolve(s, { type: e.type, data: e.data } as GrantEvent),
     grantDecider.initialState(),
@@ -146,6 +166,7 @@ export const disconnect = async (
   deps: AccountDeps,
   subject: string,
   d: Disconnect,
+  ahead?: GrantRead,
 ): Promise<{ notice: string } | undefined> => {
   let last: string | undefined;
   let notice: string;
@@ -161,7 +182,7 @@ export const disconnect = async (
     for (const grant of owned) last = (await run(deps, grant, { type: 'Revoke', reason: 'user' })) ?? last;
     notice = `${await appName(deps, d.clientId)} was disconnected.`;
   } else {
-    const grant = await ownGrant(deps, subject, d.clientId, d.grantId);
+    const grant = await ownGrant(deps, subject, d.clientId, d.grantId, ahead);
     if (!grant) return undefined;
     if (d.what === 'organisation') {
       if (!grant.organisations.includes(d.organisationId)) return undefined;

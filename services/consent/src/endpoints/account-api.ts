@@ -9,6 +9,7 @@ import {
   connectedApps,
   type Disconnect,
   disconnect,
+  readGrantOf,
 } from '../account.ts';
 
 /** The header a state-changing request carries the session's CSRF token in (from the list's `csrf_token`). */
@@ -46,20 +47,30 @@ const csrfChecked = (deps: AccountDeps, req: Request, session: AccountSession) =
  * disconnects it and answers 204, or 404 for anything that is not the user's.
  */
 export const accountApi = (deps: AccountDeps) => {
-  const remove = (toDisconnect: (req: Request) => Disconnect) => [
+  const remove = (toDisconnect: (req: Request) => Disconnect): RequestHandler[] => [
     noStore,
-    signedIn(deps, async (req, res, session) => {
-      if (!csrfChecked(deps, req, session))
-        return problem(
-          res,
-          403,
-          'CSRF check failed',
-          `send Origin ${deps.origin} and the X-CSRF-Token header`,
+    async (req, res, next) => {
+      try {
+        const d = toDisconnect(req);
+        // the grant is read beside the session's reads, once the cookie and the CSRF token hold
+        const session = await accountSession(deps, req, (signed) =>
+          csrfChecked(deps, req, signed) ? readGrantOf(deps, d) : undefined,
         );
-      const done = await disconnect(deps, session.sub, toDisconnect(req));
-      if (!done) return problem(res, 404, 'Not found', 'there is no such connection in your account');
-      res.status(204).end();
-    }),
+        if (!session) return void problem(res, 401, 'Not signed in', 'sign in at /login?return=account');
+        if (!csrfChecked(deps, req, session))
+          return void problem(
+            res,
+            403,
+            'CSRF check failed',
+            `send Origin ${deps.origin} and the X-CSRF-Token header`,
+          );
+        const done = await disconnect(deps, session.sub, d, session.alongside);
+        if (!done) return void problem(res, 404, 'Not found', 'there is no such connection in your account');
+        res.status(204).end();
+      } catch (error) {
+        next(error);
+      }
+    },
   ];
   const p = (req: Request, name: string) => String(req.params[name]);
   return {

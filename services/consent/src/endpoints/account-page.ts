@@ -11,6 +11,7 @@ import {
   type Disconnect,
   disconnect,
   type GrantView,
+  readGrantOf,
 } from '../account.ts';
 
 /**
@@ -116,17 +117,22 @@ export const accountSubmit =
   (deps: AccountDeps): RequestHandler =>
   async (req, res, next) => {
     try {
-      const session = await accountSession(deps, req);
+      const what = requested(req);
+      const csrfValid = (s: AccountSession) =>
+        deps.keys.csrfValid(accountCsrfBinding(s), field(req, 'csrf_token') || undefined);
+      // the grant is read beside the session's reads, once the cookie and the CSRF token hold
+      const session = await accountSession(deps, req, (signed) =>
+        csrfValid(signed) ? readGrantOf(deps, what) : undefined,
+      );
       if (!session) return res.redirect(303, deps.signInUrl);
-      if (!deps.keys.csrfValid(accountCsrfBinding(session), field(req, 'csrf_token') || undefined))
+      if (!csrfValid(session))
         return sendErrorPage(
           res,
           403,
           'invalid_request',
           'the form has expired; reload the page and try again',
         );
-      const what = requested(req);
-      const done = what && (await disconnect(deps, session.sub, what));
+      const done = what && (await disconnect(deps, session.sub, what, session.alongside));
       if (!done) return notFound(res);
       res.cookie(NOTICE_COOKIE, Buffer.from(done.notice).toString('base64url'), noticeCookie(deps));
       res.redirect(303, ACCOUNT_PAGE_PATH);
