@@ -14,12 +14,12 @@ const MAX_POLL_MS = 50;
  * joined with), not their committed offsets, which outlive a subscription (a group that stopped
  * reading a topic would be waited for until every deadline). A group in a rebalance shows none: it
  * counts if it has committed on the topic. The first poll lists and describes the deployment's
- * groups; later ones ask only about the groups still to hear from: the offsets of the readers
- * behind, and the description of those in a rebalance (which may turn out not to read the topic).
- * A group found caught up, or not reading the topic, is not asked about again in this wait (offsets
- * only move forward; a group that starts reading the topic during the wait was not a reader of
- * this write). Polls come with growing gaps, not every 10 ms: each costs requests to the broker
- * (its coordinator lookups included) for every group it asks about.
+ * groups; each later one describes again only the groups not settled yet (readers behind, and groups
+ * in a rebalance, which may turn out to read the topic or not) and fetches their offsets. A group
+ * found caught up, or not reading the topic, is not asked about again in this wait: offsets only
+ * move forward, and a group that starts reading the topic during the wait was not a reader of this
+ * write. Polls come with growing gaps, not every 10 ms: each costs a request per group it asks
+ * about (the admin client looks each group's coordinator up once: the kafkajs patch).
  */
 export const subscribersCaughtUp = async (
   admin: Admin,
@@ -30,34 +30,33 @@ export const subscribersCaughtUp = async (
 ): Promise<boolean> => {
   const ends = await admin.fetchTopicOffsets(topic);
   let pollMs = FIRST_POLL_MS;
-  let pending: Reader[] | undefined;
+  // the groups asked about: the deployment's at the first poll, then those not settled yet
+  let asked: string[] | undefined;
   for (;;) {
-    // a group in a rebalance shows no subscriptions: described again until it turns out to read
-    // the topic, or not; one known to read it needs only its offsets
-    const unknown = pending?.filter((g) => g.subscribed === undefined).map((g) => g.groupId);
-    const groups = pending
-      ? [
-          ...pending.filter((g) => g.subscribed),
-          ...(unknown!.length > 0 ? await readers(admin, topic, clientIdPrefix, unknown!) : []),
-        ]
-      : await readers(admin, topic, clientIdPrefix, await deploymentGroups(admin, groupPrefix));
-    const behind = await Promise.all(
-      groups.map(async (group) => {
-        const { groupId, subscribed } = group;
+    const groups = await readers(
+      admin,
+      topic,
+      clientIdPrefix,
+      asked ?? (await deploymentGroups(admin, groupPrefix)),
+    );
+    const open = await Promise.all(
+      groups.map(async ({ groupId, subscribed }) => {
         const committed = await committedOf(admin, groupId, topic);
-        // a group whose subscriptions are unknown (in a rebalance) reads the topic if it has
-        // committed there, as a group that has never read it is not waited for
-        if (subscribed === undefined && ![...committed.values()].some((o) => o >= 0)) return undefined;
+        // a group in a rebalance (subscriptions unknown) that has never committed on the topic is
+        // not waited for, but asked about again while the wait lasts: it may turn out to read it
+        if (subscribed === undefined && ![...committed.values()].some((o) => o >= 0))
+          return { groupId, waitedFor: false };
         // an offset is the next to read; none committed (-1) has read nothing: a partition never
         // written (high 0) holds nothing to wait for
         return ends.some((e) => Number(e.high) > Math.max(0, committed.get(e.partition) ?? 0))
-          ? group
+          ? { groupId, waitedFor: true }
           : undefined;
       }),
     );
-    pending = behind.filter((g) => g !== undefined);
-    if (pending.length === 0) return true;
+    const unsettled = open.filter((g) => g !== undefined);
+    if (!unsettled.some((g) => g.waitedFor)) return true;
     if (Date.now() >= deadline) return false;
+    asked = unsettled.map((g) => g.groupId);
     await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
     pollMs = Math.min(MAX_POLL_MS, pollMs * 2);
   }

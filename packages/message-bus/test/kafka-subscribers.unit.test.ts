@@ -12,68 +12,86 @@ const member = (topics: string[] | undefined) => ({
   memberAssignment: Buffer.alloc(0),
 });
 
-/**
- * A broker's admin answers for three groups of the deployment: `reader` (stable, reads `grants`,
- * catches up at its third offset fetch), `other` (stable, reads another topic) and `joining` (in a
- * rebalance, so no subscriptions described, committed on `grants`; stable and reading another topic
- * from its second description). Counts what each group is asked.
- */
-const fakeAdmin = () => {
+type State = 'reads grants' | 'reads tokens' | 'rebalancing' | 'empty';
+/** a group's answers: its state at its nth description, its committed grants offset at its nth fetch (the last repeats) */
+type Script = { states: State[]; offsets: string[] };
+
+/** A broker's admin for the groups scripted (plus one of another deployment); counts what each is asked. */
+const fakeAdmin = (groups: Record<string, Script>) => {
   const asked = { listed: 0, described: [] as string[], fetched: [] as string[] };
-  let readerFetches = 0;
-  let joiningDescriptions = 0;
+  const nth = <T>(xs: T[], n: number) => xs[Math.min(n, xs.length - 1)]!;
+  const count = (xs: string[], id: string) => xs.filter((x) => x === id).length;
   const admin = {
     fetchTopicOffsets: async () => [{ partition: 0, offset: '10', high: '10', low: '0' }],
     listGroups: async () => {
       asked.listed++;
       return {
-        groups: ['p-reader', 'p-other', 'p-joining', 'elsewhere'].map((groupId) => ({
+        groups: [...Object.keys(groups), 'elsewhere'].map((groupId) => ({
           groupId,
           protocolType: 'consumer',
         })),
       };
     },
-    describeGroups: async (ids: string[]) => {
-      asked.described.push(...ids);
-      return {
-        groups: ids.map((groupId) => {
-          if (groupId === 'p-joining' && joiningDescriptions++ === 0)
-            return { groupId, state: 'PreparingRebalance', members: [member(undefined)] };
-          const topics = groupId === 'p-reader' ? ['grants'] : ['tokens'];
-          return { groupId, state: 'Stable', members: [member(topics)] };
-        }),
-      };
-    },
+    describeGroups: async (ids: string[]) => ({
+      groups: ids.map((groupId) => {
+        const state = nth(groups[groupId]!.states, count(asked.described, groupId));
+        asked.described.push(groupId);
+        if (state === 'empty') return { groupId, state: 'Empty', members: [] };
+        if (state === 'rebalancing')
+          return { groupId, state: 'PreparingRebalance', members: [member(undefined)] };
+        return { groupId, state: 'Stable', members: [member([state.slice(6)])] };
+      }),
+    }),
     fetchOffsets: async ({ groupId }: { groupId: string }) => {
+      const offset = nth(groups[groupId]!.offsets, count(asked.fetched, groupId));
       asked.fetched.push(groupId);
-      const offset = groupId === 'p-reader' ? (++readerFetches >= 3 ? '10' : '4') : '3';
       return [{ topic: 'grants', partitions: [{ partition: 0, offset }] }];
     },
   };
   return { admin: admin as unknown as Admin, asked };
 };
 
+const wait = (admin: Admin, ms = 5_000) =>
+  subscribersCaughtUp(admin, 'grants', 'p-', 'grantline', Date.now() + ms);
+
 describe('read-your-writes polls (subscribersCaughtUp)', () => {
-  it('lists and describes the groups once, then asks only about the readers behind and the groups in a rebalance', async () => {
-    const { admin, asked } = fakeAdmin();
-    expect(await subscribersCaughtUp(admin, 'grants', 'p-', 'grantline', Date.now() + 5_000)).toBe(true);
+  it('lists the groups once, then describes and fetches only those not settled: readers behind and groups in a rebalance', async () => {
+    const { admin, asked } = fakeAdmin({
+      'p-reader': { states: ['reads grants'], offsets: ['4', '4', '10'] },
+      'p-other': { states: ['reads tokens'], offsets: ['3'] },
+      // in a rebalance, committed behind on grants: waited for, until it turns out to read tokens
+      'p-moving': { states: ['rebalancing', 'reads tokens'], offsets: ['3'] },
+    });
+    expect(await wait(admin)).toBe(true);
     expect(asked.listed).toBe(1);
-    // the first poll describes the deployment's three groups; the second only the one in a rebalance,
-    // which then turns out to read another topic and is not asked about again
-    expect(asked.described).toEqual(['p-reader', 'p-other', 'p-joining', 'p-joining']);
-    // the reader until it caught up (third fetch); the group in a rebalance once (it had committed)
-    expect(asked.fetched.filter((g) => g === 'p-reader')).toHaveLength(3);
-    expect(asked.fetched.filter((g) => g === 'p-joining')).toHaveLength(1);
-    expect(asked.fetched).not.toContain('p-other');
+    expect(asked.described).toEqual(['p-reader', 'p-other', 'p-moving', 'p-reader', 'p-moving', 'p-reader']);
+    expect(asked.fetched).toEqual(['p-reader', 'p-moving', 'p-reader', 'p-reader']);
   });
 
-  it('answers false at the deadline while a reader stays behind', async () => {
-    const { admin } = fakeAdmin();
-    const slow = Object.assign(Object.create(admin), {
-      fetchOffsets: async () => [{ topic: 'grants', partitions: [{ partition: 0, offset: '4' }] }],
-    }) as Admin;
+  it('waits for a group first seen in a rebalance with no commits that turns out to read the topic', async () => {
+    const { admin, asked } = fakeAdmin({
+      'p-reader': { states: ['reads grants'], offsets: ['4', '10'] },
+      'p-new': { states: ['rebalancing', 'reads grants'], offsets: ['-1', '-1', '-1', '10'] },
+    });
+    expect(await wait(admin)).toBe(true);
+    // asked about until it caught up, although the other reader was done at the second poll
+    expect(asked.fetched.filter((g) => g === 'p-new')).toHaveLength(4);
+  });
+
+  it('is done without a group in a rebalance that never committed on the topic, once the readers are', async () => {
+    const { admin } = fakeAdmin({
+      'p-reader': { states: ['reads grants'], offsets: ['10'] },
+      'p-new': { states: ['rebalancing'], offsets: ['-1'] },
+    });
+    expect(await wait(admin, 200)).toBe(true);
+  });
+
+  it('stops waiting for a reader whose group went empty, and answers false at the deadline while one stays behind', async () => {
+    const gone = fakeAdmin({ 'p-reader': { states: ['reads grants', 'empty'], offsets: ['4'] } });
+    expect(await wait(gone.admin)).toBe(true);
+    const stuck = fakeAdmin({ 'p-reader': { states: ['reads grants'], offsets: ['4'] } });
     const started = Date.now();
-    expect(await subscribersCaughtUp(slow, 'grants', 'p-', 'grantline', started + 200)).toBe(false);
+    expect(await wait(stuck.admin, 200)).toBe(false);
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
   });
 });

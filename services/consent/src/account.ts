@@ -48,7 +48,8 @@ export const accountSession = async <T = undefined>(
   const [revoked, user, read] = await Promise.all([
     deps.sessions.isRevoked(session.sid),
     deps.people.user(session.sub),
-    alongside?.(signed),
+    // a read that fails is read again by whoever needs it: the session's own answer comes first
+    alongside?.(signed)?.catch(() => undefined),
   ]);
   if (revoked || user?.status !== 'active') return undefined;
   if (user.credentialsChangedAt && user.credentialsChangedAt.getTime() > session.auth_time * 1000)

@@ -52,4 +52,21 @@ describe('accountSession with a read alongside', () => {
     expect(await session).toBeUndefined();
     expect(reads).toBe(1);
   });
+
+  it('answers for the session alone when the read alongside fails (it is read again where needed)', async () => {
+    const signedOut = deps({ signed: true, revoked: true });
+    const session = accountSession(signedOut.deps, request, async () => {
+      throw new Error('event store down');
+    });
+    await new Promise((r) => setImmediate(r));
+    signedOut.release();
+    expect(await session).toBeUndefined();
+    const signedIn = deps({ signed: true });
+    const live = accountSession(signedIn.deps, request, async () => {
+      throw new Error('event store down');
+    });
+    await new Promise((r) => setImmediate(r));
+    signedIn.release();
+    expect(await live).toEqual({ sid: 's1', sub: 'ada', alongside: undefined });
+  });
 });
