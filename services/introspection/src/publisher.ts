@@ -19,6 +19,39 @@ const WARM_KEY = 'meta:rebuilt';
 const WARM_TTL_SECONDS = 86_400;
 /** facts numbered and sent per round of a publication pass */
 const PUBLICATION_BATCH = 500;
+/** how often the stream looks for facts other instances sent */
+const STREAM_POLL_MS = 250;
+
+/**
+ * A task run one at a time: asked while it runs, it runs once more after (however often it was
+ * asked meanwhile: those asks share that run). A run rejects if it fails; the next one still runs.
+ */
+class Coalesced {
+  private chain: Promise<void> = Promise.resolve();
+  private queued: Promise<void> | undefined;
+
+  constructor(
+    private readonly task: () => Promise<void>,
+    private readonly failed: (error: unknown) => void,
+  ) {}
+
+  /** A run that begins after this call (sharing one already asked for). */
+  run(): Promise<void> {
+    if (this.queued) return this.queued;
+    const next = this.chain.then(() => {
+      this.queued = undefined;
+      return this.task();
+    });
+    this.queued = next;
+    this.chain = next.catch(this.failed);
+    return next;
+  }
+
+  /** Resolves once the runs asked for so far have ended. */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+}
 
 /**
  * Publishes the facts the projector records to `grantline.revocations.v1` (at least once, oldest
@@ -28,10 +61,10 @@ const PUBLICATION_BATCH = 500;
 export class RevocationPublisher {
   private readonly listeners = new Set<(item: StreamItem) => void>();
   private timers: NodeJS.Timeout[] = [];
-  /** the publication passes, one at a time */
-  private chain: Promise<void> = Promise.resolve();
-  /** the pass asked for and not yet begun: later asks share it */
-  private queued: Promise<void> | undefined;
+  /** publication passes: the facts the topic lacks, sent (what a revocation waits for) */
+  private readonly sends: Coalesced;
+  /** the stream's passes: what the topic has now (by any instance) passed on to the listeners */
+  private readonly passesOn: Coalesced;
   private lastSequence = 0;
   private warm = false;
   /** counts the cache's misses: a rebuild that saw one happen meanwhile is not warm */
@@ -46,7 +79,12 @@ export class RevocationPublisher {
       clock: Clock;
       heartbeatMs: number;
     },
-  ) {}
+  ) {
+    const failed = (what: string) => (error: unknown) =>
+      deps.logger.warn({ err: error }, `${what}; retrying`);
+    this.sends = new Coalesced(() => this.sendUnsent(), failed('publishing revocations failed'));
+    this.passesOn = new Coalesced(() => this.passOn(), failed('passing revocations on to the stream failed'));
+  }
 
   async start(): Promise<void> {
     this.lastSequence = await this.deps.facts.lastSequence();
@@ -54,31 +92,25 @@ export class RevocationPublisher {
       this.deps.logger.warn({ err: error }, 'revocation cache unavailable; rebuilding it once it answers'),
     );
     this.timers.push(
+      // a pass every heartbeat, which retries a failed send
       setInterval(() => void this.heartbeat(), this.deps.heartbeatMs),
-      // the safety net: `soon` is called once each projected event has committed
-      setInterval(() => this.soon(), 250),
+      // the stream's listeners get the facts other instances sent, polled (this instance's at once)
+      setInterval(() => void this.passesOn.run().catch(() => {}), STREAM_POLL_MS),
     );
     for (const t of this.timers) t.unref();
     this.soon();
   }
 
-  /** A publication pass now (and again after the one under way). */
+  /**
+   * A fact has committed: a publication pass now (after the one under way, if any), then the
+   * stream's. The two run apart, so a revocation's send never waits behind the stream's poll.
+   */
   soon(): void {
-    this.pass().catch(() => {});
-  }
-
-  /** A publication pass that begins after this call (sharing one already asked for); rejects if it fails. */
-  private pass(): Promise<void> {
-    if (this.queued) return this.queued;
-    const pass = this.chain.then(() => {
-      this.queued = undefined;
-      return this.publish();
-    });
-    this.queued = pass;
-    this.chain = pass.catch((error: unknown) =>
-      this.deps.logger.warn({ err: error }, 'publishing revocations failed; retrying'),
-    );
-    return pass;
+    void this.sends
+      .run()
+      .catch(() => {})
+      .then(() => this.passesOn.run())
+      .catch(() => {});
   }
 
   /** Listens to what is published from now on; returns the unsubscribe. */
@@ -113,7 +145,7 @@ export class RevocationPublisher {
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    await this.chain;
+    await Promise.all([this.sends.idle(), this.passesOn.idle()]);
     this.listeners.clear();
   }
 
@@ -131,11 +163,8 @@ export class RevocationPublisher {
     };
   }
 
-  /**
-   * Publishes what is unpublished, then passes on to the stream's listeners every fact published
-   * since the last pass, by this instance or another (numbers commit in order: none is passed over).
-   */
-  private async publish(): Promise<void> {
+  /** Publishes what is unpublished, oldest first. */
+  private async sendUnsent(): Promise<void> {
     const send = (facts: FactMessage[]) =>
       this.deps.bus.publish(
         facts.map((f) => this.message('RevocationFact', f.key, f, new Date(f.revokedAt))),
@@ -143,6 +172,13 @@ export class RevocationPublisher {
     while ((await this.deps.facts.publish(send, PUBLICATION_BATCH)).more) {
       // until a round finds less than a full batch: nothing is left that was recorded before the pass
     }
+  }
+
+  /**
+   * Passes on to the stream's listeners every fact on the topic since the last such pass, sent by
+   * this instance or another (facts are marked sent in number order: none is passed over).
+   */
+  private async passOn(): Promise<void> {
     for (;;) {
       const facts = await this.deps.facts.publishedAfter(this.lastSequence);
       for (const fact of facts) {
@@ -162,7 +198,8 @@ export class RevocationPublisher {
   private async heartbeat(): Promise<void> {
     const time = new Date(this.deps.clock.now());
     try {
-      await this.pass();
+      await this.sends.run();
+      await this.passesOn.run();
     } catch {
       return; // said by the pass
     }

@@ -66,4 +66,48 @@ describe('revocation heartbeats', () => {
     expect(sent.some((e) => e.type === 'RevocationHeartbeat')).toBe(true);
     await cache.close();
   });
+
+  it("sends a committed fact at once, not after the stream's pass under way", async () => {
+    let releaseStream!: () => void;
+    const streamHeld = new Promise<void>((r) => {
+      releaseStream = r;
+    });
+    let unpublished: FactMessage[] = [];
+    const sent: RecordedEvent[] = [];
+    let streamPasses = 0;
+    const facts = {
+      lastSequence: async () => 0,
+      liveRevocations: async () => [],
+      publish: async (send: (f: FactMessage[]) => Promise<void>) => {
+        const batch = unpublished;
+        unpublished = [];
+        if (batch.length) await send(batch);
+        return { sent: batch.length, more: false };
+      },
+      // the stream's pass hangs (a slow read) until released
+      publishedAfter: async () => {
+        streamPasses++;
+        await streamHeld;
+        return [];
+      },
+    } as unknown as FactLog;
+    const bus = { publish: async (events: RecordedEvent[]) => void sent.push(...events) } as MessageBus;
+    const cache = new MemoryRevocationCache();
+    publisher = new RevocationPublisher({
+      bus,
+      facts,
+      cache: () => cache,
+      logger: { warn: () => {}, info: () => {} } as unknown as Logger,
+      clock: systemClock,
+      heartbeatMs: 60_000,
+    });
+    await publisher.start();
+    await eventually(() => (streamPasses > 0 ? true : undefined));
+    unpublished = [fact];
+    publisher.soon();
+    await eventually(() => (sent.some((e) => e.type === 'RevocationFact') ? true : undefined));
+    expect(streamPasses).toBe(1);
+    releaseStream();
+    await cache.close();
+  });
 });
