@@ -28,6 +28,19 @@ export const subscribersCaughtUp = async (
   clientIdPrefix: string,
   deadline: number,
 ): Promise<boolean> => {
+  // every admin call is bounded by the deadline: a broker that stopped answering (a host gone
+  // silent) would otherwise hold the wait for kafkajs's request timeout (30 s)
+  const answered = await beforeDeadline(polls(admin, topic, groupPrefix, clientIdPrefix, deadline), deadline);
+  return answered ?? false;
+};
+
+const polls = async (
+  admin: Admin,
+  topic: string,
+  groupPrefix: string,
+  clientIdPrefix: string,
+  deadline: number,
+): Promise<boolean> => {
   const ends = await admin.fetchTopicOffsets(topic);
   let pollMs = FIRST_POLL_MS;
   // the groups asked about: the deployment's at the first poll, then those not settled yet
@@ -60,6 +73,15 @@ export const subscribersCaughtUp = async (
     await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
     pollMs = Math.min(MAX_POLL_MS, pollMs * 2);
   }
+};
+
+/** The promise's value, or undefined once `deadline` (epoch ms) passes first (the promise runs on). */
+const beforeDeadline = <T>(promise: Promise<T>, deadline: number): Promise<T | undefined> => {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 };
 
 const committedOf = async (admin: Admin, groupId: string, topic: string) => {

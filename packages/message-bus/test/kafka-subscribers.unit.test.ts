@@ -94,4 +94,14 @@ describe('read-your-writes polls (subscribersCaughtUp)', () => {
     expect(await wait(stuck.admin, 200)).toBe(false);
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
   });
+
+  it('answers false by the deadline when the broker stops answering (a silent host), not after its request timeout', async () => {
+    const { admin } = fakeAdmin({ 'p-reader': { states: ['reads grants'], offsets: ['4'] } });
+    const silent = Object.assign(Object.create(admin), {
+      fetchOffsets: () => new Promise(() => {}),
+    }) as Admin;
+    const started = Date.now();
+    expect(await wait(silent, 300)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
 });

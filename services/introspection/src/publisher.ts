@@ -19,8 +19,8 @@ const WARM_KEY = 'meta:rebuilt';
 const WARM_TTL_SECONDS = 86_400;
 /** facts numbered and sent per round of a publication pass */
 const PUBLICATION_BATCH = 500;
-/** how often the stream looks for facts other instances sent */
-const STREAM_POLL_MS = 250;
+/** how often a pass retries what is unsent, and the stream looks for facts other instances sent */
+const SAFETY_NET_MS = 250;
 
 /**
  * A task run one at a time: asked while it runs, it runs once more after (however often it was
@@ -66,6 +66,7 @@ export class RevocationPublisher {
   /** the stream's passes: what the topic has now (by any instance) passed on to the listeners */
   private readonly passesOn: Coalesced;
   private lastSequence = 0;
+  private stopped = false;
   private warm = false;
   /** counts the cache's misses: a rebuild that saw one happen meanwhile is not warm */
   private misses = 0;
@@ -87,6 +88,7 @@ export class RevocationPublisher {
   }
 
   async start(): Promise<void> {
+    this.stopped = false;
     this.lastSequence = await this.deps.facts.lastSequence();
     await this.ensureWarm().catch((error: unknown) =>
       this.deps.logger.warn({ err: error }, 'revocation cache unavailable; rebuilding it once it answers'),
@@ -94,8 +96,9 @@ export class RevocationPublisher {
     this.timers.push(
       // a pass every heartbeat, which retries a failed send
       setInterval(() => void this.heartbeat(), this.deps.heartbeatMs),
-      // the stream's listeners get the facts other instances sent, polled (this instance's at once)
-      setInterval(() => void this.passesOn.run().catch(() => {}), STREAM_POLL_MS),
+      // the safety net (a failed send retried, what an instance left unsent), and the stream's poll
+      // for the facts other instances sent (this instance's reach it at once)
+      setInterval(() => this.soon(), SAFETY_NET_MS),
     );
     for (const t of this.timers) t.unref();
     this.soon();
@@ -103,9 +106,11 @@ export class RevocationPublisher {
 
   /**
    * A fact has committed: a publication pass now (after the one under way, if any), then the
-   * stream's. The two run apart, so a revocation's send never waits behind the stream's poll.
+   * stream's. The two run apart, so a revocation's send waits at most for a send under way (one
+   * statement when nothing is left), never behind the stream's read.
    */
   soon(): void {
+    if (this.stopped) return;
     void this.sends
       .run()
       .catch(() => {})
@@ -143,9 +148,12 @@ export class RevocationPublisher {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    await Promise.all([this.sends.idle(), this.passesOn.idle()]);
+    // a send under way is followed by a stream pass: drained in that order
+    await this.sends.idle();
+    await this.passesOn.idle();
     this.listeners.clear();
   }
 
@@ -196,6 +204,7 @@ export class RevocationPublisher {
    * that lacks what could not be published. Redis plays no part: it is a copy, not the feed.
    */
   private async heartbeat(): Promise<void> {
+    if (this.stopped) return;
     const time = new Date(this.deps.clock.now());
     try {
       await this.sends.run();

@@ -68,7 +68,7 @@ export const factsProjection = (
     ttlSeconds: number;
     cache: () => RevocationCache;
     cacheFailed: (error: unknown) => void;
-    /** this instance's FactSet: before the commit, which is safe as the facts are true either way (a failed run is redelivered) */
+    /** this instance's FactSet, once the statement has committed (a failed run is redelivered) */
     recorded?: (keys: readonly string[], revokedAtMs: number) => void;
   },
 ) => {
