@@ -114,7 +114,8 @@ export class RevocationPublisher {
     void this.sends
       .run()
       .catch(() => {})
-      .then(() => this.passesOn.run())
+      // none after a stop: its listeners are gone
+      .then(() => (this.stopped ? undefined : this.passesOn.run()))
       .catch(() => {});
   }
 
