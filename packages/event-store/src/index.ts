@@ -18,6 +18,7 @@ export {
   type EventRow,
   PostgresEventStore,
   type PostgresEventStoreOptions,
+  type Queryable,
   toRecordedEvent,
 } from './postgres/store.ts';
 export * from './relay.ts';

@@ -1,3 +1,4 @@
+import type { Queryable } from '@grantline/event-store';
 import type { DomainEvent, EventType, GrantlineEvent } from '@grantline/events';
 import type pg from 'pg';
 import type { ConsumedEvent } from './port.ts';
@@ -30,9 +31,6 @@ export interface Projection {
    */
   readonly applyRun?: (events: readonly ConsumedEvent[], db: Queryable) => Promise<void>;
 }
-
-/** What runs a statement: the pool (autocommit) or a client in a transaction. */
-export type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 
 /** The projection, for the events `relevant` accepts only; the others cost no transaction. */
 export const onlyWhen = (

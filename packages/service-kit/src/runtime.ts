@@ -14,13 +14,11 @@ import { type KeyValueStore, MemoryKeyValueStore, RedisKeyValueStore } from '@gr
 import {
   type ConsumedEvent,
   InProcessMessageBus,
-  idempotentProjection,
   type KafkaBusOptions,
   KafkaMessageBus,
   type MessageBus,
   type Projection,
   type Reactor,
-  selfIdempotentProjection,
 } from '@grantline/message-bus';
 import {
   MemoryRevocationCache,
@@ -32,6 +30,7 @@ import pg from 'pg';
 import { StartupError } from './config.ts';
 import type { ReadinessCheck } from './health.ts';
 import { connectRedis } from './redis.ts';
+import { projectFromTopics, reactToTopics } from './subscriptions.ts';
 
 /**
  * What every event-sourced service stands on, whichever mode runs it: its schema on a Postgres (a
@@ -156,45 +155,12 @@ const assemble = async (
     readiness: parts.readiness,
     shutdown,
     project: async (name, topics, projection, onCrash, options = {}) => {
-      const { applyRun } = projection;
-      const recorded = applyRun
-        ? selfIdempotentProjection({ pool, consumer: name, applyRun })
-        : idempotentProjection({ pool, schema, consumer: name, project: projection.apply });
-      const { applied } = options;
-      const types = new Set<string>(projection.types);
-      const wanted = (e: ConsumedEvent) => types.has(e.type) && (projection.relevant?.(e) ?? true);
       subscriptions.push(
-        await bus.subscribe({
-          groupId: name,
-          topics,
-          types: projection.types,
-          onCrash,
-          handle: async (event) => {
-            if (!wanted(event)) return;
-            await recorded(event);
-            applied?.(event);
-          },
-          // a run of a partition's events in one transaction: one commit, not one per event
-          handleMany: async (events) => {
-            const chosen = events.filter(wanted);
-            if (chosen.length === 0) return;
-            await recorded.many(chosen);
-            if (applied) for (const event of chosen) applied(event);
-          },
-        }),
+        await projectFromTopics(bus, pool, schema, { name, topics, projection, onCrash, ...options }),
       );
     },
     react: async (name, topics, reactor, onCrash) => {
-      const types = new Set<string>(reactor.types);
-      subscriptions.push(
-        await bus.subscribe({
-          groupId: name,
-          topics,
-          types: reactor.types,
-          onCrash,
-          handle: (event) => (types.has(event.type) ? reactor.react(event) : Promise.resolve()),
-        }),
-      );
+      subscriptions.push(await reactToTopics(bus, { name, topics, reactor, onCrash }));
     },
     awaitProjected: async (position, topic, timeoutMs = 5_000) => {
       const deadline = Date.now() + timeoutMs;

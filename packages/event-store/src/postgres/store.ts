@@ -49,7 +49,8 @@ export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
   metadata: row.metadata,
 });
 
-type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
+/** What runs a statement: a pool (autocommit) or a client in a transaction. */
+export type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 
 /**
  * The transaction a store made by `transaction` appends in. Not exported: every transaction that

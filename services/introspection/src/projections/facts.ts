@@ -1,6 +1,6 @@
-import type { ReadModelMigrations } from '@grantline/event-store';
+import type { Queryable, ReadModelMigrations } from '@grantline/event-store';
 import type { RevocationMessage } from '@grantline/events';
-import type { ConsumedEvent, Projection, Queryable } from '@grantline/message-bus';
+import type { ConsumedEvent, Projection } from '@grantline/message-bus';
 import type { Revocation, RevocationCache } from '@grantline/revocation-cache';
 import { lazyInstruments, METRICS } from '@grantline/telemetry';
 import type pg from 'pg';
