@@ -1,5 +1,6 @@
 import { eventually, freePort } from '@grantline/testing';
 import autocannon from 'autocannon';
+import { cpuSnapshot, cpuSpent, perRequest } from './cpu.ts';
 import type { childProcesses } from './processes.ts';
 import type { Connection } from './revocation-grants.ts';
 import { basicAuth, type RevocationStack } from './revocation-stack.ts';
@@ -17,14 +18,15 @@ interface Target {
  * port; JWT access tokens of authorization-code grants, each with its organisations, asked by the
  * invoices API's resource-server client) against node-oidc-provider 9 (its in-memory adapter; opaque
  * access tokens, the only ones it introspects, asked by the client they were issued to). The same
- * number of distinct live tokens on each side, cycled; each side alone, warm-up first; only 2xx
- * answers with a JSON body count, and each side's answers must say `active: true`.
+ * number of distinct live tokens on each side, cycled; each side alone, warm-up first, then runs
+ * alternated with the median reported; only 2xx answers with a JSON body count, and each side's
+ * answers must say `active: true`.
  */
 export const measureIntrospection = async (
   s: RevocationStack,
   connections: Connection[],
   spawnTs: ReturnType<typeof childProcesses>['spawnTs'],
-  options: { seconds: number; warmUpSeconds: number; concurrencies: number[] },
+  options: { seconds: number; warmUpSeconds: number; rounds: number; concurrencies: number[] },
 ) => {
   const peerPort = await freePort();
   const peerClient = s.background;
@@ -66,26 +68,28 @@ export const measureIntrospection = async (
     });
 
   const lines = [
-    `3. introspections/s (RFC 7662), ${connections.length} distinct live tokens cycled, ${options.seconds} s per run after ${options.warmUpSeconds} s of warm-up, each side alone`,
+    `3. introspections/s (RFC 7662), ${connections.length} distinct live tokens cycled, ${options.rounds} runs of ${options.seconds} s per side alternated`,
+    `   (node-oidc-provider, Grantline, node-oidc-provider, ...; the median reported) after ${options.warmUpSeconds} s of warm-up, each side alone`,
     '   (autocannon; only 2xx with a JSON body counted). Grantline: its introspection service, JWT access tokens of',
     '   authorization-code grants, asked by the resource server; node-oidc-provider: opaque tokens (it does not introspect',
     '   JWT access tokens), in-memory adapter, asked by their client',
   ];
   const ratios: number[] = [];
   for (const connections of options.concurrencies) {
-    const results = [];
-    for (const target of [peer, grantline]) {
-      await drive(target, connections, options.warmUpSeconds);
-      results.push(await drive(target, connections, options.seconds));
-    }
-    const [p, g] = results as [Driven, Driven];
+    for (const target of [peer, grantline]) await drive(target, connections, options.warmUpSeconds);
+    const runs: [Driven[], Driven[]] = [[], []];
+    for (let round = 0; round < options.rounds; round++)
+      for (const [i, target] of [peer, grantline].entries())
+        runs[i]!.push(await drive(target, connections, options.seconds));
+    const [p, g] = runs.map(median) as [Driven, Driven];
     ratios.push(g.rate / p.rate);
     lines.push(
       `concurrency ${connections}:`,
       ...[p, g].map(
-        (r) =>
+        (r, i) =>
           `  ${r.name.padEnd(20)} ${fmt(r.rate, 0).padStart(7)} introspections/s  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms` +
-          `  (active ${r.active}/${r.ok} counted; not counted ${r.notCounted})`,
+          `  (active ${r.active}/${r.ok} counted; not counted ${r.notCounted}; runs ${runs[i]!.map((x) => fmt(x.rate, 0)).join(', ')})` +
+          `\n    CPU per introspection, that run: ${perRequest(r.cpu, r.ok)}`,
       ),
       `  ratio grantline/node-oidc-provider ${fmt(g.rate / p.rate, 2)}x; target >= 2x: ${g.rate / p.rate >= 2 ? 'met' : 'NOT met'}`,
     );
@@ -105,11 +109,15 @@ const introspect = async (target: Target, token: string) => {
 
 type Driven = Awaited<ReturnType<typeof drive>>;
 
+/** the run of median throughput (of an even number, the lower middle one) */
+const median = (runs: Driven[]): Driven => [...runs].sort((a, b) => a.rate - b.rate)[(runs.length - 1) >> 1]!;
+
 const drive = async (target: Target, connections: number, seconds: number) => {
   let next = 0;
   let ok = 0;
   let active = 0;
   let notCounted = 0;
+  const before = cpuSnapshot();
   const result = await autocannon({
     url: target.url,
     connections,
@@ -136,8 +144,10 @@ const drive = async (target: Target, connections: number, seconds: number) => {
       },
     ],
   });
+  const cpu = cpuSpent(before, cpuSnapshot());
   return {
     name: target.name,
+    cpu,
     rate: ok / seconds,
     ok,
     active,

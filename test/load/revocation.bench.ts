@@ -18,7 +18,8 @@ import { type RevocationStack, startRevocationStack } from './revocation-stack.t
  * what it has, default 3600), BENCH_REVOCATION_RATE (background tokens/s, default 500),
  * BENCH_REVOCATION_ORGANISATIONS (per grant, default 10), BENCH_REVOCATION_TOKENS (distinct tokens
  * for 2 and 3, default 100), BENCH_CHECK_ITERATIONS (per round, default 20000), BENCH_SECONDS
- * (introspection runs, default 10), BENCH_WARMUP_SECONDS (default 5), BENCH_PARTS (default 1,2,3).
+ * (each introspection run, default 10), BENCH_ROUNDS (introspection runs per side, alternated,
+ * default 3), BENCH_WARMUP_SECONDS (default 10), BENCH_PARTS (default 1,2,3).
  */
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const samples = env('BENCH_REVOCATION_SAMPLES', 1_000);
@@ -28,7 +29,8 @@ const organisations = env('BENCH_REVOCATION_ORGANISATIONS', 10);
 const tokens = env('BENCH_REVOCATION_TOKENS', 100);
 const iterations = env('BENCH_CHECK_ITERATIONS', 20_000);
 const seconds = env('BENCH_SECONDS', 10);
-const warmUpSeconds = env('BENCH_WARMUP_SECONDS', 5);
+const warmUpSeconds = env('BENCH_WARMUP_SECONDS', 10);
+const rounds = env('BENCH_ROUNDS', 3);
 const parts = new Set((process.env.BENCH_PARTS ?? '1,2,3').split(',').map((p) => p.trim()));
 
 const { children, spawnTs } = childProcesses();
@@ -53,6 +55,7 @@ try {
       await measureIntrospection(s, connections, spawnTs, {
         seconds,
         warmUpSeconds,
+        rounds,
         concurrencies: [10, 50],
       });
   }

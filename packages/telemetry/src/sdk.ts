@@ -13,7 +13,7 @@ import {
   type ViewOptions,
 } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace';
+import { AlwaysOffSampler, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { traceRedisCommands } from './clients.ts';
 import { LATENCY_BUCKETS } from './names.ts';
@@ -67,6 +67,7 @@ export const startTelemetry = (options: TelemetryOptions): Telemetry => {
   // One SDK per process (OpenTelemetry's globals can be registered once); services started together
   // in one process, as in the end-to-end tests, share it.
   if (started) return started;
+  const exports = Boolean(options.otlpEndpoint) || (options.spanProcessors?.length ?? 0) > 0;
   const prometheus = new PrometheusExporter({ preventServerStart: true });
   const metricReaders: IMetricReader[] = [prometheus];
   if (options.otlpEndpoint) {
@@ -86,7 +87,12 @@ export const startTelemetry = (options: TelemetryOptions): Telemetry => {
     // Without an endpoint nothing is exported, but a tracer provider is still registered (with a
     // processor that drops spans): spans then have real trace ids, so W3C trace context is recorded
     // with events and carried to consumers. (NodeSDK registers no provider without a processor, and
-    // otherwise falls back to an OTLP exporter on localhost that logs every failed export.)
+    // otherwise falls back to an OTLP exporter on localhost that logs every failed export.) And then
+    // no span records anything: each is a non-recording one, ids and context only (carried on
+    // unsampled), so nothing builds, attributes or ends one, and the query and command spans
+    // (`tracePool`, Redis) are not started at all. Where spans are exported (an OTLP endpoint, a
+    // test's processor), the SDK's sampler stands: OTEL_TRACES_SAMPLER, else parent-based.
+    ...(!exports && { sampler: new AlwaysOffSampler() }),
     spanProcessors: [
       options.otlpEndpoint
         ? new BatchSpanProcessor({

@@ -39,7 +39,7 @@ describe('log redaction', () => {
 
 describe('log lines and traces', () => {
   it('carry the active span’s trace and span ids, and none outside a span', async () => {
-    const { createLogger, startTelemetry } = await import('../src/index.ts');
+    const { createLogger, activeTraceparent, startTelemetry } = await import('../src/index.ts');
     const { trace } = await import('@opentelemetry/api');
     const telemetry = startTelemetry({ serviceName: 'logger-test' });
     const lines: string[] = [];
@@ -51,8 +51,12 @@ describe('log lines and traces', () => {
     });
     const logger = createLogger({ name: 'test', destination });
     let ids: { traceId: string; spanId: string } | undefined;
+    let recording: boolean | undefined;
+    let traceparent: string | undefined;
     trace.getTracer('test').startActiveSpan('work', (span) => {
       ids = span.spanContext();
+      recording = span.isRecording();
+      traceparent = activeTraceparent();
       logger.info({ extra: 0 }, 'inside');
       span.end();
     });
@@ -64,5 +68,8 @@ describe('log lines and traces', () => {
     expect(inside.trace_id).toMatch(/^[0-9a-f]{32}$/);
     expect(outside.trace_id).toBeUndefined();
     expect(lines.map((l) => JSON.parse(l).extra)).toEqual([0, 1, 2]);
+    // nothing exports here, so the span records nothing, yet its context is carried on (unsampled)
+    expect(recording).toBe(false);
+    expect(traceparent).toBe(`00-${ids!.traceId}-${ids!.spanId}-00`);
   });
 });
