@@ -13,11 +13,14 @@ interface Pending {
  * Group commit for events that each start a new stream (an issued token, a redeemed code): callers
  * arriving while writes are in flight are written together by the next one, in one statement and one
  * commit. No timer, so no added latency when idle; under load one fsync serves many requests, and up
- * to `maxInFlight` writes overlap so Postgres can group their commits too.
+ * to `maxInFlight` writes overlap so Postgres can group their commits too (default: the store's
+ * `concurrentWrites`; on PGlite, which runs one statement at a time, one write gathers everything
+ * that arrived while the one before ran).
  */
 export class GroupCommit {
   private queue: Pending[] = [];
   private inFlight = 0;
+  private pumpScheduled = false;
 
   constructor(
     private readonly store: PostgresEventStore,
@@ -29,12 +32,22 @@ export class GroupCommit {
     return new Promise((resolve, reject) => {
       // captured now, in the caller's context: the write may run in another caller's
       this.queue.push({ streamId, event, metadata: activeTraceContext(), resolve, reject });
-      this.pump();
+      if (this.store.concurrentWrites > 1) this.pump();
+      else if (!this.pumpScheduled) {
+        // PGlite runs a statement on this thread: nothing else arrives while it runs, so a write
+        // started at once holds one event. It starts after this turn of the event loop instead, with
+        // every event the turn's other requests appended.
+        this.pumpScheduled = true;
+        setImmediate(() => {
+          this.pumpScheduled = false;
+          this.pump();
+        });
+      }
     });
   }
 
   private pump(): void {
-    while (this.queue.length > 0 && this.inFlight < (this.options.maxInFlight ?? 4)) {
+    while (this.queue.length > 0 && this.inFlight < (this.options.maxInFlight ?? this.store.concurrentWrites)) {
       const batch = this.queue.splice(0, this.options.maxBatch ?? 500);
       this.inFlight++;
       this.store

@@ -34,6 +34,29 @@ describe('event store on PGlite', () => {
     for (const id of ids.slice(0, 5)) expect((await store.readStream(id)).currentVersion).toBe(1);
   });
 
+  it('group-commits in one statement what a turn of the event loop appends, PGlite running one at a time', async () => {
+    const serial = new PostgresEventStore({
+      pool,
+      schema: 'consent',
+      source: '/grantline/consent',
+      concurrentWrites: 1,
+    });
+    const group = new GroupCommit(serial);
+    const ids = Array.from({ length: 30 }, () => `grant-${randomUUID()}`);
+    // as requests finishing in one turn do: each appends after some awaits of its own
+    await Promise.all(
+      ids.map(async (id, i) => {
+        for (let n = 0; n < i % 4; n++) await Promise.resolve();
+        await group.append(id, grantCreated(id));
+      }),
+    );
+    const { rows } = await pool.query<{ writes: number; events: number }>(
+      'SELECT count(DISTINCT transaction_id)::int AS writes, count(*)::int AS events FROM consent.events WHERE stream_id = ANY($1)',
+      [ids],
+    );
+    expect(rows[0]).toEqual({ writes: 1, events: 30 });
+  });
+
   it('relays every committed event once in order, woken by the store', async () => {
     const published: RecordedEvent[] = [];
     const relay = new Relay({

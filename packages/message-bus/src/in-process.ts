@@ -5,6 +5,7 @@ import type { Logger } from '@grantline/telemetry';
 import type { KafkaMessage } from 'kafkajs';
 import type pg from 'pg';
 import { decodeEvent, encodeEvent, wantedBy } from './codec.ts';
+import { paceOf } from './kafka-offsets.ts';
 import type { ConsumedEvent, MessageBus, Subscription, SubscriptionOptions } from './port.ts';
 import { handledTogether } from './together.ts';
 
@@ -104,6 +105,7 @@ export class InProcessMessageBus implements MessageBus {
     const groupId = this.prefix + options.groupId;
     const topics = options.topics.map(this.topic);
     const member = Symbol(groupId);
+    const pacedMs = paceOf(options);
     let stopped = false;
     let wake: (() => void) | undefined;
     let woken = false;
@@ -112,20 +114,25 @@ export class InProcessMessageBus implements MessageBus {
       wake?.();
     };
     this.wakers.set(waker, topics);
+    const ending = () => stopped || this.closed;
+    /** until `ms` have passed or, `wakeable`, something is published; always until a stop */
+    const wait = (ms: number, wakeable: boolean) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        wake = () => {
+          if (!wakeable && !ending()) return;
+          clearTimeout(timer);
+          resolve();
+        };
+      }).finally(() => {
+        wake = undefined;
+      });
     const idle = async (ms: number) => {
-      if (!woken)
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, ms);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      wake = undefined;
+      if (!woken) await wait(ms, true);
       woken = false;
     };
     const loop = async () => {
-      while (!stopped && !this.closed) {
+      while (!ending()) {
         // one active member per group; another stands by until the active one stops
         const active = this.groups.get(groupId);
         if (active && active.member !== member) {
@@ -134,8 +141,18 @@ export class InProcessMessageBus implements MessageBus {
         }
         if (!active) this.groups.set(groupId, { member, topics });
         try {
-          const handled = await this.drain(groupId, topics, options, () => stopped || this.closed);
-          if (handled === 0) await idle(1_000);
+          const started = performance.now();
+          const handled = await this.drain(groupId, topics, options, ending);
+          // Short of a full batch, everything published before the read is handled, and anything
+          // published since has woken this subscriber: it reads again when woken, not at once. Paced
+          // (`pacedMs`), it reads at most once a pace however often it is woken, as a paced Kafka
+          // fetch does: a topic written hundreds of times a second costs it a read per pace, not per
+          // message (each read and each offset saved is a statement on the embedded database).
+          if (handled < BATCH) {
+            await idle(1_000);
+            const rest = started + pacedMs - performance.now();
+            if (rest > 0 && !ending()) await wait(rest, false);
+          }
         } catch (error) {
           if (isRetriable(error)) {
             stopped = true;

@@ -19,6 +19,15 @@ export const UNAWAITED_TOPICS: readonly string[] = [TOPICS.tokens];
 export const HIGH_VOLUME_PACE_MS = 50;
 /** A pace is capped well below kafkajs's session timeout (30 s) and its heartbeat interval (3 s). */
 export const MAX_PACE_MS = 1_000;
+/**
+ * A subscription's pace: its own `pacedMs` (at most `MAX_PACE_MS`), else `HIGH_VOLUME_PACE_MS` for
+ * a subscription to the tokens topic alone, else none. Both buses pace alike.
+ */
+export const paceOf = (options: { topics: readonly string[]; pacedMs?: number | undefined }): number =>
+  Math.min(
+    MAX_PACE_MS,
+    options.pacedMs ?? (options.topics.every((t) => UNAWAITED_TOPICS.includes(t)) ? HIGH_VOLUME_PACE_MS : 0),
+  );
 /** What a paced fetch gathers before the broker answers it early (far more than a pace's worth). */
 export const PACED_MIN_BYTES = 1_048_576;
 

@@ -7,10 +7,9 @@ import { type Admin, type Consumer, Kafka, type KafkaConfig, logLevel } from 'ka
 import { encodeEvent } from './codec.ts';
 import { type DeadLetter, handleKafkaBatch } from './kafka-batches.ts';
 import {
-  HIGH_VOLUME_PACE_MS,
-  MAX_PACE_MS,
   OffsetCommits,
   PACED_MIN_BYTES,
+  paceOf,
   UNAWAITED_COMMIT_INTERVAL_MS,
   UNAWAITED_TOPICS,
 } from './kafka-offsets.ts';
@@ -153,11 +152,7 @@ export class KafkaMessageBus implements MessageBus {
   }
 
   async subscribe(options: SubscriptionOptions): Promise<Subscription> {
-    const pacedMs = Math.min(
-      MAX_PACE_MS,
-      options.pacedMs ??
-        (options.topics.every((t) => UNAWAITED_TOPICS.includes(t)) ? HIGH_VOLUME_PACE_MS : 0),
-    );
+    const pacedMs = paceOf(options);
     const consumer = this.kafka.consumer({
       // namespaced like topics, so deployments (and parallel tests) sharing a cluster never share a group
       groupId: this.prefix + options.groupId,

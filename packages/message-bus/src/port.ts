@@ -56,7 +56,7 @@ export interface SubscriptionOptions {
    * as anything is new, so a topic written hundreds of times a second costs each consumer a request
    * (and a broker response) per few messages; paced, one per `pacedMs` and broker, busy or idle.
    * Default: `HIGH_VOLUME_PACE_MS` for a subscription to the tokens topic alone, else none; at most
-   * `MAX_PACE_MS`. The in-process bus, which has no fetches, ignores it.
+   * `MAX_PACE_MS`. The in-process bus reads its log at most once a pace, however often it is woken.
    */
   pacedMs?: number;
 }

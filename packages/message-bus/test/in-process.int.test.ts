@@ -6,6 +6,7 @@ import { eventually, uniqueName } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InProcessMessageBus } from '../src/in-process.ts';
 import { messageBusContract } from './contract.ts';
+import { pacingContract } from './pacing-contract.ts';
 
 /** The embedded adapter of the message bus: its log and offsets in PGlite, in process. */
 const pool = pglitePool(new PGlite());
@@ -24,6 +25,7 @@ messageBusContract(
   () => bus,
   () => ({ pool, schema: 'consent' }),
 );
+pacingContract('in-process (PGlite)', () => bus);
 
 describe('in-process bus: dead letters', () => {
   it('parks a message its handler rejects for good on the dead-letter topic, with the reason', async () => {

@@ -103,6 +103,9 @@ export interface RuntimeSpec {
   clock?: Clock | undefined;
 }
 
+/** The embedded mode's relay pace (`Relay`'s `minIntervalMs`): at most this much latency added to an event. */
+const EMBEDDED_RELAY_PACE_MS = 20;
+
 /** Makes a service's runtime: the one seam between a service module and the mode that runs it. */
 export type RuntimeFactory = (spec: RuntimeSpec) => Promise<Runtime>;
 
@@ -120,6 +123,10 @@ const assemble = async (
     revocations: () => RevocationCache;
     topicPrefix: string;
     readiness: Record<string, ReadinessCheck>;
+    /** how many statements the database runs at once (PGlite: one; a server: the store's default) */
+    concurrentWrites?: number;
+    /** the least time between two drains of a relay (default: the relay's) */
+    relayMinIntervalMs?: number;
     /** closes what this runtime alone owns, after its relay flushed */
     close: (() => Promise<unknown>)[];
   },
@@ -127,13 +134,20 @@ const assemble = async (
   const { pool, bus } = parts;
   const schema = spec.schema ?? spec.service;
   await migrate(pool, schema);
-  const relay = new Relay({ pool, schema, publisher: bus, logger: spec.logger });
+  const relay = new Relay({
+    pool,
+    schema,
+    publisher: bus,
+    logger: spec.logger,
+    ...(parts.relayMinIntervalMs !== undefined && { minIntervalMs: parts.relayMinIntervalMs }),
+  });
   const store = new PostgresEventStore({
     pool,
     schema,
     source: `/grantline/${spec.service}`,
     clock: spec.clock,
     relay,
+    ...(parts.concurrentWrites !== undefined && { concurrentWrites: parts.concurrentWrites }),
   });
   relay.start();
   const subscriptions: { stop(): Promise<void> }[] = [];
@@ -335,6 +349,11 @@ export const embeddedHost = async (options: EmbeddedOptions): Promise<EmbeddedHo
         revocations: () => revocations,
         topicPrefix: '',
         readiness,
+        // PGlite runs one statement at a time, on this thread: writes overlapped would only wait on
+        // each other, and a relay drain (two statements and the bus's insert, ~3 ms) per commit would
+        // take most of the process; paced, one drain carries what 20 ms of commits wrote
+        concurrentWrites: 1,
+        relayMinIntervalMs: EMBEDDED_RELAY_PACE_MS,
         close: [],
       }),
     close: async () => {

@@ -77,6 +77,11 @@ export interface PostgresEventStoreOptions {
   clock?: Clock;
   /** this process's relay of the schema, woken in process while it leads (NOTIFY otherwise) */
   relay?: LocalRelay;
+  /**
+   * how many writes are worth having in flight at once (`GroupCommit`'s default): 4 on a server, so
+   * Postgres groups their commits; 1 where the database runs one statement at a time (PGlite)
+   */
+  concurrentWrites?: number;
 }
 
 const tracer = trace.getTracer('@grantline/event-store');
@@ -112,6 +117,7 @@ const expectedHolds = (expected: ExpectedVersion, version: number): boolean =>
  */
 export class PostgresEventStore implements EventStore {
   readonly schema: string;
+  readonly concurrentWrites: number;
   private readonly db: Queryable;
   private readonly appendSql: Statement;
   private readonly appendText: (guard?: string) => string;
@@ -136,6 +142,7 @@ export class PostgresEventStore implements EventStore {
     this.db = bound?.client ?? options.pool;
     this.inTransaction = bound !== undefined;
     this.schema = assertSchemaName(options.schema);
+    this.concurrentWrites = options.concurrentWrites ?? 4;
     this.wake = bound?.wake ?? new RelayWakeUp(options.pool, `${this.schema}_events`, options.relay);
     const s = this.schema;
     // the append, and under a guard (its parameters follow the append's 13)
