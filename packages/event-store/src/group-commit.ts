@@ -47,7 +47,10 @@ export class GroupCommit {
   }
 
   private pump(): void {
-    while (this.queue.length > 0 && this.inFlight < (this.options.maxInFlight ?? this.store.concurrentWrites)) {
+    while (
+      this.queue.length > 0 &&
+      this.inFlight < (this.options.maxInFlight ?? this.store.concurrentWrites)
+    ) {
       const batch = this.queue.splice(0, this.options.maxBatch ?? 500);
       this.inFlight++;
       this.store

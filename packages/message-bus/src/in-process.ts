@@ -128,7 +128,8 @@ export class InProcessMessageBus implements MessageBus {
         wake = undefined;
       });
     const idle = async (ms: number) => {
-      if (!woken) await wait(ms, true);
+      // a stop during a drain finds no wait to end: none is begun after it
+      if (!woken && !ending()) await wait(ms, true);
       woken = false;
     };
     const loop = async () => {

@@ -5,7 +5,7 @@ import { deadLetterTopic, TOPICS } from '@grantline/events';
 import { eventually, uniqueName } from '@grantline/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InProcessMessageBus } from '../src/in-process.ts';
-import { messageBusContract } from './contract.ts';
+import { messageBusContract, recorded } from './contract.ts';
 import { pacingContract } from './pacing-contract.ts';
 
 /** The embedded adapter of the message bus: its log and offsets in PGlite, in process. */
@@ -65,5 +65,33 @@ describe('in-process bus: dead letters', () => {
     } finally {
       await sub.stop();
     }
+  });
+});
+
+describe('in-process bus: stopping', () => {
+  it('stops a subscriber in the middle of a drain once its handler returns, not a poll later', async () => {
+    const stream = `grant-${randomUUID()}`;
+    let started!: () => void;
+    const handling = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const sub = await bus.subscribe({
+      groupId: uniqueName('stop'),
+      topics: [TOPICS.grants],
+      onCrash: (e) => {
+        throw e;
+      },
+      handle: async (e) => {
+        if (e.subject !== stream) return;
+        started();
+        await new Promise((r) => setTimeout(r, 100));
+      },
+    });
+    await bus.publish([recorded(stream, 1)]);
+    await handling;
+    const stopping = Date.now();
+    await sub.stop();
+    // the handler's 100 ms, not the idle poll's second
+    expect(Date.now() - stopping).toBeLessThan(700);
   });
 });

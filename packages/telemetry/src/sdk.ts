@@ -13,7 +13,12 @@ import {
   type ViewOptions,
 } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { AlwaysOffSampler, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace';
+import {
+  AlwaysOffSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { traceRedisCommands } from './clients.ts';
 import { LATENCY_BUCKETS } from './names.ts';
@@ -88,11 +93,13 @@ export const startTelemetry = (options: TelemetryOptions): Telemetry => {
     // processor that drops spans): spans then have real trace ids, so W3C trace context is recorded
     // with events and carried to consumers. (NodeSDK registers no provider without a processor, and
     // otherwise falls back to an OTLP exporter on localhost that logs every failed export.) And then
-    // no span records anything: each is a non-recording one, ids and context only (carried on
-    // unsampled), so nothing builds, attributes or ends one, and the query and command spans
-    // (`tracePool`, Redis) are not started at all. Where spans are exported (an OTLP endpoint, a
-    // test's processor), the SDK's sampler stands: OTEL_TRACES_SAMPLER, else parent-based.
-    ...(!exports && { sampler: new AlwaysOffSampler() }),
+    // a trace this service begins records nothing: its spans are non-recording ones, ids and context
+    // only (carried on unsampled), so nothing builds, attributes or ends one, and the query and
+    // command spans (`tracePool`, Redis) are not started at all. A trace a caller sent sampled is
+    // still recorded and carried on sampled, so services that do export it downstream keep their
+    // part. Where spans are exported (an OTLP endpoint, a test's processor), the SDK's sampler
+    // stands: OTEL_TRACES_SAMPLER, else parent-based.
+    ...(!exports && { sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }) }),
     spanProcessors: [
       options.otlpEndpoint
         ? new BatchSpanProcessor({

@@ -60,6 +60,16 @@ describe('log lines and traces', () => {
       logger.info({ extra: 0 }, 'inside');
       span.end();
     });
+    // a trace its caller sent sampled is still recorded, and carried on sampled
+    const sampled = `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`;
+    let continued: { recording: boolean; traceparent: string | undefined } | undefined;
+    const { context, propagation } = await import('@opentelemetry/api');
+    context.with(propagation.extract(context.active(), { traceparent: sampled }), () =>
+      trace.getTracer('test').startActiveSpan('continued', (span) => {
+        continued = { recording: span.isRecording(), traceparent: activeTraceparent() };
+        span.end();
+      }),
+    );
     logger.info({ extra: 1 }, 'outside');
     logger.info({ extra: 2 }, 'outside again');
     await telemetry.shutdown();
@@ -71,5 +81,7 @@ describe('log lines and traces', () => {
     // nothing exports here, so the span records nothing, yet its context is carried on (unsampled)
     expect(recording).toBe(false);
     expect(traceparent).toBe(`00-${ids!.traceId}-${ids!.spanId}-00`);
+    expect(continued?.recording).toBe(true);
+    expect(continued?.traceparent).toMatch(new RegExp(`^00-${'ab'.repeat(16)}-[0-9a-f]{16}-01$`));
   });
 });
