@@ -68,7 +68,7 @@ export const measureIntrospection = async (
 
   const lines = [
     `3. introspections/s (RFC 7662), ${connections.length} distinct live tokens cycled, ${options.rounds} runs of ${options.seconds} s per side alternated`,
-    `   (node-oidc-provider, Grantline, node-oidc-provider, ...; the median reported) after ${options.warmUpSeconds} s of warm-up, each side alone`,
+    `   (node-oidc-provider then Grantline, then the other way round, ...; the median reported) after ${options.warmUpSeconds} s of warm-up, each side alone`,
     '   (autocannon; only 2xx JSON answers saying active counted). Grantline: its introspection service, JWT access tokens of',
     '   authorization-code grants, asked by the resource server; node-oidc-provider: opaque tokens (it does not introspect',
     '   JWT access tokens), in-memory adapter, asked by their client',
