@@ -8,6 +8,8 @@ import { fmt } from './stats.ts';
 
 interface Target {
   name: string;
+  /** the process that answers, as the CPU accounting names it (`cpu.ts`) */
+  process: string;
   url: string;
   authorization: string;
   tokens: string[];
@@ -51,12 +53,14 @@ export const measureIntrospection = async (
   }
   const peer: Target = {
     name: 'node-oidc-provider',
+    process: 'node-oidc-provider',
     url: `http://127.0.0.1:${peerPort}/token/introspection`,
     authorization: peerAuthorization,
     tokens: peerTokens,
   };
   const grantline: Target = {
     name: 'grantline',
+    process: 'introspection',
     url: s.introspectionUrl,
     authorization: basicAuth(s.resourceServer.clientId, s.resourceServer.clientSecret),
     tokens: connections.map((c) => c.accessToken),
@@ -89,8 +93,8 @@ export const measureIntrospection = async (
         (r, i) =>
           `  ${r.name.padEnd(20)} ${fmt(r.rate, 0).padStart(7)} introspections/s  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms` +
           `  (active ${r.active}/${r.ok} counted; not counted ${r.notCounted}; runs ${runs[i]!.map((x) => fmt(x.rate, 0)).join(', ')})` +
-          `\n    CPU per introspection, that run: ${r.name === 'grantline' ? 'introspection' : r.name} process ` +
-          `${fmt(((r.cpu.get(r.name === 'grantline' ? 'introspection' : r.name) ?? 0) * 1000) / Math.max(1, r.active), 3)} ms; ` +
+          `\n    CPU per introspection, that run: ${r.process} process ` +
+          `${fmt(((r.cpu.get(r.process) ?? 0) * 1000) / Math.max(1, r.active), 3)} ms; ` +
           `${perRequest(r.cpu, r.active)} (the machine's, the other side's idle processes included)`,
       ),
       `  ratio grantline/node-oidc-provider ${fmt(g.rate / p.rate, 2)}x; target >= 2x: ${g.rate / p.rate >= 2 ? 'met' : 'NOT met'}`,
@@ -149,6 +153,7 @@ const drive = async (target: Target, connections: number, seconds: number) => {
   const cpu = cpuSpent(before, cpuSnapshot());
   return {
     name: target.name,
+    process: target.process,
     cpu,
     // active answers only: an expired or unknown token's `{"active": false}` is cheaper to give
     rate: active / seconds,
