@@ -84,6 +84,35 @@ describe('connections read model (the account page)', () => {
     expect(row?.connectedAt.toISOString()).toBe('2026-01-01T00:00:00.000Z');
   });
 
+  it('applies a run in one statement: the latest use of each grant in it, never moving a time back', async () => {
+    await grant('g-run-1', 'u-run', 'app-1', '2026-01-01T00:00:00Z');
+    await grant('g-run-2', 'u-run', 'app-2', '2026-01-01T00:00:01Z');
+    await apply(used('g-run-2', '2026-02-01T00:00:00.000Z'));
+    let statements = 0;
+    const counted = {
+      query: (...args: Parameters<typeof db.pool.query>) => {
+        statements++;
+        return db.pool.query(...args);
+      },
+    };
+    await grantUsageProjection('consent').applyRun!(
+      [
+        used('g-run-1', '2026-01-05T00:00:00.000Z'),
+        used('g-run-1', '2026-01-07T00:00:00.000Z', 'redemption'),
+        used('g-run-1', '2026-01-06T00:00:00.000Z'),
+        // older than what the table holds: kept out
+        used('g-run-2', '2026-01-20T00:00:00.000Z'),
+      ],
+      counted as never,
+    );
+    expect(statements).toBe(1);
+    const rows = await new ConnectionQueries(db.pool, 'consent').activeOf('u-run');
+    expect(rows.map((r) => [r.grantId, r.lastUsedAt?.toISOString()])).toEqual([
+      ['g-run-1', '2026-01-07T00:00:00.000Z'],
+      ['g-run-2', '2026-02-01T00:00:00.000Z'],
+    ]);
+  });
+
   it("lists only the user's active grants, grouped by app in the order the apps were first connected", async () => {
     await grant('g-b1', 'u-list', 'app-b', '2026-01-01T00:00:00Z');
     await grant('g-a1', 'u-list', 'app-a', '2026-01-02T00:00:00Z');

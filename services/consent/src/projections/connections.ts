@@ -1,5 +1,5 @@
-import type { ReadModelMigrations } from '@grantline/event-store';
-import { onEvents } from '@grantline/message-bus';
+import type { Queryable, ReadModelMigrations } from '@grantline/event-store';
+import { type ConsumedEvent, type Projection, typedEvent } from '@grantline/message-bus';
 import type pg from 'pg';
 
 /**
@@ -24,14 +24,33 @@ export const grantUsageTables: ReadModelMigrations = {
   ],
 };
 
-export const grantUsageProjection = (schema: string) =>
-  onEvents(['CodeRedeemed', 'RefreshTokenRotated'], async (event, tx) => {
-    await tx.query(
-      `INSERT INTO ${schema}.grant_usage (grant_id, last_used_at) VALUES ($1, $2)
-       ON CONFLICT (grant_id) DO UPDATE SET last_used_at = GREATEST(${schema}.grant_usage.last_used_at, $2)`,
-      [event.data.grantId, new Date(event.time)],
+/**
+ * Idempotent by itself (`applyRun`): a run of events is one statement in autocommit, with no
+ * processed-events row: a refresh's use of its grant costs the consumer one statement per run of the
+ * topic, not a statement and a ledger row per event. One row per grant (an upsert may touch a row
+ * once), in grant order (concurrent runs lock rows in one order).
+ */
+export const grantUsageProjection = (schema: string): Projection => {
+  const types = ['CodeRedeemed', 'RefreshTokenRotated'] as const;
+  const applyRun = async (events: readonly ConsumedEvent[], db: Queryable) => {
+    const latest = new Map<string, number>();
+    for (const event of events) {
+      const typed = typedEvent(event, types);
+      if (!typed) continue;
+      const at = Date.parse(typed.time);
+      latest.set(typed.data.grantId, Math.max(at, latest.get(typed.data.grantId) ?? at));
+    }
+    if (latest.size === 0) return;
+    const grants = [...latest.keys()].sort();
+    await db.query(
+      `INSERT INTO ${schema}.grant_usage AS u (grant_id, last_used_at)
+       SELECT * FROM unnest($1::text[], $2::timestamptz[])
+       ON CONFLICT (grant_id) DO UPDATE SET last_used_at = GREATEST(u.last_used_at, excluded.last_used_at)`,
+      [grants, grants.map((g) => new Date(latest.get(g)!))],
     );
-  });
+  };
+  return { types, apply: (event, tx) => applyRun([event], tx), applyRun };
+};
 
 /** One of the user's active grants as the account page shows it (ids; names are the registry's). */
 export interface ConnectionRow {

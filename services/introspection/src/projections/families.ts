@@ -1,5 +1,5 @@
-import type { ReadModelMigrations } from '@grantline/event-store';
-import { onEvents } from '@grantline/message-bus';
+import type { Queryable, ReadModelMigrations } from '@grantline/event-store';
+import { type ConsumedEvent, type Projection, typedEvent } from '@grantline/message-bus';
 import type pg from 'pg';
 
 /**
@@ -32,45 +32,109 @@ export const familiesTables: ReadModelMigrations = {
   ],
 };
 
-/** eventType -> reducer; a rotation older than the row (a redelivery) changes nothing. */
-export const familiesProjection = (schema: string) => {
+type FamilyRow = {
+  familyId: string;
+  /** what the family's first event says, when the run holds it */
+  issued?: {
+    clientId: string;
+    grantId: string;
+    subject: string;
+    scopes: string[];
+    organisations: string[];
+    resources: string[];
+    issuedAt: Date;
+  };
+  tokenId: string;
+  secretDigest: string;
+  version: number;
+  usedAt: Date;
+};
+
+/**
+ * Idempotent by itself (`applyRun`): a family's row moves only to a later version (a redelivered or
+ * older event changes nothing), so a run of events is one statement in autocommit, with no
+ * processed-events row. The run is folded first, one row per family: the families it begins are
+ * inserted with their latest token (or, met again, moved on to it), the others moved on to their
+ * latest rotation; in family order (concurrent runs lock rows in one order).
+ */
+export const familiesProjection = (schema: string): Projection => {
   const t = `${schema}.refresh_families`;
-  return onEvents(['RefreshTokenIssued', 'RefreshTokenRotated'], async (event, tx) => {
-    const at = new Date(event.time);
-    switch (event.type) {
-      case 'RefreshTokenIssued': {
-        const d = event.data;
-        return tx.query(
-          `INSERT INTO ${t} (family_id, client_id, grant_id, subject, scopes, organisations, resources,
-             token_id, secret_digest, version, issued_at, used_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (family_id) DO NOTHING`,
-          [
-            d.familyId,
-            d.clientId,
-            d.grantId,
-            d.subject,
-            d.scopes,
-            d.organisations,
-            d.resources,
-            d.tokenId,
-            d.secretDigest,
-            event.streamVersion,
-            at,
-          ],
-        );
+  const types = ['RefreshTokenIssued', 'RefreshTokenRotated'] as const;
+  const applyRun = async (events: readonly ConsumedEvent[], db: Queryable) => {
+    const rows = new Map<string, FamilyRow>();
+    for (const event of events) {
+      const typed = typedEvent(event, types);
+      if (!typed) continue;
+      const known = rows.get(typed.data.familyId);
+      const at = new Date(typed.time);
+      if (typed.type === 'RefreshTokenIssued') {
+        const d = typed.data;
+        const issued = { ...d, issuedAt: at };
+        // a rotation met before its family's first event (a redelivery) is later than it
+        if (known) known.issued = issued;
+        else
+          rows.set(d.familyId, {
+            familyId: d.familyId,
+            issued,
+            tokenId: d.tokenId,
+            secretDigest: d.secretDigest,
+            version: typed.streamVersion,
+            usedAt: at,
+          });
+      } else if (!known || known.version < typed.streamVersion) {
+        const d = typed.data;
+        rows.set(d.familyId, {
+          familyId: d.familyId,
+          ...(known?.issued && { issued: known.issued }),
+          tokenId: d.nextTokenId,
+          secretDigest: d.secretDigest,
+          version: typed.streamVersion,
+          usedAt: at,
+        });
       }
-      case 'RefreshTokenRotated': {
-        const d = event.data;
-        return tx.query(
-          `UPDATE ${t} SET token_id = $2, secret_digest = $3, version = $4, used_at = $5
-           WHERE family_id = $1 AND version < $4`,
-          [d.familyId, d.nextTokenId, d.secretDigest, event.streamVersion, at],
-        );
-      }
-      default:
-        return event satisfies never;
     }
-  });
+    if (rows.size === 0) return;
+    const sorted = [...rows.values()].sort((a, b) => (a.familyId < b.familyId ? -1 : 1));
+    const begun = sorted.filter((r) => r.issued);
+    const moved = sorted.filter((r) => !r.issued);
+    await db.query(
+      `WITH begun AS (
+         INSERT INTO ${t} AS f (family_id, client_id, grant_id, subject, scopes, organisations, resources,
+           token_id, secret_digest, version, issued_at, used_at)
+         SELECT family_id, client_id, grant_id, subject, ARRAY(SELECT jsonb_array_elements_text(scopes)),
+           ARRAY(SELECT jsonb_array_elements_text(organisations)), ARRAY(SELECT jsonb_array_elements_text(resources)),
+           token_id, secret_digest, version, issued_at, used_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::jsonb[],
+           $8::text[], $9::text[], $10::int[], $11::timestamptz[], $12::timestamptz[])
+           AS u(family_id, client_id, grant_id, subject, scopes, organisations, resources, token_id, secret_digest, version, issued_at, used_at)
+         ON CONFLICT (family_id) DO UPDATE SET token_id = excluded.token_id, secret_digest = excluded.secret_digest,
+           version = excluded.version, used_at = excluded.used_at
+         WHERE f.version < excluded.version)
+       UPDATE ${t} AS f SET token_id = u.token_id, secret_digest = u.secret_digest, version = u.version, used_at = u.used_at
+       FROM unnest($13::text[], $14::text[], $15::text[], $16::int[], $17::timestamptz[]) AS u(family_id, token_id, secret_digest, version, used_at)
+       WHERE f.family_id = u.family_id AND f.version < u.version`,
+      [
+        begun.map((r) => r.familyId),
+        begun.map((r) => r.issued!.clientId),
+        begun.map((r) => r.issued!.grantId),
+        begun.map((r) => r.issued!.subject),
+        begun.map((r) => JSON.stringify(r.issued!.scopes)),
+        begun.map((r) => JSON.stringify(r.issued!.organisations)),
+        begun.map((r) => JSON.stringify(r.issued!.resources)),
+        begun.map((r) => r.tokenId),
+        begun.map((r) => r.secretDigest),
+        begun.map((r) => r.version),
+        begun.map((r) => r.issued!.issuedAt),
+        begun.map((r) => r.usedAt),
+        moved.map((r) => r.familyId),
+        moved.map((r) => r.tokenId),
+        moved.map((r) => r.secretDigest),
+        moved.map((r) => r.version),
+        moved.map((r) => r.usedAt),
+      ],
+    );
+  };
+  return { types, apply: (event, tx) => applyRun([event], tx), applyRun };
 };
 
 export interface Family {
