@@ -1,42 +1,38 @@
 import type { DomainEvent, EventMetadata } from '@grantline/events';
 import { activeTraceContext, type PostgresEventStore } from './postgres/store.ts';
 
-interface Pending {
-  streamId: string;
-  event: DomainEvent;
-  metadata: EventMetadata;
-  resolve: () => void;
+interface Pending<A, R> {
+  input: A;
+  resolve: (result: R) => void;
   reject: (e: unknown) => void;
 }
 
 /**
- * Group commit for events that each start a new stream (an issued token, a redeemed code): callers
- * arriving while writes are in flight are written together by the next one, in one statement and one
- * commit. No timer, so no added latency when idle; under load one fsync serves many requests, and up
- * to `maxInFlight` writes overlap so Postgres can group their commits too (default: the store's
- * `concurrentWrites`; on PGlite, which runs one statement at a time, one write gathers everything
- * that arrived while the one before ran).
+ * Calls that each need one statement, made as one statement for many: calls arriving while
+ * statements are in flight are run together by the next one. No timer, so no added latency when
+ * idle; under load one round trip (and, for a write, one commit) serves many requests, and up to
+ * `maxInFlight` statements overlap so Postgres can group their commits too. With `afterTurn` (PGlite,
+ * which runs a statement on this thread, so nothing else arrives while one runs: a statement started
+ * at once would hold one call) a statement starts after the event loop's turn instead, with every
+ * call the turn's other requests made.
+ *
+ * `run` answers each input in order, or fails, and then every call of the batch fails with it.
  */
-export class GroupCommit {
-  private queue: Pending[] = [];
+export class Batched<A, R> {
+  private queue: Pending<A, R>[] = [];
   private inFlight = 0;
   private pumpScheduled = false;
 
   constructor(
-    private readonly store: PostgresEventStore,
-    private readonly options: { maxBatch?: number; maxInFlight?: number } = {},
+    private readonly run: (inputs: A[]) => Promise<R[]>,
+    private readonly options: { maxInFlight: number; maxBatch?: number; afterTurn?: boolean },
   ) {}
 
-  /** Resolves once the event is committed as version 1 of its own new stream. */
-  append(streamId: string, event: DomainEvent): Promise<void> {
+  call(input: A): Promise<R> {
     return new Promise((resolve, reject) => {
-      // captured now, in the caller's context: the write may run in another caller's
-      this.queue.push({ streamId, event, metadata: activeTraceContext(), resolve, reject });
-      if (this.store.concurrentWrites > 1) this.pump();
+      this.queue.push({ input, resolve, reject });
+      if (!this.options.afterTurn) this.pump();
       else if (!this.pumpScheduled) {
-        // PGlite runs a statement on this thread: nothing else arrives while it runs, so a write
-        // started at once holds one event. It starts after this turn of the event loop instead, with
-        // every event the turn's other requests appended.
         this.pumpScheduled = true;
         setImmediate(() => {
           this.pumpScheduled = false;
@@ -47,17 +43,17 @@ export class GroupCommit {
   }
 
   private pump(): void {
-    while (
-      this.queue.length > 0 &&
-      this.inFlight < (this.options.maxInFlight ?? this.store.concurrentWrites)
-    ) {
+    while (this.queue.length > 0 && this.inFlight < this.options.maxInFlight) {
       const batch = this.queue.splice(0, this.options.maxBatch ?? 500);
       this.inFlight++;
-      this.store
-        .appendToNewStreams(batch.map(({ streamId, event, metadata }) => ({ streamId, event, metadata })))
+      // a `run` that throws at once fails its batch as one that rejects does
+      Promise.resolve()
+        .then(() => this.run(batch.map((item) => item.input)))
         .then(
-          () => {
-            for (const item of batch) item.resolve();
+          (results) => {
+            batch.forEach((item, i) => {
+              item.resolve(results[i] as R);
+            });
           },
           (error: unknown) => {
             for (const item of batch) item.reject(error);
@@ -68,5 +64,28 @@ export class GroupCommit {
           this.pump();
         });
     }
+  }
+}
+
+/**
+ * Group commit for events that each start a new stream (an issued token, a redeemed code), in one
+ * statement and one commit per batch (`Batched`; `maxInFlight` defaults to the store's
+ * `concurrentWrites`: 4 on a server, 1 on PGlite, where each write starts after the turn).
+ */
+export class GroupCommit {
+  private readonly writes: Batched<{ streamId: string; event: DomainEvent; metadata: EventMetadata }, void>;
+
+  constructor(store: PostgresEventStore, options: { maxBatch?: number; maxInFlight?: number } = {}) {
+    this.writes = new Batched(async (items) => store.appendToNewStreams(items).then(() => []), {
+      maxInFlight: options.maxInFlight ?? store.concurrentWrites,
+      afterTurn: store.concurrentWrites <= 1,
+      ...(options.maxBatch !== undefined && { maxBatch: options.maxBatch }),
+    });
+  }
+
+  /** Resolves once the event is committed as version 1 of its own new stream. */
+  append(streamId: string, event: DomainEvent): Promise<void> {
+    // captured now, in the caller's context: the write may run in another caller's
+    return this.writes.call({ streamId, event, metadata: activeTraceContext() });
   }
 }
