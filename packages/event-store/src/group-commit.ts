@@ -1,4 +1,5 @@
 import type { DomainEvent, EventMetadata } from '@grantline/events';
+import type { ManyAppend, ManyOutcome } from './postgres/append-many.ts';
 import { activeTraceContext, type PostgresEventStore } from './postgres/store.ts';
 
 interface Pending<A, R> {
@@ -89,3 +90,68 @@ export class GroupCommit {
     return this.writes.call({ streamId, event, metadata: activeTraceContext() });
   }
 }
+
+/**
+ * Group commit for appends to streams that exist, each at the version its caller read (a refresh
+ * token's rotation with its access token's event, under its guard): the appends arriving while
+ * writes are in flight are written together by the next one, in one statement and one commit
+ * (`PostgresEventStore.appendMany`), and each caller hears what its own `append` would have said:
+ * recorded, a `ConcurrencyError`, or its guard's refusal. One statement holds one append per stream
+ * and one guard `sql`; the others of a batch follow in statements of their own.
+ */
+export class GroupAppend {
+  private readonly writes: Batched<ManyAppend, ManyOutcome>;
+
+  constructor(store: PostgresEventStore, options: { maxBatch?: number; maxInFlight?: number } = {}) {
+    this.writes = new Batched(
+      async (items) => {
+        const outcomes: ManyOutcome[] = new Array(items.length);
+        for (const group of statementsOf(items))
+          (await store.appendMany(group.map((i) => items[i]!))).forEach((outcome, k) => {
+            outcomes[group[k]!] = outcome;
+          });
+        return outcomes;
+      },
+      {
+        maxInFlight: options.maxInFlight ?? store.concurrentWrites,
+        afterTurn: store.concurrentWrites <= 1,
+        ...(options.maxBatch !== undefined && { maxBatch: options.maxBatch }),
+      },
+    );
+  }
+
+  /** As `EventStore.append` with a version expected, resolving once the events are committed. */
+  async append(
+    streamId: string,
+    expected: number,
+    events: readonly DomainEvent[],
+    options: Pick<ManyAppend, 'newStreams' | 'guard'> = {},
+  ): Promise<{ nextExpectedVersion: number; lastPosition: string }> {
+    // the trace context captured now, in the caller's context: the write may run in another caller's
+    const outcome = await this.writes.call({
+      streamId,
+      expected,
+      events,
+      ...options,
+      metadata: activeTraceContext(),
+    });
+    if ('error' in outcome) throw outcome.error;
+    return outcome;
+  }
+}
+
+/** A batch's appends as statements (indices): each with one guard `sql` and one append per stream, in order. */
+const statementsOf = (items: readonly ManyAppend[]): number[][] => {
+  const statements: { guard: string | undefined; streams: Set<string>; items: number[] }[] = [];
+  items.forEach((item, i) => {
+    const guard = item.guard?.sql;
+    // after the last statement holding its stream, so two appends to one stream keep their order
+    const after = statements.findLastIndex((s) => s.streams.has(item.streamId));
+    const fits = statements.findIndex((s, k) => k > after && s.guard === guard);
+    const statement = fits >= 0 ? statements[fits]! : { guard, streams: new Set<string>(), items: [] };
+    if (fits < 0) statements.push(statement);
+    statement.streams.add(item.streamId);
+    statement.items.push(i);
+  });
+  return statements.map((s) => s.items);
+};
