@@ -3,7 +3,6 @@ export * from './errors.ts';
 export * from './group-commit.ts';
 export { pglitePool } from './pglite/pool.ts';
 export * from './port.ts';
-export type { ManyAppend, ManyOutcome } from './postgres/append-many.ts';
 export {
   assertSchemaName,
   MIGRATIONS,

@@ -10,7 +10,6 @@ import { migrate } from '../src/postgres/migrations.ts';
 import { PostgresEventStore } from '../src/postgres/store.ts';
 import { Relay } from '../src/relay.ts';
 import { eventStoreContract, grantCreated, orgConnected } from './contract.ts';
-import { groupAppendContract } from './group-append-contract.ts';
 import { readModelMigrationsContract } from './read-model-migrations.ts';
 
 /** The embedded adapter: the same store, relay and group commit on PGlite, in process. */
@@ -25,11 +24,6 @@ beforeAll(async () => {
 afterAll(() => pool.end());
 
 eventStoreContract('pglite', () => store);
-groupAppendContract(
-  'pglite',
-  () => store,
-  () => pool,
-);
 readModelMigrationsContract('pglite', () => pool);
 
 describe('event store on PGlite', () => {

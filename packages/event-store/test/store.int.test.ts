@@ -6,7 +6,6 @@ import { GroupCommit } from '../src/group-commit.ts';
 import { MIGRATIONS, migrate, migrateReadModel } from '../src/postgres/migrations.ts';
 import { PostgresEventStore } from '../src/postgres/store.ts';
 import { eventStoreContract, grantCreated, orgConnected } from './contract.ts';
-import { groupAppendContract } from './group-append-contract.ts';
 import { readModelMigrationsContract } from './read-model-migrations.ts';
 
 let db: TestDatabase;
@@ -20,11 +19,6 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 eventStoreContract('postgres', () => store);
-groupAppendContract(
-  'postgres',
-  () => store,
-  () => db.pool,
-);
 readModelMigrationsContract('postgres', () => db.pool);
 
 describe('Postgres event store', () => {

@@ -1,5 +1,5 @@
 import { systemClock } from '@grantline/clock';
-import { GroupAppend, GroupCommit, migrateReadModels } from '@grantline/event-store';
+import { GroupCommit, migrateReadModels } from '@grantline/event-store';
 import { TOPICS } from '@grantline/events';
 import { FlowKeys } from '@grantline/flow';
 import {
@@ -154,7 +154,6 @@ export const buildToken = async (
           }),
           refreshTokenGrant({
             ...grantDeps,
-            rotations: new GroupAppend(runtime.store),
             policy: {
               graceSeconds: config.REFRESH_TOKEN_GRACE_SECONDS,
               idleSeconds: config.REFRESH_TOKEN_IDLE_SECONDS,

@@ -14,7 +14,6 @@ import type {
   ReadStreamResult,
 } from '../port.ts';
 import { withRetry } from '../retry.ts';
-import { appendMany, type ManyAppend, type ManyOutcome, manyAppends } from './append-many.ts';
 import { assertSchemaName } from './migrations.ts';
 import { prepared } from './prepared.ts';
 import { type LocalRelay, RelayWakeUp } from './wake-up.ts';
@@ -127,7 +126,6 @@ export class PostgresEventStore implements EventStore {
   private readonly readWithFirstSql: Statement;
   private readonly newStreamsSql: Statement;
   private readonly currentVersionSql: Statement;
-  private readonly many: ReturnType<typeof manyAppends>;
 
   private readonly wake: RelayWakeUp;
   /** inside `transaction`: the relay is woken after the commit, not after each append */
@@ -185,7 +183,6 @@ export class PostgresEventStore implements EventStore {
        SELECT e.id, e.stream, 1, e.type, e.data, e.metadata, $6, $7
        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e(id, stream, type, data, metadata)`,
     );
-    this.many = manyAppends(s, options.source);
     this.currentVersionSql = prepared(
       `SELECT coalesce(max(stream_version), 0) AS v FROM ${s}.events WHERE stream_id = $1`,
     );
@@ -299,30 +296,6 @@ export class PostgresEventStore implements EventStore {
     }
     if (!this.inTransaction) this.wake.poke();
     instruments().appended.add(items.length);
-  }
-
-  /**
-   * Appends to distinct streams, each at the version it expects and under its guard (one `sql` for
-   * all), in one statement and one commit (`GroupAppend`); each outcome as its own `append` says it.
-   */
-  appendMany(items: readonly ManyAppend[]): Promise<ManyOutcome[]> {
-    return appendMany(this.many, items, {
-      run: (query) => this.db.query(query),
-      now: () => this.now(),
-      recorded: (count) => {
-        if (!this.inTransaction) this.wake.poke();
-        instruments().appended.add(count);
-      },
-      // in a transaction a unique violation ends it: the caller retries the whole transaction
-      alone: this.inTransaction
-        ? undefined
-        : (item) =>
-            this.append(item.streamId, item.expected, item.events, {
-              ...(item.newStreams && { newStreams: item.newStreams }),
-              ...(item.guard && { guard: item.guard }),
-              metadata: item.metadata,
-            }),
-    });
   }
 
   private async insert(

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '@grantline/clock';
-import { ConcurrencyError, type EventStore, type GroupAppend } from '@grantline/event-store';
+import { ConcurrencyError, type EventStore } from '@grantline/event-store';
 import {
   digestsEqual,
   InvalidGrant,
@@ -75,8 +75,6 @@ const familyAndStanding = async (
  */
 export const refreshTokenGrant = (deps: {
   store: EventStore;
-  /** what records a rotation with its access token (a `GroupAppend` on a server; else the store) */
-  rotations?: Pick<GroupAppend, 'append'>;
   /** the family with the grant, the user, the admin's revocations and the sign-in it names (ended sign-ins count when configured) */
   standing: StandingReads;
   issue: AccessTokenIssuer;
@@ -150,7 +148,7 @@ export const refreshTokenGrant = (deps: {
         // the rotation and the access token's event in one statement, under F10's guard: both
         // recorded, or neither
         try {
-          await (deps.rotations ?? deps.store).append(familyStream(familyId), version, decision.events, {
+          await deps.store.append(familyStream(familyId), version, decision.events, {
             newStreams: [token.record],
             guard: deps.standing.stillGranted(names, state.startedAt),
           });

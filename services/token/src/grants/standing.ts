@@ -170,13 +170,12 @@ export const postgresStandingReads = (
     SELECT ${standing}
     FROM (SELECT $1::text AS grant_id, $2::text AS subject, $3::text AS client_id, $4::text AS session_id) names`);
   // the gate's lock comes with the statement's (NOT EXISTS over an empty table: always true);
-  // coalesce: a guard that is not true refuses; casts: a group append passes the values as text
+  // coalesce: a guard that is not true refuses
   const stillGrantedSql = `coalesce(
     NOT EXISTS (SELECT 1 FROM ${s}.append_gate FOR SHARE)
-    AND NOT EXISTS (SELECT 1 FROM ${s}.grants WHERE grant_id = $1::text AND status = 'revoked')
+    AND NOT EXISTS (SELECT 1 FROM ${s}.grants WHERE grant_id = $1 AND status = 'revoked')
     AND NOT EXISTS (SELECT 1 FROM ${s}.wide_revocations
-      WHERE ((kind = 'subject' AND id = $2::text) OR (kind = 'client' AND id = $3::text))
-        AND revoked_at >= $4::timestamptz), false)`;
+      WHERE ((kind = 'subject' AND id = $2) OR (kind = 'client' AND id = $3)) AND revoked_at >= $4), false)`;
 
   return {
     async family(streamId, fromVersion) {
