@@ -27,7 +27,8 @@ const COMPONENTS: [RegExp, string][] = [
   [/kafka/i, 'kafka'],
   [/^postgres/, 'postgres'],
   [/redis-server/, 'redis'],
-  [/oidc-provider-peer|flow-peer|FLOW_BENCH_PEER/, 'node-oidc-provider'],
+  // bench:flow's peer is the benchmark's own script, started again (`spawnTs`) with the peer's port
+  [/oidc-provider-peer|flow-peer|--import tsx\/esm \S*test\/load\/flow\.bench\.ts/, 'node-oidc-provider'],
 ];
 
 const nameOf = (pid: number, cmdline: string): string => {
