@@ -113,6 +113,23 @@ describe('refresh families read model', () => {
     expect(await Promise.all([a, b, c].map(state))).toEqual(before);
   });
 
+  it("moves a family met again with its first event on to the run's latest token; a rotation with no family row moves nothing", async () => {
+    const projection = familiesProjection('introspection');
+    const [e, f] = [family(), family()];
+    await projection.applyRun!([issued(e)], db.pool);
+    // a redelivery of the first event with the rotations after it: the row at generation 0 moves on
+    await projection.applyRun!([issued(e), rotated(e, 1), rotated(e, 2)], db.pool);
+    expect(await findFamily(db.pool as never, 'introspection', e)).toMatchObject({
+      tokenId: `${e}.2`,
+      secretDigest: digest(2),
+      issuedAt: new Date(at(1)),
+    });
+    // as the per-event projection did: a family's events come in order on its partition, so a
+    // rotation before any row of its family is not kept for later
+    await projection.applyRun!([rotated(f, 1)], db.pool);
+    expect(await findFamily(db.pool as never, 'introspection', f)).toBeUndefined();
+  });
+
   it('applies one event as the runtime gives it one (apply, inside a transaction)', async () => {
     const projection = familiesProjection('introspection');
     const d = family();

@@ -32,6 +32,10 @@ export const familiesTables: ReadModelMigrations = {
   ],
 };
 
+/** a JSON array of strings as text[], its order kept */
+const textArray = (column: string) =>
+  `ARRAY(SELECT e FROM jsonb_array_elements_text(${column}) WITH ORDINALITY AS t(e, i) ORDER BY i)`;
+
 type FamilyRow = {
   familyId: string;
   /** what the family's first event says, when the run holds it */
@@ -55,7 +59,9 @@ type FamilyRow = {
  * older event changes nothing), so a run of events is one statement in autocommit, with no
  * processed-events row. The run is folded first, one row per family: the families it begins are
  * inserted with their latest token (or, met again, moved on to it), the others moved on to their
- * latest rotation; in family order (concurrent runs lock rows in one order).
+ * latest rotation. Like the per-event projection before it, it relies on a family's events coming in
+ * order (one stream, one partition: the key is the stream): a rotation whose family has no row yet,
+ * in a run without the family's first event, moves nothing.
  */
 export const familiesProjection = (schema: string): Projection => {
   const t = `${schema}.refresh_families`;
@@ -94,6 +100,7 @@ export const familiesProjection = (schema: string): Projection => {
       }
     }
     if (rows.size === 0) return;
+    // in family order within each part (the insert's, then the update's): the lock order of one run
     const sorted = [...rows.values()].sort((a, b) => (a.familyId < b.familyId ? -1 : 1));
     const begun = sorted.filter((r) => r.issued);
     const moved = sorted.filter((r) => !r.issued);
@@ -101,8 +108,7 @@ export const familiesProjection = (schema: string): Projection => {
       `WITH begun AS (
          INSERT INTO ${t} AS f (family_id, client_id, grant_id, subject, scopes, organisations, resources,
            token_id, secret_digest, version, issued_at, used_at)
-         SELECT family_id, client_id, grant_id, subject, ARRAY(SELECT jsonb_array_elements_text(scopes)),
-           ARRAY(SELECT jsonb_array_elements_text(organisations)), ARRAY(SELECT jsonb_array_elements_text(resources)),
+         SELECT family_id, client_id, grant_id, subject, ${textArray('scopes')}, ${textArray('organisations')}, ${textArray('resources')},
            token_id, secret_digest, version, issued_at, used_at
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::jsonb[],
            $8::text[], $9::text[], $10::int[], $11::timestamptz[], $12::timestamptz[])
