@@ -39,15 +39,10 @@ const textArray = (column: string) =>
 type FamilyRow = {
   familyId: string;
   /** what the family's first event says, when the run holds it */
-  issued?: {
-    clientId: string;
-    grantId: string;
-    subject: string;
-    scopes: string[];
-    organisations: string[];
-    resources: string[];
-    issuedAt: Date;
-  };
+  issued?: Pick<
+    Family,
+    'clientId' | 'grantId' | 'subject' | 'scopes' | 'organisations' | 'resources' | 'issuedAt'
+  >;
   tokenId: string;
   secretDigest: string;
   version: number;
