@@ -95,7 +95,8 @@ export const familiesProjection = (schema: string): Projection => {
       }
     }
     if (rows.size === 0) return;
-    // in family order within each part (the insert's, then the update's): the lock order of one run
+    // in family order within each part (the families the run begins, those it moves on), which
+    // Postgres writes one after the other: the lock order of one run
     const sorted = [...rows.values()].sort((a, b) => (a.familyId < b.familyId ? -1 : 1));
     const begun = sorted.filter((r) => r.issued);
     const moved = sorted.filter((r) => !r.issued);
