@@ -68,6 +68,7 @@ const parseBasic = (header: string): { clientId: string; secret: string } => {
   const colon = decoded.indexOf(':');
   if (!match || colon <= 0) throw new InvalidRequest('malformed Basic authorization header');
   const formDecode = (s: string) => {
+    if (!s.includes('%') && !s.includes('+')) return s; // nothing encoded: most clients' ids and secrets
     try {
       return decodeURIComponent(s.replace(/\+/g, ' '));
     } catch {

@@ -67,6 +67,21 @@ const send = (
   res.end(body);
 };
 
+/** A `FormRequest` over node's request (a class: nothing allocated per request but the object). */
+class NodeFormRequest implements FormRequest {
+  constructor(
+    private readonly req: IncomingMessage,
+    readonly ip: string | undefined,
+    readonly form: Record<string, string>,
+    readonly lists: Record<string, string[]>,
+  ) {}
+
+  get(name: string): string | undefined {
+    const value = this.req.headers[name.toLowerCase()];
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
+}
+
 /**
  * The endpoint on bare `node:http`: the same form parsing, the same reply and error rendering and the
  * same headers as `expressFormEndpoint` behind express (`Content-Type` with `charset=utf-8`, no
@@ -79,15 +94,7 @@ export const nodeFormEndpoint =
   async (req: IncomingMessage, res: ServerResponse, address: string | undefined): Promise<void> => {
     try {
       const { form, lists } = await readForm(req, endpoint.repeatable);
-      const reply = await endpoint.handle({
-        get: (name) => {
-          const value = req.headers[name.toLowerCase()];
-          return Array.isArray(value) ? value.join(', ') : value;
-        },
-        ip: address,
-        form,
-        lists,
-      });
+      const reply = await endpoint.handle(new NodeFormRequest(req, address, form, lists));
       const status = reply.status ?? 200;
       if (reply.body === undefined) send(res, status, {}, undefined, '');
       else if (reply.type) send(res, status, {}, `${reply.type}; charset=utf-8`, String(reply.body));

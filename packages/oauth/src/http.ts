@@ -38,6 +38,22 @@ const readBody = (req: IncomingMessage, limit: number): Promise<string> =>
     req.on('error', reject);
   });
 
+const FORM_TYPE = 'application/x-www-form-urlencoded';
+
+/**
+ * Whether the request carries a form body, as type-is answers express's `req.is` (a request without a
+ * body has no content type; parameters and letter case do not matter): the exact type most clients
+ * send is told at once, anything else goes to type-is.
+ */
+const isForm = (req: IncomingMessage): boolean => {
+  const type = req.headers['content-type'];
+  if (type === FORM_TYPE)
+    return (
+      req.headers['transfer-encoding'] !== undefined || !Number.isNaN(Number(req.headers['content-length']))
+    );
+  return Boolean(typeis(req, [FORM_TYPE]));
+};
+
 export interface ParsedForm {
   /** single-valued parameters; an empty value is absent */
   form: Record<string, string>;
@@ -55,9 +71,7 @@ export const readForm = async (
   req: IncomingMessage,
   repeatable: readonly string[] = [],
 ): Promise<ParsedForm> => {
-  // type-is, as express's `req.is`: a request without a body has no content type
-  if (!typeis(req, ['application/x-www-form-urlencoded']))
-    throw new InvalidRequest('the request body must be application/x-www-form-urlencoded');
+  if (!isForm(req)) throw new InvalidRequest('the request body must be application/x-www-form-urlencoded');
   const body = await readBody(req, FORM_LIMIT);
   const form: Record<string, string> = {};
   const lists: Record<string, string[]> = {};

@@ -32,8 +32,14 @@ export interface InspectorDeps {
   issuer: string;
   /** the token service's public signing keys (its JWKS) */
   keys: JWTVerifyGetKey;
-  /** the revocation facts (FactSet: from memory while it is live, else the table) */
-  facts: { revoked(keys: readonly string[]): Promise<Map<string, Date>> };
+  /**
+   * the revocation facts (FactSet: from memory while it is live, else the table); `version`, while
+   * defined, changes with every fact added, so an answer derived at one version stands until it moves
+   */
+  facts: {
+    revoked(keys: readonly string[]): Promise<Map<string, Date>>;
+    readonly version?: number | undefined;
+  };
   /** the registry's clients and users as this service projects them */
   clients: (clientId: string) => Promise<ClientRecord | undefined>;
   /** the registry's users (UserDirectory: cached, evicted by the projection's change notifications) */
@@ -48,6 +54,75 @@ export interface InspectorDeps {
 }
 
 /**
+ * The revocation keys a token stands on, derived once per token (for an access token, once per
+ * verification): the subject's and the client's (which revoke only what began before them), the
+ * token's own (its `jti` or refresh family, its grant: revoked whatever the time), and each
+ * organisation's of its grant.
+ */
+interface Standing {
+  /** when the token (an access token's `iat`) or its refresh family began, ms */
+  sinceMs: number;
+  subject: string;
+  client: string;
+  own: string[];
+  organisations?: { id: string; key: string }[];
+  /** every key above, as the facts are asked */
+  keys: string[];
+  /** the last answer and the facts' version it was derived at (see `judged`) */
+  verdict?: Verdict;
+}
+
+/** a verified access token as the inspector keeps it (the cache hands out shallow copies) */
+interface AccessTokenView {
+  exp: number;
+  /** its members, before the organisations the facts leave it (frozen: shared by every answer) */
+  info: TokenInfo;
+  /** the organisations it was issued for, if it names any */
+  had: string[] | undefined;
+  standing: Standing;
+}
+
+interface Verdict {
+  version: number;
+  /** the token, its grant, subject or client revoked */
+  whole: boolean;
+  /** the token's organisations still connected (undefined: it names none) */
+  organisations: string[] | undefined;
+}
+
+const standing = (t: {
+  sinceMs: number;
+  jti?: string;
+  familyId?: string;
+  grantId?: string;
+  sub: string;
+  clientId: string;
+  organisations?: string[];
+}): Standing => {
+  const subject = revocationKeys.subject(t.sub);
+  const client = revocationKeys.client(t.clientId);
+  const own = [
+    ...(t.jti ? [revocationKeys.token(t.jti)] : []),
+    ...(t.familyId ? [familyKey(t.familyId)] : []),
+    ...(t.grantId ? [revocationKeys.grant(t.grantId)] : []),
+  ];
+  // organisations are the grant's: without a grant none can be disconnected
+  const organisations = t.organisations?.map((id) => ({
+    id,
+    key: revocationKeys.grantOrganisation(t.grantId ?? '', id),
+  }));
+  const orgKeys = t.grantId ? (organisations ?? []).map((o) => o.key) : [];
+  return {
+    sinceMs: t.sinceMs,
+    subject,
+    client,
+    own,
+    ...(organisations && { organisations }),
+    keys: [subject, client, ...own, ...orgKeys],
+  };
+};
+
+/**
  * What a token is, from this service's own projections and facts only (never by asking another
  * service): undefined for anything not active (unknown, malformed, expired, revoked, of a disabled
  * or deleted client or a disabled user, or with no organisation left). Organisations disconnected from the token's grant are left out of the answer.
@@ -55,40 +130,36 @@ export interface InspectorDeps {
 export const tokenInspector = (deps: InspectorDeps) => {
   // ES256 verification is the costliest step of an access token's check: skipped for a token seen
   // before (until its exp), never the facts, the client and the user below
-  const verified = new VerifiedTokenCache<JWTPayload>(deps.verifiedTokenCacheSize ?? 10_000, () =>
+  const verified = new VerifiedTokenCache<AccessTokenView>(deps.verifiedTokenCacheSize ?? 10_000, () =>
     deps.clock.now(),
   );
-  /** the facts that deny this token, its grant, subject or client, or (organisations) each of its organisations */
-  const denied = async (t: {
-    /** when the token (an access token's `iat`) or its refresh family began */
-    since: Date;
-    jti?: string;
-    familyId?: string;
-    grantId?: string;
-    sub: string;
-    clientId: string;
-    organisations?: string[];
-  }) => {
-    const orgKey = (o: string) => revocationKeys.grantOrganisation(t.grantId ?? '', o);
-    const keys = [
-      revocationKeys.subject(t.sub),
-      revocationKeys.client(t.clientId),
-      ...(t.jti ? [revocationKeys.token(t.jti)] : []),
-      ...(t.familyId ? [familyKey(t.familyId)] : []),
-      ...(t.grantId ? [revocationKeys.grant(t.grantId), ...(t.organisations ?? []).map(orgKey)] : []),
-    ];
-    const revoked = await deps.facts.revoked(keys);
+
+  /** the facts that deny the token, its grant, subject or client, or (organisations) each of its organisations */
+  const denied = async (s: Standing): Promise<Omit<Verdict, 'version'>> => {
+    const revoked = await deps.facts.revoked(s.keys);
     // everything of a subject or a client revoked by the admin: what began before; what the token
     // service issued after it (a new connection, new client credentials) stands, as it does there
-    const wide = new Set([revocationKeys.subject(t.sub), revocationKeys.client(t.clientId)]);
-    const whole = keys
-      .filter((k) => !k.startsWith('grant-org:'))
-      .some((k) => {
-        const at = revoked.get(k);
-        return at !== undefined && (!wide.has(k) || t.since.getTime() <= at.getTime());
-      });
-    const organisations = t.organisations?.filter((o) => !revoked.has(orgKey(o)));
+    const before = (key: string) => {
+      const at = revoked.get(key);
+      return at !== undefined && s.sinceMs <= at.getTime();
+    };
+    const whole = before(s.subject) || before(s.client) || s.own.some((key) => revoked.has(key));
+    // (an organisation's key is only asked for a token of a grant: without one, none is revoked)
+    const organisations = s.organisations?.filter((o) => !revoked.has(o.key)).map((o) => o.id);
     return { whole, organisations };
+  };
+
+  /**
+   * `denied`, kept with the token while the facts' version stays: facts are only ever added, so a
+   * revocation moves the version and the next check asks the facts again (a token presented again
+   * costs no lookups until then). Read before the lookup, so a fact added during it moves it too.
+   */
+  const judged = async (s: Standing): Promise<Omit<Verdict, 'version'>> => {
+    const version = deps.facts.version;
+    if (version !== undefined && s.verdict?.version === version) return s.verdict;
+    const verdict = await denied(s);
+    if (version !== undefined) s.verdict = { version, ...verdict };
+    return verdict;
   };
 
   /**
@@ -114,22 +185,8 @@ export const tokenInspector = (deps: InspectorDeps) => {
     return { ...info, organisations: left };
   };
 
-  const accessToken = async (token: string): Promise<TokenInfo | undefined> => {
-    let claims = verified.get(token);
-    if (!claims) {
-      try {
-        ({ payload: claims } = await jwtVerify(token, deps.keys, {
-          issuer: deps.issuer,
-          typ: 'at+jwt',
-          algorithms: ['ES256'],
-          requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
-          currentDate: new Date(deps.clock.now()),
-        }));
-      } catch {
-        return undefined;
-      }
-      verified.set(token, claims);
-    }
+  /** a verified access token's answer, kept with its standing while its signature need not be checked again */
+  const viewOf = (claims: JWTPayload): AccessTokenView => {
     const c = claims as JWTPayload & {
       client_id: string;
       scope?: string;
@@ -137,16 +194,7 @@ export const tokenInspector = (deps: InspectorDeps) => {
       organisations?: string[];
     };
     const had = Array.isArray(c.organisations) ? c.organisations.map(String) : undefined;
-    const { whole, organisations } = await denied({
-      since: new Date(c.iat! * 1_000),
-      jti: c.jti!,
-      ...(c.grant_id !== undefined && { grantId: String(c.grant_id) }),
-      sub: c.sub!,
-      clientId: String(c.client_id),
-      ...(had && { organisations: had }),
-    });
-    if (whole || !(await partiesActive(String(c.client_id), c.sub!))) return undefined;
-    const info: TokenInfo = {
+    const info: TokenInfo = Object.freeze({
       active: true,
       token_type: 'Bearer',
       client_id: String(c.client_id),
@@ -158,8 +206,42 @@ export const tokenInspector = (deps: InspectorDeps) => {
       iat: c.iat!,
       jti: c.jti!,
       ...(c.grant_id !== undefined && { grant_id: String(c.grant_id) }),
+    });
+    return {
+      exp: c.exp!,
+      info,
+      had,
+      standing: standing({
+        sinceMs: c.iat! * 1_000,
+        jti: c.jti!,
+        ...(c.grant_id !== undefined && { grantId: String(c.grant_id) }),
+        sub: c.sub!,
+        clientId: info.client_id,
+        ...(had && { organisations: had }),
+      }),
     };
-    return withOrganisations(info, had, organisations);
+  };
+
+  const accessToken = async (token: string): Promise<TokenInfo | undefined> => {
+    let view = verified.get(token);
+    if (!view) {
+      try {
+        const { payload } = await jwtVerify(token, deps.keys, {
+          issuer: deps.issuer,
+          typ: 'at+jwt',
+          algorithms: ['ES256'],
+          requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
+          currentDate: new Date(deps.clock.now()),
+        });
+        view = viewOf(payload);
+      } catch {
+        return undefined;
+      }
+      verified.set(token, view);
+    }
+    const { whole, organisations } = await judged(view.standing);
+    if (whole || !(await partiesActive(view.info.client_id, view.info.sub))) return undefined;
+    return withOrganisations(view.info, view.had, organisations);
   };
 
   const refreshToken = async (token: string): Promise<TokenInfo | undefined> => {
@@ -176,14 +258,16 @@ export const tokenInspector = (deps: InspectorDeps) => {
       family.issuedAt.getTime() + deps.refreshMaxLifetimeSeconds * 1_000,
     );
     if (exp <= now) return undefined;
-    const { whole, organisations } = await denied({
-      since: family.issuedAt,
-      familyId,
-      grantId: family.grantId,
-      sub: family.subject,
-      clientId: family.clientId,
-      organisations: family.organisations,
-    });
+    const { whole, organisations } = await denied(
+      standing({
+        sinceMs: family.issuedAt.getTime(),
+        familyId,
+        grantId: family.grantId,
+        sub: family.subject,
+        clientId: family.clientId,
+        organisations: family.organisations,
+      }),
+    );
     if (whole || !(await partiesActive(family.clientId, family.subject, family.issuedAt))) return undefined;
     const info: TokenInfo = {
       active: true,

@@ -41,6 +41,7 @@ export const factNotifications = (keys: readonly string[], revokedAt: Date): str
 export class FactSet {
   private readonly revokedAt = new Map<string, number>();
   private live = false;
+  private changes = 0;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -51,6 +52,15 @@ export class FactSet {
   /** Whether checks are answered from memory (else from the table). */
   get isLive(): boolean {
     return this.live;
+  }
+
+  /**
+   * A number that changes whenever a fact is added or moved earlier, while the set is live; undefined
+   * while it is not. The set only ever grows, so an answer derived from it stands while this is the
+   * same: the inspector keeps each token's answer for as long (`tokenInspector`).
+   */
+  get version(): number | undefined {
+    return this.live ? this.changes : undefined;
   }
 
   /** Which of `keys` are revoked, and since when: FactLog.revoked's answer. */
@@ -68,7 +78,10 @@ export class FactSet {
   add(keys: readonly string[], revokedAtMs: number): void {
     for (const key of keys) {
       const known = this.revokedAt.get(key);
-      if (known === undefined || revokedAtMs < known) this.revokedAt.set(key, revokedAtMs);
+      if (known === undefined || revokedAtMs < known) {
+        this.revokedAt.set(key, revokedAtMs);
+        this.changes++;
+      }
     }
   }
 
@@ -128,7 +141,10 @@ export class FactSet {
           `SELECT key, revoked_at FROM ${this.schema}.revocation_facts`,
         );
         for (const r of rows) this.add([r.key], r.revoked_at.getTime());
-        if (client === c && !stopped) this.live = true;
+        if (client === c && !stopped) {
+          this.live = true;
+          this.changes++; // nothing derived before this reading is vouched for
+        }
       } catch (error) {
         drop();
         retry();
