@@ -61,21 +61,48 @@ const CLOCK_TOLERANCE_S = 30;
  */
 const DUMMY_DIGEST = sha256Digest(randomToken(32));
 
+const malformedBasic = () => new InvalidRequest('malformed Basic authorization header');
+
 /** RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64. */
+const formDecode = (s: string): string => {
+  if (!s.includes('%') && !s.includes('+')) return s; // nothing encoded: most clients' ids and secrets
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    throw malformedBasic();
+  }
+};
+
 const parseBasic = (header: string): { clientId: string; secret: string } => {
   const match = /^Basic ([A-Za-z0-9+/]+={0,2})$/.exec(header);
   const decoded = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
   const colon = decoded.indexOf(':');
-  if (!match || colon <= 0) throw new InvalidRequest('malformed Basic authorization header');
-  const formDecode = (s: string) => {
-    if (!s.includes('%') && !s.includes('+')) return s; // nothing encoded: most clients' ids and secrets
-    try {
-      return decodeURIComponent(s.replace(/\+/g, ' '));
-    } catch {
-      throw new InvalidRequest('malformed Basic authorization header');
-    }
-  };
+  if (!match || colon <= 0) throw malformedBasic();
   return { clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
+};
+
+/** What a request presents to prove its client: a secret (Basic or in the body) or an assertion. */
+type Credential =
+  | { kind: 'secret'; method: 'client_secret_basic' | 'client_secret_post'; secret: string }
+  | { kind: 'assertion'; assertion: string };
+
+/** Whether the credential proves `client`; false for a client that is unknown or authenticates otherwise. */
+const proves = async (
+  deps: ClientAuthDeps,
+  credential: Credential,
+  client: ClientRecord | undefined,
+): Promise<boolean> => {
+  try {
+    if (credential.kind === 'assertion')
+      return client ? await verifyAssertion(deps, client, credential.assertion) : false;
+    const digest = client?.secretDigest;
+    const ok = digestsEqual(sha256Digest(credential.secret), digest ?? DUMMY_DIGEST);
+    // a client without a secret of its own fails every secret-based method, whatever is presented
+    return ok && digest !== undefined && client?.tokenEndpointAuthMethod === credential.method;
+  } catch (error) {
+    if (error instanceof OAuthError && !(error instanceof InvalidClient)) throw error;
+    return false;
+  }
 };
 
 const failed = (basic: boolean, description = 'client authentication failed') => {
@@ -99,15 +126,14 @@ export const authenticateClient = async (
 ): Promise<ClientRecord> => {
   const authorization = req.get('authorization');
   const basic = authorization !== undefined;
-  const methods = [basic, form.client_secret !== undefined, form.client_assertion !== undefined].filter(
-    Boolean,
-  ).length;
+  const methods =
+    Number(basic) + Number(form.client_secret !== undefined) + Number(form.client_assertion !== undefined);
   if (methods > 1) throw new InvalidRequest('use exactly one client authentication method');
   if (basic && !authorization.startsWith('Basic '))
     throw new InvalidRequest('unsupported authorization scheme');
 
   let clientId: string | undefined;
-  let verify: (client: ClientRecord | undefined) => Promise<boolean>;
+  let credential: Credential;
   if (basic || form.client_secret !== undefined) {
     const credentials = basic
       ? parseBasic(authorization)
@@ -118,12 +144,7 @@ export const authenticateClient = async (
     }
     clientId = credentials.clientId;
     const method = basic ? 'client_secret_basic' : 'client_secret_post';
-    verify = async (client) => {
-      const digest = client?.secretDigest;
-      const ok = digestsEqual(sha256Digest(credentials.secret), digest ?? DUMMY_DIGEST);
-      // a client without a secret of its own fails every secret-based method, whatever is presented
-      return ok && digest !== undefined && client?.tokenEndpointAuthMethod === method;
-    };
+    credential = { kind: 'secret', method, secret: credentials.secret };
   } else if (form.client_assertion !== undefined) {
     if (form.client_assertion_type !== JWT_BEARER)
       throw new InvalidRequest(`client_assertion_type must be ${JWT_BEARER}`);
@@ -137,8 +158,7 @@ export const authenticateClient = async (
     if (!clientId) throw new InvalidRequest('client_assertion has no sub');
     if (form.client_id !== undefined && form.client_id !== clientId)
       throw new InvalidRequest('client_id does not match the assertion');
-    const assertion = form.client_assertion;
-    verify = async (client) => (client ? verifyAssertion(deps, client, assertion) : false);
+    credential = { kind: 'assertion', assertion: form.client_assertion };
   } else {
     // a public client (RFC 6749 §2.1) identifies itself with client_id alone; a confidential one may not
     const client = form.client_id ? await deps.lookup(form.client_id) : undefined;
@@ -150,19 +170,14 @@ export const authenticateClient = async (
   // a proxy every caller may share one address). Only failures meet the lock-out, per (client, address):
   // a guesser is answered 429 from then on, at no cost to the client (256-bit secrets and signed
   // assertions leave nothing to guess in any case).
-  const verified = (record: ClientRecord | undefined) =>
-    verify(record).catch((error: unknown) => {
-      if (error instanceof OAuthError && !(error instanceof InvalidClient)) throw error;
-      return false;
-    });
   let client = await deps.lookup(clientId);
-  let ok = await verified(client);
+  let ok = await proves(deps, credential, client);
   // A failure against a cached client is checked once more against the projection: a cached copy
   // may be a moment old, and an unknown client, never cached, costs that read too, so a failure
   // takes as long for a known client as for an unknown one.
   if (!ok && client && deps.lookupFresh) {
     client = await deps.lookupFresh(clientId);
-    ok = await verified(client);
+    ok = await proves(deps, credential, client);
   }
   if (ok && client?.status === 'active') return client;
   const address = clientAddressKey(req.ip ?? 'unknown');

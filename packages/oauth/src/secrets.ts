@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** 256 bits from the CSPRNG, base64url: client secrets, registration tokens, token ids. */
@@ -12,8 +13,12 @@ export const secretDigest = (key: string | Buffer, secret: string): string =>
   createHmac('sha256', key).update(secret, 'utf8').digest('base64url');
 
 /** SHA-256, base64url: how client secrets, registration tokens and admin tokens are stored and compared. */
-export const sha256Digest = (value: string): string =>
-  createHash('sha256').update(value, 'utf8').digest('base64url');
+export const sha256Digest: (value: string) => string =
+  // crypto.hash (Node 20.12+): the one-shot digest, about a third of a Hash object's cost; on every
+  // client authentication and refresh
+  typeof crypto.hash === 'function'
+    ? (value) => crypto.hash('sha256', value, 'base64url')
+    : (value) => createHash('sha256').update(value, 'utf8').digest('base64url');
 
 /** Constant-time comparison of two digests (also when their lengths differ). */
 export const digestsEqual = (a: string, b: string): boolean => {

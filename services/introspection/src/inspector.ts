@@ -88,7 +88,11 @@ interface Verdict {
   whole: boolean;
   /** the token's organisations still connected (undefined: it names none) */
   organisations: string[] | undefined;
+  /** an access token's answer under this verdict, once it was asked for */
+  shown?: { info: TokenInfo | undefined };
 }
+
+const freeze = <T>(value: T): T => (value === undefined ? value : Object.freeze(value));
 
 const standing = (t: {
   sinceMs: number;
@@ -158,8 +162,9 @@ export const tokenInspector = (deps: InspectorDeps) => {
     const version = deps.facts.version;
     if (version !== undefined && s.verdict?.version === version) return s.verdict;
     const verdict = await denied(s);
-    if (version !== undefined) s.verdict = { version, ...verdict };
-    return verdict;
+    if (version === undefined) return verdict;
+    s.verdict = { version, ...verdict };
+    return s.verdict;
   };
 
   /**
@@ -239,9 +244,11 @@ export const tokenInspector = (deps: InspectorDeps) => {
       }
       verified.set(token, view);
     }
-    const { whole, organisations } = await judged(view.standing);
-    if (whole || !(await partiesActive(view.info.client_id, view.info.sub))) return undefined;
-    return withOrganisations(view.info, view.had, organisations);
+    const verdict = await judged(view.standing);
+    if (verdict.whole || !(await partiesActive(view.info.client_id, view.info.sub))) return undefined;
+    // built once per verdict, frozen: every answer until the next revocation shares it
+    verdict.shown ??= { info: freeze(withOrganisations(view.info, view.had, verdict.organisations)) };
+    return verdict.shown.info;
   };
 
   const refreshToken = async (token: string): Promise<TokenInfo | undefined> => {

@@ -20,6 +20,22 @@ const wantsJwt = (req: FormRequest) =>
     .split(',')
     .some((type) => type.split(';')[0]!.trim().toLowerCase() === INTROSPECTION_JWT);
 
+const INACTIVE = Object.freeze({ active: false });
+
+/**
+ * The JSON of an answer: an answer the inspector froze is shared by every request until the next
+ * revocation, and serialised once.
+ */
+const serialised = new WeakMap<object, string>();
+const json = (body: object): string => {
+  if (!Object.isFrozen(body)) return JSON.stringify(body);
+  const known = serialised.get(body);
+  if (known !== undefined) return known;
+  const text = JSON.stringify(body);
+  serialised.set(body, text);
+  return text;
+};
+
 /**
  * POST /oauth2/introspect (RFC 7662): client authentication as at the token endpoint; the token's
  * members for the client it was issued to or a resource server of its audience, and `{"active":
@@ -39,8 +55,8 @@ export const introspectEndpoint = (deps: {
     if (!isConfidential(caller)) throw new InvalidClient('introspection requires client authentication');
     if (!form.token) throw new InvalidRequest('token is required');
     const info = await deps.inspect(form.token, form.token_type_hint);
-    const body = info && maySee(caller, info) ? info : { active: false };
-    if (!wantsJwt(req)) return { body };
+    const body = info && maySee(caller, info) ? info : INACTIVE;
+    if (!wantsJwt(req)) return { body: json(body), type: 'application/json' };
     // RFC 9701 §5: iss, aud (the caller), iat and the introspection response as `token_introspection`
     const jwt = await new SignJWT({ token_introspection: body })
       .setProtectedHeader({ alg: 'ES256', typ: 'token-introspection+jwt', kid: deps.signingKey.kid })
