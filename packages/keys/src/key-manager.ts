@@ -58,14 +58,14 @@ export class KeyManager {
   }
 
   async start(): Promise<void> {
-    const { pool } = this.options;
-    await pool.query(`CREATE TABLE IF NOT EXISTS ${this.table} (
-      kid text PRIMARY KEY, alg text NOT NULL, public_jwk jsonb NOT NULL, private_jwe text NOT NULL,
-      created_at timestamptz NOT NULL DEFAULT now(), activates_at timestamptz NOT NULL, retires_at timestamptz)`);
-    const client = await pool.connect();
+    const client = await this.options.pool.connect();
     try {
-      // one instance creates the first key; the others wait and load it
+      // one instance creates the table and the first key; the others wait and load it (two
+      // CREATE TABLE IF NOT EXISTS at once may both miss the table, and one then fails on pg_type)
       await client.query('SELECT pg_advisory_lock(hashtext($1))', [this.table]);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${this.table} (
+        kid text PRIMARY KEY, alg text NOT NULL, public_jwk jsonb NOT NULL, private_jwe text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(), activates_at timestamptz NOT NULL, retires_at timestamptz)`);
       const { rows } = await client.query(`SELECT 1 FROM ${this.table} LIMIT 1`);
       if (rows.length === 0) await this.insertKey(client, 0);
     } finally {

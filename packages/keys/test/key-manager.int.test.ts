@@ -27,6 +27,19 @@ describe('signing keys at rest', () => {
       ...(options.clock && { clock: options.clock }),
     });
 
+  it('instances starting together on an empty schema all start, on one first key (the table made under the lock)', async () => {
+    const key = kek();
+    for (const schema of ['together1', 'together2', 'together3', 'together4', 'together5']) {
+      await db.pool.query(`CREATE SCHEMA ${schema}`);
+      const instances = [1, 2, 3].map(() => manager(key, { schema }));
+      const started = await Promise.allSettled(instances.map((i) => i.start()));
+      expect(started.filter((s) => s.status === 'rejected')).toEqual([]);
+      expect(new Set(instances.map((i) => i.signingKey().kid)).size).toBe(1);
+      expect(instances[0]!.jwks().keys).toHaveLength(1);
+      for (const i of instances) await i.stop();
+    }
+  });
+
   it('refuses to start with another key-encryption key than the one that encrypted them, naming cause and remedy', async () => {
     const first = manager(kek());
     await first.start();
