@@ -69,8 +69,12 @@ export class KeyManager {
       const { rows } = await client.query(`SELECT 1 FROM ${this.table} LIMIT 1`);
       if (rows.length === 0) await this.insertKey(client, 0);
     } finally {
-      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [this.table]).catch(() => {});
-      client.release();
+      // a connection whose unlock failed may still hold the session lock: closed, not pooled
+      const unlocked = await client
+        .query('SELECT pg_advisory_unlock(hashtext($1))', [this.table])
+        .then(() => true)
+        .catch(() => false);
+      client.release(!unlocked);
     }
     await this.refresh();
     this.timer = setInterval(() => {

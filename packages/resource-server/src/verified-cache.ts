@@ -3,7 +3,8 @@ import type { GrantlineAccessToken } from './verifier.ts';
 /**
  * The claims of access tokens whose signature and claims were verified, keyed by the exact token
  * string, so that a token presented again skips the ES256 verification (the dominant cost of a
- * check). Only that is skipped: the deny-list, the organisation and the scopes are checked on every
+ * check). For the SDK only that is skipped (the introspection service also keeps its deny-list answer
+ * with the entry, ADR 11): the deny-list, the organisation and the scopes are checked on every
  * call, so a revocation takes effect as soon as its fact is applied. An entry lives until the
  * token's `exp` (never longer than verification would accept it), and the cache holds at most
  * `maxEntries`, dropping the oldest first, so a flood of distinct tokens costs bounded memory.

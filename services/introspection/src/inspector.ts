@@ -16,13 +16,13 @@ export interface TokenInfo {
   client_id: string;
   sub: string;
   scope?: string;
-  aud?: string | string[];
+  aud?: string | readonly string[];
   iss: string;
   exp: number;
   iat: number;
   jti?: string;
   grant_id?: string;
-  organisations?: string[];
+  organisations?: readonly string[];
 }
 
 /** `<family id>.<generation>.<secret>` (the token service's format) */
@@ -133,7 +133,9 @@ const standing = (t: {
  */
 export const tokenInspector = (deps: InspectorDeps) => {
   // ES256 verification is the costliest step of an access token's check: skipped for a token seen
-  // before (until its exp), never the facts, the client and the user below
+  // before (until its exp); the facts are asked again whenever their version moves (`judged`), the
+  // client and the user on every call. The cache hands out shallow copies of a view, so the view's
+  // `standing` (and the verdict kept in it) is the one object every copy shares.
   const verified = new VerifiedTokenCache<AccessTokenView>(deps.verifiedTokenCacheSize ?? 10_000, () =>
     deps.clock.now(),
   );
@@ -187,7 +189,7 @@ export const tokenInspector = (deps: InspectorDeps) => {
     if (!had || !left) return info;
     // a grant whose every organisation was disconnected grants nothing
     if (had.length > 0 && left.length === 0) return undefined;
-    return { ...info, organisations: left };
+    return { ...info, organisations: Object.freeze([...left]) };
   };
 
   /** a verified access token's answer, kept with its standing while its signature need not be checked again */
@@ -205,7 +207,7 @@ export const tokenInspector = (deps: InspectorDeps) => {
       client_id: String(c.client_id),
       sub: c.sub!,
       ...(c.scope !== undefined && { scope: String(c.scope) }),
-      ...(c.aud !== undefined && { aud: c.aud }),
+      ...(c.aud !== undefined && { aud: Array.isArray(c.aud) ? Object.freeze([...c.aud]) : c.aud }),
       iss: c.iss!,
       exp: c.exp!,
       iat: c.iat!,
@@ -217,7 +219,7 @@ export const tokenInspector = (deps: InspectorDeps) => {
       info,
       had,
       standing: standing({
-        sinceMs: c.iat! * 1_000,
+        sinceMs: Math.floor(c.iat! * 1_000), // as a Date would hold it: whole milliseconds
         jti: c.jti!,
         ...(c.grant_id !== undefined && { grantId: String(c.grant_id) }),
         sub: c.sub!,

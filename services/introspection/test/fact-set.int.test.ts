@@ -121,6 +121,32 @@ describe('revocation facts in memory (FactSet)', () => {
     );
   });
 
+  it('its version moves with every fact added or moved earlier, and is undefined while it is not live', async () => {
+    const schema = await newSchema();
+    const a = await instance(schema, 'facts-v');
+    const before = a.set.version;
+    expect(before).toBeTypeOf('number');
+    a.set.add([revocationKeys.grant('gv')], 2_000);
+    const added = a.set.version!;
+    expect(added).toBeGreaterThan(before!);
+    // the same fact again, or a later time: nothing changes, nothing kept need be read again
+    a.set.add([revocationKeys.grant('gv')], 2_000);
+    a.set.add([revocationKeys.grant('gv')], 3_000);
+    expect(a.set.version).toBe(added);
+    a.set.add([revocationKeys.grant('gv')], 1_000);
+    expect(a.set.version).toBeGreaterThan(added);
+    const earlier = a.set.version!;
+    await db.pool.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE application_name = 'facts-v' AND query ILIKE 'LISTEN%'`,
+    );
+    await eventually(() => (a.set.isLive ? undefined : true), { what: 'not live' });
+    expect(a.set.version).toBeUndefined();
+    // live again after reading the table: a version no answer kept before can match
+    await eventually(() => (a.set.isLive ? true : undefined), { what: 'live again' });
+    expect(a.set.version).toBeGreaterThan(earlier);
+  });
+
   it('an instance whose listener is down checks the table, and is back in memory once it has read it again', async () => {
     const schema = await newSchema();
     const a = await instance(schema, 'facts-a2');
