@@ -73,14 +73,41 @@ export const cpuSpent = (before: CpuSnapshot, after: CpuSnapshot): Map<string, n
   return spent;
 };
 
-/** `component ms, ...` per request, largest first, components under 0.05 ms left out, with the total. */
+/** `component ms, ...` per request, largest first, components under 0.02 ms left out, with the total. */
 export const perRequest = (spent: Map<string, number>, requests: number): string => {
   if (requests === 0 || spent.size === 0) return 'n/a';
   const total = [...spent.values()].reduce((a, b) => a + b, 0);
   const parts = [...spent]
     .map(([name, seconds]) => [name, (seconds * 1000) / requests] as const)
-    .filter(([, ms]) => ms >= 0.05)
+    .filter(([, ms]) => ms >= 0.02)
     .sort((a, b) => b[1] - a[1])
     .map(([name, ms]) => `${name} ${ms.toFixed(2)}`);
   return `${((total * 1000) / requests).toFixed(2)} ms of machine CPU (${parts.join(', ')})`;
+};
+
+/**
+ * Waits until the machine is quiet: less than `cores` of CPU (default 0.2) over a quarter of a second,
+ * this load generator left out. A run then starts with nothing of the previous one still at work (a
+ * consumer draining, a relay publishing), so each side is measured while the other idles. Resolves
+ * false when the machine is still busy after `timeoutMs` (default 15 s), or when /proc cannot be read.
+ */
+export const quiet = async (options: { cores?: number; timeoutMs?: number } = {}): Promise<boolean> => {
+  const windowMs = 250;
+  const deadline = performance.now() + (options.timeoutMs ?? 15_000);
+  let before = cpuSnapshot();
+  if (before.size === 0) return false;
+  while (performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const after = cpuSnapshot();
+    let busy = 0;
+    for (const [name, seconds] of cpuSpent(before, after)) if (name !== 'load generator') busy += seconds;
+    if (busy / (windowMs / 1_000) < (options.cores ?? 0.2)) return true;
+    before = after;
+  }
+  return false;
+};
+
+/** Each measured run starts on a quiet machine (`quiet`), or says that it could not. */
+export const settle = async (): Promise<void> => {
+  if (!(await quiet())) console.log('  (the machine was still busy after 15 s; measuring anyway)');
 };

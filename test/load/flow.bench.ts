@@ -1,6 +1,5 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { serviceFor } from '@grantline/server';
 import {
   databaseUrlFor,
@@ -14,13 +13,14 @@ import pg from 'pg';
 import { Agent, createTenant, redeem, runFlow, type Tenant } from '../e2e/flow.ts';
 import { registryAdmin } from '../e2e/registry-admin.ts';
 import type { Stack } from '../e2e/stack.ts';
-import { cpuSnapshot, cpuSpent, perRequest } from './cpu.ts';
+import { cpuSnapshot, cpuSpent, perRequest, settle } from './cpu.ts';
 import { isJwt, peerRefreshToken, runPeer } from './flow-peer.ts';
 import { childProcesses } from './processes.ts';
-import { fmt, latencyRecorder } from './stats.ts';
+import { alternated, fmt, latencyRecorder } from './stats.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const warmUpSeconds = 2;
+const warmUpSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
+const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const basicAuth = (id: string, secret: string) =>
   `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
@@ -208,28 +208,51 @@ async function main() {
       `authorization code flows, Grantline (4 processes, Postgres, Kafka, Redis), scripted HTTP, ${seconds} s per run:\n` +
         '  authorize -> sign-in page -> POST sign-in -> consent page -> POST Allow -> complete -> code ->\n' +
         '  token exchange with PKCE; a fresh user agent (new sign-in) and a new grant per flow; node-oidc-provider\n' +
-        '  through its development sign-in and consent pages, the same steps, right before each Grantline run',
+        '  through its development sign-in and consent pages, the same steps. Each side alone while the other idles:\n' +
+        `  ${warmUpSeconds} s of warm-up each, then ${rounds} runs each in turns (peer first, then Grantline first, ...),\n` +
+        '  the median run of each reported',
     );
     // BENCH_FLOW_PARTS=refresh: the refresh runs only (the flows' runs take minutes of scrypt)
     const flowRuns = process.env.BENCH_FLOW_PARTS === 'refresh' ? [] : [1, 10];
     const peerFlows = () => peerFlow().then(() => undefined);
+    const grantlineFlows = () => grantlineFlow().then(() => undefined);
     if (flowRuns.length > 0) {
       // warm-up, each while the other is idle
       await drive(10, warmUpSeconds, peerFlows);
-      await drive(10, warmUpSeconds, () => grantlineFlow().then(() => undefined));
+      await drive(10, warmUpSeconds, grantlineFlows);
     }
+    const runs = (of: Result[]) => of.map((r) => fmt(r.rate, 1)).join(', ');
     for (const concurrency of flowRuns) {
-      const p = await drive(concurrency, seconds, peerFlows);
+      // the step times are those of every Grantline run, summed
       steps.clear();
-      timing = true;
-      const r = await drive(concurrency, seconds, () => grantlineFlow().then(() => undefined));
-      timing = false;
+      let flows = 0;
+      const {
+        medians: [p, r],
+        runs: all,
+      } = await alternated(
+        rounds,
+        [
+          async () => {
+            await settle();
+            return drive(concurrency, seconds, peerFlows);
+          },
+          async () => {
+            await settle();
+            timing = true;
+            const result = await drive(concurrency, seconds, grantlineFlows);
+            timing = false;
+            flows += result.ok + result.errors;
+            return result;
+          },
+        ],
+        (x) => x.rate,
+      );
       console.log(
-        `concurrency ${concurrency}:\n${line('node-oidc-provider', 'flows/s', p)}\n${line('grantline', 'flows/s', r)}\n` +
+        `concurrency ${concurrency}:\n${line('node-oidc-provider', 'flows/s', p)}  runs ${runs(all[0])}\n` +
+          `${line('grantline', 'flows/s', r)}  runs ${runs(all[1])}\n` +
           `  ratio grantline/peer ${fmt(r.rate / p.rate, 2)}x (not the same work: the peer's development sign-in checks no password, Grantline's hashes it with scrypt, PASSWORD_SCRYPT_N)`,
       );
-      const flows = r.ok + r.errors;
-      const parts = [...steps].map(([key, total]) => `${key} ${fmt(total / flows)}`);
+      const parts = [...steps].map(([key, total]) => `${key} ${fmt(total / Math.max(1, flows))}`);
       console.log(
         `    mean ms per flow, by request:\n      ${parts.slice(0, 4).join(', ')},\n      ${parts.slice(4).join(', ')}`,
       );
@@ -288,7 +311,7 @@ async function main() {
     const grantline = { name: 'grantline', url: `${tokenService}/oauth2/token`, flow: grantlineFlow };
     const run = async (target: typeof peer, concurrency: number, duration: number) => {
       const chains = await collect(concurrency, target.flow);
-      await sleep(1_000); // let the flows' events and projections settle
+      await settle(); // the flows' events and projections, and what the run before left, done first
       const before = cpuSnapshot();
       const result = await drive(concurrency, duration, refreshOp(target.url, chains));
       return { ...result, cpu: cpuSpent(before, cpuSnapshot()) };
@@ -296,19 +319,28 @@ async function main() {
 
     console.log(
       `\nrefresh_token grant with rotation, client_secret_basic, JWT access tokens (ES256), ${seconds} s per run;\n` +
-        '  one sequential chain per connection (node:http keep-alive driver, same for both); node-oidc-provider on its in-memory adapter',
+        '  one sequential chain per connection (node:http keep-alive driver, same for both); node-oidc-provider on its in-memory adapter;\n' +
+        `  ${warmUpSeconds} s of warm-up each, then ${rounds} runs each in turns, each side alone, the median run reported`,
     );
     for (const concurrency of [10, 50]) {
       await run(peer, concurrency, warmUpSeconds);
       await run(grantline, concurrency, warmUpSeconds);
-      const p = await run(peer, concurrency, seconds);
-      const g = await run(grantline, concurrency, seconds);
+      const {
+        medians: [p, g],
+        runs: all,
+      } = await alternated(
+        rounds,
+        [() => run(peer, concurrency, seconds), () => run(grantline, concurrency, seconds)],
+        (x) => x.rate,
+      );
       console.log(
-        `concurrency ${concurrency}:\n${line(peer.name, 'refreshes/s', p)}\n${line(grantline.name, 'refreshes/s', g)}\n` +
-          `  ratio grantline/peer throughput ${fmt(g.rate / p.rate, 2)}x` +
+        `concurrency ${concurrency} (median of ${rounds} alternated runs each):\n` +
+          `${line(peer.name, 'refreshes/s', p)}  runs ${runs(all[0])}\n` +
+          `${line(grantline.name, 'refreshes/s', g)}  runs ${runs(all[1])}\n` +
+          `  ratio grantline/peer throughput ${fmt(g.rate / p.rate, 2)}x; target >= 1.0x: ${g.rate >= p.rate ? 'met' : 'NOT met'}` +
           `  (rotations per chain: grantline ~${fmt(g.ok / concurrency, 0)}, peer ~${fmt(p.ok / concurrency, 0)})\n` +
-          `  CPU per refresh, node-oidc-provider run: ${perRequest(p.cpu, p.ok)}\n` +
-          `  CPU per refresh, grantline run: ${perRequest(g.cpu, g.ok)}`,
+          `  CPU per refresh, node-oidc-provider's median run: ${perRequest(p.cpu, p.ok)}\n` +
+          `  CPU per refresh, grantline's median run: ${perRequest(g.cpu, g.ok)}`,
       );
     }
   } finally {

@@ -4,7 +4,7 @@ import { cpuSnapshot, cpuSpent, perRequest } from './cpu.ts';
 import type { childProcesses } from './processes.ts';
 import type { Connection } from './revocation-grants.ts';
 import { basicAuth, type RevocationStack } from './revocation-stack.ts';
-import { fmt } from './stats.ts';
+import { alternated, fmt } from './stats.ts';
 
 interface Target {
   name: string;
@@ -80,12 +80,14 @@ export const measureIntrospection = async (
   const ratios: number[] = [];
   for (const connections of options.concurrencies) {
     for (const target of [peer, grantline]) await drive(target, connections, options.warmUpSeconds);
-    const runs: [Driven[], Driven[]] = [[], []];
-    // A B, B A, A B, ...: a drift of the machine's speed falls on both sides alike
-    for (let round = 0; round < Math.max(1, options.rounds); round++)
-      for (const i of round % 2 === 0 ? [0, 1] : [1, 0])
-        runs[i]!.push(await drive([peer, grantline][i]!, connections, options.seconds));
-    const [p, g] = runs.map(median) as [Driven, Driven];
+    const {
+      medians: [p, g],
+      runs,
+    } = await alternated(
+      options.rounds,
+      [() => drive(peer, connections, options.seconds), () => drive(grantline, connections, options.seconds)],
+      (r) => r.rate,
+    );
     ratios.push(g.rate / p.rate);
     lines.push(
       `concurrency ${connections}:`,
@@ -112,11 +114,6 @@ const introspect = async (target: Target, token: string) => {
   });
   return res.status === 200 ? ((await res.json()) as { active?: boolean }) : {};
 };
-
-type Driven = Awaited<ReturnType<typeof drive>>;
-
-/** the run of median throughput (of an even number, the lower middle one) */
-const median = (runs: Driven[]): Driven => [...runs].sort((a, b) => a.rate - b.rate)[(runs.length - 1) >> 1]!;
 
 const drive = async (target: Target, connections: number, seconds: number) => {
   let next = 0;

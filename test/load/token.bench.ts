@@ -7,9 +7,9 @@ import { PGlite } from '@electric-sql/pglite';
 import { databaseUrlFor, freePort, freePorts, resolveInfrastructure, uniqueName } from '@grantline/testing';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { cpuSnapshot, cpuSpent, perRequest } from './cpu.ts';
+import { cpuSnapshot, cpuSpent, perRequest, settle } from './cpu.ts';
 import { childProcesses } from './processes.ts';
-import { fmt } from './stats.ts';
+import { alternated, fmt } from './stats.ts';
 
 /**
  * pnpm bench:token — the token endpoint (client_credentials, client_secret_basic) of node-oidc-provider
@@ -17,7 +17,8 @@ import { fmt } from './stats.ts';
  * Postgres, Kafka, Redis) and embedded (`pnpm start`: one process on PGlite). Same client metadata,
  * same load, warm-up first (BENCH_WARMUP_SECONDS, default 10), one system loaded at a time and each
  * Grantline mode running alone, only 2xx counted.
- * BENCH_SECONDS (default 10), BENCH_MODES (default `distributed,distributed-2,embedded`; `distributed-2`
+ * Measured runs alternate (peer, Grantline, then Grantline, peer, ...; BENCH_ROUNDS each, default 3) and
+ * the median run of each side is reported. BENCH_CONCURRENCY (default `10,50`), BENCH_SECONDS (default 10), BENCH_MODES (default `distributed,distributed-2,embedded`; `distributed-2`
  * is the distributed stack with two token processes sharing its port, GRANTLINE_WORKERS=2).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -25,6 +26,8 @@ const warmUpSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
 const modes = (process.env.BENCH_MODES ?? 'distributed,distributed-2,embedded')
   .split(',')
   .map((m) => m.trim());
+const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const concurrencies = (process.env.BENCH_CONCURRENCY ?? '10,50').split(',').map(Number);
 const { children, spawnTs } = childProcesses();
 const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
 const kek = 'q'.repeat(43);
@@ -174,6 +177,8 @@ const load = async (url: string, authorization: string, connections: number, dur
   };
 };
 
+type Measured = Awaited<ReturnType<typeof load>> & { cpu: Map<string, number>; recorded?: number };
+
 const start = (mode: string): Promise<Target> => {
   if (mode === 'distributed') return distributed();
   if (mode === 'distributed-2') return distributed(2);
@@ -211,7 +216,8 @@ try {
   console.log(
     `token endpoint, client_credentials + client_secret_basic, ${seconds} s per run after ${warmUpSeconds} s of warm-up` +
       ' (autocannon, same machine; only 2xx counted). Each Grantline mode runs alone, started before and stopped' +
-      ' after its runs; the peer (idle meanwhile) is measured right before it at each concurrency. Both run with' +
+      ` after its runs; at each concurrency the peer and Grantline take turns, ${rounds} runs each (peer first, then` +
+      ' Grantline first, ...), each alone while the other idles, and the median run of each is reported. Both run with' +
       ` NODE_ENV=production; the distributed mode's Postgres has ${durability}.`,
   );
   for (const mode of modes) {
@@ -219,30 +225,44 @@ try {
     targets.push(target);
     const client = await registerClient(target);
     let ok = 0;
-    for (const connections of [10, 50]) {
+    for (const connections of concurrencies) {
       // warm-up, each system alone; Grantline's first, so that its consumers have drained what the
       // warm-up recorded by the time the peer is measured (a backlog would take the peer's CPU)
       await load(target.tokenUrl, client.authorization, connections, warmUpSeconds);
       await load(peerUrl, peerAuthorization, connections, warmUpSeconds);
-      const peerCpu = cpuSnapshot();
-      const peer = await load(peerUrl, peerAuthorization, connections, seconds);
-      const peerSpent = cpuSpent(peerCpu, cpuSnapshot());
-      const before = (await target.issued()) ?? 0;
-      const grantlineCpu = cpuSnapshot();
-      const result = await load(target.tokenUrl, client.authorization, connections, seconds);
-      const grantlineSpent = cpuSpent(grantlineCpu, cpuSnapshot());
-      const after = await target.issued();
-      ok += result.ok;
+      const measurePeer = async (): Promise<Measured> => {
+        await settle();
+        const cpu = cpuSnapshot();
+        const run = await load(peerUrl, peerAuthorization, connections, seconds);
+        return { ...run, cpu: cpuSpent(cpu, cpuSnapshot()) };
+      };
+      const measureGrantline = async (): Promise<Measured> => {
+        await settle();
+        const before = (await target.issued()) ?? 0;
+        const cpu = cpuSnapshot();
+        const run = await load(target.tokenUrl, client.authorization, connections, seconds);
+        const spent = cpuSpent(cpu, cpuSnapshot());
+        const after = await target.issued();
+        ok += run.ok;
+        return { ...run, cpu: spent, ...(after !== undefined && { recorded: after - before }) };
+      };
+      const {
+        medians: [peer, result],
+        runs,
+      } = await alternated(rounds, [measurePeer, measureGrantline], (r) => r.rps);
+      const all = (side: 0 | 1) => runs[side].map((r) => fmt(r.rps, 0)).join(', ');
+      const recorded = runs[1].reduce((n, r) => n + (r.recorded ?? 0), 0);
+      const answered = runs[1].reduce((n, r) => n + r.ok, 0);
       console.log(
         [
-          `concurrency ${connections}, ${target.name}:`,
-          `  node-oidc-provider ${fmt(peer.rps, 0).padStart(6)} tokens/s  p50 ${fmt(peer.p50)} ms  p99 ${fmt(peer.p99)} ms  errors ${peer.errors}`,
-          `  grantline          ${fmt(result.rps, 0).padStart(6)} tokens/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}` +
-            (after !== undefined
-              ? `  (${after - before}/${result.ok} issued tokens recorded as events)`
+          `concurrency ${connections}, ${target.name} (median of ${rounds} alternated runs each):`,
+          `  node-oidc-provider ${fmt(peer.rps, 0).padStart(6)} tokens/s  p50 ${fmt(peer.p50)} ms  p99 ${fmt(peer.p99)} ms  errors ${peer.errors}  (runs ${all(0)})`,
+          `  grantline          ${fmt(result.rps, 0).padStart(6)} tokens/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}  (runs ${all(1)})` +
+            (result.recorded !== undefined
+              ? `\n    ${recorded}/${answered} issued tokens recorded as events in these runs`
               : ''),
-          `  CPU per token, node-oidc-provider run: ${perRequest(peerSpent, peer.ok)}`,
-          `  CPU per token, grantline run: ${perRequest(grantlineSpent, result.ok)}`,
+          `  CPU per token, node-oidc-provider's median run: ${perRequest(peer.cpu, peer.ok)}`,
+          `  CPU per token, grantline's median run: ${perRequest(result.cpu, result.ok)}`,
           `  ratio to node-oidc-provider ${fmt(result.rps / peer.rps, 2)}x` +
             (connections === 50 && target.name.startsWith('grantline distributed')
               ? `  (target >= 1.5x: ${result.rps / peer.rps >= 1.5 ? 'met' : 'NOT met'}; p99 < 25 ms: ${result.p99 < 25 ? 'met' : 'NOT met'})`
