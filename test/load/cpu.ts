@@ -87,15 +87,14 @@ export const perRequest = (spent: Map<string, number>, requests: number): string
 
 /**
  * Waits until the machine is quiet: less than `cores` of CPU (default 0.2) over a quarter of a second,
- * this load generator left out. A run then starts with nothing of the previous one still at work (a
- * consumer draining, a relay publishing), so each side is measured while the other idles. Resolves
- * false when the machine is still busy after `timeoutMs` (default 15 s), or when /proc cannot be read.
+ * this load generator left out. Resolves false when the machine is still busy after `timeoutMs`
+ * (default 15 s); true at once where /proc cannot be read (nothing to wait on).
  */
 export const quiet = async (options: { cores?: number; timeoutMs?: number } = {}): Promise<boolean> => {
   const windowMs = 250;
   const deadline = performance.now() + (options.timeoutMs ?? 15_000);
   let before = cpuSnapshot();
-  if (before.size === 0) return false;
+  if (before.size === 0) return true;
   while (performance.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, windowMs));
     const after = cpuSnapshot();
@@ -107,7 +106,23 @@ export const quiet = async (options: { cores?: number; timeoutMs?: number } = {}
   return false;
 };
 
-/** Each measured run starts on a quiet machine (`quiet`), or says that it could not. */
-export const settle = async (): Promise<void> => {
+const settle = async (): Promise<void> => {
   if (!(await quiet())) console.log('  (the machine was still busy after 15 s; measuring anyway)');
+};
+
+/**
+ * One measured run of a benchmark: it starts once the machine is quiet (`quiet`), so nothing of the run
+ * before (a consumer draining, a relay publishing) runs during it. Its CPU by component is counted from
+ * its start until the machine is quiet again after it, so the work it leaves behind counts to it;
+ * `tailMs` says how long that took after the run.
+ */
+export const measuredRun = async <R extends object>(
+  run: () => Promise<R>,
+): Promise<R & { cpu: Map<string, number>; tailMs: number }> => {
+  await settle();
+  const before = cpuSnapshot();
+  const result = await run();
+  const ended = performance.now();
+  await settle();
+  return { ...result, cpu: cpuSpent(before, cpuSnapshot()), tailMs: performance.now() - ended };
 };

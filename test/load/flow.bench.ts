@@ -13,14 +13,14 @@ import pg from 'pg';
 import { Agent, createTenant, redeem, runFlow, type Tenant } from '../e2e/flow.ts';
 import { registryAdmin } from '../e2e/registry-admin.ts';
 import type { Stack } from '../e2e/stack.ts';
-import { cpuSnapshot, cpuSpent, perRequest, settle } from './cpu.ts';
+import { measuredRun, perRequest } from './cpu.ts';
 import { isJwt, peerRefreshToken, runPeer } from './flow-peer.ts';
 import { childProcesses } from './processes.ts';
-import { alternated, fmt, latencyRecorder } from './stats.ts';
+import { alternated, fmt, latencyRecorder, setting } from './stats.ts';
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const warmUpSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
-const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const seconds = setting('BENCH_SECONDS', 10);
+const warmUpSeconds = setting('BENCH_WARMUP_SECONDS', 10);
+const rounds = setting('BENCH_ROUNDS', 3, { integer: true });
 const basicAuth = (id: string, secret: string) =>
   `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
@@ -232,18 +232,15 @@ async function main() {
       } = await alternated(
         rounds,
         [
-          async () => {
-            await settle();
-            return drive(concurrency, seconds, peerFlows);
-          },
-          async () => {
-            await settle();
-            timing = true;
-            const result = await drive(concurrency, seconds, grantlineFlows);
-            timing = false;
-            flows += result.ok + result.errors;
-            return result;
-          },
+          () => measuredRun(() => drive(concurrency, seconds, peerFlows)),
+          () =>
+            measuredRun(async () => {
+              timing = true;
+              const result = await drive(concurrency, seconds, grantlineFlows);
+              timing = false;
+              flows += result.ok + result.errors;
+              return result;
+            }),
         ],
         (x) => x.rate,
       );
@@ -311,10 +308,7 @@ async function main() {
     const grantline = { name: 'grantline', url: `${tokenService}/oauth2/token`, flow: grantlineFlow };
     const run = async (target: typeof peer, concurrency: number, duration: number) => {
       const chains = await collect(concurrency, target.flow);
-      await settle(); // the flows' events and projections, and what the run before left, done first
-      const before = cpuSnapshot();
-      const result = await drive(concurrency, duration, refreshOp(target.url, chains));
-      return { ...result, cpu: cpuSpent(before, cpuSnapshot()) };
+      return measuredRun(() => drive(concurrency, duration, refreshOp(target.url, chains)));
     };
 
     console.log(
@@ -340,7 +334,8 @@ async function main() {
           `  ratio grantline/peer throughput ${fmt(g.rate / p.rate, 2)}x; target >= 1.0x: ${g.rate >= p.rate ? 'met' : 'NOT met'}` +
           `  (rotations per chain: grantline ~${fmt(g.ok / concurrency, 0)}, peer ~${fmt(p.ok / concurrency, 0)})\n` +
           `  CPU per refresh, node-oidc-provider's median run: ${perRequest(p.cpu, p.ok)}\n` +
-          `  CPU per refresh, grantline's median run: ${perRequest(g.cpu, g.ok)}`,
+          `  CPU per refresh, grantline's median run: ${perRequest(g.cpu, g.ok)}` +
+          ` (counted until the machine was quiet again, ${fmt(g.tailMs / 1_000, 2)} s after the run)`,
       );
     }
   } finally {

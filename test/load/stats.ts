@@ -37,3 +37,29 @@ export const alternated = async <R>(
   const median = (of: R[]) => [...of].sort((a, b) => rate(a) - rate(b))[(of.length - 1) >> 1]!;
   return { medians: [median(runs[0]), median(runs[1])], runs };
 };
+
+/**
+ * A benchmark setting from the environment: comma-separated positive numbers (whole ones with
+ * `integer`), else `fallback`. Anything else stops the benchmark with a message naming the variable.
+ */
+export const settingList = (
+  name: string,
+  fallback: string,
+  options: { integer?: boolean } = {},
+): number[] => {
+  const raw = process.env[name]?.trim() || fallback;
+  const values = raw.split(',').map((v) => Number(v.trim()));
+  const bad = (v: number) => !Number.isFinite(v) || v <= 0 || (options.integer && !Number.isInteger(v));
+  if (values.some(bad))
+    throw new Error(
+      `${name} must be ${options.integer ? 'whole numbers' : 'numbers'} above 0, comma-separated (got "${raw}")`,
+    );
+  return values;
+};
+
+/** One benchmark setting (`settingList` of one value). */
+export const setting = (name: string, fallback: number, options: { integer?: boolean } = {}): number => {
+  const values = settingList(name, String(fallback), options);
+  if (values.length !== 1) throw new Error(`${name} must be one number (got "${process.env[name]}")`);
+  return values[0]!;
+};

@@ -7,9 +7,9 @@ import { PGlite } from '@electric-sql/pglite';
 import { databaseUrlFor, freePort, freePorts, resolveInfrastructure, uniqueName } from '@grantline/testing';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { cpuSnapshot, cpuSpent, perRequest, settle } from './cpu.ts';
+import { measuredRun, perRequest } from './cpu.ts';
 import { childProcesses } from './processes.ts';
-import { alternated, fmt } from './stats.ts';
+import { alternated, fmt, setting, settingList } from './stats.ts';
 
 /**
  * pnpm bench:token — the token endpoint (client_credentials, client_secret_basic) of node-oidc-provider
@@ -21,13 +21,13 @@ import { alternated, fmt } from './stats.ts';
  * the median run of each side is reported. BENCH_CONCURRENCY (default `10,50`), BENCH_SECONDS (default 10), BENCH_MODES (default `distributed,distributed-2,embedded`; `distributed-2`
  * is the distributed stack with two token processes sharing its port, GRANTLINE_WORKERS=2).
  */
-const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const warmUpSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
+const seconds = setting('BENCH_SECONDS', 10);
+const warmUpSeconds = setting('BENCH_WARMUP_SECONDS', 10);
 const modes = (process.env.BENCH_MODES ?? 'distributed,distributed-2,embedded')
   .split(',')
   .map((m) => m.trim());
-const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
-const concurrencies = (process.env.BENCH_CONCURRENCY ?? '10,50').split(',').map(Number);
+const rounds = setting('BENCH_ROUNDS', 3, { integer: true });
+const concurrencies = settingList('BENCH_CONCURRENCY', '10,50', { integer: true });
 const { children, spawnTs } = childProcesses();
 const adminToken = 'bench-admin-token-0123456789abcdefghijklmnop';
 const kek = 'q'.repeat(43);
@@ -177,7 +177,11 @@ const load = async (url: string, authorization: string, connections: number, dur
   };
 };
 
-type Measured = Awaited<ReturnType<typeof load>> & { cpu: Map<string, number>; recorded?: number };
+type Measured = Awaited<ReturnType<typeof load>> & {
+  cpu: Map<string, number>;
+  tailMs: number;
+  recorded?: number;
+};
 
 const start = (mode: string): Promise<Target> => {
   if (mode === 'distributed') return distributed();
@@ -230,21 +234,17 @@ try {
       // warm-up recorded by the time the peer is measured (a backlog would take the peer's CPU)
       await load(target.tokenUrl, client.authorization, connections, warmUpSeconds);
       await load(peerUrl, peerAuthorization, connections, warmUpSeconds);
-      const measurePeer = async (): Promise<Measured> => {
-        await settle();
-        const cpu = cpuSnapshot();
-        const run = await load(peerUrl, peerAuthorization, connections, seconds);
-        return { ...run, cpu: cpuSpent(cpu, cpuSnapshot()) };
-      };
+      const measurePeer = (): Promise<Measured> =>
+        measuredRun(() => load(peerUrl, peerAuthorization, connections, seconds));
       const measureGrantline = async (): Promise<Measured> => {
-        await settle();
         const before = (await target.issued()) ?? 0;
-        const cpu = cpuSnapshot();
-        const run = await load(target.tokenUrl, client.authorization, connections, seconds);
-        const spent = cpuSpent(cpu, cpuSnapshot());
+        // counted once the machine is quiet again: every request answered has had its event committed
+        const run = await measuredRun(() =>
+          load(target.tokenUrl, client.authorization, connections, seconds),
+        );
         const after = await target.issued();
         ok += run.ok;
-        return { ...run, cpu: spent, ...(after !== undefined && { recorded: after - before }) };
+        return { ...run, ...(after !== undefined && { recorded: after - before }) };
       };
       const {
         medians: [peer, result],
@@ -262,7 +262,8 @@ try {
               ? `\n    ${recorded}/${answered} issued tokens recorded as events in these runs`
               : ''),
           `  CPU per token, node-oidc-provider's median run: ${perRequest(peer.cpu, peer.ok)}`,
-          `  CPU per token, grantline's median run: ${perRequest(result.cpu, result.ok)}`,
+          `  CPU per token, grantline's median run: ${perRequest(result.cpu, result.ok)}` +
+            ` (counted until the machine was quiet again, ${fmt(result.tailMs / 1_000, 2)} s after the run)`,
           `  ratio to node-oidc-provider ${fmt(result.rps / peer.rps, 2)}x` +
             (connections === 50 && target.name.startsWith('grantline distributed')
               ? `  (target >= 1.5x: ${result.rps / peer.rps >= 1.5 ? 'met' : 'NOT met'}; p99 < 25 ms: ${result.p99 < 25 ? 'met' : 'NOT met'})`
