@@ -18,7 +18,7 @@ import { alternated, fmt, setting, settingList } from './stats.ts';
  * same load, warm-up first (BENCH_WARMUP_SECONDS, default 10), one system loaded at a time and each
  * Grantline mode running alone, only 2xx counted.
  * Measured runs alternate (peer, Grantline, then Grantline, peer, ...; BENCH_ROUNDS each, default 3) and
- * the median run of each side is reported. BENCH_CONCURRENCY (default `10,50`), BENCH_SECONDS (default 10), BENCH_MODES (default `distributed,distributed-2,embedded`; `distributed-2`
+ * the median run of each side is reported. BENCH_SYNCHRONOUS_COMMIT=off (diagnosis only), BENCH_CONCURRENCY (default `10,50`), BENCH_SECONDS (default 10), BENCH_MODES (default `distributed,distributed-2,embedded`; `distributed-2`
  * is the distributed stack with two token processes sharing its port, GRANTLINE_WORKERS=2).
  */
 const seconds = setting('BENCH_SECONDS', 10);
@@ -46,7 +46,27 @@ const { infra, stop } = await resolveInfrastructure({ steadyState: true });
 const database = uniqueName('bench');
 const dataDir = mkdtempSync(join(tmpdir(), 'grantline-bench-'));
 
+/**
+ * BENCH_SYNCHRONOUS_COMMIT=off: the distributed mode's database commits without waiting for the WAL
+ * flush, to show what the fsync behind every recorded token costs. A diagnosis, never a durable figure.
+ */
+const synchronousCommit = process.env.BENCH_SYNCHRONOUS_COMMIT === 'off' ? 'off' : 'on';
+
+/** Grantline's database, made before its services start, with the commit setting they run under. */
+const prepareDatabase = async (name: string) => {
+  if (synchronousCommit === 'on') return; // start-services creates it, with the server's setting
+  const admin = new pg.Client({ connectionString: infra.databaseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.query(`ALTER DATABASE ${name} SET synchronous_commit TO off`);
+  } finally {
+    await admin.end();
+  }
+};
+
 const distributed = async (tokenWorkers = 1): Promise<Target> => {
+  await prepareDatabase(`${database}_${tokenWorkers}`);
   // the gateway and the five services behind it, then the management gateway and the five services'
   // management ports (scripts/start-services.ts)
   const base = await freePorts(12);
@@ -222,7 +242,11 @@ try {
       ' (autocannon, same machine; only 2xx counted). Each Grantline mode runs alone, started before and stopped' +
       ` after its runs; at each concurrency the peer and Grantline take turns, ${rounds} runs each (peer first, then` +
       ' Grantline first, ...), each alone while the other idles, and the median run of each is reported. Both run with' +
-      ` NODE_ENV=production; the distributed mode's Postgres has ${durability}.`,
+      ` NODE_ENV=production; the distributed mode's Postgres has ${durability}` +
+      (synchronousCommit === 'off'
+        ? ', but its database has synchronous_commit=off (BENCH_SYNCHRONOUS_COMMIT=off: a diagnosis of what the' +
+          ' commit fsync costs, not a durable figure).'
+        : '.'),
   );
   for (const mode of modes) {
     const target = await start(mode);
