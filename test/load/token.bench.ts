@@ -18,8 +18,10 @@ import { alternated, fmt, setting, settingList } from './stats.ts';
  * same load, warm-up first (BENCH_WARMUP_SECONDS, default 10), one system loaded at a time and each
  * Grantline mode running alone, only 2xx counted.
  * Measured runs alternate (peer, Grantline, then Grantline, peer, ...; BENCH_ROUNDS each, default 3) and
- * the median run of each side is reported. BENCH_SYNCHRONOUS_COMMIT=off (diagnosis only), BENCH_CONCURRENCY (default `10,50`), BENCH_SECONDS (default 10), BENCH_MODES (default `distributed,distributed-2,embedded`; `distributed-2`
- * is the distributed stack with two token processes sharing its port, GRANTLINE_WORKERS=2).
+ * the median run of each side is reported. BENCH_SYNCHRONOUS_COMMIT=off (diagnosis only),
+ * BENCH_CONCURRENCY (default `10,50`), BENCH_SECONDS (default 10), BENCH_MODES (default
+ * `distributed,distributed-2,embedded`; `distributed-2` is the distributed stack with two token
+ * processes sharing its port, GRANTLINE_WORKERS=2).
  */
 const seconds = setting('BENCH_SECONDS', 10);
 const warmUpSeconds = setting('BENCH_WARMUP_SECONDS', 10);
